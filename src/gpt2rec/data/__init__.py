@@ -1,0 +1,5 @@
+"""Datasets, splits and negative sampling."""
+
+from .dataset import Dataset
+
+__all__ = ["Dataset"]

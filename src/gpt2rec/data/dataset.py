@@ -1,0 +1,138 @@
+"""The one dataset object every loader produces: interactions plus user and item tables.
+
+Internal indices are contiguous (0..n-1) and ordered by raw ID; `user_ids[idx]` / `item_ids[idx]`
+map back to the raw IDs found in the source files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, UserError
+
+INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
+
+
+@dataclass
+class Dataset:
+    """Interactions (internal indices) and metadata tables (row i describes internal index i).
+
+    interactions: columns user (int64), item (int64), rating (float32), timestamp (int64)
+    users: column `user_id` (raw) plus metadata columns (MovieLens: gender, age, occupation, zip_code)
+    items: column `item_id` (raw) plus `title` (str), `year` (Int64, may be NA), `genres` (list[str])
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    users: pd.DataFrame
+    items: pd.DataFrame
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self.users["user_id"].to_numpy()
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.items["item_id"].to_numpy()
+
+    def user_index(self, raw_id) -> int:
+        return _lookup(self.user_ids, raw_id, "user")
+
+    def item_index(self, raw_id) -> int:
+        return _lookup(self.item_ids, raw_id, "item")
+
+    def implicit(self, threshold: float | None = None) -> "Dataset":
+        """Keep all interactions (threshold None) or those with rating >= threshold."""
+        if threshold is None:
+            return self
+        kept = self.interactions[self.interactions["rating"] >= threshold].reset_index(drop=True)
+        return Dataset(self.name, kept, self.users, self.items)
+
+    def describe(self) -> dict:
+        n = len(self.interactions)
+        return {
+            "name": self.name,
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": n,
+            "density": n / max(1, self.n_users * self.n_items),
+            "user_columns": [c for c in self.users.columns if c != "user_id"],
+            "item_columns": [c for c in self.items.columns if c != "item_id"],
+        }
+
+    @classmethod
+    def from_frames(
+        cls,
+        name: str,
+        interactions: pd.DataFrame,
+        users: pd.DataFrame | None = None,
+        items: pd.DataFrame | None = None,
+    ) -> "Dataset":
+        """Build from raw frames: interactions with user_id, item_id[, rating, timestamp].
+
+        Users/items are the union of those in the interactions and in the tables, sorted by raw ID.
+        """
+        for col in ("user_id", "item_id"):
+            if col not in interactions.columns:
+                raise DataError(f"interactions lack the column '{col}'; found {list(interactions.columns)}")
+        inter = interactions.copy()
+        if "rating" not in inter.columns:
+            inter["rating"] = 1.0
+        if "timestamp" not in inter.columns:
+            inter["timestamp"] = 0
+        users = _table(users, "user_id", inter["user_id"])
+        items = _table(items, "item_id", inter["item_id"])
+        if "genres" not in items.columns:
+            items["genres"] = [[] for _ in range(len(items))]
+        if "title" not in items.columns:
+            items["title"] = items["item_id"].astype(str)
+        user_pos = pd.Series(np.arange(len(users)), index=users["user_id"].to_numpy())
+        item_pos = pd.Series(np.arange(len(items)), index=items["item_id"].to_numpy())
+        out = pd.DataFrame(
+            {
+                "user": user_pos.loc[inter["user_id"].to_numpy()].to_numpy().astype(np.int64),
+                "item": item_pos.loc[inter["item_id"].to_numpy()].to_numpy().astype(np.int64),
+                "rating": inter["rating"].to_numpy().astype(np.float32),
+                "timestamp": inter["timestamp"].to_numpy().astype(np.int64),
+            }
+        )
+        return cls(name, out, users, items)
+
+
+def _table(table: pd.DataFrame | None, key: str, seen: pd.Series) -> pd.DataFrame:
+    ids = np.unique(seen.to_numpy())
+    if table is None:
+        return pd.DataFrame({key: ids})
+    if key not in table.columns:
+        raise DataError(f"table lacks the key column '{key}'; found {list(table.columns)}")
+    dup = table[key][table[key].duplicated()]
+    if len(dup):
+        raise DataError(f"duplicate {key} {dup.iloc[0]!r} in the metadata table; each {key} must appear once")
+    missing = np.setdiff1d(ids, table[key].to_numpy())
+    if len(missing):
+        table = pd.concat([table, pd.DataFrame({key: missing})], ignore_index=True)
+    return table.sort_values(key).reset_index(drop=True)
+
+
+def _lookup(ids: np.ndarray, raw_id, kind: str) -> int:
+    try:
+        raw = type(ids[0].item())(raw_id) if len(ids) else raw_id
+    except (TypeError, ValueError):
+        raise UserError(f"{kind} ID {raw_id!r} is not a valid {kind} ID (expected an integer)") from None
+    pos = np.searchsorted(ids, raw)
+    if pos >= len(ids) or ids[pos] != raw:
+        raise UserError(
+            f"unknown {kind} {raw_id!r}: not in this dataset ({len(ids)} {kind}s, IDs {ids[0]}..{ids[-1]})"
+        )
+    return int(pos)

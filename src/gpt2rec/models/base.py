@@ -1,0 +1,55 @@
+"""The model contract shared by every recommender (baselines and GPT-2 models alike).
+
+A model is a `torch.nn.Module` with a typed `config` dataclass and two scoring methods. It never
+trains itself: gradient models are trained by `gpt2rec.train.loop`, closed-form models (popularity,
+ItemKNN, EASE) by their spec's `fit` function. Everything a model needs to be rebuilt lives in its
+config plus its `state_dict` (saved as safetensors), so a checkpoint loads without unpickling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import pandas as pd
+import torch
+
+from ..data.dataset import Dataset
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    config: Any
+    n_users: int
+    n_items: int
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each user: (B,) long -> (B, n_items) float."""
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of (user, item) pairs: (B,), (B,) -> (B,)."""
+
+
+@dataclass
+class ModelContext:
+    """What a model builder may read: sizes always; metadata and training data when available.
+
+    On checkpoint load `train` is None: everything learned from it must be in the state_dict.
+    """
+
+    n_users: int
+    n_items: int
+    dataset: Dataset | None = None
+    train: pd.DataFrame | None = None  # training interactions, internal indices
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry. `fit` is set for closed-form models; None means gradient training."""
+
+    name: str
+    config_cls: type
+    build: Callable[[Any, ModelContext], torch.nn.Module]
+    fit: Callable[[torch.nn.Module, ModelContext], None] | None = None
+    description: str = ""
