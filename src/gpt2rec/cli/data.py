@@ -1,0 +1,80 @@
+"""`gpt2rec data fetch|info|split`: get MovieLens, describe a dataset, split it."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import data_split
+
+
+def register(subparsers) -> None:
+    from ..data.fetch import SOURCES
+
+    parser = subparsers.add_parser("data", help="fetch, describe and split datasets", description=__doc__)
+    sub = parser.add_subparsers(dest="data_command", required=True)
+
+    p = sub.add_parser("fetch", help="download and extract a MovieLens dataset", description=fetch_cmd.__doc__)
+    p.add_argument("name", help=f"one of: {', '.join(SOURCES)}")
+    p.add_argument("--force", action="store_true", help="extract again even if the dataset is already there")
+    p.set_defaults(func=fetch_cmd)
+
+    p = sub.add_parser(
+        "info", help="print a dataset's size and columns", description=info_cmd.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("dataset", help="a MovieLens name, an extracted MovieLens folder, or your interactions file")
+    add_data_options(p)
+    p.set_defaults(func=info_cmd)
+
+    data_split.register(sub)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """Options of `DataConfig` for the user's own files (and the implicit threshold)."""
+    from ..data.load import DataConfig
+
+    d = DataConfig()
+    p.add_argument("--implicit-threshold", type=float, default=None, help="keep ratings >= this")
+    p.add_argument("--users", default=None, help="your users table (CSV/TSV/Parquet)")
+    p.add_argument("--items", default=None, help="your items table (CSV/TSV/Parquet)")
+    p.add_argument("--user-col", default=d.user_col, help="user ID column")
+    p.add_argument("--item-col", default=d.item_col, help="item ID column")
+    p.add_argument("--rating-col", default=None, help="rating column (default: 'rating' if present)")
+    p.add_argument("--timestamp-col", default=None, help="timestamp column (default: 'timestamp' if present)")
+    p.add_argument("--sep", default=None, help="field separator (default: from the suffix; .csv ',' .tsv tab)")
+    p.add_argument("--genres-sep", default=d.genres_sep, help="separator inside the genres column")
+    p.add_argument("--encoding", default=d.encoding, help="text encoding of your files")
+
+
+def data_config(args) -> "DataConfig":  # noqa: F821
+    from ..data.load import DataConfig
+
+    sep = args.sep.encode().decode("unicode_escape") if args.sep else None  # "\t" typed on a shell
+    return DataConfig(
+        dataset=args.dataset, implicit_threshold=args.implicit_threshold, users=args.users, items=args.items,
+        user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,
+        timestamp_col=args.timestamp_col, sep=sep, genres_sep=args.genres_sep, encoding=args.encoding,
+    )  # fmt: skip
+
+
+def fetch_cmd(args) -> int:
+    """Download, verify and extract a MovieLens dataset into the gpt2rec cache ($GPT2REC_HOME)."""
+    from ..data.fetch import fetch
+
+    folder = fetch(args.name, force=args.force)
+    print(folder)
+    return 0
+
+
+def info_cmd(args) -> int:
+    """Load a dataset and print its size, density and metadata columns."""
+    from ..data.load import load_dataset
+
+    info = load_dataset(data_config(args)).describe()
+    for key, value in info.items():
+        if isinstance(value, float):
+            value = f"{value:.4%}" if key == "density" else f"{value:g}"
+        elif isinstance(value, list):
+            value = ", ".join(value) or "-"
+        print(f"{key}: {value}")
+    return 0

@@ -1,0 +1,48 @@
+"""`gpt2rec data split DATASET --kind KIND --out DIR`: write a train/valid/test split of raw IDs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    """Add `split` to the `gpt2rec data` sub-subparsers."""
+    from ..data.splits import SPLITTERS, SplitConfig
+
+    default = SplitConfig()
+    p = sub.add_parser(
+        "split",
+        help="split a dataset into train/valid/test files",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dataset", help="dataset name or folder, as for `gpt2rec data info`")
+    p.add_argument("--kind", choices=list(SPLITTERS), default=default.kind, help="how to split")
+    p.add_argument(
+        "--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"), default=list(default.ratios),
+        help="shares for random and temporal splits (sum to 1)",
+    )
+    p.add_argument("--seed", type=int, default=default.seed, help="random seed")
+    p.add_argument(
+        "--cold-fraction", type=float, default=default.cold_fraction,
+        help="share of items (users) held out for cold-item (cold-user) splits",
+    )
+    p.add_argument("--out", required=True, help="folder to write train.tsv, valid.tsv, test.tsv, split.json")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..data.load import DataConfig, load_dataset
+    from ..data.splits import SplitConfig, make_split, write_split
+
+    config = SplitConfig(kind=args.kind, ratios=tuple(args.ratios), seed=args.seed, cold_fraction=args.cold_fraction)
+    dataset = load_dataset(DataConfig(dataset=args.dataset))
+    split = make_split(dataset, config)
+    out = write_split(split, dataset, args.out)
+    sizes = split.sizes()
+    line = f"{dataset.name}: {config.kind} split -> train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}"
+    cold = split.cold_items if split.cold_items is not None else split.cold_users
+    if cold is not None:
+        line += f"; {len(cold)} cold {'items' if split.cold_items is not None else 'users'}"
+    print(f"{line}; written to {out}")
+    return 0

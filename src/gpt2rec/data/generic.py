@@ -1,0 +1,166 @@
+"""Load a user's own interactions (CSV/TSV/Parquet) plus optional user and item tables.
+
+The interactions file needs a user column and an item column (integer IDs); rating and timestamp
+columns are optional (rating 1.0 and timestamp 0 when absent). The users table is keyed by the same
+user column, the items table by the same item column; an item `title` and `genres` column (split on
+`genres_sep`) are used when present, and `year` is parsed from the title when not given.
+Implicit feedback (`rating >= threshold`) is applied afterwards by `Dataset.implicit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .dataset import Dataset
+from .movielens import parse_years
+from .tables import check_file, check_unique, float_column, int_column, read_delimited, require_columns
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_SEP_BY_SUFFIX = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".dat": "::", ".psv": "|"}
+
+
+@dataclass
+class Columns:
+    """Column names and parsing options of the user's files."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    rating: str | None = None  # None: use a column named "rating" if there is one
+    timestamp: str | None = None  # None: use a column named "timestamp" if there is one
+    sep: str | None = None  # None: from the file suffix (.csv ',', .tsv '\t', .dat '::'), else ','
+    genres_sep: str = "|"
+    encoding: str = "utf-8"
+    title: str = "title"
+    genres: str = "genres"
+
+
+def load_generic(
+    interactions: str | Path,
+    users: str | Path | None = None,
+    items: str | Path | None = None,
+    columns: Columns | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Build a Dataset from the user's files; every bad value is a DataError naming file and line."""
+    cols = columns or Columns()
+    path = check_file(interactions, "check the path of the interactions file")
+    fix = _fix(cols)
+    df = _read(path, cols, fix)
+    wanted = [cols.user, cols.item] + [c for c in (cols.rating, cols.timestamp) if c]
+    require_columns(df, path, wanted, _sep(path, cols), fix)
+    inter = pd.DataFrame(
+        {
+            "user_id": int_column(df, cols.user, path, fix, f"user ID ({cols.user})"),
+            "item_id": int_column(df, cols.item, path, fix, f"item ID ({cols.item})"),
+        },
+        index=df.index,
+    )
+    rating_col = cols.rating or ("rating" if "rating" in df.columns else None)
+    if rating_col:
+        inter["rating"] = float_column(df, rating_col, path, fix, f"rating ({rating_col})")
+    ts_col = cols.timestamp or ("timestamp" if "timestamp" in df.columns else None)
+    if ts_col:
+        inter["timestamp"] = _timestamps(df, ts_col, path, fix)
+    key = ["user_id", "item_id"] + (["timestamp"] if ts_col else [])
+    check_unique(inter, key, path, fix)
+    user_table = _user_table(Path(users), cols, fix) if users else None
+    item_table = _item_table(Path(items), cols, fix) if items else None
+    return Dataset.from_frames(name or path.stem, inter.reset_index(drop=True), user_table, item_table)
+
+
+def _fix(cols: Columns) -> str:
+    return (
+        f"expected a user column '{cols.user}' and an item column '{cols.item}' with integer IDs "
+        f"(set --user-col/--item-col/--sep to match your file)"
+    )
+
+
+def _sep(path: Path, cols: Columns) -> str:
+    return cols.sep or _SEP_BY_SUFFIX.get(path.suffix.lower(), ",")
+
+
+def _read(path: Path, cols: Columns, fix: str, as_text: bool = False) -> pd.DataFrame:
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        check_file(path, fix)
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise DataError(f"{path}: cannot read this parquet file ({type(exc).__name__}: {exc}); {fix}") from None
+        if df.empty:
+            raise DataError(f"{path}: file has no data rows; {fix}")
+        df.index = np.arange(len(df)) + 1  # "line" = row number for parquet
+        return df
+    return read_delimited(path, _sep(path, cols), header=True, encoding=cols.encoding, as_text=as_text, fix=fix)
+
+
+def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
+    """Integer Unix seconds; date-time strings are converted."""
+    s = df[col]
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return (s.astype("datetime64[s]").astype(np.int64)).to_numpy()
+    num = pd.to_numeric(s, errors="coerce")
+    if num.notna().all():
+        return int_column(df, col, path, fix, f"timestamp ({col})")
+    parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna()
+    if bad.any():
+        line = bad.idxmax()
+        raise DataError(
+            f"{path}: line {line}: timestamp ({col}) {s.loc[line]!r} is neither Unix seconds nor a date-time; "
+            f"fix that line"
+        )
+    return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+
+
+def _user_table(path: Path, cols: Columns, fix: str) -> pd.DataFrame:
+    check_file(path, "check the path of the users table")
+    fix = f"the users table needs the user column '{cols.user}' with one row per user"
+    df = _read(path, cols, fix, as_text=True)
+    require_columns(df, path, [cols.user], _sep(path, cols), fix)
+    ids = int_column(df, cols.user, path, fix, f"user ID ({cols.user})")
+    df = df.assign(**{cols.user: ids})
+    check_unique(df, [cols.user], path, fix)
+    out = df.rename(columns={cols.user: "user_id"}).reset_index(drop=True)
+    if "age" in out.columns:
+        age = pd.to_numeric(out["age"], errors="coerce")
+        if age.notna().all() and (age % 1 == 0).all():
+            out["age"] = age.astype(np.int64)
+    return out
+
+
+def _item_table(path: Path, cols: Columns, fix: str) -> pd.DataFrame:
+    check_file(path, "check the path of the items table")
+    fix = f"the items table needs the item column '{cols.item}' with one row per item"
+    df = _read(path, cols, fix, as_text=True)
+    require_columns(df, path, [cols.item], _sep(path, cols), fix)
+    ids = int_column(df, cols.item, path, fix, f"item ID ({cols.item})")
+    df = df.assign(**{cols.item: ids})
+    check_unique(df, [cols.item], path, fix)
+    out = df.rename(columns={cols.item: "item_id", cols.title: "title", cols.genres: "genres"})
+    out = out.reset_index(drop=True)
+    if "title" in out.columns:
+        out["title"] = out["title"].fillna("").astype(str)
+    else:
+        out["title"] = out["item_id"].astype(str)
+    if "year" in out.columns:
+        out["year"] = pd.to_numeric(out["year"], errors="coerce").astype("Int64")
+    else:
+        out["year"] = parse_years(out["title"])
+    if "genres" in out.columns:
+        out["genres"] = pd.Series(
+            [_split(v, cols.genres_sep) for v in out["genres"].tolist()], index=out.index, dtype=object
+        )
+    return out
+
+
+def _split(value, sep: str) -> list[str]:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v) for v in value]
+    if not isinstance(value, str) or value.strip() in ("", "(no genres listed)"):
+        return []
+    return [g.strip() for g in value.split(sep) if g.strip()]

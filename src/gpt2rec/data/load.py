@@ -1,0 +1,94 @@
+"""One entry point for every dataset: a MovieLens name, an extracted folder, or the user's own files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from .dataset import Dataset
+from .fetch import SOURCES, fetch
+from .generic import Columns, load_generic
+from .movielens import detect_format, read_movielens
+
+_GENERIC_SUFFIXES = (".csv", ".tsv", ".tab", ".dat", ".psv", ".txt", ".parquet", ".pq")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = field(
+        default="ml-100k",
+        metadata={"help": f"a MovieLens name ({', '.join(SOURCES)}), an extracted MovieLens folder, "
+                  "or your interactions file (CSV/TSV/Parquet)"},
+    )  # fmt: skip
+    implicit_threshold: float | None = field(
+        default=None, metadata={"help": "keep only interactions with rating >= this (None: keep all)"}
+    )
+    users: str | None = field(default=None, metadata={"help": "your users table (own files only)"})
+    items: str | None = field(default=None, metadata={"help": "your items table (own files only)"})
+    user_col: str = field(default="user_id", metadata={"help": "user ID column of your files"})
+    item_col: str = field(default="item_id", metadata={"help": "item ID column of your files"})
+    rating_col: str | None = field(default=None, metadata={"help": "rating column (default: 'rating' if present)"})
+    timestamp_col: str | None = field(
+        default=None, metadata={"help": "timestamp column (default: 'timestamp' if present)"}
+    )
+    sep: str | None = field(default=None, metadata={"help": "field separator (default: from the file suffix)"})
+    genres_sep: str = field(default="|", metadata={"help": "separator inside the items' genres column"})
+    encoding: str = field(default="utf-8", metadata={"help": "text encoding of your files"})
+
+    def __post_init__(self):
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise UserError(f"dataset must be a MovieLens name ({', '.join(SOURCES)}) or a path; got {self.dataset!r}")
+        if self.implicit_threshold is not None:
+            try:
+                self.implicit_threshold = float(self.implicit_threshold)
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"implicit_threshold {self.implicit_threshold!r} is not a number; give e.g. 4 or leave it unset"
+                ) from None
+        if self.sep == "":
+            raise UserError("sep is empty; give a separator such as ',' or '\\t', or leave it unset")
+        if not self.user_col or not self.item_col:
+            raise UserError("user_col and item_col must name columns of your interactions file")
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise UserError(f"unknown encoding {self.encoding!r}; use e.g. utf-8 or latin-1") from None
+
+    def columns(self) -> Columns:
+        return Columns(
+            user=self.user_col, item=self.item_col, rating=self.rating_col, timestamp=self.timestamp_col,
+            sep=self.sep, genres_sep=self.genres_sep, encoding=self.encoding,
+        )  # fmt: skip
+
+
+def load_dataset(config: DataConfig | str) -> Dataset:
+    """Load (fetching MovieLens first if it is not cached) and apply the implicit threshold."""
+    if isinstance(config, (str, Path)):
+        config = DataConfig(dataset=str(config))
+    return _load(config).implicit(config.implicit_threshold)
+
+
+def _load(config: DataConfig) -> Dataset:
+    ref = config.dataset
+    if ref in SOURCES:
+        folder = fetch(ref)
+        return read_movielens(folder, ref)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if detect_format(path) is None:
+            raise UserError(
+                f"{path}: folder holds no MovieLens files (u.data, ratings.dat, movies.csv); give your "
+                f"interactions file itself (CSV/TSV/Parquet) or a MovieLens name ({', '.join(SOURCES)})"
+            )
+        return read_movielens(path)
+    if path.is_file():
+        return load_generic(path, config.users, config.items, config.columns(), name=path.stem)
+    if path.suffix.lower() in _GENERIC_SUFFIXES or "/" in ref or "\\" in ref:
+        raise UserError(f"{path}: file not found; check the path")
+    raise UserError(
+        f"unknown dataset {ref!r}; valid names: {', '.join(SOURCES)}, or a path to your interactions file or "
+        f"an extracted MovieLens folder"
+    )

@@ -1,0 +1,294 @@
+"""Train / valid / test splits of a Dataset's interactions, seeded and vectorized.
+
+Kinds (explicit registry `SPLITTERS`, kind -> function):
+- `random`: per user, a random `ratios` share of the user's interactions goes to train/valid/test
+  (counts rounded half up; every user with interactions keeps at least one in train).
+- `loo`: leave-one-out by time: each user's last interaction to test, second-last to valid (ties on
+  timestamp broken by item index, then by row order). Users with 2 interactions give none to
+  valid, users with 1 keep it in train. The seed is not used.
+- `temporal`: one global time cut: train holds timestamps before the `ratios[0]` quantile, valid
+  those up to the `ratios[0] + ratios[1]` quantile, test the rest. Equal timestamps never straddle
+  a cut, so the shares are approximate. The seed is not used.
+- `cold-item` / `cold-user`: `cold_fraction` of the items (users) that have interactions are held
+  out entirely, half of them (rounded down) to valid and the rest to test, with all their
+  interactions; train has none of them. `ratios` is not used.
+
+Each part keeps the dataset's row order and its columns (internal indices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError, UserError
+from ..utils.config import from_dict, to_dict
+from ..utils.io import read_json, write_json, write_text
+from .dataset import INTERACTION_COLUMNS, Dataset
+
+PARTS = ("train", "valid", "test")
+FILE_HEADER = ("user_id", "item_id", "rating", "timestamp")
+
+# part codes used while assigning rows
+_TRAIN, _VALID, _TEST = 0, 1, 2
+
+
+@dataclass
+class SplitConfig:
+    kind: str = field(default="random", metadata={"help": "random | loo | temporal | cold-item | cold-user"})
+    ratios: tuple = field(default=(0.8, 0.1, 0.1), metadata={"help": "train, valid, test shares (random, temporal)"})
+    seed: int = field(default=0, metadata={"help": "random seed (random, cold-item, cold-user)"})
+    cold_fraction: float = field(default=0.2, metadata={"help": "share of items/users held out (cold kinds)"})
+
+    def __post_init__(self):
+        if self.kind not in SPLITTERS:
+            raise UserError(f"unknown split kind {self.kind!r}; choose one of: {', '.join(SPLITTERS)}")
+        try:
+            ratios = tuple(float(r) for r in self.ratios)
+        except (TypeError, ValueError):
+            raise UserError(f"split ratios {self.ratios!r} are not numbers; give three, e.g. 0.8 0.1 0.1") from None
+        if len(ratios) != 3:
+            raise UserError(f"split ratios {ratios} must be three numbers (train valid test), e.g. 0.8 0.1 0.1")
+        if any(r < 0 for r in ratios) or ratios[0] <= 0:
+            raise UserError(f"split ratios {ratios} must be >= 0 with a positive train share, e.g. 0.8 0.1 0.1")
+        if abs(sum(ratios) - 1.0) > 1e-6:
+            raise UserError(
+                f"split ratios {ratios} sum to {sum(ratios):.6g}, not 1; "
+                "give train valid test shares that sum to 1, e.g. 0.8 0.1 0.1"
+            )
+        self.ratios = ratios
+        if not 0.0 < float(self.cold_fraction) < 1.0:
+            raise UserError(f"cold_fraction {self.cold_fraction} must lie strictly between 0 and 1, e.g. 0.2")
+        self.cold_fraction = float(self.cold_fraction)
+        self.seed = int(self.seed)
+
+
+@dataclass
+class Split:
+    """Three interaction frames (columns as Dataset.interactions, internal indices) and cold sets.
+
+    cold_users / cold_items: sorted internal indices that appear in valid or test but never in train
+    (set for the cold-user / cold-item kinds, None otherwise).
+    """
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    config: SplitConfig
+    cold_users: np.ndarray | None = None
+    cold_items: np.ndarray | None = None
+
+    def sizes(self) -> dict:
+        return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+
+
+def interaction_matrix(df: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
+    """Binary (n_users, n_items) CSR matrix of the (user, item) pairs in `df`; indices sorted."""
+    users = df["user"].to_numpy(dtype=np.int64)
+    items = df["item"].to_numpy(dtype=np.int64)
+    mat = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
+    mat.sum_duplicates()
+    mat.data[:] = 1.0
+    mat.sort_indices()
+    return mat
+
+
+def make_split(dataset: Dataset, config: SplitConfig | None = None) -> Split:
+    """Split `dataset.interactions` as `config` says (deterministic for a given config)."""
+    config = config or SplitConfig()
+    inter = dataset.interactions
+    if len(inter) == 0:
+        raise DataError(f"dataset {dataset.name!r} has no interactions to split; check its rating threshold")
+    part = SPLITTERS[config.kind](inter, config)  # (N,) codes 0/1/2
+    return _assemble(inter, part, config, dataset.n_users, dataset.n_items)
+
+
+def _assemble(inter: pd.DataFrame, part: np.ndarray, config: SplitConfig, n_users: int, n_items: int) -> Split:
+    frames = [inter[part == code].reset_index(drop=True) for code in (_TRAIN, _VALID, _TEST)]
+    split = Split(*frames, config=config)
+    _set_cold(split, n_users, n_items)
+    return split
+
+
+def _set_cold(split: Split, n_users: int, n_items: int) -> None:
+    """Cold sets = users/items seen in valid or test but never in train (cold kinds only)."""
+    col = {"cold-item": "item", "cold-user": "user"}.get(split.config.kind)
+    if col is None:
+        return
+    held = np.union1d(split.valid[col].to_numpy(), split.test[col].to_numpy())
+    cold = np.setdiff1d(held, split.train[col].to_numpy()).astype(np.int64)
+    if col == "item":
+        split.cold_items = cold
+    else:
+        split.cold_users = cold
+
+
+# ---------------------------------------------------------------- split kinds
+
+
+def _rank_within(groups: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows visited in `order` (grouped: equal `groups` contiguous), each row's position within
+    its group and its group's size, both indexed by original row."""
+    g = groups[order]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    sizes = np.diff(np.r_[starts, len(g)])
+    pos_sorted = np.arange(len(g)) - np.repeat(starts, sizes)
+    pos = np.empty(len(g), dtype=np.int64)
+    size = np.empty(len(g), dtype=np.int64)
+    pos[order] = pos_sorted
+    size[order] = np.repeat(sizes, sizes)
+    return pos, size
+
+
+def _split_random(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
+    rng = np.random.default_rng(config.seed)
+    users = inter["user"].to_numpy()
+    shuffled = rng.permutation(len(users))
+    order = shuffled[np.argsort(users[shuffled], kind="stable")]  # grouped by user, random within
+    pos, n = _rank_within(users, order)
+    n_test = np.floor(n * config.ratios[2] + 0.5).astype(np.int64)
+    n_valid = np.floor(n * config.ratios[1] + 0.5).astype(np.int64)
+    over = np.maximum(0, n_test + n_valid - (n - 1))  # keep at least one in train
+    cut = np.minimum(over, n_valid)
+    n_valid -= cut
+    n_test -= over - cut
+    return np.where(pos < n_test, _TEST, np.where(pos < n_test + n_valid, _VALID, _TRAIN))
+
+
+def _split_loo(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
+    users = inter["user"].to_numpy()
+    # lexsort: last key is primary -> user, then timestamp, then item, then row order
+    order = np.lexsort((np.arange(len(users)), inter["item"].to_numpy(), inter["timestamp"].to_numpy(), users))
+    pos, n = _rank_within(users, order)
+    from_end = n - 1 - pos  # 0 = latest
+    part = np.full(len(users), _TRAIN)
+    part[(from_end == 0) & (n >= 2)] = _TEST
+    part[(from_end == 1) & (n >= 3)] = _VALID
+    return part
+
+
+def _split_temporal(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
+    ts = inter["timestamp"].to_numpy()
+    sorted_ts = np.sort(ts)
+    n = len(ts)
+    # cut k: rows from sorted position k on fall after the cut; k == n means nothing does
+    cuts = [int(np.floor(n * r + 0.5)) for r in (config.ratios[0], config.ratios[0] + config.ratios[1])]
+    t_valid, t_test = (sorted_ts[k] if k < n else np.iinfo(np.int64).max for k in cuts)
+    part = np.where(ts < t_valid, _TRAIN, np.where(ts < t_test, _VALID, _TEST))
+    if not (part == _TRAIN).any():
+        raise DataError(
+            "a temporal split left train empty: too few distinct timestamps "
+            f"(cut at {t_valid}); use --kind random or loo for data without real timestamps"
+        )
+    return part
+
+
+def _split_cold(inter: pd.DataFrame, config: SplitConfig, col: str) -> np.ndarray:
+    values = inter[col].to_numpy()
+    present = np.unique(values)
+    n_cold = int(np.floor(len(present) * config.cold_fraction + 0.5))
+    if n_cold < 2 or n_cold >= len(present):
+        raise DataError(
+            f"cold_fraction {config.cold_fraction} of {len(present)} {col}s holds out {n_cold}; "
+            f"need at least 2 and fewer than all; change --cold-fraction"
+        )
+    rng = np.random.default_rng(config.seed)
+    cold = rng.permutation(present)[:n_cold]
+    n_valid = n_cold // 2
+    code = np.full(int(present.max()) + 1, _TRAIN)
+    code[cold[:n_valid]] = _VALID
+    code[cold[n_valid:]] = _TEST
+    return code[values]
+
+
+SPLITTERS: dict[str, Callable[[pd.DataFrame, SplitConfig], np.ndarray]] = {
+    "random": _split_random,
+    "loo": _split_loo,
+    "temporal": _split_temporal,
+    "cold-item": lambda inter, config: _split_cold(inter, config, "item"),
+    "cold-user": lambda inter, config: _split_cold(inter, config, "user"),
+}
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_split(split: Split, dataset: Dataset, out_dir: str | Path) -> Path:
+    """Write train.tsv / valid.tsv / test.tsv (raw IDs) and split.json into `out_dir`, atomically."""
+    out = Path(out_dir)
+    user_ids, item_ids = dataset.user_ids, dataset.item_ids
+    for name in PARTS:
+        df = getattr(split, name)
+        raw = pd.DataFrame(
+            {
+                "user_id": user_ids[df["user"].to_numpy()],
+                "item_id": item_ids[df["item"].to_numpy()],
+                "rating": df["rating"].to_numpy(),
+                "timestamp": df["timestamp"].to_numpy(),
+            }
+        )
+        write_text(out / f"{name}.tsv", raw.to_csv(sep="\t", index=False, lineterminator="\n"))
+    write_json(out / "split.json", {"dataset": dataset.name, "config": to_dict(split.config), "sizes": split.sizes()})
+    return out
+
+
+def read_split(dataset: Dataset, split_dir: str | Path) -> Split:
+    """Read a split written by `write_split`, mapping raw IDs back to `dataset`'s indices."""
+    folder = Path(split_dir)
+    fix = "write one with: gpt2rec data split DATASET --kind KIND --out DIR"
+    meta_path = folder / "split.json"
+    if not meta_path.is_file():
+        raise DataError(f"no split found at {folder} (missing split.json); {fix}")
+    try:
+        meta = read_json(meta_path)
+        config = from_dict(SplitConfig, meta["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{meta_path} is not a valid split.json ({exc}); {fix}") from None
+    frames = [_read_part(dataset, folder / f"{name}.tsv", fix) for name in PARTS]
+    split = Split(*frames, config=config)
+    _set_cold(split, dataset.n_users, dataset.n_items)
+    return split
+
+
+def _read_part(dataset: Dataset, path: Path, fix: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"split file {path} is missing; {fix}")
+    try:
+        raw = pd.read_csv(path, sep="\t", dtype={"rating": np.float32})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read {path}: {exc}; {fix}") from None
+    if tuple(raw.columns) != FILE_HEADER:
+        raise DataError(f"{path} has columns {list(raw.columns)}; expected {list(FILE_HEADER)}; {fix}")
+    out = {}
+    for col, ids, kind in (("user_id", dataset.user_ids, "user"), ("item_id", dataset.item_ids, "item")):
+        out[kind] = _to_index(raw[col].to_numpy(), ids, kind, path, dataset.name)
+    try:
+        ts = raw["timestamp"].to_numpy().astype(np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path} has non-integer timestamps; {fix}") from None
+    df = pd.DataFrame({"user": out["user"], "item": out["item"], "rating": raw["rating"].to_numpy(np.float32), "timestamp": ts})
+    return df[list(INTERACTION_COLUMNS)]
+
+
+def _to_index(raw: np.ndarray, ids: np.ndarray, kind: str, path: Path, name: str) -> np.ndarray:
+    """Raw IDs -> internal indices (`ids` is sorted); unknown IDs are a DataError."""
+    if len(raw) == 0:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        raw = raw.astype(ids.dtype)
+    except (TypeError, ValueError):
+        raise DataError(f"{path} has {kind} IDs that are not {ids.dtype} values like {ids[0]!r}") from None
+    pos = np.minimum(np.searchsorted(ids, raw), len(ids) - 1)
+    bad = ids[pos] != raw
+    if bad.any():
+        examples = ", ".join(str(x) for x in np.unique(raw[bad])[:5])
+        raise DataError(
+            f"{path} has {int(bad.sum())} rows with {kind} IDs not in dataset {name!r} (e.g. {examples}); "
+            "the split was made from another dataset: split this one again with gpt2rec data split"
+        )
+    return pos.astype(np.int64)

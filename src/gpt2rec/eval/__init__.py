@@ -1,0 +1,1 @@
+"""Ranking metrics (pure functions) and evaluation protocols that take a model as an argument."""

@@ -1,0 +1,220 @@
+"""Evaluation protocols: full ranking, sampled ranking (NCF) and candidate-set ranking (cold items).
+
+All take a model with the `Recommender` contract, call `model.prepare_for_eval()` when it exists,
+run under `torch.no_grad()` in eval mode (restoring the previous mode), and score on the model's
+device. Key names match `gpt2rec.eval.metrics`: `ndcg@K`, `recall@K`, `hit@K`, `mrr@K`,
+`precision@K`, `coverage@K`, `avg_pop@K`, plus `n_users` (users evaluated).
+
+Held-out items that are also in `seen` are dropped from R_u: they are masked, so never rankable.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from ..data.sampling import NegativeSampler, sample_distinct
+from ..data.splits import interaction_matrix
+from ..errors import UserError
+from .metrics import beyond_accuracy, ranking_metrics
+
+Seen = pd.DataFrame | Sequence[pd.DataFrame] | sp.spmatrix | None
+
+
+def model_device(model) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU when it has neither)."""
+    if isinstance(model, torch.nn.Module):
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model):
+    """prepare_for_eval() if present, eval mode and no_grad; training mode restored afterwards."""
+    was_training = isinstance(model, torch.nn.Module) and model.training
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    try:
+        with torch.no_grad():
+            if hasattr(model, "prepare_for_eval"):
+                model.prepare_for_eval()
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def seen_matrix(seen: Seen, n_users: int, n_items: int) -> sp.csr_matrix:
+    """One binary CSR of everything in `seen`: a DataFrame, several DataFrames, a sparse matrix."""
+    if seen is None:
+        return sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    if sp.issparse(seen):
+        out = sp.csr_matrix(seen, dtype=np.float32)
+    else:
+        frames = [seen] if isinstance(seen, pd.DataFrame) else list(seen)
+        if not frames:
+            return sp.csr_matrix((n_users, n_items), dtype=np.float32)
+        out = interaction_matrix(pd.concat([f[["user", "item"]] for f in frames]), n_users, n_items)
+    if out.shape != (n_users, n_items):
+        raise ValueError(f"seen matrix has shape {out.shape}, expected {(n_users, n_items)}")
+    out.data[:] = 1.0
+    return out
+
+
+def evaluate_full(
+    model,
+    target_df: pd.DataFrame,
+    seen: Seen,
+    n_users: int,
+    n_items: int,
+    ks: Iterable[int] = (5, 10, 20),
+    batch_size: int = 512,
+    item_popularity=None,
+) -> dict[str, float]:
+    """Rank every item for each user with held-out items in `target_df`.
+
+    `seen`: interactions to exclude from ranking (train; for test also valid). Returns the ranking
+    metrics, coverage@K (and avg_pop@K when `item_popularity` (n_items,) is given) and n_users.
+    """
+    return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, None)
+
+
+def evaluate_candidates(
+    model,
+    target_df: pd.DataFrame,
+    seen: Seen,
+    candidate_items,
+    n_users: int | None = None,
+    n_items: int | None = None,
+    ks: Iterable[int] = (5, 10, 20),
+    batch_size: int = 512,
+    item_popularity=None,
+) -> dict[str, float]:
+    """Rank only among `candidate_items` (e.g. every cold test item for the cold-item protocol).
+
+    Held-out items outside the candidates are dropped; coverage@K is relative to the candidates.
+    Cutoffs larger than the number of candidates see padded (never-hit) positions.
+    """
+    n_users = model.n_users if n_users is None else n_users
+    n_items = model.n_items if n_items is None else n_items
+    cand = np.unique(np.asarray(candidate_items, dtype=np.int64))
+    if len(cand) == 0:
+        raise UserError("the candidate item set is empty; pass the items to rank among (e.g. cold test items)")
+    if cand[0] < 0 or cand[-1] >= n_items:
+        raise UserError(f"candidate items must be item indices in 0..{n_items - 1}")
+    return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand)
+
+
+def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand):
+    ks = sorted(set(int(k) for k in ks))
+    if not ks or ks[0] < 1:
+        raise UserError(f"cutoffs {ks} must be positive integers, e.g. 5 10 20")
+    seen_csr = seen_matrix(seen, n_users, n_items)
+    target = interaction_matrix(target_df, n_users, n_items)
+    target = target - target.multiply(seen_csr)  # drop held-out items that are also seen
+    target.eliminate_zeros()
+    if cand is not None:
+        target, seen_csr = target[:, cand].tocsr(), seen_csr[:, cand].tocsr()
+    n_rel = np.diff(target.indptr)  # (U,)
+    users = np.flatnonzero(n_rel > 0)
+    width = target.shape[1]
+    k_max = min(ks[-1], width)
+    device = model_device(model)
+    all_hits, all_top = [], []
+    with eval_mode(model):
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]  # (B,)
+            scores = model.score_users(torch.from_numpy(batch).to(device))  # (B, I)
+            if cand is not None:
+                scores = scores[:, torch.from_numpy(cand).to(scores.device)]  # (B, C)
+            scores = scores.to(torch.float32, copy=True)  # never write into the model's tensors
+            _fill_rows(scores, seen_csr[batch], float("-inf"))
+            top = torch.topk(scores, k_max, dim=1).indices  # (B, K)
+            relevant = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)  # (B, I)
+            _fill_rows(relevant, target[batch], True)
+            all_hits.append(relevant.gather(1, top).cpu())
+            all_top.append(top.cpu())
+    hits = torch.cat(all_hits).numpy() if all_hits else np.zeros((0, k_max), dtype=bool)  # (U', K)
+    top = torch.cat(all_top).numpy() if all_top else np.zeros((0, k_max), dtype=np.int64)
+    if k_max < ks[-1]:  # fewer candidates than the largest cutoff: pad with misses
+        hits = np.pad(hits, ((0, 0), (0, ks[-1] - k_max)))
+    out = ranking_metrics(hits, n_rel[users], ks)
+    if cand is not None:
+        top = cand[top]
+    pop = None if item_popularity is None else np.asarray(item_popularity)
+    for k in ks:  # cutoffs beyond the candidate count reuse the whole (shorter) lists
+        extra = beyond_accuracy(top[:, : min(k, k_max)], width, [min(k, k_max)], pop)
+        out.update({key.split("@")[0] + f"@{k}": value for key, value in extra.items()})
+    out["n_users"] = int(len(users))
+    return out
+
+
+def _fill_rows(tensor: torch.Tensor, rows: sp.csr_matrix, value) -> None:
+    """tensor[i, j] = value for every stored (i, j) of `rows` (B, I), in place."""
+    counts = np.diff(rows.indptr)
+    r = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int64), counts)).to(tensor.device)
+    c = torch.from_numpy(rows.indices.astype(np.int64)).to(tensor.device)
+    tensor[r, c] = value
+
+
+def sample_eval_negatives(
+    target_df: pd.DataFrame, seen_all: Seen, n_items: int, n_neg: int = 99, seed: int = 0, n_users: int | None = None
+) -> np.ndarray:
+    """(n_users, n_neg) distinct negatives per target user, never an item in `seen_all` (pass train,
+    valid and test so no interaction of the user is drawn); rows of users without targets are -1.
+    Fixed for a given (target users, seen_all, seed)."""
+    if n_users is None:
+        if not sp.issparse(seen_all):
+            raise ValueError("pass n_users, or seen_all as a sparse (n_users, n_items) matrix")
+        n_users = seen_all.shape[0]
+    csr = seen_matrix(seen_all, n_users, n_items)
+    csr = csr + interaction_matrix(target_df, n_users, n_items)  # the targets are never negatives
+    users = np.unique(target_df["user"].to_numpy(dtype=np.int64))
+    out = np.full((n_users, n_neg), -1, dtype=np.int64)
+    out[users] = sample_distinct(NegativeSampler(csr, n_items), users, np.random.default_rng(seed), n_neg)
+    return out
+
+
+def evaluate_sampled(
+    model, target_df: pd.DataFrame, negatives: np.ndarray, ks: Iterable[int] = (10,), batch_size: int = 1024
+) -> dict[str, float]:
+    """NCF protocol: rank each held-out (user, item) among the user's negatives via score_pairs.
+
+    rank = 1 + #negatives scoring >= the held-out item (ties count against the model, so a constant
+    scorer gets rank n_neg + 1). hit@K = rank <= K; ndcg@K = 1/log2(rank + 1) if rank <= K else 0.
+    Averaged over each user's held-out items, then over users. Returns hit@K, ndcg@K and n_users.
+    """
+    ks = sorted(set(int(k) for k in ks))
+    users = target_df["user"].to_numpy(dtype=np.int64)
+    items = target_df["item"].to_numpy(dtype=np.int64)
+    negatives = np.asarray(negatives, dtype=np.int64)
+    if len(users) and (negatives[users] < 0).any():
+        raise UserError("some target users have no sampled negatives; sample them from this target frame")
+    device = model_device(model)
+    ranks = np.zeros(len(users), dtype=np.int64)
+    with eval_mode(model):
+        for start in range(0, len(users), batch_size):
+            u, i = users[start : start + batch_size], items[start : start + batch_size]
+            cand = np.concatenate([i[:, None], negatives[u]], axis=1)  # (B, 1 + n_neg)
+            uu = np.broadcast_to(u[:, None], cand.shape)
+            scores = model.score_pairs(
+                torch.from_numpy(uu.reshape(-1).copy()).to(device), torch.from_numpy(cand.reshape(-1)).to(device)
+            ).reshape(cand.shape).float()  # (B, 1 + n_neg)
+            ranks[start : start + len(u)] = (1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)).cpu().numpy()
+    out: dict[str, float] = {}
+    per_user = pd.DataFrame({"user": users})
+    for k in ks:
+        per_user[f"hit@{k}"] = (ranks <= k).astype(np.float64)
+        per_user[f"ndcg@{k}"] = np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
+    means = per_user.groupby("user").mean().mean() if len(users) else None
+    for k in ks:
+        for m in ("hit", "ndcg"):
+            out[f"{m}@{k}"] = float(means[f"{m}@{k}"]) if means is not None else 0.0
+    out["n_users"] = int(len(np.unique(users)))
+    return out

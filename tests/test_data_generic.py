@@ -1,0 +1,139 @@
+"""The loader for a user's own files, DataConfig and load_dataset (no network)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from gpt2rec.data.generic import Columns, load_generic
+from gpt2rec.data.load import DataConfig, load_dataset
+from gpt2rec.errors import DataError, UserError
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+INTER = "uid,iid,stars,when\n7,100,5,30\n7,200,2,10\n9,100,4,20\n"
+
+
+def test_custom_columns_and_tables(tmp_path):
+    inter = write(tmp_path / "inter.csv", INTER)
+    users = write(tmp_path / "users.tsv", "uid\tage\tcountry\n9\t31\tFR\n7\t25\tDE\n")
+    items = write(tmp_path / "items.csv", "iid,title,genres\n200,Heat (1995),Action;Crime\n100,Alien,Horror\n")
+    cols = Columns(user="uid", item="iid", rating="stars", timestamp="when", genres_sep=";")
+    ds = load_generic(inter, users, items, cols)
+    assert ds.name == "inter"
+    assert ds.users["user_id"].tolist() == [7, 9] and ds.users["country"].tolist() == ["DE", "FR"]
+    assert ds.users["age"].tolist() == [25, 31]
+    assert ds.items["item_id"].tolist() == [100, 200]
+    assert ds.items["genres"].tolist() == [["Horror"], ["Action", "Crime"]]
+    assert ds.items["year"].iloc[1] == 1995 and pd.isna(ds.items["year"].iloc[0])
+    # rows: (7,100,5,30) -> user 0, item 0; (9,100,4,20) -> user 1, item 0
+    assert ds.interactions.values.tolist() == [[0, 0, 5, 30], [0, 1, 2, 10], [1, 0, 4, 20]]
+
+
+def test_rating_and_timestamp_are_optional(tmp_path):
+    ds = load_generic(write(tmp_path / "x.csv", "user_id,item_id\n1,2\n1,3\n"))
+    assert ds.interactions["rating"].tolist() == [1.0, 1.0]
+    assert ds.interactions["timestamp"].tolist() == [0, 0]
+    assert ds.items["title"].tolist() == ["2", "3"]
+
+
+def test_parquet_and_datetime_timestamps(tmp_path):
+    df = pd.DataFrame({"user_id": [1, 2], "item_id": [5, 5], "timestamp": ["1970-01-01 00:01:00", "1970-01-02"]})
+    df.to_parquet(tmp_path / "x.parquet")
+    ds = load_generic(tmp_path / "x.parquet")
+    assert ds.interactions["timestamp"].tolist() == [60, 86400]
+
+
+def test_implicit_threshold_via_config(tmp_path):
+    path = write(tmp_path / "inter.csv", INTER)
+    config = DataConfig(dataset=str(path), user_col="uid", item_col="iid", rating_col="stars", implicit_threshold=4)
+    ds = load_dataset(config)
+    assert ds.interactions["rating"].tolist() == [5.0, 4.0]
+    assert ds.n_items == 2  # the catalogue is kept
+
+
+def test_separator_from_suffix_and_explicit(tmp_path):
+    assert load_generic(write(tmp_path / "a.tsv", "user_id\titem_id\n1\t2\n")).n_users == 1
+    ds = load_generic(write(tmp_path / "a.txt", "user_id;item_id\n1;2\n"), columns=Columns(sep=";"))
+    assert ds.n_items == 1
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+
+def test_missing_columns_are_named(tmp_path):
+    path = write(tmp_path / "x.csv", "user,item\n1,2\n")
+    with pytest.raises(DataError, match=r"x.csv: missing column\(s\) \['user_id', 'item_id'\]; found \['user', 'item'\]"):
+        load_generic(path)
+
+
+def test_missing_explicit_rating_column(tmp_path):
+    path = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['score'\]"):
+        load_generic(path, columns=Columns(rating="score"))
+
+
+def test_wrong_separator_named(tmp_path):
+    path = write(tmp_path / "x.csv", "user_id;item_id\n1;2\n")
+    with pytest.raises(DataError, match=r"the header looks semicolon-separated, not comma-separated.*--sep"):
+        load_generic(path)
+
+
+def test_non_integer_id(tmp_path):
+    path = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n1,3\nalice,4\n")
+    with pytest.raises(DataError, match=r"x.csv: line 4: user ID \(user_id\) 'alice' is not an integer"):
+        load_generic(path)
+
+
+def test_duplicate_rows(tmp_path):
+    path = write(tmp_path / "x.csv", "user_id,item_id,timestamp\n1,2,5\n1,3,5\n1,2,5\n")
+    with pytest.raises(DataError, match=r"x.csv: line 4 repeats line 2 \(user_id 1, item_id 2, timestamp 5\)"):
+        load_generic(path)
+
+
+def test_undecodable_then_encoding_option(tmp_path):
+    inter = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n")
+    items = write(tmp_path / "items.csv", "item_id,title\n2,Amélie (2001)\n", encoding="latin-1")
+    with pytest.raises(DataError, match=r"items.csv: byte offset 18 \(line 2\) holds b'\\xe9'.*try latin-1"):
+        load_generic(inter, items=items)
+    ds = load_generic(inter, items=items, columns=Columns(encoding="latin-1"))
+    assert ds.items["title"].tolist() == ["Amélie (2001)"]
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(DataError, match=r"nope.csv: file not found; check the path"):
+        load_generic(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match=r"e.csv: file is empty"):
+        load_generic(write(tmp_path / "e.csv", ""))
+    with pytest.raises(DataError, match=r"h.csv: file has no data rows"):
+        load_generic(write(tmp_path / "h.csv", "user_id,item_id\n"))
+
+
+def test_duplicate_user_in_users_table(tmp_path):
+    inter = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n")
+    users = write(tmp_path / "u.csv", "user_id,age\n1,20\n1,30\n")
+    with pytest.raises(DataError, match=r"u.csv: line 3 repeats line 2 \(user_id 1\)"):
+        load_generic(inter, users=users)
+
+
+def test_bad_datetime(tmp_path):
+    path = write(tmp_path / "x.csv", "user_id,item_id,timestamp\n1,2,2020-01-01\n1,3,soon\n")
+    with pytest.raises(DataError, match=r"line 3: timestamp \(timestamp\) 'soon' is neither"):
+        load_generic(path)
+
+
+def test_data_config_validation_and_unknown_names(tmp_path):
+    with pytest.raises(UserError, match="implicit_threshold 'high' is not a number"):
+        DataConfig(implicit_threshold="high")
+    with pytest.raises(UserError, match="unknown encoding 'utf-9'"):
+        DataConfig(encoding="utf-9")
+    with pytest.raises(UserError, match=r"unknown dataset 'ml-7m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"):
+        load_dataset("ml-7m")
+    with pytest.raises(UserError, match=r"missing.csv: file not found"):
+        load_dataset(str(tmp_path / "missing.csv"))
+    with pytest.raises(UserError, match="folder holds no MovieLens files"):
+        load_dataset(str(tmp_path))
