@@ -1,3 +1,5 @@
 """The explicit list of subcommand modules, in the order `gpt2rec --help` shows them."""
 
-MODULES: list = []
+from . import bench, data, demo, encode, evaluate, recommend, train
+
+MODULES: list = [data, encode, train, evaluate, recommend, demo, bench]

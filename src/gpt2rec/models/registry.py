@@ -39,12 +39,33 @@ def _neumf() -> ModelSpec:
     return SPEC
 
 
+def _genre_content() -> ModelSpec:
+    from .genre_content import SPEC
+
+    return SPEC
+
+
+def _basic() -> ModelSpec:
+    from .basic import SPEC
+
+    return SPEC
+
+
+def _enhanced() -> ModelSpec:
+    from .enhanced import SPEC
+
+    return SPEC
+
+
 _LOADERS: dict[str, Callable[[], ModelSpec]] = {
     "popularity": _popularity,
     "itemknn": _itemknn,
     "ease": _ease,
     "bpr": _bpr,
     "neumf": _neumf,
+    "genre_content": _genre_content,
+    "basic": _basic,
+    "enhanced": _enhanced,
 }
 
 

@@ -1,0 +1,332 @@
+"""What the benchmark runs: protocols, the model table, language models, seeds, and the job list.
+
+A job is one (protocol, model, lm, seed) and gives one record. Jobs run in two phases: the main
+table, then the ablations of the best enhanced variant (chosen by mean VALIDATION ndcg@10 on the
+warm protocol, never by test).
+
+Hyperparameters are chosen on validation only:
+- every gradient model trains with early stopping on the protocol's own validation metric
+  (ndcg@10; hit@10 among the sampled negatives for `ncf`; cold items ranked among the valid cold
+  items for `cold-item`), patience `TRAIN["patience"]`, and keeps its best-validation epoch;
+- models with a `grid` try each candidate on the FIRST seed of a protocol, pick the best validation
+  score, and reuse that choice for the other seeds (`--quick` uses the first candidate only);
+- everything else is the model's documented default.
+Epoch caps: `TRAIN` (ID models), `GPT2_TRAIN` (basic, enhanced-cached), `DYNAMIC_TRAIN` (end2end),
+hybrid 3 cached epochs + 1 dynamic; `--quick` caps every model at `QUICK_EPOCHS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+
+# ---------------------------------------------------------------- protocols
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    name: str
+    split_kind: str  # gpt2rec.data.splits.SplitConfig.kind
+    seeds: int  # seeds of the full run (each seed = a new split draw / negatives and init)
+    evaluation: str  # full | sampled | candidates
+    metric: str  # the validation metric used to choose
+    description: str
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {
+    p.name: p
+    for p in (
+        ProtocolSpec("warm", "random", 3, "full", "ndcg@10",
+                     "random per-user 8:1:1; rank every item, training (and validation) items masked"),
+        ProtocolSpec("ncf", "loo", 3, "sampled", "hit@10",
+                     "leave-one-out by time; the held-out item among 99 sampled unseen negatives"),
+        ProtocolSpec("cold-item", "cold-item", 5, "candidates", "ndcg@10",
+                     "20% of items never in training (half valid, half test); each test user's held-out "
+                     "cold items ranked among all cold test items"),
+        ProtocolSpec("cold-user", "cold-user", 5, "full", "ndcg@10",
+                     "20% of users never in training (half valid, half test); ranked among all items "
+                     "from their profile alone"),
+    )
+}  # fmt: skip
+COLD_FRACTION = 0.2
+SAMPLED_NEGATIVES = 99
+KS = (5, 10, 20)
+
+# ---------------------------------------------------------------- models
+
+# Training defaults of the bench (gpt2rec.train.loop.TrainConfig fields); entries override them.
+TRAIN = {"epochs": 30, "batch_size": 2048, "lr": 5e-3, "patience": 3}
+QUICK_EPOCHS = 2
+
+WARM, NCF, COLD_ITEM, COLD_USER = "warm", "ncf", "cold-item", "cold-user"
+ALL = (WARM, NCF, COLD_ITEM, COLD_USER)
+ID_PROTOCOLS = (WARM, NCF)  # ID-only models: every test user and item must be seen in training
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the model table.
+
+    lm: which language models it runs with: "" none; "all" every LM on warm (the LM comparison) and
+    the main LM elsewhere; "main" the main LM; "cheapest" the cheapest LM (dynamic strategies, whose
+    every training step runs the LM); "=name" that LM (the ablations, pinned to the base's LM). grid: candidate overrides {"model": {...}, "train": {...}},
+    the first being the default. quick: the protocols it runs on in --quick. seeds: a cap on the
+    protocol's seeds (the knob for the most expensive entries).
+    """
+
+    name: str
+    model: str  # registry name
+    protocols: tuple[str, ...]
+    lm: str = ""
+    overrides: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    grid: tuple[dict, ...] = ()
+    quick: tuple[str, ...] = ()
+    group: str = "main"  # main | ablation
+    seeds: int | None = None  # cap on the protocol's seeds (None: all of them)
+
+
+# A GPT-2 recommender's epoch costs many BPR-MF epochs: fewer epochs. Dynamic strategies run the LM's
+# top blocks on every step: 2 epochs, large batches (more texts shared within a batch), the
+# cheapest LM, warm only.
+GPT2_TRAIN = {"epochs": 15}
+DYNAMIC_STRATEGIES = ("end2end", "hybrid")
+DYNAMIC_TRAIN = {"epochs": 2, "batch_size": 8192, "patience": 0}
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry("popularity", "popularity", ALL, quick=ALL),
+    ModelEntry("itemknn", "itemknn", ID_PROTOCOLS, grid=({"model": {"k": 100}}, {"model": {"k": 50}}, {"model": {"k": 200}})),
+    ModelEntry("ease", "ease", ID_PROTOCOLS, quick=ID_PROTOCOLS,
+               grid=({"model": {"reg": 300.0}}, {"model": {"reg": 100.0}}, {"model": {"reg": 1000.0}})),
+    ModelEntry("bpr", "bpr", ID_PROTOCOLS, quick=ID_PROTOCOLS,
+               grid=({"model": {"reg": 0.0}}, {"model": {"reg": 1e-3}})),
+    ModelEntry("neumf", "neumf", ID_PROTOCOLS, train={"lr": 2e-3}, grid=({"train": {"num_neg": 1}}, {"train": {"num_neg": 4}})),
+    ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
+    ModelEntry("basic", "basic", ALL, "all", train=GPT2_TRAIN, quick=(WARM,)),
+    ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=ALL),
+    ModelEntry("enhanced-end2end", "enhanced", (WARM,), "cheapest", {"strategy": "end2end"}, DYNAMIC_TRAIN),
+    ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",
+               {"strategy": "hybrid", "hybrid_cached_epochs": 3, "hybrid_end2end_epochs": 1},
+               {**DYNAMIC_TRAIN, "epochs": 4}),
+)  # fmt: skip
+
+# Ablations of the best enhanced variant: (suffix, model overrides), with its LM.
+ABLATIONS: tuple[tuple[str, dict], ...] = (
+    ("no-attention", {"use_attention": False}),
+    ("no-contrastive", {"contrastive_weight": 0.0}),
+    ("text-only", {"use_ids": False}),
+    ("ids-only", {"use_text": False}),
+)
+ABLATION_PROTOCOLS = (WARM,)
+QUICK_ABLATIONS = ("no-attention",)
+
+# Language models in order of preference (the first available is the main LM), and by cost.
+LM_ORDER = ("gpt2", "gemma3-270m", "minilm")
+LM_COST = ("minilm", "gpt2", "gemma3-270m")  # cheapest first; unknown names cost the most
+QUICK_LMS = ("minilm",)
+
+
+def train_settings(entry: ModelEntry) -> dict:
+    """The entry's training settings: `TRAIN` with its overrides."""
+    return {**TRAIN, **entry.train}
+
+
+def config_fields(model: str) -> set[str]:
+    import dataclasses
+
+    from ..models.registry import get_spec
+
+    return {f.name for f in dataclasses.fields(get_spec(model).config_cls)}
+
+
+def missing_ablations(best: ModelEntry) -> list[str]:
+    """Ablations the model's config cannot express (a field it lacks): reported, not run."""
+    fields = config_fields(best.model)
+    return [suffix for suffix, overrides in ABLATIONS if not set(overrides) <= fields]
+
+
+def ablation_base(entry: ModelEntry, lm: str | None) -> ModelEntry:
+    """`entry` pinned to one LM (`lm="=name"`): the base of the ablations."""
+    from dataclasses import replace
+
+    return replace(entry, lm=f"={lm}" if lm else "")
+
+
+def ablation_entries(best: ModelEntry, quick: bool = False) -> list[ModelEntry]:
+    out = []
+    missing = missing_ablations(best)
+    for suffix, overrides in ABLATIONS:
+        if (quick and suffix not in QUICK_ABLATIONS) or suffix in missing:
+            continue
+        protocols = tuple(p for p in ABLATION_PROTOCOLS if p in best.protocols)
+        out.append(
+            ModelEntry(
+                f"{best.name}/{suffix}", best.model, protocols, best.lm, {**best.overrides, **overrides},
+                dict(best.train), quick=protocols[:1], group="ablation",
+            )
+        )  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------- config and jobs
+
+
+@dataclass
+class BenchConfig:
+    dataset: str = field(default="ml-100k", metadata={"help": "dataset name or MovieLens folder"})
+    quick: bool = field(default=False, metadata={"help": "one seed, few epochs, a subset of models"})
+    out_dir: str = field(default="benchmarks/results", metadata={"help": "where the JSON/MD/PNG go"})
+    name: str | None = field(default=None, metadata={"help": "output file stem (default: the dataset name, "
+                                                          "plus -quick in quick mode)"})
+    protocols: tuple[str, ...] = field(default=(), metadata={"help": "subset of protocols (default: all)"})
+    models: tuple[str, ...] = field(default=(), metadata={"help": "subset of model names (default: the plan)"})
+    lms: tuple[str, ...] = field(default=(), metadata={"help": "language models (default: those available)"})
+    seeds: int | None = field(default=None, metadata={"help": "seeds per protocol (default: 3, 5 for cold)"})
+    epochs: int | None = field(default=None, metadata={"help": "cap on training epochs"})
+    device: str | None = field(default=None, metadata={"help": "cuda, cpu; default: CUDA when present"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
+    speed: bool = field(default=True, metadata={"help": "run the speed section"})
+    faithfulness: bool = field(default=True, metadata={"help": "run the explanation deletion test"})
+    plots: bool = field(default=True, metadata={"help": "write PNG figures"})
+
+    def __post_init__(self):
+        self.protocols = tuple(self.protocols or ())
+        self.models = tuple(self.models or ())
+        self.lms = tuple(self.lms or ())
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        if bad:
+            raise UserError(f"unknown protocol(s) {bad}; choose from: {', '.join(PROTOCOLS)}")
+        known = {e.name for e in ENTRIES}
+        bad = [m for m in self.models if m not in known and "/" not in m]
+        if bad:
+            raise UserError(f"unknown bench model(s) {bad}; choose from: {', '.join(sorted(known))}")
+        if self.seeds is not None and int(self.seeds) < 1:
+            raise UserError(f"seeds must be >= 1, got {self.seeds}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise UserError(f"threads must be >= 1, got {self.threads}")
+        if self.epochs is not None and int(self.epochs) < 1:
+            raise UserError(f"epochs must be >= 1, got {self.epochs}")
+
+    @property
+    def stem(self) -> str:
+        from pathlib import Path
+
+        return self.name or Path(self.dataset.rstrip("/")).name + ("-quick" if self.quick else "")
+
+    def signature(self) -> dict:
+        """What makes records comparable: a results file holds the records of one signature."""
+        return {"quick": self.quick, "epochs": self.epochs, "train": TRAIN}
+
+    def n_seeds(self, protocol: str) -> int:
+        if self.seeds is not None:
+            return int(self.seeds)
+        return 1 if self.quick else PROTOCOLS[protocol].seeds
+
+    def epochs_for(self, entry: ModelEntry) -> int:
+        epochs = int(entry.train.get("epochs", TRAIN["epochs"]))
+        if self.quick:
+            epochs = min(epochs, QUICK_EPOCHS)
+        return min(epochs, int(self.epochs)) if self.epochs else epochs
+
+
+@dataclass(frozen=True)
+class Job:
+    protocol: str
+    model: str  # entry name
+    lm: str | None
+    seed: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.protocol, self.model, self.lm, self.seed)
+
+
+def main_lm(lms: list[str]) -> str | None:
+    return lms[0] if lms else None
+
+
+def entries(config: BenchConfig, best: ModelEntry | None = None) -> list[ModelEntry]:
+    """The model table in force: main entries, or the ablations of `best` when it is given."""
+    table = list(ENTRIES) if best is None else ablation_entries(best, config.quick)
+    if config.quick:
+        table = [e for e in table if e.quick]
+    if config.models:
+        table = [e for e in table if e.name in config.models or e.name.split("/")[0] in config.models]
+    return table
+
+
+def plan_jobs(config: BenchConfig, lms: list[str], best: ModelEntry | None = None) -> list[Job]:
+    """Jobs of one phase, protocol by protocol, seed-major so a partial run covers every model."""
+    protocols = config.protocols or tuple(PROTOCOLS)
+    jobs = []
+    for protocol in protocols:
+        for seed in range(config.n_seeds(protocol)):
+            for entry in entries(config, best):
+                if protocol not in (entry.quick if config.quick else entry.protocols):
+                    continue
+                if entry.seeds is not None and seed >= entry.seeds:
+                    continue
+                for lm in lms_for(entry, lms, protocol):
+                    jobs.append(Job(protocol, entry.name, lm, seed))
+    return jobs
+
+
+def cheapest_lm(lms: list[str]) -> str | None:
+    rank = {name: i for i, name in enumerate(LM_COST)}
+    return min(lms, key=lambda lm: rank.get(lm, len(rank))) if lms else None
+
+
+def lms_for(entry: ModelEntry, lms: list[str], protocol: str = WARM) -> list[str | None]:
+    if not entry.lm:
+        return [None]
+    if not lms:
+        return []
+    if entry.lm.startswith("="):  # pinned (ablations)
+        return [entry.lm[1:]]
+    if entry.lm == "all":
+        return list(lms) if protocol == WARM else [lms[0]]
+    return [cheapest_lm(lms) if entry.lm == "cheapest" else lms[0]]
+
+
+def primary_lm(entry: ModelEntry, lms: list[str]) -> str | None:
+    """The one LM an entry uses outside the warm LM comparison (None: no LM, or none available)."""
+    found = lms_for(entry, lms, protocol="")
+    return found[0] if found else None
+
+
+def entry_named(name: str, best: ModelEntry | None = None) -> ModelEntry:
+    for entry in list(ENTRIES) + (ablation_entries(best, False) if best else []):
+        if entry.name == name:
+            return entry
+    raise UserError(f"no bench model named {name!r}")
+
+
+# ---------------------------------------------------------------- datasets
+
+# ML-1M, when in the local cache: the NCF protocol with the ID baselines (the published HR@10
+# range of NeuMF/BPR is for ML-1M), within the time budget.
+SECONDARY = {
+    "ml-1m": {"protocols": (NCF,), "models": ("popularity", "itemknn", "ease", "bpr", "neumf"),
+              "speed": False, "faithfulness": False},
+}  # fmt: skip
+
+
+def datasets_to_run(base: BenchConfig, dataset: str | None = None) -> list[BenchConfig]:
+    """`dataset` alone when given; else ML-100K, then (full runs only) ML-1M when it is cached."""
+    from dataclasses import replace
+
+    from ..data.fetch import is_fetched
+
+    if dataset:
+        return [replace(base, dataset=dataset)]
+    out = [replace(base, dataset="ml-100k")]
+    if not base.quick:
+        for name, settings in SECONDARY.items():
+            if is_fetched(name):
+                values = dict(settings)
+                if base.protocols:
+                    values["protocols"] = base.protocols
+                if base.models:
+                    values["models"] = base.models
+                out.append(replace(base, dataset=name, **values))
+    return out

@@ -1,0 +1,57 @@
+"""A protocol's split and its evaluation of a trained model on the valid or the test part.
+
+- warm (`full`): rank every item; seen = train (valid part) or train + valid (test part).
+- ncf (`sampled`): each held-out item among 99 distinct unseen negatives (seeded by the bench
+  seed; never an item of the user's train, valid or test), hit@10 / ndcg@10.
+- cold-item (`candidates`): rank only among the cold items of the part (valid or test);
+  seen = train (+ valid for test), which never holds a cold item.
+- cold-user (`full`): the cold users of the part ranked among all items; they have no seen items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset
+from ..data.splits import Split, SplitConfig, make_split
+from ..eval.protocols import evaluate_candidates, evaluate_full, evaluate_sampled, sample_eval_negatives
+from .plan import COLD_FRACTION, KS, PROTOCOLS, SAMPLED_NEGATIVES
+
+
+def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:
+    spec = PROTOCOLS[protocol]
+    return make_split(dataset, SplitConfig(kind=spec.split_kind, seed=seed, cold_fraction=COLD_FRACTION))
+
+
+def cold_items_of(split: Split, part: str) -> np.ndarray:
+    """The cold items held out in `part` (valid or test)."""
+    frame = getattr(split, part)
+    return np.intersect1d(split.cold_items, frame["item"].to_numpy())
+
+
+def seen_for(split: Split, part: str) -> list[pd.DataFrame]:
+    return [split.train] if part == "valid" else [split.train, split.valid]
+
+
+def item_popularity(split: Split, n_items: int) -> np.ndarray:
+    return np.bincount(split.train["item"].to_numpy(np.int64), minlength=n_items)
+
+
+def evaluate(model, dataset: Dataset, split: Split, protocol: str, part: str, seed: int = 0,
+             batch_size: int = 512) -> dict:
+    """Metrics of `model` on `split.<part>` under `protocol` (keys as gpt2rec.eval.metrics)."""
+    spec = PROTOCOLS[protocol]
+    target = getattr(split, part)
+    n_users, n_items = dataset.n_users, dataset.n_items
+    pop = item_popularity(split, n_items)
+    if spec.evaluation == "sampled":
+        everything = [split.train, split.valid, split.test]
+        # a different stream for valid and test so they do not share negatives
+        negatives = sample_eval_negatives(target, everything, n_items, SAMPLED_NEGATIVES,
+                                          seed=seed * 2 + (part == "test"), n_users=n_users)
+        return evaluate_sampled(model, target, negatives, ks=(10,), batch_size=256)  # x100 candidate pairs
+    if spec.evaluation == "candidates":
+        cand = cold_items_of(split, part)
+        return evaluate_candidates(model, target, seen_for(split, part), cand, n_users, n_items, KS, batch_size, pop)
+    return evaluate_full(model, target, seen_for(split, part), n_users, n_items, KS, batch_size, pop)

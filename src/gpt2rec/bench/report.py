@@ -1,0 +1,233 @@
+"""The Markdown report `<stem>.md` (and the figures, through `plots`), rebuilt from the JSON alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..utils.io import write_text
+from . import plan
+from .summary import Row, label, rows, targets, usable
+
+QUALITY_METRICS = {
+    "full": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
+    "candidates": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
+    "sampled": ("hit@10", "ndcg@10"),
+}
+
+
+def fmt(mean: float | None, std: float | None = None, n: int = 1, digits: int = 4) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f}" if n < 2 or std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _num(value, digits: int = 2, unit: str = "") -> str:
+    return "—" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def quality_section(rs: list[Row], protocol: str, group: str = "main") -> str:
+    spec = plan.PROTOCOLS[protocol]
+    metrics = QUALITY_METRICS[spec.evaluation]
+    body = []
+    for r in rs:
+        if r.protocol != protocol or r.group != group:
+            continue
+        epochs = "closed form" if not r.mean.get("epochs") else f"{r.mean['epochs']:.0f} ({r.mean.get('best_epoch', 0):.0f})"
+        body.append([r.label, str(r.n)] + [fmt(r.mean.get(m), r.std.get(m), r.n) for m in metrics]
+                    + [fmt(r.valid.get(spec.metric)), epochs])  # fmt: skip
+    if not body:
+        return ""
+    head = ["model", "seeds"] + [f"test {m}" for m in metrics] + [f"valid {spec.metric}", "epochs (best)"]
+    return f"### {protocol}\n\n{spec.description}.\n\n" + table(head, body) + "\n"
+
+
+def ablation_section(data: dict, rs: list[Row]) -> str:
+    info = data.get("selections", {}).get("ablation_base") or {}
+    base, base_lm = info.get("model"), info.get("lm")
+    abl = [r for r in rs if r.group == "ablation"]
+    if not base or not abl:
+        return "Not run (no enhanced variant finished on warm).\n"
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in info.get("valid_ndcg@10", {}).items())
+    lines = [f"Base: **{base} [{base_lm}]**, the enhanced variant with the highest mean validation ndcg@10 on "
+             f"warm ({scores}).\n"]  # fmt: skip
+    body = []
+    for protocol in plan.ABLATION_PROTOCOLS:
+        full = next((r for r in rs if r.protocol == protocol and r.model == base and r.lm == base_lm), None)
+        ref = full.mean.get("ndcg@10") if full else None
+        if full:
+            body.append([protocol, full.label + " (full)", str(full.n), fmt(ref, full.std.get("ndcg@10"), full.n), "—"])
+        for r in abl:
+            if r.protocol != protocol:
+                continue
+            v = r.mean.get("ndcg@10")
+            delta = "—" if ref is None or v is None else f"{v - ref:+.4f}"
+            body.append([protocol, r.label, str(r.n), fmt(v, r.std.get("ndcg@10"), r.n), delta])
+    missing = plan.missing_ablations(plan.entry_named(base))
+    if missing:
+        lines.append(f"Not run: {', '.join(missing)} (the model's config has no field for them: "
+                     f"{', '.join(str(o) for s, o in plan.ABLATIONS if s in missing)}).\n")  # fmt: skip
+    return "\n".join(lines) + "\n" + table(["protocol", "variant", "seeds", "test ndcg@10", "Δ vs full"], body) + "\n"
+
+
+def plan_main_lm(data: dict) -> str | None:
+    lms = (data.get("meta", {}).get("last_run") or {}).get("lms") or []
+    return lms[0] if lms else None
+
+
+def speed_section(data: dict, rs: list[Row]) -> str:
+    speed = data.get("speed", {})
+    parts = []
+    enc = speed.get("encoding", {})
+    if enc:
+        body = [[lm, e["texts"], e["unique"], e["batch_size"], _num(e["texts_per_s"], 1), _num(e["limit_texts_per_s"], 1),
+                 _num(e["ratio_to_limit"], 3), _num(e.get("load_seconds"), 1)] if "error" not in e
+                else [lm, "failed: " + e["error"][:120]] + [""] * 6 for lm, e in enc.items()]  # fmt: skip
+        parts.append("### Encoding\n\nAll user and item sentences through `TextEncoder.encode` (tokenize, dedupe, "
+                     "length-sorted batches, pool) vs the bare-forward limit: the backbone's forward alone over the "
+                     "same pre-tokenized, pre-padded batches, timed in the same run.\n\n"
+                     + table(["lm", "texts", "unique", "batch", "texts/s", "bare forward texts/s", "ratio_to_limit",
+                              "load s"], body))  # fmt: skip
+    for key, value in speed.items():
+        if isinstance(value, dict) and ("error" in value or "skipped" in value):
+            parts.append(f"### {key}\n\n" + ("failed: " + value["error"] if "error" in value else "not run: " + value["skipped"]))
+    ep = usable(speed.get("epoch", {}))
+    if ep:
+        body = [[k, _num(v.get("seconds"), 3), _num(v.get("ratio_to_bpr"), 2), v.get("how", "")] for k, v in ep.items()]
+        parts.append("### Seconds per training epoch (warm split, first seed)\n\n"
+                     + table(["model", "s/epoch", "ratio to BPR-MF", "how measured"], body))
+    dyn = usable(speed.get("end2end", {}))
+    if dyn.get("cached"):
+        body = []
+        for mode in ("cached", "end2end", "naive"):
+            if mode in dyn:
+                v = dyn[mode]
+                body.append([mode, _num(v.get("seconds_per_batch"), 3), _num(v.get("seconds_per_epoch"), 1),
+                             _num(v.get("ratio_to_cached"), 2), _num(v.get("ratio_to_naive"), 3)])  # fmt: skip
+        parts.append(f"### End-to-end vs cached vs naive dynamic forward\n\n{dyn.get('note', '')}\n\n"
+                     + table(["mode", "s/batch", "s/epoch (est.)", "ratio to cached", "ratio to naive"], body))
+    lat = usable(speed.get("latency", {}))
+    if lat:
+        body = [[k, _num(v["p50_ms"], 2), _num(v["p99_ms"], 2), v["n"]] for k, v in lat.items()]
+        parts.append("### Recommend latency\n\nTop-10 over all items for one user, in process "
+                     "(`gpt2rec.pipeline.recommend_items`, training items excluded), after warm-up.\n\n"
+                     + table(["model", "p50 ms", "p99 ms", "calls"], body))
+    body = [[r.protocol, r.label, _num(r.mean.get("eval_seconds"), 2), _num(r.mean.get("train_seconds"), 1),
+             _num(r.mean.get("peak_rss_mb"), 0)] for r in rs]  # fmt: skip
+    if body:
+        parts.append("### Evaluation time and memory (means over seeds)\n\nFull test evaluation seconds; training "
+                     "seconds include each epoch's validation pass; peak RSS of the bench process during the job "
+                     "(sampled every 20 ms, includes what the process already held).\n\n"
+                     + table(["protocol", "model", "test eval s", "train s", "peak RSS MB"], body))
+    return "\n\n".join(parts) + "\n" if parts else "Not run.\n"
+
+
+def faithfulness_section(data: dict) -> str:
+    f = data.get("faithfulness", {})
+    if not f:
+        return "Not run.\n"
+    if f.get("skipped"):
+        return f"Not run: {f['skipped']}\n"
+    body = []
+    for model, sides in f.get("models", {}).items():
+        for side, v in sides.items():
+            d = v["difference"]
+            share = ", ".join(f"{k} {x:.0%}" for k, x in v.get("top_field_share", {}).items())
+            body.append([model, f"{side} fields", v["pairs"], share, _num(v["top_drop"]["mean"], 4),
+                         _num(v["random_drop"]["mean"], 4), f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
+                         "yes" if d["ci95"][0] > 0 else "no"])  # fmt: skip
+    head = ["model", "masked", "pairs", "top field (share)", "mean drop (top field)", "mean drop (random other field)",
+            "difference [95% CI]", "top > random"]  # fmt: skip
+    return f"{f.get('method', '')}\n\n" + table(head, body) + "\n"
+
+
+def plan_table() -> str:
+    """The model table as run: protocols, LMs, overrides, training settings, validation grid."""
+    from ..models.registry import get_spec
+
+    body = []
+    for e in plan.ENTRIES:
+        train = plan.train_settings(e)
+        grid = "; ".join(json.dumps(c, sort_keys=True) for c in e.grid) or "—"
+        body.append([e.name, e.model, " ".join(e.protocols), e.lm or "—", json.dumps(e.overrides) if e.overrides else "—",
+                     "closed form" if get_spec(e.model).fit else json.dumps(train), grid])  # fmt: skip
+    return table(["model", "registry", "protocols", "lm", "overrides", "training", "grid (validation)"], body)
+
+
+def time_section(data: dict) -> str:
+    """Wall seconds of the jobs (selection, training, evaluation) summed per protocol and model."""
+    total: dict[tuple, float] = {}
+    for r in data.get("records", []):
+        key = (r["protocol"], label(r["model"], r["lm"]))
+        total[key] = total.get(key, 0.0) + float(r.get("job_seconds") or 0.0)
+    if not total:
+        return "Nothing run yet.\n"
+    body = [[p, m, f"{s:.0f}"] for (p, m), s in sorted(total.items(), key=lambda kv: -kv[1])]
+    body.append(["all", "all", f"{sum(total.values()):.0f}"])
+    return table(["protocol", "model", "job seconds (all seeds)"], body) + "\n"
+
+
+def targets_section(data: dict, dataset_name: str) -> str:
+    mark = {True: "met", False: "NOT met", None: "not measured"}
+    body = [[t.name, t.value, mark[t.met]] for t in targets(data, dataset_name)]
+    return table(["target", "value", "status"], body) + "\n"
+
+
+def render(data: dict, stem: str, figures: list[str]) -> str:
+    meta = data.get("meta", {}).get("last_run", {})
+    machine = meta.get("machine", {})
+    ds = meta.get("dataset", {})
+    rs = rows(data.get("records", []))
+    out = [f"# Benchmark: {ds.get('name', stem)}", ""]
+    out.append(f"Produced by `{meta.get('command', 'gpt2rec bench')}` (started {meta.get('started', '?')}, "
+               f"{_num(meta.get('seconds'), 0)} s in the last run) on {machine.get('platform', '?')}, "
+               f"{machine.get('cpu_count', '?')} CPUs ({machine.get('torch_threads', '?')} torch threads), "
+               f"device {machine.get('device', '?')}{' ' + machine['gpu'] if machine.get('gpu') else ''}, "
+               f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}.")  # fmt: skip
+    if meta.get("load_average_start") is not None:
+        out.append(f"\nMachine load average (1/5/15 min) at the start {meta['load_average_start']}, at the end "
+                   f"{meta.get('load_average_end', '—')}: timings are only comparable on an otherwise idle machine.")  # fmt: skip
+    if meta.get("quick"):
+        out.append("\n**Quick mode**: one seed, few epochs, a subset of models — a smoke run, not the benchmark.")
+    out.append(f"\nDataset: {ds.get('users', '?')} users, {ds.get('items', '?')} items, "
+               f"{ds.get('interactions', '?')} interactions. Language models: {', '.join(meta.get('lms') or []) or 'none'} "
+               f"(main LM: {plan_main_lm(data) or '—'}).")  # fmt: skip
+    out += ["", "## Targets", "", targets_section(data, ds.get("name", stem))]
+    out += ["## How it was run", "", plan.__doc__.split("\n\n", 1)[1].strip(), "", plan_table(), ""]
+    sel = {k: v for k, v in data.get("selections", {}).items() if k != "ablation_base"}
+    if sel:
+        body = [[k.replace("|", " / "), v["chosen"], ", ".join(f"{t['candidate']}: {t['valid']:.4f}" for t in v["tried"])]
+                for k, v in sel.items()]  # fmt: skip
+        out += ["Choices made on validation (first seed):", "", table(["protocol / model / lm", "chosen", "tried"], body), ""]
+    out += ["## Quality (test, mean ± std over seeds)", ""]
+    out += [s for s in (quality_section(rs, p) for p in plan.PROTOCOLS) if s]
+    out += ["## Ablations", "", ablation_section(data, rs)]
+    out += ["## Speed", "", speed_section(data, rs)]
+    out += ["## Faithfulness of explanations", "", faithfulness_section(data)]
+    out += ["## Time spent", "", time_section(data)]
+    failures = data.get("failures", {})
+    if failures:
+        body = [[k.replace("|", " / "), v["error"].splitlines()[0][:160]] for k, v in failures.items()]
+        out += ["## Failures (retried by the next run)", "", table(["job", "error"], body), ""]
+    if figures:
+        out += ["## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures] + [""]
+    return "\n".join(out)
+
+
+def write_all(run) -> dict:
+    """Write `<stem>.md` (and the PNGs unless disabled) next to the JSON; return their paths."""
+    stem = run.config.stem
+    figures: list[str] = []
+    if run.config.plots:
+        from .plots import write_plots
+
+        figures = write_plots(run.store.data, run.out_dir, stem)
+    md = run.out_dir / f"{stem}.md"
+    write_text(md, render(run.store.data, stem, figures))
+    return {"json": run.store.path, "md": md, "figures": [Path(f) for f in figures]}

@@ -1,0 +1,50 @@
+"""`gpt2rec bench [--quick]`: the benchmark (quality per protocol, ablations, speed, faithfulness).
+
+Writes benchmarks/results/<dataset>.json (one record per protocol, model, lm and seed), <dataset>.md
+and PNG figures. Interrupt it at any time: running the same command again resumes.
+By default ML-100K, then ML-1M when it is in the local cache (its NCF protocol with the ID baselines).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run the benchmark (resumable)", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="one seed, few epochs, a subset of models (~10 min)")
+    parser.add_argument("--dataset", default=None, help="only this dataset (name or MovieLens folder)")
+    parser.add_argument("--out", default="benchmarks/results", help="output folder")
+    parser.add_argument("--protocols", nargs="+", default=None, help="subset: warm ncf cold-item cold-user")
+    parser.add_argument("--models", nargs="+", default=None, help="subset of the bench's model names")
+    parser.add_argument("--lms", nargs="+", default=None, help="language models (default: gpt2 if cached, gemma3-270m, minilm)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per protocol (default 3; 5 for cold)")
+    parser.add_argument("--epochs", type=int, default=None, help="cap on training epochs")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: CUDA when present)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed section")
+    parser.add_argument("--no-faithfulness", action="store_true", help="skip the explanation deletion test")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.set_defaults(func=bench_cmd)
+
+
+def bench_cmd(args, argv: list[str] | None = None) -> int:
+    """Run the benchmark for each dataset in turn and print where the reports are."""
+    import sys
+
+    from ..bench import BenchConfig, run_bench
+    from ..bench.plan import datasets_to_run
+
+    base = BenchConfig(
+        quick=args.quick, out_dir=args.out, protocols=tuple(args.protocols or ()), models=tuple(args.models or ()),
+        lms=tuple(args.lms or ()), seeds=args.seeds, epochs=args.epochs, device=args.device, threads=args.threads,
+        speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
+    )  # fmt: skip
+    argv = argv if argv is not None else sys.argv[2:]
+    for config in datasets_to_run(base, args.dataset):
+        paths = run_bench(config, argv=argv)
+        print(f"{config.stem}: {paths['md']} ({paths['json']})")
+    return 0

@@ -1,0 +1,44 @@
+"""`gpt2rec encode`: precompute user and item embeddings (through the on-disk cache) and time it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("encode", help="precompute user and item text embeddings", description=encode_cmd.__doc__)
+    p.add_argument("--dataset", required=True, help="a MovieLens name (ml-100k, ...) or a dataset path")
+    p.add_argument("--lm", default="auto",
+                   help="hub ID, local folder, or offline alias gemma3-270m / minilm (auto: gpt2 if cached, else gemma3-270m)")
+    p.add_argument("--out", default=None, help="output folder (default: $GPT2REC_HOME/encode/<dataset>-<lm>)")
+    p.add_argument("--pooling", default="mean", choices=["mean", "last", "fields", "tokens"])
+    p.add_argument("--layer", type=int, default=-1, help="-1 = final output; else hidden_states index")
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA if present)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--refresh", action="store_true", help="recompute even if the cache has the embeddings")
+    p.add_argument("--no-limit", action="store_true", help="skip timing the bare model forward")
+    p.set_defaults(func=encode_cmd)
+
+
+def encode_cmd(args) -> int:
+    """Render every user and item as a sentence, embed them with the language model, cache the vectors,
+    and write encode.json (texts/s, and the ratio to the bare model forward on the same batches)."""
+    from ..data.load import DataConfig, load_dataset
+    from ..text.encoder import EncoderConfig, TextEncoder
+    from ..text.offline import default_lm, home_dir
+    from ..text.precompute import encode_dataset
+
+    lm = default_lm() if args.lm == "auto" else args.lm
+    config = EncoderConfig(model=lm, pooling=args.pooling, layer=args.layer, max_length=args.max_length,
+                           batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    dataset = load_dataset(DataConfig(dataset=args.dataset))
+    encoder = TextEncoder(config)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{dataset.name}-{lm}".strip("/"))[-80:]
+    out = args.out or home_dir() / "encode" / slug
+    report = encode_dataset(dataset, encoder, out, refresh=args.refresh, measure_limit=not args.no_limit)
+    print(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,70 @@
+"""`gpt2rec recommend RUN_DIR --user ID -k 10`: top items for a user, never one they trained on."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("recommend", help="recommend items to a user from a run folder", description=__doc__)
+    p.add_argument("run_dir", help="a folder written by `gpt2rec train`")
+    p.add_argument("--user", help="the user's raw ID, as in the dataset")
+    p.add_argument("-k", type=int, default=10, help="number of items")
+    p.add_argument("--device", help="cuda / cpu (default: the run's setting)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {item_id, title, score}")
+    # GPT-2 recommenders (enhanced model): explanations and cold start
+    p.add_argument("--explain", action="store_true", help="say why each item is recommended")
+    p.add_argument("--profile", metavar="JSON", help="a NEW user's profile (JSON text or file) instead of --user")
+    p.add_argument("--items", metavar="FILE", help="rank NEW items (CSV/TSV/JSON: title, genres 'A|B') for --user")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import UserError
+    from ..pipeline import recommend
+
+    if (args.user is None) == (args.profile is None):
+        raise UserError("give exactly one of --user ID (a known user) or --profile JSON (a new user)")
+    if args.explain or args.profile or args.items:
+        return _run_text(args)
+    items = recommend(args.run_dir, args.user, args.k, device=args.device)
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    width = max((len(str(r["item_id"])) for r in items), default=1)
+    for rank, r in enumerate(items, 1):
+        print(f"{rank:>3}. {str(r['item_id']):>{width}}  {r['score']:9.4f}  {r['title']}")
+    return 0
+
+
+def _run_text(args) -> int:
+    """--explain / --profile / --items (library: gpt2rec.explain, gpt2rec.coldstart)."""
+    from ..coldstart import rank_new_items, recommend_profile
+    from ..explain import explain_run
+
+    if args.explain:
+        if args.profile or args.items:
+            from ..errors import UserError
+
+            raise UserError("--explain works with --user alone (not with --profile or --items)")
+        rows = explain_run(args.run_dir, args.user, args.k, device=args.device)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for rank, r in enumerate(rows, 1):
+            print(f"{rank:>3}. {str(r['item_id']):>5}  {r['score']:9.4f}  {r['title']}")
+            print(f"       {r['reason']}")
+            for name in ("user_fields", "item_fields"):
+                if r[name]:
+                    print("       " + name.replace("_", " ") + ": " + ", ".join(f"{k} {v:.2f}" for k, v in r[name].items()))
+        return 0
+    if args.profile is not None:
+        rows = recommend_profile(args.run_dir, args.profile, args.k, device=args.device)
+    else:
+        rows = rank_new_items(args.run_dir, args.user, args.items, args.k, device=args.device)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for rank, r in enumerate(rows, 1):
+        print(f"{rank:>3}. {str(r['item_id']):>5}  {r['score']:9.4f}  {r['title']}")
+    return 0

@@ -1,0 +1,170 @@
+"""`gpt2rec train --model MODEL --dataset DATASET --out RUN_DIR`: train, evaluate and save a run.
+
+Settings come, later winning, from: the model's defaults, `--config FILE` (a JSON run config like
+a run folder's config.json, any part of it), then the flags. Model hyperparameters are set with
+`--set key=value` (repeatable), typed by the model's config, e.g. `--set mlp_layers=64,32,16`.
+Running the same command again on an unfinished RUN_DIR resumes the training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+
+from ..errors import UserError
+
+SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user")
+# flag -> (section, field) of the run config
+TRAIN_FLAGS = {
+    "epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
+    "patience": "patience", "seed": "seed", "device": "device", "metric": "metric", "num_neg": "num_neg",
+}  # fmt: skip
+
+
+def register(subparsers) -> None:
+    from ..models.registry import model_names
+
+    p = subparsers.add_parser("train", help="train a recommender and save a run folder", description=__doc__)
+    p.add_argument("--model", choices=model_names(), help="which model (required unless --config names one)")
+    p.add_argument("--dataset", help="a MovieLens name (ml-100k, ...), a MovieLens folder or your interactions file")
+    p.add_argument("--split", choices=SPLIT_KINDS, help="split kind (default random 8:1:1)")
+    p.add_argument("--split-seed", type=int, help="seed of the split")
+    p.add_argument("--split-dir", help="use a split written by `gpt2rec data split` instead")
+    p.add_argument("--implicit-threshold", type=float, help="keep ratings >= this (default: all ratings)")
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, help="training triples per step")
+    p.add_argument("--weight-decay", type=float, help="Adam weight decay")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--metric", help="validation metric for early stopping, e.g. ndcg@10")
+    p.add_argument("--num-neg", type=int, help="negatives per positive")
+    p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
+    p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
+    p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
+    p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
+    p.set_defaults(func=run)
+
+
+def build_config(args):
+    """The RunConfig described by the --config file and the flags."""
+    from ..models.registry import get_spec
+    from ..pipeline import RunConfig
+
+    base = _read_config_file(args.config) if args.config else {}
+    model = args.model or base.get("model")
+    if not model:
+        raise UserError("no model given; pass --model NAME (or a --config file with a \"model\" entry)")
+    if args.model and base.get("model") not in (None, args.model):
+        base["model_config"] = {}  # the file's hyperparameters belong to another model
+    model_config = dict(base.get("model_config") or {})
+    spec = get_spec(model)
+    sets = list(args.set) + ([f"dim={args.dim}"] if args.dim is not None else [])
+    model_config.update(parse_sets(sets, spec.config_cls))
+    data = dict(base.get("data") or {})
+    if args.dataset:
+        data["dataset"] = args.dataset
+    if args.implicit_threshold is not None:
+        data["implicit_threshold"] = args.implicit_threshold
+    split = dict(base.get("split") or {})
+    if args.split:
+        split["kind"] = args.split
+    if args.split_seed is not None:
+        split["seed"] = args.split_seed
+    train = dict(base.get("train") or {})
+    for flag, name in TRAIN_FLAGS.items():
+        if getattr(args, flag) is not None:
+            train[name] = getattr(args, flag)
+    split_dir = args.split_dir or base.get("split_dir")
+    return RunConfig(model=model, model_config=model_config, data=data, split=split, train=train, split_dir=split_dir)
+
+
+def _read_config_file(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file {path} not found; check the path") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"config file {path} is not valid JSON ({exc}); fix it or drop --config") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a JSON object with model/model_config/data/split/train")
+    unknown = set(data) - {"model", "model_config", "data", "split", "train", "split_dir"}
+    if unknown:
+        raise UserError(f"config file {path} has unknown sections {sorted(unknown)}; allowed: model, "
+                        "model_config, data, split, train, split_dir")  # fmt: skip
+    return data
+
+
+def parse_sets(items: list[str], config_cls) -> dict:
+    """["dim=32", "mlp_layers=64,32"] -> {"dim": 32, "mlp_layers": (64, 32)}, typed by config_cls."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    hints = typing.get_type_hints(config_cls)
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UserError(f"--set {item!r} must look like key=value, e.g. --set dim=64")
+        if key not in fields:
+            valid = ", ".join(fields) or "(none)"
+            raise UserError(f"--set {key}: {config_cls.__name__} has no such field; valid fields: {valid}")
+        try:
+            out[key] = _typed(hints.get(key, str), raw.strip())
+        except ValueError:
+            raise UserError(f"--set {key}={raw!r}: not a valid {_type_name(hints.get(key))}") from None
+    return out
+
+
+def _typed(tp, raw: str):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null", ""):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _typed(inner[0], raw) if inner else raw
+    if tp is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if tp is int:
+        return int(raw)
+    if tp is float:
+        return float(raw)
+    if origin in (tuple, list):
+        elem = args[0] if args else str
+        parts = [p for p in raw.replace("(", "").replace(")", "").split(",") if p.strip()]
+        return tuple(_typed(elem, p.strip()) for p in parts)
+    return raw
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def format_metrics(metrics: dict, keys=("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "recall@20")) -> str:
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+def run(args) -> int:
+    from ..pipeline import train_run
+
+    config = build_config(args)
+    verbose = not args.quiet
+    if verbose:
+        print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
+    metrics = train_run(config, args.out, verbose=verbose)
+    info = metrics.get("train", {})
+    extra = f", best epoch {info['best_epoch']}" if "best_epoch" in info else ""
+    print(f"trained in {info.get('seconds', 0.0):.1f}s{extra}")
+    print(f"valid  {format_metrics(metrics['valid'])}")
+    print(f"test   {format_metrics(metrics['test'])}")
+    print(f"saved to {args.out}")
+    return 0

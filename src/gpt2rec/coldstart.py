@@ -1,0 +1,186 @@
+"""Cold start: score brand-new users (a metadata profile) and brand-new items (a metadata table)
+with the enhanced recommender, from text alone (their ID view is the learned 'unknown' vector).
+
+    scores = score_new_user(model, {"gender": "F", "age": 31, "occupation": "writer"})   # (n_items,)
+    scores = score_new_items(model, user=42, items_df)                                   # (n_new,)
+
+The text is rendered with the model's own template settings and encoded by its LM (rebuilt from
+the name in the checkpoint on first use, with its trained adapters).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import DataError, UserError
+from .text.templates import item_texts, user_texts
+
+_DERIVED = {"age_group": "age"}  # template field -> the profile column it comes from
+
+
+def _require_cold_start(model) -> None:
+    if not hasattr(model, "unknown_user") or not hasattr(model, "meta_info"):
+        raise UserError(f"cold start needs the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced")
+    if "lm" not in model.meta_info:
+        raise UserError("this model has no text metadata (it was never built with a dataset); retrain it")
+
+
+def profile_columns(model) -> tuple[list[str], list[str]]:
+    """(valid columns, required columns) of a new-user profile for this model."""
+    info = model.meta_info
+    valid = list(info.get("user_columns", []))
+    required = [_DERIVED.get(f, f) for f in info.get("user_fields", []) if _DERIVED.get(f, f) in valid]
+    return valid, required
+
+
+def check_profile(model, profile: dict) -> dict:
+    """Validate a profile dict: unknown or missing fields -> UserError listing the valid fields."""
+    _require_cold_start(model)
+    if not isinstance(profile, dict):
+        raise UserError(f"a profile must be a JSON object like {{\"gender\": \"F\", \"age\": 31}}; got {type(profile).__name__}")
+    valid, required = profile_columns(model)
+    unknown = sorted(set(profile) - set(valid))
+    missing = [c for c in required if c not in profile or profile[c] in (None, "")]
+    if unknown or missing:
+        parts = ([f"unknown field(s) {unknown}"] if unknown else []) + ([f"missing field(s) {missing}"] if missing else [])
+        raise UserError(f"profile has {' and '.join(parts)}; valid fields: {valid} (required: {required})")
+    out = dict(profile)
+    if "age" in out:
+        try:
+            out["age"] = int(out["age"])
+        except (TypeError, ValueError):
+            raise UserError(f"profile age must be a whole number of years, got {out['age']!r}") from None
+    return out
+
+
+def _encode(model, rendered, kind: str) -> torch.Tensor:
+    runtime = model.ensure_lm()
+    was_training = runtime.training
+    runtime.eval()
+    try:
+        with torch.no_grad():
+            out = runtime.encode([r.text for r in rendered], [r.spans for r in rendered], progress=False, fields=model.fields(kind))
+    finally:
+        runtime.train(was_training)
+    return out.to(model.user_cache.device, model.user_cache.dtype)  # (N, F, D)
+
+
+def new_user_text(model, profile: dict):
+    """The rendered sentence (templates.Rendered) of a validated profile."""
+    profile = check_profile(model, profile)
+    users = pd.DataFrame([{"user_id": -1, **profile}])
+    items = pd.DataFrame({c: pd.Series(dtype=object) for c in ["item_id", *model.meta_info.get("item_columns", [])]})
+    empty = pd.DataFrame({"user": pd.Series(dtype=np.int64), "item": pd.Series(dtype=np.int64),
+                          "rating": pd.Series(dtype=np.float32), "timestamp": pd.Series(dtype=np.int64)})
+    data = SimpleNamespace(users=users, items=items, n_users=1, n_items=0)
+    return user_texts(data, model.config.template, empty)[0]
+
+
+def score_new_user(model, profile: dict) -> torch.Tensor:
+    """Scores of every item (n_items,) for a user who exists only as a metadata profile."""
+    rendered = new_user_text(model, profile)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            text = _encode(model, [rendered], "user")  # (1, Fu, D)
+            user, _ = model.represent("user", None, text=text, ids=model.unknown_user.unsqueeze(0))  # (1, d)
+            return (user @ model._all_items().T)[0]  # (I,)
+    finally:
+        model.train(was_training)
+
+
+def normalise_items(model, items_df: pd.DataFrame) -> pd.DataFrame:
+    """Check a new-items table: needs the item template's columns; genres may be 'A|B' strings."""
+    _require_cold_start(model)
+    if not isinstance(items_df, pd.DataFrame) or items_df.empty:
+        raise UserError("new items must be a non-empty table with at least a 'title' column")
+    needed = [f for f in model.meta_info.get("item_fields", []) if f != "item_id"]
+    missing = [c for c in needed if c not in items_df.columns]
+    if missing:
+        raise UserError(f"new items lack column(s) {missing}; give {needed} (genres as 'Action|Comedy')")
+    df = items_df.reset_index(drop=True).copy()
+    if "genres" in df.columns:
+        df["genres"] = [g if isinstance(g, (list, tuple)) else [x.strip() for x in str(g).split("|") if x.strip()]
+                        if not (isinstance(g, float) and np.isnan(g)) else [] for g in df["genres"]]
+    return df
+
+
+def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
+    """Scores (n_new,) of items given only as metadata rows, for the known internal user `user`."""
+    df = normalise_items(model, items_df)
+    if not 0 <= int(user) < model.n_users:
+        raise UserError(f"user index {user} is out of range (0..{model.n_users - 1})")
+    rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), model.config.template)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            text = _encode(model, rendered, "item")  # (N, Fi, D)
+            items, _ = model.represent("item", None, text=text, ids=model.unknown_item.expand(len(df), -1))  # (N, d)
+            u, _ = model.represent("user", torch.tensor([int(user)], device=model.user_emb.weight.device))  # (1, d)
+            return (u @ items.T)[0]  # (N,)
+    finally:
+        model.train(was_training)
+
+
+def read_profile(arg: str) -> dict:
+    """A profile from a JSON string or a path to a JSON file."""
+    text = Path(arg).read_text(encoding="utf-8") if arg and Path(arg).is_file() else arg
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise UserError(f"--profile must be a JSON object or a JSON file, e.g. '{{\"gender\": \"F\", \"age\": 31}}' ({exc})") from None
+    if not isinstance(value, dict):
+        raise UserError("--profile must be a JSON object, e.g. '{\"gender\": \"F\", \"age\": 31, \"occupation\": \"writer\"}'")
+    return value
+
+
+def read_items(path: str | Path) -> pd.DataFrame:
+    """New items from a CSV/TSV (columns title, genres 'A|B', optional item_id, year) or JSON list."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
+    try:
+        if path.suffix.lower() == ".json":
+            return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        return pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
+
+
+# ---- run folders (what `gpt2rec recommend --profile / --items` calls) -----------------------------
+def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
+    """Top-k items of a run's catalogue for a new user given as a profile (dict, JSON text or file)."""
+    from .pipeline import load_run
+
+    profile = read_profile(profile) if isinstance(profile, str) else profile
+    _, dataset, model, _ = load_run(run_dir, device)
+    scores = score_new_user(model, profile).float().cpu()  # (I,)
+    top = torch.topk(scores, min(int(k), len(scores)))
+    titles = dataset.items["title"].astype(str).to_numpy() if "title" in dataset.items else dataset.item_ids.astype(str)
+    return [{"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
+            for i, s in zip(top.indices.tolist(), top.values.tolist())]
+
+
+def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[dict]:
+    """New items (a DataFrame or a CSV/TSV/JSON path) ranked for a run's known user."""
+    from .pipeline import load_run
+
+    _, dataset, model, _ = load_run(run_dir, device)
+    df = items if isinstance(items, pd.DataFrame) else read_items(items)
+    scores = score_new_items(model, dataset.user_index(raw_user), df).float().cpu()  # (N,)
+    top = torch.topk(scores, min(int(k), len(scores)))
+    ids = df["item_id"].tolist() if "item_id" in df.columns else list(range(len(df)))
+    return [{"item_id": _plain(ids[i]), "title": str(df["title"].iloc[i]), "score": float(s)}
+            for i, s in zip(top.indices.tolist(), top.values.tolist())]
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v

@@ -1,0 +1,143 @@
+"""Why an item was recommended: field attention, similar liked items, and one plain sentence.
+
+    for e in explain(model, dataset, user=12, items=[50, 172], history=train_items_of_user_12):
+        print(e.reason)   # "Because you liked Star Wars and Alien — both Sci-Fi; your profile's occupation mattered most."
+
+- `user_fields` / `item_fields`: the cross-attention weights of the user's ID over their profile
+  fields and of the item's ID over its fields (each set sums to 1) — enhanced model with attention.
+- `similar`: the items in the user's training history closest to the recommended item in the LM's
+  text space (cosine of the items' text vectors).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_FIELD_WORDS = {"age_group": "age group", "zip_code": "zip code"}
+
+
+@dataclass
+class Explanation:
+    item: int  # internal index
+    title: str
+    score: float | None
+    user_fields: dict[str, float] = field(default_factory=dict)
+    item_fields: dict[str, float] = field(default_factory=dict)
+    similar: list[int] = field(default_factory=list)  # internal indices of history items
+    similar_titles: list[str] = field(default_factory=list)
+    similarity: list[float] = field(default_factory=list)
+    reason: str = ""
+
+    def to_dict(self, item_ids: Sequence | None = None) -> dict:
+        out = asdict(self)
+        if item_ids is not None:
+            out["item_id"] = _plain(item_ids[self.item])
+            out["similar_ids"] = [_plain(item_ids[i]) for i in self.similar]
+        return out
+
+
+def explain(model, dataset, user: int, items: Sequence[int], history: Sequence[int], n_similar: int = 2,
+            scores: Sequence[float] | None = None) -> list[Explanation]:
+    """One `Explanation` per recommended item (internal indices) for internal user `user`."""
+    if not hasattr(model, "item_text_vectors"):
+        raise UserError(f"explanations need a text model (basic or enhanced); {type(model).__name__} reads no metadata")
+    items = [int(i) for i in items]
+    history = np.unique(np.asarray(history, dtype=np.int64))
+    device = model.item_text_vectors().device
+    with torch.no_grad():
+        if hasattr(model, "prepare_for_eval"):
+            model.prepare_for_eval()
+        text = F.normalize(model.item_text_vectors().float(), dim=-1)  # (I, D)
+        sim = text[torch.tensor(items, device=device)] @ text[torch.as_tensor(history, device=device)].T  # (K, H)
+        uw = iw = None
+        if getattr(getattr(model, "config", None), "use_attention", False):
+            users = torch.full((len(items),), int(user), dtype=torch.long)
+            uw, iw = model.attention_weights(users, torch.tensor(items))  # (K, Fu), (K, Fi)
+    ufields = model.fields("user") if hasattr(model, "fields") else []
+    ifields = model.fields("item") if hasattr(model, "fields") else []
+    titles = _titles(dataset, model.n_items)
+    genres = _genres(dataset)
+    out = []
+    for k, item in enumerate(items):
+        order = torch.argsort(sim[k], descending=True)[:n_similar].tolist() if len(history) else []
+        similar = [int(history[j]) for j in order]
+        e = Explanation(
+            item=item,
+            title=titles[item],
+            score=None if scores is None else float(scores[k]),
+            user_fields={} if uw is None else dict(zip(ufields, uw[k].tolist())),
+            item_fields={} if iw is None else dict(zip(ifields, iw[k].tolist())),
+            similar=similar,
+            similar_titles=[titles[i] for i in similar],
+            similarity=[float(sim[k, j]) for j in order],
+        )
+        e.reason = reason(e, genres)
+        out.append(e)
+    return out
+
+
+def reason(e: Explanation, genres: list[list[str]] | None) -> str:
+    """One sentence: the liked items it resembles, the genres they share, the profile field that led."""
+    parts = []
+    if e.similar:
+        names = [short_title(t) for t in e.similar_titles]
+        liked = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        text = f"Because you liked {liked}"
+        if genres is not None:
+            shared = [g for g in genres[e.item] if all(g in genres[i] for i in e.similar)]
+            if shared:
+                text += (" — both " if len(e.similar) > 1 else " — also ") + " and ".join(shared[:2])
+        parts.append(text)
+    else:
+        parts.append("Recommended from your profile")
+    if e.user_fields:
+        top = max(e.user_fields, key=e.user_fields.get)
+        parts.append(f"your profile's {_FIELD_WORDS.get(top, top.replace('_', ' '))} mattered most")
+    return "; ".join(parts) + "."
+
+
+def short_title(title: str) -> str:
+    """'Star Wars (1977)' -> 'Star Wars'; 'Godfather, The (1972)' -> 'The Godfather'."""
+    t = _YEAR.sub("", str(title))
+    for article in ("The", "A", "An"):
+        if t.endswith(", " + article):
+            t = f"{article} {t[: -len(article) - 2]}"
+    return t
+
+
+def _titles(dataset, n_items: int) -> list[str]:
+    if dataset is not None and "title" in dataset.items.columns:
+        return [str(t) for t in dataset.items["title"].tolist()]
+    return [f"item {i}" for i in range(n_items)]
+
+
+def _genres(dataset) -> list[list[str]] | None:
+    if dataset is None or "genres" not in dataset.items.columns:
+        return None
+    return [list(g) if isinstance(g, (list, tuple, np.ndarray)) else [] for g in dataset.items["genres"].tolist()]
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def explain_run(run_dir, raw_user, k: int = 10, n_similar: int = 2, device=None) -> list[dict]:
+    """`gpt2rec recommend --explain`: the user's top-k unseen items, each with its explanation."""
+    from .data.splits import interaction_matrix
+    from .pipeline import load_run, recommend_items
+
+    _, dataset, model, split = load_run(run_dir, device)
+    user = dataset.user_index(raw_user)
+    train = interaction_matrix(split.train, dataset.n_users, dataset.n_items)
+    seen = train.indices[train.indptr[user] : train.indptr[user + 1]]
+    items, scores = recommend_items(model, user, int(k), seen)
+    return [e.to_dict(dataset.item_ids) for e in explain(model, dataset, user, items, seen, n_similar, scores)]

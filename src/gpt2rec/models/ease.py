@@ -1,0 +1,76 @@
+"""EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"): closed-form item-item.
+
+G = X^T X + lambda I, P = G^-1, B = -P / diag(P) (column-wise), diag(B) = 0; scores = X_u B.
+The (I, I) weight matrix and the users' training items are buffers, so a checkpoint restores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .base import ModelContext, ModelSpec
+from .history import UserHistory
+
+
+@dataclass
+class EASEConfig:
+    reg: float = field(default=300.0, metadata={"help": "L2 regularisation lambda (tuned on ML-100K)"})
+
+    def __post_init__(self):
+        if not float(self.reg) > 0:
+            raise UserError(f"ease reg (lambda) must be > 0, got {self.reg}; try --set reg=300")
+        self.reg = float(self.reg)
+
+
+class EASE(nn.Module):
+    def __init__(self, config: EASEConfig, n_users: int, n_items: int):
+        super().__init__()
+        self.config = config
+        self.n_users = n_users
+        self.n_items = n_items
+        self.history = UserHistory(n_users, n_items)
+        self.register_buffer("weight", torch.zeros(n_items, n_items))  # (I, I) float32
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return self.history.dense(users) @ self.weight  # (B, I) @ (I, I) -> (B, I)
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        hist = self.history.dense(users)  # (B, I)
+        cols = self.weight[:, items.to(hist.device)].T  # (B, I)
+        return (hist * cols).sum(1)  # (B,)
+
+
+def build(config: EASEConfig, ctx: ModelContext) -> EASE:
+    return EASE(config, ctx.n_users, ctx.n_items).to(ctx.device)
+
+
+@torch.no_grad()
+def fit(model: EASE, ctx: ModelContext) -> None:
+    pairs = ctx.train[["user", "item"]].drop_duplicates()
+    x = sp.csr_matrix(
+        (np.ones(len(pairs)), (pairs["user"].to_numpy(), pairs["item"].to_numpy())),
+        shape=(ctx.n_users, ctx.n_items),
+    )  # (U, I)
+    device = model.weight.device
+    gram = torch.as_tensor((x.T @ x).toarray(), dtype=torch.float64, device=device)  # (I, I)
+    gram.diagonal().add_(model.config.reg)
+    p = torch.linalg.inv(gram)  # (I, I), symmetric positive definite
+    b = -p / p.diagonal().unsqueeze(0)  # column j divided by P_jj
+    b.fill_diagonal_(0.0)
+    model.weight.copy_(b.float())
+    model.history.fit(ctx.train)
+
+
+SPEC = ModelSpec(
+    name="ease",
+    config_cls=EASEConfig,
+    build=build,
+    fit=fit,
+    description="EASE linear item-item autoencoder (Steck 2019); closed form",
+)

@@ -1,0 +1,371 @@
+"""Enhanced GPT-2 recommender: ID embeddings attend over per-field text vectors, with optional
+end-to-end LoRA tuning of the LM, a contrastive ID/text alignment, and cold start.
+
+    keys_u  = FieldProjector(LM fields of the user's sentence)       # (B, Fu, d) gender, age, occupation
+    user    = CrossAttentionFusion(query=id_u, keys=values=keys_u)   # (B, d), weights (B, Fu)
+    item    = the same over the item's fields (title, genres)        # (B, d), weights (B, Fi)
+    score   = <user, item>
+    loss    = BPR + contrastive_weight * InfoNCE(id view, text view)  (the `extra_loss` hook)
+
+Text vectors come from a cache (buffers, refreshed by `prepare_for_eval` after the LM changed) or,
+in training with `use_cache = False`, from the LM itself with gradients into its adapters.
+`strategy`: cached (frozen LM), end2end (dynamic + LoRA), hybrid (cached for
+`hybrid_cached_epochs`, then dynamic for `hybrid_end2end_epochs`, then cached again).
+Entities without training interactions use a learned "unknown" ID vector (ID dropout in training
+teaches the model to lean on text), so new users/items are scored from their metadata alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..contrastive import info_nce
+from ..errors import UserError
+from .base import ModelContext, ModelSpec
+from .enhanced_lm import LMHolder, StepMemo
+from .fusion import CrossAttentionFusion, FieldProjector
+from .text_features import LMSettings, adopt_saved_shapes, encode_tables, json_buffer, make_encoder, read_json_buffer
+
+STRATEGIES = ("cached", "end2end", "hybrid")
+
+
+@dataclass
+class EnhancedConfig(LMSettings):
+    pooling: str = field(default="fields", metadata={"help": "fields (per-field vectors: the attention set)"})
+    dim: int = field(default=64, metadata={"help": "ID / fused representation size"})
+    n_heads: int = field(default=4, metadata={"help": "attention heads (dim must be divisible)"})
+    use_attention: bool = field(default=True, metadata={"help": "False: concatenation ablation"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in the fusion"})
+    init_std: float = field(default=0.05, metadata={"help": "std of the ID embedding initialisation"})
+    id_dropout: float = field(default=0.1, metadata={"help": "prob. of replacing an ID by 'unknown' in training"})
+    contrastive_weight: float = field(default=0.1, metadata={"help": "lambda of the ID/text InfoNCE (0 = off)"})
+    temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature"})
+    strategy: str = field(default="cached", metadata={"help": "cached | end2end | hybrid"})
+    hybrid_cached_epochs: int = field(default=3, metadata={"help": "hybrid: first epochs on cached vectors (E1)"})
+    hybrid_end2end_epochs: int = field(default=2, metadata={"help": "hybrid: then epochs of dynamic encoding (E2)"})
+    freeze_lm: bool = field(default=False, metadata={"help": "never update the LM (dynamic encoding still possible)"})
+    use_peft: bool = field(default=True, metadata={"help": "LoRA adapters (False: fine-tune the top blocks fully)"})
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] | None = field(default=None, metadata={"help": "None = by architecture"})
+    top_n_blocks: int = field(default=2, metadata={"help": "LM blocks tuned end to end (the rest stays frozen)"})
+    fast: bool = field(default=True, metadata={"help": "fast end-to-end mode: lower LM states computed once"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.pooling != "fields":
+            raise UserError(f"enhanced needs pooling='fields' (the attention set), got {self.pooling!r}")
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in ("use_attention", "freeze_lm", "use_peft", "fast"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, value.lower() in ("1", "true", "yes", "on"))
+        self.dim, self.n_heads, self.top_n_blocks = int(self.dim), int(self.n_heads), int(self.top_n_blocks)
+        self.dropout, self.id_dropout = float(self.dropout), float(self.id_dropout)
+        self.contrastive_weight, self.temperature = float(self.contrastive_weight), float(self.temperature)
+        checks = [
+            (self.dim >= 1 and self.n_heads >= 1, f"dim and n_heads must be >= 1, got {self.dim}, {self.n_heads}"),
+            (not self.use_attention or self.dim % self.n_heads == 0, f"dim={self.dim} must be divisible by n_heads={self.n_heads}"),
+            (0 <= self.dropout < 1 and 0 <= self.id_dropout < 1, "dropout and id_dropout must be in [0, 1)"),
+            (self.contrastive_weight >= 0 and self.temperature > 0, "need contrastive_weight >= 0 and temperature > 0"),
+            (int(self.hybrid_cached_epochs) >= 0 and int(self.hybrid_end2end_epochs) >= 0, "hybrid epochs must be >= 0"),
+            (self.top_n_blocks >= 1 and int(self.lora_r) >= 1, "top_n_blocks and lora_r must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"enhanced config: {message}")
+        if self.lora_targets is not None:
+            self.lora_targets = tuple(self.lora_targets)
+
+    @property
+    def dynamic(self) -> bool:
+        return self.strategy in ("end2end", "hybrid")
+
+    def finetune_kwargs(self) -> dict:
+        if self.freeze_lm:
+            return {"finetune": "frozen"}
+        out = {"finetune": "lora" if self.use_peft else "full", "top_n_blocks": self.top_n_blocks}
+        if self.use_peft:
+            out.update(lora_r=int(self.lora_r), lora_alpha=int(self.lora_alpha), lora_dropout=float(self.lora_dropout),
+                       lora_targets=self.lora_targets)
+        return out
+
+
+class EnhancedRecommender(nn.Module):
+    _text_shaped = ("user_cache", "item_cache", "user_keys.", "item_keys.", "meta")
+
+    def __init__(self, config: EnhancedConfig, n_users: int, n_items: int, n_user_fields: int = 1,
+                 n_item_fields: int = 1, text_dim: int = 1):
+        super().__init__()
+        self.config = config
+        self.n_users, self.n_items = n_users, n_items
+        d = config.dim
+        self.user_emb = nn.Embedding(n_users, d)
+        self.item_emb = nn.Embedding(n_items, d)
+        nn.init.normal_(self.user_emb.weight, std=config.init_std)
+        nn.init.normal_(self.item_emb.weight, std=config.init_std)
+        self.unknown_user = nn.Parameter(torch.randn(d) * config.init_std)  # (d,)
+        self.unknown_item = nn.Parameter(torch.randn(d) * config.init_std)  # (d,)
+        self.register_buffer("user_known", torch.ones(n_users, dtype=torch.bool))  # (U,)
+        self.register_buffer("item_known", torch.ones(n_items, dtype=torch.bool))  # (I,)
+        self.register_buffer("user_cache", torch.zeros(n_users, n_user_fields, text_dim))  # (U, Fu, D)
+        self.register_buffer("item_cache", torch.zeros(n_items, n_item_fields, text_dim))  # (I, Fi, D)
+        self.register_buffer("meta", json_buffer({}))  # lm, field names, templates: see `meta_info`
+        self.user_keys = FieldProjector(n_user_fields, text_dim, d)
+        self.item_keys = FieldProjector(n_item_fields, text_dim, d)
+        heads, drop, att = config.n_heads, config.dropout, config.use_attention
+        self.user_fusion = CrossAttentionFusion(d, n_user_fields, heads, drop, att)
+        self.item_fusion = CrossAttentionFusion(d, n_item_fields, heads, drop, att)
+        self.lm = LMHolder()
+        self.use_cache = not config.dynamic  # training path: cached vectors or the LM itself
+        self.memo = StepMemo()
+        self.rendered: dict[str, list] = {}  # kind -> Rendered per index (present after a build with data)
+        self.lm_dirty = False  # the LM changed since the caches were computed
+        self.encoder_calls = 0  # LM passes made with gradients (dynamic path)
+        self.user_emb.weight.register_hook(self.memo.bump)  # a backward pass ends the step
+        self._drop_step, self._drop = -1, {}
+        self._table_step, self._tables = -1, {}
+
+    # ---- metadata kept in the state_dict ----------------------------------------------------------
+    @property
+    def meta_info(self) -> dict:
+        return read_json_buffer(self.meta)
+
+    def fields(self, kind: str) -> list[str]:
+        return self.meta_info.get(f"{kind}_fields", [])
+
+    # ---- representations --------------------------------------------------------------------------
+    def _ids(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
+        """ID vectors (B, d): 'unknown' for entities unseen in training, and for ID dropout."""
+        emb, unknown, known = (self.user_emb, self.unknown_user, self.user_known) if kind == "user" else (
+            self.item_emb, self.unknown_item, self.item_known)
+        use = known[idx]  # (B,)
+        if self.training and self.config.id_dropout > 0:
+            if self._drop_step != self.memo.step:  # one draw per step: pos and neg calls agree
+                self._drop_step, self._drop = self.memo.step, {}
+            if kind not in self._drop:
+                n = self.n_users if kind == "user" else self.n_items
+                self._drop[kind] = torch.rand(n, device=known.device) < self.config.id_dropout
+            use = use & ~self._drop[kind][idx]
+        return torch.where(use.unsqueeze(-1), emb(idx), unknown.expand(len(idx), -1))
+
+    def _text(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
+        """LM field vectors (B, F, D): cached, or encoded now with gradients (training, use_cache False)."""
+        if self.training and not self.use_cache:
+            return self.memo.get(kind, idx, lambda new: self._encode_dynamic(kind, new))
+        return (self.user_cache if kind == "user" else self.item_cache)[idx]
+
+    def _encode_dynamic(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
+        if kind not in self.rendered:
+            raise UserError("dynamic text encoding needs the dataset: build the model with ModelContext(dataset=..., train=...)")
+        runtime = self.ensure_lm()
+        rendered = [self.rendered[kind][int(i)] for i in idx.tolist()]
+        encode = self.fast_encoder or runtime.encode_train
+        out = encode([r.text for r in rendered], [r.spans for r in rendered], fields=self.fields(kind))
+        self.encoder_calls += 1
+        if any(p.requires_grad for p in self.lm.parameters()):
+            self.lm_dirty = True
+        return out.to(self.user_cache.device, self.user_cache.dtype)  # (N, F, D)
+
+    def represent(self, kind: str, idx: torch.Tensor, text: torch.Tensor | None = None, ids: torch.Tensor | None = None):
+        """Fused representations (B, d) and field attention weights (B, F) or None."""
+        if text is None and ids is None and self.training and self.use_cache:
+            fused, weights, _ = self._step_table(kind)  # every entity once per training step
+            return fused[idx], None if weights is None else weights[idx]
+        if text is None and ids is None and idx.numel() > 1:  # repeated entities: compute each once
+            uniq, inverse = torch.unique(idx, return_inverse=True)  # (U,), (B,)
+            if len(uniq) < len(idx):
+                fused, weights = self.represent(kind, uniq)
+                return fused[inverse], None if weights is None else weights[inverse]
+        keys = (self.user_keys if kind == "user" else self.item_keys)(self._text(kind, idx) if text is None else text)
+        fusion = self.user_fusion if kind == "user" else self.item_fusion
+        return fusion(self._ids(kind, idx) if ids is None else ids, keys)
+
+    def _step_table(self, kind: str):
+        """Cached-path training: (fused (N, d), weights (N, F) | None, mean key (N, d)) for ALL N
+        entities of `kind`, computed once per step and shared by the positive, negative and
+        contrastive terms (cheaper than three passes over a batch's repeated entities)."""
+        if self._table_step != self.memo.step:
+            self._table_step, self._tables = self.memo.step, {}
+        if kind not in self._tables:
+            emb = self.user_emb if kind == "user" else self.item_emb
+            idx = torch.arange(emb.num_embeddings, device=emb.weight.device)  # (N,)
+            keys = (self.user_keys if kind == "user" else self.item_keys)(self._text(kind, idx))  # (N, F, d)
+            fused, weights = (self.user_fusion if kind == "user" else self.item_fusion)(self._ids(kind, idx), keys)
+            self._tables[kind] = (fused, weights, keys.mean(1))
+        return self._tables[kind]
+
+    def _all_items(self) -> torch.Tensor:
+        return self.represent("item", torch.arange(self.n_items, device=self.item_emb.weight.device))[0]  # (I, d)
+
+    # ---- the model contract ---------------------------------------------------------------------
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        dev = self.user_emb.weight.device
+        self._refresh_if_stale()
+        u, _ = self.represent("user", users.to(dev))  # (B, d)
+        i, _ = self.represent("item", items.to(dev))  # (B, d)
+        return (u * i).sum(-1)  # (B,)
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        self._refresh_if_stale()
+        u, _ = self.represent("user", users.to(self.user_emb.weight.device))  # (B, d)
+        return u @ self._all_items().T  # (B, I)
+
+    def attention_weights(self, users: torch.Tensor, items: torch.Tensor):
+        """Field attention of users (B, Fu) and items (B, Fi), each row summing to 1 (eval mode)."""
+        if not self.config.use_attention:
+            raise UserError("this model was trained with use_attention=False (concatenation): it has no field weights")
+        dev = self.user_emb.weight.device
+        with torch.no_grad():
+            self._refresh_if_stale()
+            return self.represent("user", users.to(dev))[1], self.represent("item", items.to(dev))[1]
+
+    def item_text_vectors(self) -> torch.Tensor:
+        """One LM vector per item (I, D): the mean of its field vectors (for 'similar items')."""
+        return self.item_cache.mean(1)
+
+    # ---- training hooks -------------------------------------------------------------------------
+    def extra_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """contrastive_weight * mean of user and item InfoNCE between ID and text views."""
+        lam = self.config.contrastive_weight
+        if lam == 0:
+            return self.user_emb.weight.new_zeros(())
+        u = torch.unique(users)
+        it = torch.unique(torch.cat([pos.reshape(-1), neg.reshape(-1)]))
+        it = it[self.item_known[it]]  # unseen items have no ID view to align
+        loss = self.user_emb.weight.new_zeros(())
+        for kind, idx, emb in (("user", u, self.user_emb), ("item", it, self.item_emb)):
+            if len(idx) > 1:
+                if self.training and self.use_cache:
+                    text_view = self._step_table(kind)[2][idx]  # (B, d)
+                else:
+                    text_view = (self.user_keys if kind == "user" else self.item_keys)(self._text(kind, idx)).mean(1)
+                loss = loss + 0.5 * info_nce(emb(idx), text_view, self.config.temperature)
+        return lam * loss
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Strategy switch from the (1-based) epoch number alone (a resumed run skips calls)."""
+        if self.config.strategy != "hybrid":
+            return
+        e1, e2 = int(self.config.hybrid_cached_epochs), int(self.config.hybrid_end2end_epochs)
+        dynamic = e1 < epoch <= e1 + e2
+        if dynamic:
+            self.ensure_lm()
+        self.use_cache = not dynamic
+        self.lm.set_trainable(dynamic and not self.config.freeze_lm)
+
+    @torch.no_grad()
+    def prepare_for_eval(self) -> None:
+        self._refresh_if_stale()
+
+    # ---- the language model ----------------------------------------------------------------------
+    def ensure_lm(self):
+        """The LM encoder (built from `meta.lm` on first need, saved adapters applied)."""
+        if not self.lm.attached:
+            info = self.meta_info
+            if "lm" not in info:
+                raise UserError("this model has no text tables yet; build it with a dataset and training data")
+            kwargs = self.config.finetune_kwargs() if self.config.dynamic else {"finetune": "frozen"}
+            encoder = make_encoder(self.config, info["lm"], self.user_emb.weight.device, "fields", **kwargs)
+            self.lm.attach(encoder)
+            self.lm.train(self.training)
+        return self.lm.runtime
+
+    @property
+    def fast_encoder(self):
+        """`text.fast.FastEncoder` over the LM when fast mode applies (tuned top blocks, final layer)."""
+        runtime = self.lm.runtime
+        if runtime is None or not self.config.fast or runtime.config.top_n_blocks is None or runtime.config.layer != -1:
+            return None
+        if getattr(self, "_fast", None) is None or self._fast.encoder is not runtime:
+            from ..text.fast import FastEncoder
+
+            object.__setattr__(self, "_fast", FastEncoder(runtime))  # not a submodule
+        return self._fast
+
+    @torch.no_grad()
+    def refresh_cache(self) -> None:
+        """Re-encode every user and item with the current LM (no gradients) into the cache buffers."""
+        runtime = self.ensure_lm()
+        fast, size = self.fast_encoder, self.config.encode_batch_size
+        was_training = runtime.training
+        runtime.eval()
+        try:
+            for kind, buf in (("user", "user_cache"), ("item", "item_cache")):
+                texts = [r.text for r in self.rendered[kind]]
+                spans = [r.spans for r in self.rendered[kind]]
+                fields = self.fields(kind)
+                if fast is None:
+                    out = runtime.encode(texts, spans, progress=False, fields=fields)
+                else:  # only the tuned top blocks run; lower states are reused
+                    out = torch.cat([fast(texts[s : s + size], spans[s : s + size], fields) for s in range(0, len(texts), size)])
+                setattr(self, buf, out.to(getattr(self, buf)))
+        finally:
+            runtime.train(was_training)
+        self.lm_dirty = False
+
+    def _refresh_if_stale(self) -> None:
+        if self.lm_dirty and not (self.training and not self.use_cache) and self.rendered:
+            self.refresh_cache()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        adopt_saved_shapes(self, state_dict, prefix, self._text_shaped)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.lm_dirty = False  # the loaded caches belong to the loaded adapters
+
+    def score_new_user(self, profile: dict) -> torch.Tensor:
+        from ..coldstart import score_new_user
+
+        return score_new_user(self, profile)
+
+    def score_new_items(self, user: int, items_df) -> torch.Tensor:
+        from ..coldstart import score_new_items
+
+        return score_new_items(self, user, items_df)
+
+
+def build(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
+    if ctx.dataset is None or ctx.train is None:  # checkpoint load: everything comes from the state_dict
+        return EnhancedRecommender(config, ctx.n_users, ctx.n_items).to(ctx.device)
+    tables = encode_tables(config, ctx.dataset, ctx.train, ctx.device, "fields", keep_encoder=config.dynamic)
+    model = EnhancedRecommender(config, ctx.n_users, ctx.n_items, len(tables.user_fields), len(tables.item_fields), tables.text_dim)
+    with torch.no_grad():
+        model.user_cache = tables.users.float()
+        model.item_cache = tables.items.float()
+        model.user_keys.fit_stats(model.user_cache)
+        model.item_keys.fit_stats(model.item_cache)
+        model.user_known = torch.zeros(ctx.n_users, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["user"].unique()), True)
+        model.item_known = torch.zeros(ctx.n_items, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["item"].unique()), True)
+    users_df, items_df = ctx.dataset.users, ctx.dataset.items
+    model.meta = json_buffer({
+        "lm": tables.lm,
+        "user_fields": tables.user_fields,
+        "item_fields": tables.item_fields,
+        "user_columns": [c for c in users_df.columns if c != "user_id"],
+        "item_columns": [c for c in items_df.columns if c != "item_id"],
+        "item_titles_column": "title" if "title" in items_df.columns else None,
+    })
+    model.rendered = {"user": tables.user_rendered, "item": tables.item_rendered}
+    if config.dynamic:
+        from ..text.lora import apply_finetune
+
+        encoder = tables.encoder
+        for key, value in config.finetune_kwargs().items():
+            setattr(encoder.config, key, value)
+        apply_finetune(encoder.backbone, encoder.config)
+        model.lm.attach(encoder)
+        model.lm.set_trainable(config.strategy == "end2end" and not config.freeze_lm)
+    return model.to(ctx.device)
+
+
+SPEC = ModelSpec(
+    name="enhanced",
+    config_cls=EnhancedConfig,
+    build=build,
+    description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
+)

@@ -1,0 +1,77 @@
+"""Fusing an ID embedding with a SET of per-field text vectors (the enhanced recommender's core).
+
+Cross-attention: the ID embedding is the query; the metadata fields (user: gender, age, occupation;
+item: title, genres, ...) are the keys and values, so the attention weights say which field the
+representation leaned on. `use_attention=False` is the concatenation ablation: [id, f_1 .. f_F]
+through one linear layer, with no weights to show.
+
+    attended = MultiHeadAttention(q=id, k=fields, v=fields)       # (B, d)
+    fused    = LayerNorm(id + W_o [id, attended])                 # (B, d)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+
+class FieldProjector(nn.Module):
+    """LM field vectors (B, F, D) -> model-space keys (B, F, d).
+
+    Each LM dimension is standardised with fixed statistics of the table it was fitted on (GPT-style
+    hidden states have a few huge outlier dimensions), then projected; a learned embedding per
+    field says which field a key came from.
+    """
+
+    def __init__(self, n_fields: int | None, text_dim: int, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(text_dim))  # (D,)
+        self.register_buffer("std", torch.ones(text_dim))  # (D,)
+        self.proj = nn.Linear(text_dim, dim)
+        self.field_emb = None  # n_fields None: single vectors (B, D) -> (B, d), no field embedding
+        if n_fields is not None:
+            self.field_emb = nn.Parameter(torch.zeros(n_fields, dim))  # (F, d)
+            nn.init.normal_(self.field_emb, std=0.02)
+
+    @torch.no_grad()
+    def fit_stats(self, table: torch.Tensor) -> None:
+        """Set the standardisation from a table (N, F, D) or (N, D) of LM vectors."""
+        flat = table.reshape(-1, table.shape[-1]).float()  # (N*F, D)
+        self.mean = flat.mean(0).to(self.mean.device)
+        self.std = flat.std(0).clamp_min(1e-4).to(self.std.device) if flat.shape[0] > 1 else torch.ones_like(self.mean)
+
+    def forward(self, fields: torch.Tensor) -> torch.Tensor:
+        z = (fields.to(self.mean.dtype) - self.mean) / self.std  # (B, F, D) or (B, D)
+        out = self.proj(z)  # (B, F, d) or (B, d)
+        return out if self.field_emb is None else out + self.field_emb
+
+
+class CrossAttentionFusion(nn.Module):
+    """(id (B, d), fields (B, F, d)) -> (fused (B, d), weights (B, F) or None)."""
+
+    def __init__(self, dim: int, n_fields: int, n_heads: int = 4, dropout: float = 0.0, use_attention: bool = True):
+        super().__init__()
+        if use_attention and dim % n_heads:
+            raise UserError(f"dim={dim} must be divisible by n_heads={n_heads}; change one of them")
+        self.use_attention = use_attention
+        self.n_fields = n_fields
+        if use_attention:
+            self.attn = nn.MultiheadAttention(dim, n_heads, dropout=dropout, batch_first=True)
+            self.out = nn.Linear(2 * dim, dim)
+        else:
+            self.out = nn.Linear((1 + n_fields) * dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, ids: torch.Tensor, fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.use_attention:
+            flat = torch.cat([ids, fields.flatten(1)], dim=-1)  # (B, (1+F)d)
+            return self.norm(ids + self.drop(self.out(flat))), None
+        query = ids.unsqueeze(1)  # (B, 1, d)
+        attended, weights = self.attn(query, fields, fields, need_weights=True, average_attn_weights=True)
+        attended = attended.squeeze(1)  # (B, d)
+        weights = weights.squeeze(1)  # (B, F), each row sums to 1 (mean over heads of softmaxes)
+        fused = self.norm(ids + self.drop(self.out(torch.cat([ids, attended], dim=-1))))  # (B, d)
+        return fused, weights

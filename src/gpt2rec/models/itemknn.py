@@ -1,0 +1,107 @@
+"""ItemKNN: cosine item-item similarity, each item keeping its `k` nearest neighbours.
+
+score(u, i) = sum over the user's training items j among i's neighbours of sim(i, j), where
+sim(i, j) = |U_i & U_j| / (sqrt(|U_i|) sqrt(|U_j|) + shrinkage) (Sarwar et al. 2001; Deshpande &
+Karypis 2004). Closed form: `fit` computes the neighbour lists; no gradient training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from .base import ModelContext, ModelSpec
+from .history import UserHistory
+
+
+@dataclass
+class ItemKNNConfig:
+    k: int = field(default=100, metadata={"help": "neighbours kept per item"})
+    shrinkage: float = field(default=0.0, metadata={"help": "added to the cosine denominator"})
+
+    def __post_init__(self):
+        if int(self.k) < 1:
+            raise UserError(f"itemknn k must be >= 1, got {self.k}; pass e.g. --set k=100")
+        if float(self.shrinkage) < 0:
+            raise UserError(f"itemknn shrinkage must be >= 0, got {self.shrinkage}")
+        self.k, self.shrinkage = int(self.k), float(self.shrinkage)
+
+
+class ItemKNN(nn.Module):
+    def __init__(self, config: ItemKNNConfig, n_users: int, n_items: int):
+        super().__init__()
+        self.config = config
+        self.n_users = n_users
+        self.n_items = n_items
+        k = max(1, min(config.k, n_items - 1))
+        self.history = UserHistory(n_users, n_items)
+        self.register_buffer("neighbors", torch.zeros(n_items, k, dtype=torch.long))  # (I, k)
+        self.register_buffer("weights", torch.zeros(n_items, k))  # (I, k)
+        self._sim_t: torch.Tensor | None = None
+
+    def _similarity_t(self) -> torch.Tensor:
+        """Dense (I, I) matrix whose column i holds the weights of item i's neighbours."""
+        if self._sim_t is None or self._sim_t.device != self.weights.device:
+            sim = torch.zeros(self.n_items, self.n_items, device=self.weights.device)  # (I, I)
+            sim.scatter_(1, self.neighbors, self.weights)  # row i: neighbours of i
+            self._sim_t = sim.T.contiguous()  # (I_j, I_i)
+        return self._sim_t
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        return self.history.dense(users) @ self._similarity_t()  # (B, I) @ (I, I) -> (B, I)
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        hist = self.history.dense(users)  # (B, I)
+        items = items.to(hist.device)
+        nbr_hit = hist.gather(1, self.neighbors[items])  # (B, k)
+        return (nbr_hit * self.weights[items]).sum(1)  # (B,)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._sim_t = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+
+def build(config: ItemKNNConfig, ctx: ModelContext) -> ItemKNN:
+    return ItemKNN(config, ctx.n_users, ctx.n_items).to(ctx.device)
+
+
+@torch.no_grad()
+def fit(model: ItemKNN, ctx: ModelContext, chunk: int = 1024) -> None:
+    pairs = ctx.train[["user", "item"]].drop_duplicates()
+    x = sp.csr_matrix(
+        (np.ones(len(pairs), np.float32), (pairs["user"].to_numpy(), pairs["item"].to_numpy())),
+        shape=(ctx.n_users, ctx.n_items),
+    )  # (U, I) binary
+    xt = x.T.tocsr()  # (I, U)
+    norms = np.sqrt(np.asarray(x.sum(0)).ravel())  # (I,)
+    k = model.neighbors.shape[1]
+    nbrs, wts = [], []
+    for start in tqdm(range(0, ctx.n_items, chunk), desc="itemknn", leave=False, disable=None):
+        stop = min(start + chunk, ctx.n_items)
+        co = torch.as_tensor((xt[start:stop] @ x).toarray())  # (c, I) co-occurrence counts
+        denom = torch.as_tensor(np.outer(norms[start:stop], norms)) + model.config.shrinkage  # (c, I)
+        sim = torch.where(denom > 0, co / denom.clamp_min(1e-12), torch.zeros(()))  # (c, I)
+        sim[torch.arange(stop - start), torch.arange(start, stop)] = 0.0  # no self-similarity
+        w, idx = sim.float().topk(k, dim=1)  # (c, k)
+        nbrs.append(idx)
+        wts.append(w)
+    device = model.weights.device
+    model.neighbors.copy_(torch.cat(nbrs).to(device))
+    model.weights.copy_(torch.cat(wts).to(device))
+    model.history.fit(ctx.train)
+    model._sim_t = None
+
+
+SPEC = ModelSpec(
+    name="itemknn",
+    config_cls=ItemKNNConfig,
+    build=build,
+    fit=fit,
+    description="item-based k-nearest neighbours (cosine, optional shrinkage); closed form",
+)

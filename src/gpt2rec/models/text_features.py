@@ -1,0 +1,169 @@
+"""Text plumbing shared by the GPT-2 recommenders (basic, enhanced): LM settings, rendering,
+frozen-LM tables (through the on-disk cache), the LM runtime for dynamic encoding, and a few
+state-dict helpers. Heavy imports (transformers, peft) happen inside `text.encoder` only.
+
+`register_lm(name, factory)` is the escape hatch for models not loadable by name (tests inject a
+tiny GPT-2 this way): `factory() -> (model, tokenizer)`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..errors import UserError
+from ..text.templates import Rendered, TemplateConfig, item_texts, user_texts
+
+_INJECTED: dict[str, Callable[[], tuple]] = {}
+
+
+def register_lm(name: str, factory: Callable[[], tuple] | None) -> None:
+    """Make `lm=name` load `factory()` -> (model, tokenizer); None unregisters."""
+    if factory is None:
+        _INJECTED.pop(name, None)
+    else:
+        _INJECTED[name] = factory
+
+
+@dataclass
+class LMSettings:
+    """Language-model fields common to the GPT-2 recommenders (settable with --set key=value)."""
+
+    lm: str = field(default="auto", metadata={"help": "hub ID, local folder, or alias (gemma3-270m, minilm); auto = gpt2 if cached else gemma3-270m"})
+    pooling: str = field(default="mean", metadata={"help": "how the LM's token states become text vectors"})
+    layer: int = field(default=-1, metadata={"help": "LM layer to read (-1 = final output)"})
+    max_length: int = field(default=64, metadata={"help": "max tokens per text"})
+    encode_batch_size: int = field(default=64, metadata={"help": "texts per LM forward pass when caching"})
+    lm_dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16"})
+    text_cache: bool = field(default=True, metadata={"help": "reuse frozen-LM vectors from the on-disk cache"})
+    template: TemplateConfig = field(default_factory=TemplateConfig, metadata={"help": "metadata -> text"})
+
+    def __post_init__(self):
+        if isinstance(self.template, dict):
+            from ..utils.config import from_dict
+
+            self.template = from_dict(TemplateConfig, self.template)
+        if not str(self.lm):
+            raise UserError("lm must name a language model (hub ID, folder, gemma3-270m, minilm) or 'auto'")
+        if int(self.max_length) < 1 or int(self.encode_batch_size) < 1:
+            raise UserError(f"max_length and encode_batch_size must be >= 1; got {self.max_length}, {self.encode_batch_size}")
+        self.layer, self.max_length, self.encode_batch_size = int(self.layer), int(self.max_length), int(self.encode_batch_size)
+        if isinstance(self.text_cache, str):
+            self.text_cache = self.text_cache.lower() in ("1", "true", "yes", "on")
+
+
+def resolve_lm_name(name: str) -> str:
+    if name != "auto":
+        return name
+    from ..text.offline import default_lm
+
+    return default_lm()
+
+
+def make_encoder(settings: LMSettings, lm_name: str, device: torch.device, pooling: str, **finetune):
+    """A `TextEncoder` for `lm_name` (an injected factory, or loaded by name); `finetune` kwargs go
+    to EncoderConfig (finetune, lora_r, lora_alpha, lora_dropout, lora_targets, top_n_blocks)."""
+    from ..text.encoder import EncoderConfig, TextEncoder
+
+    config = EncoderConfig(
+        model=lm_name,
+        pooling=pooling,
+        layer=settings.layer,
+        max_length=settings.max_length,
+        batch_size=settings.encode_batch_size,
+        device=str(device),
+        dtype=settings.lm_dtype,
+        **finetune,
+    )
+    if lm_name in _INJECTED:
+        model, tokenizer = _INJECTED[lm_name]()
+        return TextEncoder(config, model=model, tokenizer=tokenizer)
+    return TextEncoder(config)
+
+
+def render(settings: LMSettings, dataset, train=None) -> tuple[list[Rendered], list[Rendered]]:
+    """User and item sentences (row i = internal index i)."""
+    return user_texts(dataset, settings.template, train), item_texts(dataset, settings.template)
+
+
+def field_names(rendered: list[Rendered]) -> list[str]:
+    """Field names in order of first appearance over all texts (a set shared by every row)."""
+    names: dict[str, None] = {}
+    for r in rendered:
+        for name in r.spans:
+            names.setdefault(name, None)
+    return list(names)
+
+
+def encode_rendered(encoder, rendered: list[Rendered], fields: list[str] | None, use_cache: bool, progress: bool = True):
+    """Frozen-LM vectors of `rendered` without gradients: (N, D) or (N, F, D) for fields pooling.
+
+    Goes through `gpt2rec.text.cache` when `use_cache` (vectors of a frozen LM never change)."""
+    texts = [r.text for r in rendered]
+    spans = [r.spans for r in rendered] if encoder.config.pooling == "fields" else None
+    if use_cache:
+        try:
+            from ..text import cache as text_cache
+        except ImportError:  # the cache module is optional
+            text_cache = None
+        if text_cache is not None and hasattr(text_cache, "cached_encode"):
+            return text_cache.cached_encode(encoder, texts, spans, fields=fields)
+    return encoder.encode(texts, spans, progress=progress, fields=fields)
+
+
+@dataclass
+class TextTables:
+    users: torch.Tensor  # (U, D) or (U, Fu, D)
+    items: torch.Tensor  # (I, D) or (I, Fi, D)
+    user_fields: list[str]
+    item_fields: list[str]
+    user_rendered: list[Rendered]
+    item_rendered: list[Rendered]
+    lm: str
+    encoder: object = None
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.users.shape[-1])
+
+
+def encode_tables(settings: LMSettings, dataset, train, device, pooling: str, keep_encoder: bool = False) -> TextTables:
+    """Render every user and item and encode them with the FROZEN LM (cached on disk)."""
+    lm_name = resolve_lm_name(settings.lm)
+    users_r, items_r = render(settings, dataset, train)
+    ufields, ifields = field_names(users_r), field_names(items_r)
+    encoder = make_encoder(settings, lm_name, device, pooling)
+    u = encode_rendered(encoder, users_r, ufields if pooling == "fields" else None, settings.text_cache)
+    i = encode_rendered(encoder, items_r, ifields if pooling == "fields" else None, settings.text_cache)
+    return TextTables(u, i, ufields, ifields, users_r, items_r, lm_name, encoder if keep_encoder else None)
+
+
+# ---- state-dict helpers ---------------------------------------------------------------------------
+def adopt_saved_shapes(module: torch.nn.Module, state_dict: dict, prefix: str, names: tuple[str, ...]) -> None:
+    """Before loading: give the module's tensors whose name starts with one of `names` the saved shape
+    (text sizes are only known once the LM has run; a checkpoint load builds placeholders)."""
+    tensors = dict(module.named_parameters())
+    tensors.update(dict(module.named_buffers()))
+    for name, current in tensors.items():
+        key = prefix + name
+        if key not in state_dict or not name.startswith(names) or state_dict[key].shape == current.shape:
+            continue
+        owner = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+        leaf = name.rpartition(".")[2]
+        fresh = torch.empty(state_dict[key].shape, dtype=current.dtype, device=current.device)
+        if isinstance(current, torch.nn.Parameter):
+            owner._parameters[leaf] = torch.nn.Parameter(fresh, requires_grad=current.requires_grad)
+        else:
+            owner._buffers[leaf] = fresh
+
+
+def json_buffer(obj) -> torch.Tensor:
+    """A JSON-able object as a uint8 tensor (kept in the state_dict, so checkpoints are self-contained)."""
+    return torch.tensor(list(json.dumps(obj, sort_keys=True).encode("utf-8")), dtype=torch.uint8)
+
+
+def read_json_buffer(t: torch.Tensor):
+    return json.loads(bytes(t.cpu().tolist()).decode("utf-8")) if t.numel() else {}

@@ -1,0 +1,48 @@
+"""Hashes that identify an encoder's output for the embedding cache (see `TextEncoder.fingerprint`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def tensor_hash(tensors: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().to("cpu").contiguous()
+        h.update(k.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def tokenizer_hash(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return sha(backend.to_str())
+    return sha(json.dumps(sorted(tokenizer.get_vocab().items())))
+
+
+def weights_stamp(model_id: str) -> str | None:
+    """For a local folder: names, sizes and mtimes of its weight files (changes when it is rewritten)."""
+    from .offline import resolve_lm
+
+    try:
+        path = Path(resolve_lm(model_id))
+    except UserError:
+        return None
+    if not path.is_dir():
+        return None
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.iterdir())
+             if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()]
+    return sha(json.dumps(stats) + os.fspath(path))

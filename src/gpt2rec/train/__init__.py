@@ -1,0 +1,1 @@
+"""Training: the gradient loop (BPR, early stopping, resume) and run-folder checkpoints."""

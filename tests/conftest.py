@@ -1,0 +1,63 @@
+"""Shared fixtures. `tiny_gpt2`: a 2-layer, 32-wide GPT-2 and a byte-level BPE tokenizer trained here.
+
+    def test_x(tiny_gpt2):
+        model, tokenizer = tiny_gpt2          # GPT2Model (fresh, seeded) + GPT2TokenizerFast (pad set)
+        enc = TextEncoder(EncoderConfig(), model=model, tokenizer=tokenizer)
+
+No network, no files: the tokenizer is trained once per session (~0.1 s) on the sentences below;
+each test gets a fresh model (seed 0), so tests may modify it (LoRA injection, training).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+TINY_CORPUS = [
+    "User profile: Gender is male, Age group is 25-34, Occupation is engineer.",
+    "User profile: Gender is female, Age group is under 18, Occupation is student.",
+    "User profile: Gender is male, Age group is 56+, Occupation is retired. Recently liked: Heat, Fargo.",
+    "Movie: Toy Story (1995). Genres: Animation, Children's, Comedy.",
+    "Movie: GoldenEye (1995). Genres: Action, Adventure, Thriller.",
+    "Movie: Four Rooms (1995). Genres: Thriller. The quick brown fox jumps over the lazy dog.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_object():
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(TINY_CORPUS * 3, vocab_size=300, min_frequency=1,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    return bpe._tokenizer
+
+
+def make_tiny_gpt2(tokenizer_object, seed: int = 0, n_layer: int = 2):
+    """(GPT2Model, GPT2TokenizerFast) with the pad token set to <|endoftext|>."""
+    import torch
+    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+
+    tokenizer = GPT2TokenizerFast(tokenizer_object=tokenizer_object.__class__.from_str(tokenizer_object.to_str()),
+                                  bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    torch.manual_seed(seed)
+    config = GPT2Config(n_layer=n_layer, n_head=2, n_embd=32, vocab_size=len(tokenizer), n_positions=64,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = GPT2Model(config).eval()
+    return model, tokenizer
+
+
+@pytest.fixture
+def tiny_gpt2(tiny_tokenizer_object):
+    return make_tiny_gpt2(tiny_tokenizer_object)
+
+
+@pytest.fixture
+def tiny_gpt2_4layers(tiny_tokenizer_object):
+    return make_tiny_gpt2(tiny_tokenizer_object, n_layer=4)
+
+
+@pytest.fixture
+def tiny_gpt2_factory(tiny_tokenizer_object):
+    """A callable `(seed=0, n_layer=2) -> (model, tokenizer)` for tests that need several fresh copies."""
+    return lambda seed=0, n_layer=2: make_tiny_gpt2(tiny_tokenizer_object, seed=seed, n_layer=n_layer)

@@ -1,0 +1,283 @@
+"""The bench harness on synthetic MovieLens-format data: `--quick`'s machinery end to end (JSON records,
+Markdown report, PNG figures, resume), the genre-content baseline with known answers, and the
+report's target logic. Benchmarks are not tests: no timing is asserted here."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gpt2rec.bench import plan
+from gpt2rec.bench.store import RECORD_KEYS, ResultStore
+from gpt2rec.data.dataset import Dataset
+from gpt2rec.data.movielens import ML100K_GENRES
+from gpt2rec.errors import UserError
+from gpt2rec.models.base import ModelContext
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance"]
+
+
+def write_tiny_movielens(folder, n_users=60, n_items=150, per_user=14, seed=0):
+    """An ml-100k-format folder (u.data, u.user, u.item) where each user likes one genre."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    item_genre = np.arange(n_items) % len(GENRES)
+    rows = []
+    for u in range(n_users):
+        fav = u % len(GENRES)
+        pool = np.flatnonzero(item_genre == fav)
+        liked = rng.choice(pool, size=min(per_user - 3, len(pool)), replace=False)
+        other = rng.choice(np.flatnonzero(item_genre != fav), size=3, replace=False)
+        for t, i in enumerate(np.concatenate([liked, other])):
+            rows.append(f"{u + 1}\t{i + 1}\t{int(rng.integers(3, 6))}\t{880000000 + 1000 * u + t}")
+    (folder / "u.data").write_text("\n".join(rows) + "\n")
+    occupations = ["engineer", "student", "writer", "artist"]
+    users = [f"{u + 1}|{20 + u % 40}|{'MF'[u % 2]}|{occupations[u % 4]}|{10000 + u}" for u in range(n_users)]
+    (folder / "u.user").write_text("\n".join(users) + "\n")
+    items = []
+    for i in range(n_items):
+        flags = ["1" if g == GENRES[item_genre[i]] else "0" for g in ML100K_GENRES]
+        items.append(f"{i + 1}|Movie {i + 1} ({1950 + i % 50})|01-Jan-{1950 + i % 50}||http://x|" + "|".join(flags))
+    (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
+    return folder
+
+
+# ---------------------------------------------------------------- genre-content baseline
+
+
+def _genre_dataset():
+    inter = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 12]})
+    items = pd.DataFrame({"item_id": [10, 11, 12, 13], "title": list("abcd"),
+                          "genres": [["Action"], ["Action", "Comedy"], ["Drama"], ["Comedy"]]})
+    users = pd.DataFrame({"user_id": [1, 2, 3]})  # user 3 has no interactions: cold
+    return Dataset.from_frames("toy", inter, users, items)
+
+
+def test_genre_content_scores_are_profile_cosines():
+    from gpt2rec.models.genre_content import SPEC, GenreContentConfig
+
+    ds = _genre_dataset()
+    ctx = ModelContext(ds.n_users, ds.n_items, ds, ds.interactions)
+    model = SPEC.build(GenreContentConfig(tiebreak=0.0), ctx)
+    SPEC.fit(model, ctx)
+    # user 0: genres (Action 2, Comedy 1) over (Action, Comedy, Drama) -> (2, 1, 0) / sqrt(5)
+    # item 0 Action: 2/sqrt5; item 1 Action+Comedy: 3/sqrt10; item 2 Drama: 0; item 3 Comedy: 1/sqrt5
+    s = model.score_users(torch.tensor([0]))[0]
+    expected = torch.tensor([2 / 5**0.5, 3 / 10**0.5, 0.0, 1 / 5**0.5])
+    assert torch.allclose(s, expected, atol=1e-6)
+    pairs = model.score_pairs(torch.tensor([0, 0]), torch.tensor([1, 3]))
+    assert torch.allclose(pairs, expected[[1, 3]], atol=1e-6)
+    # cold user 2 falls back to popularity: items 0, 1, 2 have one interaction each, item 3 none
+    assert torch.allclose(model.score_users(torch.tensor([2]))[0], torch.tensor([1.0, 1.0, 1.0, 0.0]))
+
+
+def test_genre_content_tiebreak_and_checkpoint_roundtrip():
+    from gpt2rec.models.genre_content import SPEC, GenreContentConfig
+
+    ds = _genre_dataset()
+    ctx = ModelContext(ds.n_users, ds.n_items, ds, ds.interactions)
+    model = SPEC.build(GenreContentConfig(tiebreak=0.01, cold_user="none"), ctx)
+    SPEC.fit(model, ctx)
+    s = model.score_users(torch.tensor([1]))[0]  # user 1 likes Drama: item 2 (Drama, count 1) first
+    assert int(s.argmax()) == 2
+    assert torch.equal(model.score_users(torch.tensor([2]))[0], torch.zeros(4))  # profile-less cold user
+    fresh = SPEC.build(GenreContentConfig(tiebreak=0.01, cold_user="none"), ModelContext(ds.n_users, ds.n_items))
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.score_users(torch.arange(3)), model.score_users(torch.arange(3)))
+
+
+def test_genre_content_is_registered():
+    from gpt2rec.models.registry import get_spec
+
+    assert get_spec("genre_content").name == "genre_content"
+
+
+# ---------------------------------------------------------------- plan, store, targets
+
+
+def test_plan_quick_has_one_seed_and_the_quick_subset():
+    config = plan.BenchConfig(quick=True)
+    jobs = plan.plan_jobs(config, ["minilm"])
+    assert {j.seed for j in jobs} == {0}
+    names = {j.model for j in jobs}
+    assert "itemknn" not in names and {"popularity", "bpr", "enhanced-cached"} <= names
+    assert {j.protocol for j in jobs if j.model == "basic"} == {"warm"}
+    full = plan.plan_jobs(plan.BenchConfig(), ["gemma3-270m", "minilm"])
+    seeds = {p: {j.seed for j in full if j.protocol == p} for p in plan.PROTOCOLS}
+    assert seeds == {"warm": {0, 1, 2}, "ncf": {0, 1, 2}, "cold-item": set(range(5)), "cold-user": set(range(5))}
+    # ID-only baselines never run where one side is unseen in training
+    assert not [j for j in full if j.model in ("bpr", "ease", "neumf") and j.protocol.startswith("cold")]
+    # "all" entries compare every LM on warm and use the main (first) LM elsewhere;
+    # dynamic strategies use the cheapest LM
+    assert {j.lm for j in full if j.model == "basic" and j.protocol == "warm"} == {"gemma3-270m", "minilm"}
+    assert {j.lm for j in full if j.model == "basic" and j.protocol != "warm"} == {"gemma3-270m"}
+    assert {j.lm for j in full if j.model == "enhanced-end2end"} == {"minilm"}
+
+
+def test_ml1m_joins_the_full_run_only_when_cached(monkeypatch):
+    import gpt2rec.data.fetch as fetch
+
+    base = plan.BenchConfig()
+    monkeypatch.setattr(fetch, "is_fetched", lambda name: False)
+    assert [c.dataset for c in plan.datasets_to_run(base)] == ["ml-100k"]
+    monkeypatch.setattr(fetch, "is_fetched", lambda name: True)
+    configs = plan.datasets_to_run(base)
+    assert [c.dataset for c in configs] == ["ml-100k", "ml-1m"]
+    assert configs[1].protocols == ("ncf",) and "neumf" in configs[1].models and not configs[1].speed
+    assert [c.dataset for c in plan.datasets_to_run(plan.BenchConfig(quick=True))] == ["ml-100k"]
+    assert [c.stem for c in plan.datasets_to_run(base, "/data/my-ml")] == ["my-ml"]
+
+
+def test_store_resumes_and_rewrites_atomically(tmp_path):
+    path = tmp_path / "r.json"
+    store = ResultStore(path)
+    rec = {k: None for k in RECORD_KEYS} | {"protocol": "warm", "model": "bpr", "lm": None, "seed": 0, "metrics": {}}
+    store.add(rec)
+    store.add(dict(rec, metrics={"ndcg@10": 0.5}))  # same key: replaced, not duplicated
+    again = ResultStore(path)
+    assert again.has(("warm", "bpr", None, 0)) and not again.has(("warm", "bpr", None, 1))
+    assert len(again.records) == 1 and again.records[0]["metrics"] == {"ndcg@10": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp files left behind
+
+
+def _rec(protocol, model, ndcg, lm=None, seed=0, valid=None, group="main", hit=None):
+    metrics = {"ndcg@10": ndcg} if hit is None else {"hit@10": hit, "ndcg@10": ndcg}
+    return {"protocol": protocol, "model": model, "lm": lm, "seed": seed, "metrics": metrics, "group": group,
+            "valid_metrics": {"ndcg@10": ndcg if valid is None else valid}}
+
+
+def test_targets_pick_the_best_gpt2_model_by_validation_not_test():
+    from gpt2rec.bench.summary import targets
+
+    records = [
+        _rec("warm", "bpr", 0.20), _rec("warm", "ease", 0.22),
+        _rec("warm", "enhanced-cached", 0.30, "m", valid=0.10),  # best on test, worst on validation
+        _rec("warm", "basic", 0.215, "m", valid=0.25),
+        _rec("cold-item", "genre_content", 0.10), _rec("cold-item", "basic", 0.16, "m"),
+        _rec("cold-user", "popularity", 0.10), _rec("cold-user", "basic", 0.10, "m"),
+    ]  # fmt: skip
+    by_name = {t.name: t for t in targets({"records": records}, "ml-100k")}
+    bpr = by_name["warm: best GPT-2 ndcg@10 >= 1.05x BPR-MF"]
+    assert bpr.met is True and "basic [m]" in bpr.value  # 0.215 >= 1.05 * 0.20 = 0.21
+    assert by_name["warm: best GPT-2 ndcg@10 >= EASE"].met is False  # 0.215 < 0.22
+    assert by_name["cold-item: best GPT-2 ndcg@10 >= 1.5x genre-content (mean of draws)"].met is True
+    assert by_name["cold-user: best GPT-2 ndcg@10 above popularity"].met is False  # equal is not above
+    assert by_name["ncf: neumf HR@10 in the published ML-1M range 0.65-0.72"].met is None
+
+
+# ---------------------------------------------------------------- the quick run end to end
+
+
+@pytest.fixture
+def tiny_lm(tiny_tokenizer_object):
+    from conftest import make_tiny_gpt2
+
+    from gpt2rec.models.text_features import register_lm
+
+    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
+    yield "tiny-gpt2"
+    register_lm("tiny-gpt2", None)
+
+
+def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_lm):
+    from gpt2rec.bench import BenchConfig, run_bench
+
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(plan.TRAIN, "batch_size", 256)  # keeps the naive-forward timing small
+    data = write_tiny_movielens(tmp_path / "tiny-ml")
+    out = tmp_path / "results"
+    config = BenchConfig(dataset=str(data), quick=True, out_dir=str(out), lms=(tiny_lm,), epochs=2, device="cpu", threads=1)
+    paths = run_bench(config, argv=["--quick"])
+
+    result = json.loads(paths["json"].read_text())
+    records = result["records"]
+    keys = {(r["protocol"], r["model"], r["lm"], r["seed"]) for r in records}
+    assert len(keys) == len(records)
+    for r in records:
+        assert set(RECORD_KEYS) <= set(r)
+        assert r["seed"] == 0 and r["peak_rss_mb"] > 0 and r["eval_seconds"] >= 0
+        assert (r["lm"] is None) == (r["encode_texts_per_s"] is None)
+    expected = {(j.protocol, j.model, j.lm, j.seed) for j in plan.plan_jobs(config, [tiny_lm])}
+    assert expected <= keys
+    ablations = [r for r in records if r["group"] == "ablation"]
+    assert [(r["protocol"], r["model"], r["lm"]) for r in ablations] == [("warm", "enhanced-cached/no-attention", tiny_lm)]
+    # ncf / cold-item stop on their own validation metric, and keep its best epoch
+    for r in records:
+        if r["protocol"] in ("ncf", "cold-item") and r["epochs"]:
+            assert len(r["valid_curve"]) == r["epochs"]
+            assert r["best_epoch"] == int(np.argmax(r["valid_curve"])) + 1
+            metric = plan.PROTOCOLS[r["protocol"]].metric
+            assert r["valid_metrics"][metric] == pytest.approx(max(r["valid_curve"]))
+    ncf = [r for r in records if r["protocol"] == "ncf"]
+    assert ncf and all(set(r["metrics"]) >= {"hit@10", "ndcg@10"} for r in ncf)
+    # the synthetic users each like one genre: the genre profile beats popularity on warm
+    warm = {r["model"]: r["metrics"]["ndcg@10"] for r in records if r["protocol"] == "warm"}
+    assert warm["genre_content"] > warm["popularity"]
+    assert not result.get("failures")
+    assert {"encoding", "epoch", "end2end", "latency"} <= set(result["speed"])
+    assert result["speed"]["encoding"][tiny_lm]["ratio_to_limit"] > 0
+    assert result["speed"]["epoch"]["bpr"]["ratio_to_bpr"] == pytest.approx(1.0)
+    assert set(result["faithfulness"]["models"]) == {f"enhanced-cached [{tiny_lm}]"}
+
+    md = paths["md"].read_text()
+    for heading in ("## Targets", "## Quality", "### warm", "### ncf", "### cold-item", "### cold-user",
+                    "## Ablations", "## Speed", "## Faithfulness", "gpt2rec bench --quick", "Quick mode"):
+        assert heading in md, heading
+    figures = sorted(p.name for p in out.glob("*.png"))
+    assert figures == sorted(f"tiny-ml-quick-{p}.png" for p in list(plan.PROTOCOLS) + ["curves"])
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # resume: a second run redoes nothing and leaves the records as they were
+    before = paths["json"].read_text()
+    again = run_bench(config, argv=["--quick"])
+    after = json.loads(again["json"].read_text())
+    assert [r["finished"] for r in after["records"]] == [r["finished"] for r in json.loads(before)["records"]]
+    # other settings never mix into the same file
+    with pytest.raises(UserError, match="other settings"):
+        run_bench(BenchConfig(dataset=str(data), quick=True, out_dir=str(out), lms=(tiny_lm,), epochs=3, device="cpu"))
+
+
+def test_a_failing_model_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    from gpt2rec.bench import BenchConfig, run_bench
+    from gpt2rec.models import bpr
+
+    def broken(config, ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bpr, "SPEC", bpr.SPEC.__class__(**{**bpr.SPEC.__dict__, "build": broken}))
+    data = write_tiny_movielens(tmp_path / "tiny-ml")
+    config = BenchConfig(dataset=str(data), quick=True, out_dir=str(tmp_path / "out"), protocols=("warm",),
+                         models=("popularity", "bpr"), lms=("unused",), speed=False, faithfulness=False, plots=False)
+    paths = run_bench(config)
+    result = json.loads(paths["json"].read_text())
+    assert [r["model"] for r in result["records"]] == ["popularity"]
+    assert "RuntimeError: boom" in result["failures"]["warm|bpr|None|0"]["error"]
+    assert "## Failures" in paths["md"].read_text()
+
+
+def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeypatch, tiny_lm):
+    from gpt2rec.bench import BenchConfig, run_bench
+
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(plan.TRAIN, "batch_size", 256)
+    data = write_tiny_movielens(tmp_path / "tiny-ml")
+    config = BenchConfig(dataset=str(data), out_dir=str(tmp_path / "out"), lms=(tiny_lm,), seeds=1, epochs=1,
+                         device="cpu", threads=1, speed=False, faithfulness=False, plots=False)
+    paths = run_bench(config)
+    result = json.loads(paths["json"].read_text())
+    assert not result.get("failures")
+    models = {(r["protocol"], r["model"]) for r in result["records"]}
+    assert {("warm", "enhanced-end2end"), ("warm", "enhanced-hybrid"), ("warm", "neumf"), ("ncf", "itemknn")} <= models
+    # grids were tried on validation and the winner is the best validation score among the tried
+    sel = result["selections"]["warm|ease|None"]
+    assert len(sel["tried"]) == 3 and sel["chosen"] == max(sel["tried"], key=lambda t: t["valid"])["candidate"]
+    # the ablations are pinned to the base's LM and named after it
+    base = result["selections"]["ablation_base"]
+    ablations = {r["model"] for r in result["records"] if r["group"] == "ablation"}
+    assert ablations == {f"{base['model']}/no-attention", f"{base['model']}/no-contrastive"}
+    assert {r["lm"] for r in result["records"] if r["group"] == "ablation"} == {base["lm"]}

@@ -1,0 +1,121 @@
+"""End to end through `gpt2rec.cli.main`: train, evaluate, recommend on a synthetic ML-100K folder."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from gpt2rec.cli import main
+
+N_USERS, N_ITEMS = 12, 16
+
+
+@pytest.fixture(scope="module")
+def ml_folder(tmp_path_factory):
+    """u.data / u.user / u.item in the GroupLens ml-100k format; users 1-6 rate items 1-8, 7-12 rate 9-16."""
+    folder = tmp_path_factory.mktemp("ml-100k")
+    rows = []
+    for u in range(1, N_USERS + 1):
+        block = range(1, 9) if u <= 6 else range(9, 17)
+        rows += [f"{u}\t{i}\t{1 + (u + i) % 5}\t{880000000 + 10 * u + i}" for i in block]
+    (folder / "u.data").write_text("\n".join(rows) + "\n")
+    users = [f"{u}|{20 + u}|{'MF'[u % 2]}|student|0{u:04d}" for u in range(1, N_USERS + 1)]
+    (folder / "u.user").write_text("\n".join(users) + "\n")
+    flags = "|".join(["0"] * 18 + ["1"])
+    items = [f"{i}|Movie {i} (199{i % 10})|01-Jan-199{i % 10}||http://example.org/{i}|{flags}" for i in range(1, N_ITEMS + 1)]
+    (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bpr_run(ml_folder, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "bpr"
+    argv = ["train", "--model", "bpr", "--dataset", str(ml_folder), "--epochs", "3", "--batch-size", "16",
+            "--dim", "8", "--lr", "0.05", "--seed", "1", "--out", str(run), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    return run
+
+
+def test_train_writes_a_complete_run(bpr_run, capsys):
+    for name in ("config.json", "model.safetensors", "user_ids.json", "item_ids.json", "metrics.json",
+                 "history.jsonl", "split/train.tsv"):  # fmt: skip
+        assert (bpr_run / name).is_file(), name
+    config = json.loads((bpr_run / "config.json").read_text())
+    assert config["model"] == "bpr" and config["model_config"]["dim"] == 8
+    assert config["train"]["epochs"] == 3 and config["train"]["seed"] == 1
+    assert set(config) >= {"model", "model_config", "data", "split", "train"}
+    assert json.loads((bpr_run / "user_ids.json").read_text()) == list(range(1, N_USERS + 1))
+    metrics = json.loads((bpr_run / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["ndcg@10"] <= 1.0 and "recall@10" in metrics["valid"]
+    assert len((bpr_run / "history.jsonl").read_text().splitlines()) == 3
+
+
+def test_train_prints_test_metrics_and_set_is_typed(ml_folder, tmp_path, capsys):
+    run = tmp_path / "ease"
+    assert main(["train", "--model", "ease", "--dataset", str(ml_folder), "--set", "reg=5", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "test" in out and "ndcg@10" in out
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_config"] == {"reg": 5.0}
+    # the obvious answer: every held-out item is in the user's block, so EASE finds them
+    assert json.loads((run / "metrics.json").read_text())["test"]["recall@10"] == pytest.approx(1.0)
+
+
+def test_evaluate_reproduces_saved_metrics(bpr_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(bpr_run), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    saved = json.loads((bpr_run / "metrics.json").read_text())
+    assert again["test"] == saved["test"] and again["valid"] == saved["valid"]
+
+
+def test_recommend_json_excludes_training_items(bpr_run, capsys):
+    capsys.readouterr()
+    assert main(["recommend", str(bpr_run), "--user", "3", "-k", "4", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 4 and all(set(r) == {"item_id", "title", "score"} for r in recs)
+    assert all(r["title"] == f"Movie {r['item_id']} (199{r['item_id'] % 10})" for r in recs)
+    assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
+    train = pd.read_csv(bpr_run / "split" / "train.tsv", sep="\t")
+    seen = set(train.loc[train["user_id"] == 3, "item_id"])
+    assert seen and not seen & {r["item_id"] for r in recs}
+
+
+def test_recommend_plain_text(bpr_run, capsys):
+    capsys.readouterr()
+    assert main(["recommend", str(bpr_run), "--user", "7", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].lstrip().startswith("1.") and "Movie" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["recommend", "RUN", "--user", "999"], "unknown user"),
+        (["recommend", "RUN", "--user", "3", "-k", "0"], "k must be"),
+        (["recommend", "RUN", "--user", "3", "-k", "-5"], "k must be"),
+        (["evaluate", "NOWHERE"], "not a complete run folder"),
+        (["train", "--model", "bpr", "--set", "depth=3", "--out", "X"], "no such field"),
+        (["train", "--model", "bpr", "--set", "dim=big", "--out", "X"], "not a valid int"),
+        (["train", "--model", "bpr", "--epochs", "0", "--out", "X"], "epochs must be >= 1"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(bpr_run, tmp_path, capsys, argv, needle):
+    argv = [str(bpr_run) if a == "RUN" else str(tmp_path / a) if a in ("NOWHERE", "X") else a for a in argv]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("gpt2rec: error:") and needle in err
+
+
+def test_rerunning_a_finished_run_resumes_without_retraining(bpr_run, ml_folder, capsys):
+    before = (bpr_run / "model.safetensors").read_bytes()
+    argv = ["train", "--model", "bpr", "--dataset", str(ml_folder), "--epochs", "3", "--batch-size", "16",
+            "--dim", "8", "--lr", "0.05", "--seed", "1", "--out", str(bpr_run), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert (bpr_run / "model.safetensors").read_bytes() == before
+    assert len((bpr_run / "history.jsonl").read_text().splitlines()) == 3
+    other = [a if a != "0.05" else "0.01" for a in argv]
+    assert main(other) == 2 and "different run" in capsys.readouterr().err

@@ -1,0 +1,299 @@
+"""The GPT-2 recommenders (basic, enhanced) on a tiny in-process GPT-2: gradients, the cache switch,
+cold start, explanations, checkpoints. The shared contract (fit/recommend/save/load) is in
+test_model_contract.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gpt2rec.data.dataset import Dataset
+from gpt2rec.errors import UserError
+from gpt2rec.models.base import ModelContext
+from gpt2rec.models.basic import BasicConfig
+from gpt2rec.models.basic import build as build_basic
+from gpt2rec.models.enhanced import EnhancedConfig
+from gpt2rec.models.enhanced import build as build_enhanced
+from gpt2rec.models.text_features import register_lm
+
+OCC = ["engineer", "student", "writer", "retired"]
+GENRES = [["Action", "Sci-Fi"], ["Comedy"], ["Drama"], ["Action", "Thriller"], ["Sci-Fi", "Adventure"], ["Comedy", "Romance"]]
+
+
+@pytest.fixture
+def tiny_lm(tiny_tokenizer_object):
+    from conftest import make_tiny_gpt2
+
+    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))  # a fresh copy per load
+    yield "tiny-gpt2"
+    register_lm("tiny-gpt2", None)
+
+
+def meta_data():
+    """8 users (user 7 has no training interaction), 6 items (item 5 never in train)."""
+    users = pd.DataFrame({"user_id": np.arange(1, 9), "gender": list("MFMFMFMF"), "age": [23, 17, 40, 61, 30, 25, 19, 52],
+                          "occupation": [OCC[i % 4] for i in range(8)], "zip_code": ["00000"] * 8})
+    items = pd.DataFrame({"item_id": np.arange(1, 7), "title": ["Star Wars (1977)", "Airplane! (1980)", "Fargo (1996)",
+                          "Heat (1995)", "Alien (1979)", "Clueless (1995)"], "year": pd.array([1977, 1980, 1996, 1995, 1979, 1995], "Int64"),
+                          "genres": GENRES})
+    pairs = [(u, i) for u in range(7) for i in range(5) if (u + i) % 2 == 0]
+    inter = pd.DataFrame({"user_id": [u + 1 for u, _ in pairs], "item_id": [i + 1 for _, i in pairs]})
+    dataset = Dataset.from_frames("tiny-meta", inter, users, items)
+    return dataset, dataset.interactions
+
+
+def ctx_for(dataset, train):
+    return ModelContext(dataset.n_users, dataset.n_items, dataset, train, torch.device("cpu"))
+
+
+def enhanced(tiny_lm, **kw):
+    dataset, train = meta_data()
+    config = EnhancedConfig(lm=tiny_lm, text_cache=False, dim=8, n_heads=2, **kw)
+    torch.manual_seed(0)
+    return build_enhanced(config, ctx_for(dataset, train)), dataset, train
+
+
+def step(model, users, pos, neg):
+    from gpt2rec.losses import bpr_loss
+
+    loss = bpr_loss(model.score_pairs(users, pos), model.score_pairs(users, neg)) + model.extra_loss(users, pos, neg)
+    loss.backward()
+    return loss
+
+
+BATCH = (torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2, 2]), torch.tensor([1, 0, 5, 3]))
+
+
+def test_end2end_gradients_reach_lora_only(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1)
+    model.train()
+    lora = {n: p for n, p in model.lm.named_parameters()}
+    assert lora and all("lora_" in n for n in lora)
+    step(model, *BATCH)
+    assert all(p.grad is not None for p in lora.values())
+    assert any(p.grad.abs().sum() > 0 for p in lora.values())
+    base = [p for n, p in model.lm.runtime.backbone.named_parameters() if "lora_" not in n]
+    assert base and all(p.grad is None and not p.requires_grad for p in base)
+
+
+def test_cached_strategy_never_touches_the_lm(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, strategy="cached")
+    model.train()
+    step(model, *BATCH)
+    assert not model.lm.attached and list(model.lm.parameters()) == [] and model.encoder_calls == 0
+    assert not any(k.startswith("lm.") for k in model.state_dict())
+    assert model.user_emb.weight.grad is not None
+
+
+def test_use_cache_switch_changes_the_code_path(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1)
+    model.train()
+    model.use_cache = True
+    step(model, *BATCH)
+    assert model.encoder_calls == 0
+    model.use_cache = False
+    step(model, *BATCH)
+    # one LM pass for the users, one for the positive items, one for the new negatives: memoised
+    # within the step, so the contrastive term adds none
+    assert model.encoder_calls == 3
+    assert model.lm_dirty
+    model.eval()
+    model.prepare_for_eval()  # refresh the caches with the tuned LM
+    assert not model.lm_dirty
+    calls = model.encoder_calls
+    model.score_users(torch.arange(3))
+    assert model.encoder_calls == calls  # evaluation reads the cache
+
+
+def test_dynamic_and_cached_paths_agree_before_training(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dropout=0.0, id_dropout=0.0)
+    model.train()
+    users, pos, _ = BATCH
+    with torch.no_grad():
+        cached = model.score_pairs(users, pos)
+        model.use_cache = False
+        dynamic = model.score_pairs(users, pos)
+    torch.testing.assert_close(cached, dynamic, atol=1e-4, rtol=1e-4)  # LoRA starts as the identity
+
+
+def test_hybrid_switches_on_epoch(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
+    modes = []
+    for epoch in (1, 2, 3):
+        model.on_epoch_start(epoch)
+        modes.append((model.use_cache, all(p.requires_grad for p in model.lm.parameters())))
+    assert modes == [(True, False), (False, True), (True, False)]
+
+
+def test_contrastive_weight_zero_switches_it_off(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, contrastive_weight=0.0)
+    assert model.extra_loss(*BATCH).item() == 0.0
+    model2, _, _ = enhanced(tiny_lm, contrastive_weight=0.5)
+    value = model2.extra_loss(*BATCH).item()
+    assert value > 0.0
+
+
+def test_unseen_entities_are_scored_from_text(tiny_lm):
+    model, dataset, train = enhanced(tiny_lm)
+    assert not model.user_known[7] and not model.item_known[5] and model.user_known[:7].all()
+    model.eval()
+    with torch.no_grad():
+        scores = model.score_users(torch.tensor([7]))  # a user with no training interaction
+        # its ID view is the 'unknown' vector: changing its (untrained) ID row changes nothing
+        model.user_emb.weight[7] += 5.0
+        again = model.score_users(torch.tensor([7]))
+    assert torch.isfinite(scores).all() and torch.equal(scores, again)
+
+
+def test_score_new_user_and_new_items(tiny_lm):
+    model, _, _ = enhanced(tiny_lm)
+    s = model.score_new_user({"gender": "F", "age": 31, "occupation": "writer"})
+    assert s.shape == (6,) and torch.isfinite(s).all()
+    t = model.score_new_user({"gender": "M", "age": 70, "occupation": "retired"})
+    assert not torch.equal(s, t)  # the profile matters
+    with pytest.raises(UserError, match=r"unknown field\(s\) \['hobby'\].*valid fields: \['gender', 'age', 'occupation', 'zip_code'\]"):
+        model.score_new_user({"gender": "F", "age": 31, "occupation": "writer", "hobby": "chess"})
+    with pytest.raises(UserError, match=r"missing field\(s\) \['occupation'\]"):
+        model.score_new_user({"gender": "F", "age": 31})
+    new = pd.DataFrame({"title": ["Blade Runner (1982)", "Clue (1985)"], "genres": ["Sci-Fi|Thriller", "Comedy"]})
+    v = model.score_new_items(0, new)
+    assert v.shape == (2,) and torch.isfinite(v).all()
+    with pytest.raises(UserError, match="lack column"):
+        model.score_new_items(0, pd.DataFrame({"name": ["x"]}))
+
+
+def test_explanations(tiny_lm):
+    from gpt2rec.explain import explain, short_title
+
+    model, dataset, train = enhanced(tiny_lm)
+    model.eval()
+    history = train[train["user"] == 0]["item"].to_numpy()  # items 0, 2, 4
+    out = explain(model, dataset, 0, [1, 3], history)
+    for e in out:
+        assert list(e.user_fields) == ["gender", "age_group", "occupation"]
+        assert list(e.item_fields) == ["title", "genres"]
+        assert sum(e.user_fields.values()) == pytest.approx(1.0, abs=1e-5)
+        assert sum(e.item_fields.values()) == pytest.approx(1.0, abs=1e-5)
+        assert len(e.similar) == 2 and set(e.similar) <= set(history.tolist())
+        assert e.reason.startswith("Because you liked ") and "mattered most." in e.reason
+    assert short_title("Godfather, The (1972)") == "The Godfather"
+
+
+def test_reason_sentence_by_hand():
+    from gpt2rec.explain import Explanation, reason
+
+    e = Explanation(item=2, title="Stargate (1994)", score=1.0, user_fields={"gender": 0.2, "occupation": 0.5, "age_group": 0.3},
+                    similar=[0, 1], similar_titles=["Star Wars (1977)", "Alien (1979)"])
+    genres = [["Action", "Sci-Fi"], ["Horror", "Sci-Fi"], ["Sci-Fi", "Adventure"]]
+    assert reason(e, genres) == "Because you liked Star Wars and Alien — both Sci-Fi; your profile's occupation mattered most."
+
+
+def test_enhanced_checkpoint_keeps_adapters_not_base_weights(tiny_lm):
+    model, dataset, train = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1)
+    model.train()
+    model.use_cache = False
+    step(model, *BATCH)
+    with torch.no_grad():
+        for p in model.lm.parameters():
+            p.add_(0.01)  # as an optimiser step would
+    model.eval()
+    model.prepare_for_eval()
+    state = model.state_dict()
+    lm_keys = [k for k in state if k.startswith("lm.")]
+    assert lm_keys and all("lora_" in k for k in lm_keys)
+    assert not any("wte" in k or "c_fc.weight" in k and "lora" not in k for k in state)
+    loaded = build_enhanced(model.config, ModelContext(dataset.n_users, dataset.n_items))
+    loaded.load_state_dict(state, strict=True)
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.score_users(torch.arange(8)), model.score_users(torch.arange(8)))
+    # the LM comes back from its name with the trained adapters: cold start agrees
+    profile = {"gender": "F", "age": 31, "occupation": "writer"}
+    torch.testing.assert_close(loaded.score_new_user(profile), model.score_new_user(profile))
+
+
+def test_basic_model_scores_and_loads(tiny_lm):
+    dataset, train = meta_data()
+    torch.manual_seed(0)
+    model = build_basic(BasicConfig(lm=tiny_lm, text_cache=False, dim=8, hidden=(16, 8)), ctx_for(dataset, train))
+    model.eval()
+    users = torch.arange(8)
+    with torch.no_grad():
+        scores = model.score_users(users)
+        pairs = model.score_pairs(users.repeat_interleave(6), torch.arange(6).repeat(8)).view(8, 6)
+    torch.testing.assert_close(scores, pairs, atol=1e-5, rtol=1e-5)
+    assert model.user_text.shape == (8, 32) and model.user_text.abs().sum() > 0
+    loaded = build_basic(model.config, ModelContext(8, 6))
+    loaded.load_state_dict(model.state_dict(), strict=True)
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.score_users(users), scores)
+
+
+def test_text_cache_is_used(tiny_lm, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path))
+    dataset, train = meta_data()
+    a = build_basic(BasicConfig(lm=tiny_lm, dim=8), ctx_for(dataset, train))
+    assert list((tmp_path / "embeddings").rglob("*.safetensors"))
+    b = build_basic(BasicConfig(lm=tiny_lm, dim=8), ctx_for(dataset, train))
+    assert torch.equal(a.user_text, b.user_text) and torch.equal(a.item_text, b.item_text)
+
+
+def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, capsys):
+    """Train an enhanced run through the library, then the recommend CLI's text options."""
+    import json
+
+    from gpt2rec.cli import main
+    from gpt2rec.pipeline import RunConfig, train_run
+
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    dataset, _ = meta_data()
+    inter = dataset.interactions.assign(user_id=lambda d: d["user"] + 1, item_id=lambda d: d["item"] + 1)
+    # more interactions so the random split keeps a few per user
+    inter = pd.concat([inter, inter.assign(rating=2.0, timestamp=1)])[["user_id", "item_id", "rating", "timestamp"]]
+    inter.to_csv(tmp_path / "ratings.csv", index=False)
+    dataset.users.to_csv(tmp_path / "users.csv", index=False)
+    items = dataset.items.assign(genres=dataset.items["genres"].map("|".join))
+    items.to_csv(tmp_path / "items.csv", index=False)
+    data = {"dataset": str(tmp_path / "ratings.csv"), "users": str(tmp_path / "users.csv"), "items": str(tmp_path / "items.csv")}
+    config = RunConfig(model="enhanced", model_config={"lm": tiny_lm, "dim": 8, "n_heads": 2}, data=data,
+                       train={"epochs": 2, "batch_size": 16, "patience": 0})
+    train_run(config, tmp_path / "run", verbose=False)
+
+    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "-k", "2", "--explain", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and all(abs(sum(r["user_fields"].values()) - 1) < 1e-5 for r in rows)
+    assert all(r["reason"].endswith("mattered most.") for r in rows)
+    profile = json.dumps({"gender": "F", "age": 31, "occupation": "writer"})
+    assert main(["recommend", str(tmp_path / "run"), "--profile", profile, "-k", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    (tmp_path / "new.csv").write_text("title,genres\nBlade Runner (1982),Sci-Fi|Thriller\nClue (1985),Comedy\n")
+    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv"), "--json"]) == 0
+    assert {r["title"] for r in json.loads(capsys.readouterr().out)} == {"Blade Runner (1982)", "Clue (1985)"}
+    assert main(["recommend", str(tmp_path / "run"), "--profile", '{"hobby": "chess"}']) == 2
+    assert "valid fields" in capsys.readouterr().err
+
+
+def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
+    from gpt2rec.data.splits import Split, SplitConfig
+    from gpt2rec.train.loop import TrainConfig, fit
+
+    model, dataset, train = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
+    held = train.groupby("user").head(1)
+    split = Split(train.drop(held.index).reset_index(drop=True), held.reset_index(drop=True), held.reset_index(drop=True), SplitConfig())
+    before = {n: p.detach().clone() for n, p in model.lm.named_parameters()}
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, patience=0)
+    changed = {}
+
+    def after_epoch(epoch, record):  # (the loop restores the best epoch's weights at the end)
+        changed[epoch] = any(not torch.equal(before[n], p) for n, p in model.lm.named_parameters())
+
+    fit(model, ctx_for(dataset, split.train), split, cfg, tmp_path, on_epoch_end=after_epoch, verbose=False)
+    assert model.encoder_calls > 0  # epoch 2 encoded dynamically
+    assert changed == {1: False, 2: True}  # LoRA trained in the dynamic epoch only
+    # resume: a third epoch continues from the saved state (adapters included) and goes back to the cache
+    again, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
+    result = fit(again, ctx_for(dataset, split.train), split, TrainConfig(epochs=3, batch_size=8, lr=0.01, patience=0), tmp_path, verbose=False)
+    assert result.epochs_run == 3 and again.use_cache and again.encoder_calls == 0

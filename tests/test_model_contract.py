@@ -1,0 +1,149 @@
+"""One contract for every registered model: fit on data with an obvious answer, recommend, save,
+load, and get the very same scores back.
+
+Data: two disjoint user groups; group g consumes item block g. Each user's train set is their block
+minus two items (one held out for valid, one for test), so a personalised model must put exactly
+those two items at the top of the user's unseen items. Group 0 is larger, so its block is the most
+popular: a non-personalised model must recommend group-0 items (and never a seen one).
+
+To add a model (e.g. a GPT-2 recommender), append a `Case` to CASES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gpt2rec.data.dataset import Dataset
+from gpt2rec.data.splits import Split, SplitConfig
+from gpt2rec.models.base import ModelContext
+from gpt2rec.models.registry import get_spec, model_names
+from gpt2rec.train import checkpoint as ckpt
+from gpt2rec.train.loop import TrainConfig
+from gpt2rec.utils.config import from_dict
+
+GROUP_SIZES = (14, 10)  # users per group
+BLOCK = 10  # items per block
+
+
+@dataclass
+class Case:
+    name: str
+    model_config: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    personalised: bool = True
+
+
+FAST = {"epochs": 60, "batch_size": 32, "lr": 0.05, "patience": 0, "seed": 0}
+CASES = [
+    Case("popularity", personalised=False),
+    Case("itemknn", {"k": 5}),
+    Case("ease", {"reg": 1.0}),
+    Case("bpr", {"dim": 8}, FAST),
+    Case("neumf", {"dim": 8, "mlp_layers": (16, 8)}, FAST),
+    # GPT-2 recommenders on the tiny in-process GPT-2 (registered by the fixture below)
+    Case("basic", {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "hidden": (16, 8), "dropout": 0.0}, FAST),
+    Case("enhanced", {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "n_heads": 2}, FAST),
+]
+
+
+@pytest.fixture(autouse=True)
+def _tiny_lm(tiny_tokenizer_object):
+    """Lets a model config say lm='tiny-gpt2' (the GPT-2 recommenders' cases)."""
+    from conftest import make_tiny_gpt2
+    from gpt2rec.models.text_features import register_lm
+
+    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
+    yield
+    register_lm("tiny-gpt2", None)
+
+
+def make_data() -> tuple[Dataset, Split]:
+    rows = {"train": [], "valid": [], "test": []}
+    user = 0
+    for g, size in enumerate(GROUP_SIZES):
+        block = [g * BLOCK + j for j in range(BLOCK)]
+        for m in range(size):
+            valid, test = block[m % BLOCK], block[(m + 1) % BLOCK]
+            for item in block:
+                part = "valid" if item == valid else "test" if item == test else "train"
+                rows[part].append((user, item))
+            user += 1
+    frames = {
+        part: pd.DataFrame(
+            {
+                "user": np.array([u for u, _ in r], np.int64),
+                "item": np.array([i for _, i in r], np.int64),
+                "rating": np.ones(len(r), np.float32),
+                "timestamp": np.zeros(len(r), np.int64),
+            }
+        )
+        for part, r in rows.items()
+    }
+    n_users, n_items = sum(GROUP_SIZES), BLOCK * len(GROUP_SIZES)
+    raw = pd.concat(frames.values()).rename(columns={"user": "user_id", "item": "item_id"})
+    raw["user_id"] += 1
+    raw["item_id"] += 1
+    dataset = Dataset.from_frames("blocks", raw)
+    assert (dataset.n_users, dataset.n_items) == (n_users, n_items)
+    return dataset, Split(frames["train"], frames["valid"], frames["test"], SplitConfig())
+
+
+BASELINES = {"popularity", "itemknn", "ease", "bpr", "neumf"}
+
+
+def test_every_registered_model_has_a_case():
+    names = {c.name for c in CASES}
+    assert names <= set(model_names()) and BASELINES <= names
+    missing = sorted(set(model_names()) - names)
+    if missing:
+        pytest.skip(f"no contract case yet for {', '.join(missing)}: append a Case to CASES")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_model_contract(case: Case, tmp_path):
+    from gpt2rec.pipeline import fit_model, recommend_items
+
+    dataset, split = make_data()
+    n_users, n_items = dataset.n_users, dataset.n_items
+    spec = get_spec(case.name)
+    config = from_dict(spec.config_cls, case.model_config)
+    torch.manual_seed(0)
+    ctx = ModelContext(n_users, n_items, dataset, split.train, torch.device("cpu"))
+    model = spec.build(config, ctx)
+    assert (model.n_users, model.n_items, model.config) == (n_users, n_items, config)
+    fit_model(spec, model, ctx, split, TrainConfig(**case.train), tmp_path / "train", verbose=False)
+    model.eval()
+
+    users = torch.arange(n_users)
+    with torch.no_grad():
+        scores = model.score_users(users)  # (U, I)
+        pairs = model.score_pairs(users.repeat_interleave(n_items), torch.arange(n_items).repeat(n_users))
+    assert scores.shape == (n_users, n_items)
+    torch.testing.assert_close(pairs.view(n_users, n_items), scores, rtol=1e-4, atol=1e-5)
+
+    train = split.train.groupby("user")["item"].apply(list)
+    held = pd.concat([split.valid, split.test]).groupby("user")["item"].apply(set)
+    for u in range(n_users):
+        items, item_scores = recommend_items(model, u, 2, np.array(train[u]))
+        assert not set(items.tolist()) & set(train[u]), "a seen item was recommended"
+        assert np.all(np.diff(item_scores) <= 0)
+        if case.personalised:
+            assert set(items.tolist()) == held[u], f"user {u}: got {items}, expected {held[u]}"
+        else:
+            assert all(i < BLOCK for i in items), f"user {u}: {items} are not the popular block"
+
+    run = tmp_path / "run"
+    ckpt.save_config(run, {"model": case.name, "model_config": ckpt.model_config_dict(model)})
+    ckpt.save_id_maps(run, dataset)
+    ckpt.save_model(run, model)
+    loaded = ckpt.load_model(run, dataset)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded.score_users(users), scores)
+    reloaded_items, _ = recommend_items(loaded, 0, 2, np.array(train[0]))
+    assert np.array_equal(reloaded_items, recommend_items(model, 0, 2, np.array(train[0]))[0])

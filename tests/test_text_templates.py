@@ -1,0 +1,111 @@
+"""Templates: exact sentences, age groups for both MovieLens encodings, spans, history without leakage."""
+
+import pandas as pd
+import pytest
+
+from gpt2rec.data.dataset import Dataset
+from gpt2rec.errors import UserError
+from gpt2rec.text.templates import TemplateConfig, age_group, item_texts, render, texts_and_spans, user_texts
+
+
+def _dataset(users=True):
+    inter = pd.DataFrame({
+        "user_id": [10, 10, 10, 10, 20],
+        "item_id": [1, 2, 3, 4, 1],
+        "rating": [5, 4, 5, 2, 5],
+        "timestamp": [100, 300, 200, 400, 50],
+    })
+    user_table = pd.DataFrame({"user_id": [10, 20], "gender": ["M", "F"], "age": [24, 1],
+                               "occupation": ["engineer", "student"], "zip_code": ["1", "2"]}) if users else None
+    items = pd.DataFrame({"item_id": [1, 2, 3, 4], "title": ["Toy Story (1995)", "Heat (1995)", "Fargo (1996)", "Jaws (1975)"],
+                          "year": pd.array([1995, 1995, 1996, 1975], dtype="Int64"),
+                          "genres": [["Animation", "Comedy"], ["Action"], [], ["Horror", "Thriller"]]})
+    return Dataset.from_frames("tiny", inter, user_table, items)
+
+
+@pytest.mark.parametrize("age,label", [(1, "under 18"), (7, "under 18"), (17, "under 18"), (18, "18-24"), (24, "18-24"),
+                                       (25, "25-34"), (34, "25-34"), (35, "35-44"), (45, "45-49"), (49, "45-49"),
+                                       (50, "50-55"), (55, "50-55"), (56, "56+"), (73, "56+"), (None, "unknown")])
+def test_age_groups_exact_ages_and_ml1m_codes(age, label):
+    assert age_group(age) == label
+
+
+def test_default_movielens_sentences_exactly():
+    ds = _dataset()
+    users = user_texts(ds)
+    assert users[0].text == "User profile: Gender is male, Age group is 18-24, Occupation is engineer."
+    assert users[1].text == "User profile: Gender is female, Age group is under 18, Occupation is student."
+    items = item_texts(ds)
+    assert items[0].text == "Movie: Toy Story (1995). Genres: Animation, Comedy."
+    assert items[2].text == "Movie: Fargo (1996). Genres: unknown."
+
+
+def test_gender_letters_kept_when_asked():
+    assert "Gender is M," in user_texts(_dataset(), TemplateConfig(gender_words=False))[0].text
+
+
+def test_spans_line_up_with_their_text():
+    ds = _dataset()
+    for r in user_texts(ds) + item_texts(ds) + user_texts(ds, TemplateConfig(history=2), train=ds.interactions):
+        for name, (start, end) in r.spans.items():
+            assert 0 <= start <= end <= len(r.text)
+    u = user_texts(ds)[1]
+    assert list(u.spans) == ["gender", "age_group", "occupation"]
+    assert u.field_text("gender") == "female" and u.field_text("age_group") == "under 18"
+    assert u.field_text("occupation") == "student"
+    i = item_texts(ds)[3]
+    assert i.field_text("title") == "Jaws (1975)" and i.field_text("genres") == "Horror, Thriller"
+    texts, spans = texts_and_spans([i])
+    assert texts == [i.text] and spans == [i.spans]
+
+
+def test_render_records_spans_with_format_specs_and_repeats():
+    text, spans = render("{a:>4}|{b}|{a}", {"a": 7, "b": "xy"}, offset=3)
+    assert text == "   7|xy|7"
+    assert spans == {"a": (3, 7), "b": (8, 10)}  # first use of a; offset shifts both
+
+
+def test_custom_template_over_columns_and_clear_error():
+    ds = _dataset()
+    cfg = TemplateConfig(user_template="A {age}-year-old {occupation} from {zip_code}.")
+    r = user_texts(ds, cfg)[0]
+    assert r.text == "A 24-year-old engineer from 1." and r.field_text("zip_code") == "1"
+    with pytest.raises(UserError, match="lacks"):
+        user_texts(ds, TemplateConfig(user_template="Lives in {country}."))
+    with pytest.raises(UserError):
+        TemplateConfig(item_template="Movie: {title")
+
+
+def test_neutral_user_text_without_user_table():
+    ds = _dataset(users=False)
+    assert [r.text for r in user_texts(ds)] == ["User 10.", "User 20."]
+    hist = user_texts(ds, TemplateConfig(history=1), train=ds.interactions)
+    assert hist[0].text == "User 10. Recently liked: Jaws (1975)."
+
+
+def test_history_lists_recent_liked_training_items_newest_first():
+    ds = _dataset()
+    cfg = TemplateConfig(history=2, liked_threshold=4.0)
+    r = user_texts(ds, cfg, train=ds.interactions)[0]
+    # user 10 liked (>=4): Toy Story t=100, Fargo t=200, Heat t=300; Jaws t=400 has rating 2
+    assert r.text.endswith(" Recently liked: Heat (1995), Fargo (1996).")
+    assert r.field_text("history") == "Heat (1995), Fargo (1996)"
+
+
+def test_history_never_reads_held_out_interactions():
+    ds = _dataset()
+    inter = ds.interactions
+    latest = inter.sort_values("timestamp").groupby("user").tail(1)  # leave-last-out test items
+    train = inter.drop(latest.index)
+    cfg = TemplateConfig(history=10)
+    rendered = user_texts(ds, cfg, train=train)
+    for user, item in zip(latest["user"], latest["item"]):
+        title = ds.items["title"][item]
+        assert title not in rendered[user].text, f"held-out {title} leaked into {rendered[user].text!r}"
+    # with the full table the newest item would appear: the check above can fail
+    assert "Jaws (1975)" in user_texts(ds, cfg, train=inter)[0].text
+
+
+def test_history_requires_the_training_frame():
+    with pytest.raises(UserError, match="training interactions"):
+        user_texts(_dataset(), TemplateConfig(history=3))
