@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# pytest exits 5 when it collects no tests: that is a failure here, said out loud.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	rc=0; $(PY) -m pytest -q || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); check tests/ and testpaths" >&2; fi; \
+	exit $$rc
 
 demo: $(STAMP)
 	$(VENV)/bin/gpt2rec demo

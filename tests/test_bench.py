@@ -279,5 +279,5 @@ def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeyp
     # the ablations are pinned to the base's LM and named after it
     base = result["selections"]["ablation_base"]
     ablations = {r["model"] for r in result["records"] if r["group"] == "ablation"}
-    assert ablations == {f"{base['model']}/no-attention", f"{base['model']}/no-contrastive"}
+    assert ablations == {f"{base['model']}/{a}" for a in ("no-attention", "no-contrastive", "text-only", "ids-only")}
     assert {r["lm"] for r in result["records"] if r["group"] == "ablation"} == {base["lm"]}

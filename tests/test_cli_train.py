@@ -119,3 +119,18 @@ def test_rerunning_a_finished_run_resumes_without_retraining(bpr_run, ml_folder,
     assert len((bpr_run / "history.jsonl").read_text().splitlines()) == 3
     other = [a if a != "0.05" else "0.01" for a in argv]
     assert main(other) == 2 and "different run" in capsys.readouterr().err
+
+
+def test_train_reads_own_files_with_data_flags(tmp_path, capsys):
+    """`train` takes the same file options as `data info` (--sep, --items, ...); a model that cannot be
+    built from the data (genre_content without genres) fails with one line and leaves no run behind."""
+    rows = [(u, i) for u in range(1, 9) for i in range(1, 13) if (u + i) % 3]
+    (tmp_path / "inter.tsv").write_text("user_id\titem_id\n" + "".join(f"{u}\t{i}\n" for u, i in rows))
+    base = ["train", "--model", "genre_content", "--dataset", str(tmp_path / "inter.tsv"), "--sep", "\\t", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "bare")]) == 2
+    assert "no item genres" in capsys.readouterr().err and not (tmp_path / "bare").exists()
+    items = pd.DataFrame({"item_id": range(1, 13), "genres": ["Drama|Comedy", "Action"] * 6})
+    items.to_csv(tmp_path / "items.tsv", sep="\t", index=False)  # --sep applies to every file
+    assert main(base + ["--items", str(tmp_path / "items.tsv"), "--out", str(tmp_path / "bare")]) == 0
+    data = json.loads((tmp_path / "bare" / "config.json").read_text())["data"]
+    assert data["sep"] == "\t" and data["items"] == str(tmp_path / "items.tsv")

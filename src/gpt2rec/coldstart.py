@@ -91,7 +91,8 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
         with torch.no_grad():
             text = _encode(model, [rendered], "user")  # (1, Fu, D)
             user, _ = model.represent("user", None, text=text, ids=model.unknown_user.unsqueeze(0))  # (1, d)
-            return (user @ model._all_items().T)[0]  # (I,)
+            items, bias = model._item_table()  # (I, d), (I,)
+            return (user @ items.T + bias)[0]  # (I,)
     finally:
         model.train(was_training)
 
@@ -125,7 +126,8 @@ def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
             text = _encode(model, rendered, "item")  # (N, Fi, D)
             items, _ = model.represent("item", None, text=text, ids=model.unknown_item.expand(len(df), -1))  # (N, d)
             u, _ = model.represent("user", torch.tensor([int(user)], device=model.user_emb.weight.device))  # (1, d)
-            return (u @ items.T)[0]  # (N,)
+            bias = model.unknown_bias if model.bias is not None else 0.0  # new items: the 'unknown' bias
+            return (u @ items.T)[0] + bias  # (N,)
     finally:
         model.train(was_training)
 

@@ -49,9 +49,9 @@ def run_demo(out_dir: str | Path = "runs/demo", lm: str = "auto", seed: int = 0,
     print(f"[demo] language model: {lm_name}" + (" (gpt2 is not available locally)" if lm == "auto" and lm_name != "gpt2" else ""))
     split = SplitConfig(kind="random", seed=seed)
     runs = {
-        "bpr": RunConfig(model="bpr", data=data, split=split),
+        "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed}),
         "enhanced": RunConfig(model="enhanced", model_config={"lm": lm_name, "strategy": "cached"}, data=data,
-                              split=split, train={"epochs": 30, "patience": 5, "seed": seed}),
+                              split=split, train={"seed": seed}),
     }
     results = {name: _run(name, cfg, out)["test"] for name, cfg in runs.items()}
 

@@ -13,13 +13,15 @@ class MissingDependencyError(UserError):
     """An optional dependency is not installed."""
 
 
-def require(module: str, extra: str):
-    """Import an optional dependency lazily, or raise an error naming the extra to install."""
+def require(module: str, extra: str, also: str = ""):
+    """Import an optional dependency lazily, or raise an error naming the extra to install (and `also`,
+    a further install command, e.g. a package that must go in with --no-deps)."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        then = f" && {also}" if also else ""
         raise MissingDependencyError(
-            f"'{module}' is not installed; install it with: pip install 'gpt2rec[{extra}]'"
+            f"'{module}' is not installed; install it with: pip install 'gpt2rec[{extra}]'{then}"
         ) from exc

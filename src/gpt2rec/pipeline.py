@@ -32,6 +32,9 @@ EVAL_KS = (5, 10, 20)
 TRAIN_DEFAULTS: dict[str, dict] = {
     "bpr": {"epochs": 300, "patience": 10},
     "neumf": {"epochs": 200, "patience": 10},
+    # GPT-2 recommenders: one pass over every entity per step, so large batches are cheap (4 negatives each)
+    "basic": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
+    "enhanced": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
 }
 SPLIT_DIR = "split"
 
@@ -110,15 +113,15 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
     split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
     if len(split.train) == 0:
         raise UserError("the split left no training interactions; choose another split or ratios")
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt.save_config(out, cfg)
-    ckpt.save_id_maps(out, dataset)
-    write_split(split, dataset, out / SPLIT_DIR)
     device = pick_device(config.train.device)
     torch.manual_seed(config.train.seed)
     ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
     spec = get_spec(config.model)
-    model = spec.build(config.model_config_obj(), ctx)
+    model = spec.build(config.model_config_obj(), ctx)  # before writing: a model that cannot be built
+    out.mkdir(parents=True, exist_ok=True)  # (e.g. genre_content without genres) leaves no run behind
+    ckpt.save_config(out, cfg)
+    ckpt.save_id_maps(out, dataset)
+    write_split(split, dataset, out / SPLIT_DIR)
     fit_info = fit_model(spec, model, ctx, split, config.train, out, verbose=verbose)
     metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
     metrics["train"] = fit_info

@@ -7,11 +7,11 @@ warm protocol, never by test).
 Hyperparameters are chosen on validation only:
 - every gradient model trains with early stopping on the protocol's own validation metric
   (ndcg@10; hit@10 among the sampled negatives for `ncf`; cold items ranked among the valid cold
-  items for `cold-item`), patience `TRAIN["patience"]`, and keeps its best-validation epoch;
+  items for `cold-item`) with the model's default patience, and keeps its best-validation epoch;
 - models with a `grid` try each candidate on the FIRST seed of a protocol, pick the best validation
   score, and reuse that choice for the other seeds (`--quick` uses the first candidate only);
 - everything else is the model's documented default.
-Epoch caps: `TRAIN` (ID models), `GPT2_TRAIN` (basic, enhanced-cached), `DYNAMIC_TRAIN` (end2end),
+Epoch caps: the models' defaults (`pipeline.TRAIN_DEFAULTS`), `DYNAMIC_TRAIN` (end2end),
 hybrid 3 cached epochs + 1 dynamic; `--quick` caps every model at `QUICK_EPOCHS`.
 """
 
@@ -56,7 +56,7 @@ KS = (5, 10, 20)
 # ---------------------------------------------------------------- models
 
 # Training defaults of the bench (gpt2rec.train.loop.TrainConfig fields); entries override them.
-TRAIN = {"epochs": 30, "batch_size": 2048, "lr": 5e-3, "patience": 3}
+TRAIN: dict = {}  # bench-wide overrides of the models' own defaults (none: the defaults are the tuned ones)
 QUICK_EPOCHS = 2
 
 WARM, NCF, COLD_ITEM, COLD_USER = "warm", "ncf", "cold-item", "cold-user"
@@ -90,7 +90,7 @@ class ModelEntry:
 # A GPT-2 recommender's epoch costs many BPR-MF epochs: fewer epochs. Dynamic strategies run the LM's
 # top blocks on every step: 2 epochs, large batches (more texts shared within a batch), the
 # cheapest LM, warm only.
-GPT2_TRAIN = {"epochs": 15}
+GPT2_TRAIN: dict = {}
 DYNAMIC_STRATEGIES = ("end2end", "hybrid")
 DYNAMIC_TRAIN = {"epochs": 2, "batch_size": 8192, "patience": 0}
 ENTRIES: tuple[ModelEntry, ...] = (
@@ -127,8 +127,12 @@ QUICK_LMS = ("minilm",)
 
 
 def train_settings(entry: ModelEntry) -> dict:
-    """The entry's training settings: `TRAIN` with its overrides."""
-    return {**TRAIN, **entry.train}
+    """The entry's training settings: the model's documented defaults (`pipeline.default_train`,
+    chosen on ML-100K validation), then `TRAIN`, then the entry's overrides."""
+    from ..pipeline import default_train
+    from ..utils.config import to_dict
+
+    return to_dict(default_train(entry.model, {**TRAIN, **entry.train}))
 
 
 def config_fields(model: str) -> set[str]:
@@ -223,7 +227,7 @@ class BenchConfig:
         return 1 if self.quick else PROTOCOLS[protocol].seeds
 
     def epochs_for(self, entry: ModelEntry) -> int:
-        epochs = int(entry.train.get("epochs", TRAIN["epochs"]))
+        epochs = int(train_settings(entry)["epochs"])
         if self.quick:
             epochs = min(epochs, QUICK_EPOCHS)
         return min(epochs, int(self.epochs)) if self.epochs else epochs

@@ -150,14 +150,19 @@ def _fresh(run, name: str, lm, overrides: dict | None = None, split=None):
     return entry, spec, spec.build(cfg, ctx), ctx
 
 
+def _warm_entries(run):
+    """(entry, its primary LM or None) for each bench entry run on warm whose LM is available."""
+    for entry in plan.entries(run.config):
+        elm = plan.primary_lm(entry, run.lms)
+        if plan.WARM in entry.protocols and not (entry.lm and elm is None):
+            yield entry, elm
+
+
 def measure_epochs(run) -> dict:
     """Seconds per epoch of each main model on warm (closed form: the fit) and the ratio to BPR."""
     split = run.split(plan.WARM, 0)
     out = {}
-    for entry in plan.entries(run.config):
-        elm = plan.primary_lm(entry, run.lms)
-        if plan.WARM not in entry.protocols or (entry.lm and elm is None):
-            continue
+    for entry, elm in _warm_entries(run):
         name = label(entry.name, elm)
         _, spec, model, ctx = _fresh(run, entry.name, elm)
         if spec.fit is not None:
@@ -299,10 +304,7 @@ def measure_latency(run) -> dict:
     calls = QUICK_LATENCY_CALLS if run.config.quick else LATENCY_CALLS
     split = run.split(plan.WARM, 0)
     out = {}
-    for entry in plan.entries(run.config):
-        elm = plan.primary_lm(entry, run.lms)
-        if plan.WARM not in entry.protocols or (entry.lm and elm is None):
-            continue
+    for entry, elm in _warm_entries(run):
         trained = ensure_trained(run, entry.name, elm)
         name = label(entry.name, elm)
         if trained is None:  # resumed run: not retrained for this (it scores like enhanced-cached)

@@ -1,4 +1,6 @@
-"""The `gpt2rec` command: thin subcommands, each parsing arguments and calling one library function.
+"""gpt2rec: recommendations from a language model's reading of user and item metadata, fused with ID embeddings.
+
+Each subcommand parses its arguments and calls one library function.
 
 Every subcommand module exposes `register(subparsers)`, which adds its parser and sets `func`.
 A `UserError` becomes one line on stderr and exit code 2; no traceback.

@@ -29,27 +29,38 @@ def register(subparsers) -> None:
     data_split.register(sub)
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    """Options of `DataConfig` for the user's own files (and the implicit threshold)."""
+# DataConfig fields (and flag destinations) that describe the user's own files
+FILE_OPTIONS = (
+    "users", "items", "user_col", "item_col", "rating_col", "timestamp_col", "sep", "genres_sep", "encoding",
+)  # fmt: skip
+
+
+def add_data_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """Options of `DataConfig` for the user's own files (and the implicit threshold). With
+    defaults=False every option defaults to None (unset), so a config file can fill it instead."""
     from ..data.load import DataConfig
 
-    d = DataConfig()
+    d = vars(DataConfig()) if defaults else {}
     p.add_argument("--implicit-threshold", type=float, default=None, help="keep ratings >= this")
     p.add_argument("--users", default=None, help="your users table (CSV/TSV/Parquet)")
     p.add_argument("--items", default=None, help="your items table (CSV/TSV/Parquet)")
-    p.add_argument("--user-col", default=d.user_col, help="user ID column")
-    p.add_argument("--item-col", default=d.item_col, help="item ID column")
+    p.add_argument("--user-col", default=d.get("user_col"), help="user ID column")
+    p.add_argument("--item-col", default=d.get("item_col"), help="item ID column")
     p.add_argument("--rating-col", default=None, help="rating column (default: 'rating' if present)")
     p.add_argument("--timestamp-col", default=None, help="timestamp column (default: 'timestamp' if present)")
     p.add_argument("--sep", default=None, help="field separator (default: from the suffix; .csv ',' .tsv tab)")
-    p.add_argument("--genres-sep", default=d.genres_sep, help="separator inside the genres column")
-    p.add_argument("--encoding", default=d.encoding, help="text encoding of your files")
+    p.add_argument("--genres-sep", default=d.get("genres_sep"), help="separator inside the genres column")
+    p.add_argument("--encoding", default=d.get("encoding"), help="text encoding of your files")
+
+
+def unescape_sep(sep: str | None) -> str | None:
+    return sep.encode().decode("unicode_escape") if sep else None  # "\t" typed on a shell
 
 
 def data_config(args) -> "DataConfig":  # noqa: F821
     from ..data.load import DataConfig
 
-    sep = args.sep.encode().decode("unicode_escape") if args.sep else None  # "\t" typed on a shell
+    sep = unescape_sep(args.sep)
     return DataConfig(
         dataset=args.dataset, implicit_threshold=args.implicit_threshold, users=args.users, items=args.items,
         user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,

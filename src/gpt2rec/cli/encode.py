@@ -26,9 +26,10 @@ def register(subparsers) -> None:
 def encode_cmd(args) -> int:
     """Render every user and item as a sentence, embed them with the language model, cache the vectors,
     and write encode.json (texts/s, and the ratio to the bare model forward on the same batches)."""
+    from ..data.home import home_dir
     from ..data.load import DataConfig, load_dataset
     from ..text.encoder import EncoderConfig, TextEncoder
-    from ..text.offline import default_lm, home_dir
+    from ..text.offline import default_lm
     from ..text.precompute import encode_dataset
 
     lm = default_lm() if args.lm == "auto" else args.lm

