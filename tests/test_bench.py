@@ -113,8 +113,9 @@ def test_plan_quick_has_one_seed_and_the_quick_subset():
     assert not [j for j in full if j.model in ("bpr", "ease", "neumf") and j.protocol.startswith("cold")]
     # "all" entries compare every LM on warm and use the main (first) LM elsewhere;
     # dynamic strategies use the cheapest LM
-    assert {j.lm for j in full if j.model == "basic" and j.protocol == "warm"} == {"gemma3-270m", "minilm"}
-    assert {j.lm for j in full if j.model == "basic" and j.protocol != "warm"} == {"gemma3-270m"}
+    assert {j.lm for j in full if j.model == "enhanced-cached" and j.protocol == "warm"} == {"gemma3-270m", "minilm"}
+    assert {j.lm for j in full if j.model == "enhanced-cached" and j.protocol != "warm"} == {"gemma3-270m"}
+    assert {(j.lm, j.seed) for j in full if j.model == "basic"} == {("gemma3-270m", 0)}  # "main", one seed
     assert {j.lm for j in full if j.model == "enhanced-end2end"} == {"minilm"}
 
 

@@ -30,32 +30,38 @@ def _run(name: str, config: RunConfig, out: Path) -> dict:
 
 
 def _config_dict(config: RunConfig) -> dict:
+    """The config as `config.json` holds it (JSON turns tuples into lists)."""
+    import json
+
     from .utils.config import to_dict
 
-    return to_dict(config)
+    return json.loads(json.dumps(to_dict(config)))
 
 
-def run_demo(out_dir: str | Path = "runs/demo", lm: str = "auto", seed: int = 0, user: int = 196) -> dict:
-    """Fetch, encode, train, compare, explain, cold-start. Returns {model: test metrics}."""
+def run_demo(out_dir: str | Path = "runs/demo", lm: str = "auto", seed: int = 0, user: int = 196,
+             dataset: str = "ml-100k", train: dict | None = None) -> dict:
+    """Fetch, encode, train, compare, explain, cold-start. Returns {model: test metrics}.
+
+    `dataset` and `train` (TrainConfig overrides for both models) let tests run it small."""
     from .models.text_features import resolve_lm_name
 
     start = time.perf_counter()
     out = Path(out_dir)
-    data = DataConfig(dataset="ml-100k")
-    dataset = load_dataset(data)
-    print(f"[demo] dataset: {dataset.describe()['users']} users, {dataset.n_items} items, "
-          f"{len(dataset.interactions)} ratings (all used as implicit feedback)")
+    data = DataConfig(dataset=dataset)
+    loaded = load_dataset(data)
+    print(f"[demo] dataset: {loaded.n_users} users, {loaded.n_items} items, "
+          f"{len(loaded.interactions)} ratings (all used as implicit feedback)")
     lm_name = resolve_lm_name(lm)
     print(f"[demo] language model: {lm_name}" + (" (gpt2 is not available locally)" if lm == "auto" and lm_name != "gpt2" else ""))
     split = SplitConfig(kind="random", seed=seed)
     runs = {
-        "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed}),
+        "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
         "enhanced": RunConfig(model="enhanced", model_config={"lm": lm_name, "strategy": "cached"}, data=data,
-                              split=split, train={"seed": seed}),
+                              split=split, train={"seed": seed, **(train or {})}),
     }
     results = {name: _run(name, cfg, out)["test"] for name, cfg in runs.items()}
 
-    print(f"\n[demo] test metrics (ML-100K, random 8:1:1 split, full ranking; LM = {lm_name})")
+    print(f"\n[demo] test metrics ({loaded.name}, random 8:1:1 split, full ranking; LM = {lm_name})")
     print(f"{'metric':<14}" + "".join(f"{name:>12}" for name in results))
     for key in SHOWN:
         print(f"{key:<14}" + "".join(f"{results[n].get(key, float('nan')):>12.4f}" for n in results))

@@ -26,6 +26,7 @@ from .base import ModelContext, ModelSpec
 from .enhanced_config import STRATEGIES, EnhancedConfig
 from .enhanced_lm import LMHolder, StepMemo
 from .fusion import CrossAttentionFusion, FieldProjector
+from .history import UserHistory
 from .text_features import adopt_saved_shapes, encode_tables, json_buffer, make_encoder, read_json_buffer
 
 __all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build"]
@@ -50,6 +51,10 @@ class EnhancedRecommender(nn.Module):
         self.unknown_bias = nn.Parameter(torch.zeros(1)) if config.item_bias else None
         if self.bias is not None:
             nn.init.zeros_(self.bias.weight)
+        self.history = UserHistory(n_users, n_items) if config.use_history else None  # training items per user
+        self.hist_emb = nn.Embedding(n_items, d) if config.use_history else None
+        if self.hist_emb is not None:
+            nn.init.normal_(self.hist_emb.weight, std=config.init_std)
         self.register_buffer("user_known", torch.ones(n_users, dtype=torch.bool))  # (U,)
         self.register_buffer("item_known", torch.ones(n_items, dtype=torch.bool))  # (I,)
         self.register_buffer("user_cache", torch.zeros(n_users, n_user_fields, text_dim))  # (U, Fu, D)
@@ -132,6 +137,21 @@ class EnhancedRecommender(nn.Module):
             if len(uniq) < len(idx):
                 fused, weights = self.represent(kind, uniq)
                 return fused[inverse], None if weights is None else weights[inverse]
+        fused, weights = self._fuse(kind, idx, text, ids)
+        if kind == "user" and self.history is not None and idx is not None:
+            fused = fused + self._history_vectors(idx)
+        return fused, weights
+
+    def _history_vectors(self, users: torch.Tensor | None) -> torch.Tensor:
+        """SVD++-style implicit feedback: sum of the user's training items' history vectors / sqrt(count)
+        (B, d); `None` = every user. Zero for users without training interactions."""
+        if users is None:
+            users = torch.arange(self.n_users, device=self.hist_emb.weight.device)
+        rows = self.history.dense(users)  # (B, I)
+        norm = rows.sum(1, keepdim=True).clamp_min(1.0).rsqrt()  # (B, 1)
+        return (rows * norm) @ self.hist_emb.weight  # (B, d)
+
+    def _fuse(self, kind: str, idx: torch.Tensor, text: torch.Tensor | None, ids: torch.Tensor | None):
         ids = self._ids(kind, idx) if ids is None else ids  # (B, d)
         if not self.config.use_text:
             return ids, None
@@ -150,10 +170,14 @@ class EnhancedRecommender(nn.Module):
             idx = torch.arange(emb.num_embeddings, device=emb.weight.device)  # (N,)
             ids = self._ids(kind, idx)  # (N, d)
             if not self.config.use_text:
+                if kind == "user" and self.history is not None:
+                    ids = ids + self._history_vectors(None)
                 self._tables[kind] = (ids, None, None)
                 return self._tables[kind]
             keys = (self.user_keys if kind == "user" else self.item_keys)(self._text(kind, idx))  # (N, F, d)
             fused, weights = (self.user_fusion if kind == "user" else self.item_fusion)(ids, keys)
+            if kind == "user" and self.history is not None:
+                fused = fused + self._history_vectors(None)
             self._tables[kind] = (fused, weights, keys.mean(1))
         return self._tables[kind]
 
@@ -319,6 +343,8 @@ def build(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
         model.item_keys.fit_stats(model.item_cache)
         model.user_known = torch.zeros(ctx.n_users, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["user"].unique()), True)
         model.item_known = torch.zeros(ctx.n_items, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["item"].unique()), True)
+    if model.history is not None:
+        model.history.fit(ctx.train)
     users_df, items_df = ctx.dataset.users, ctx.dataset.items
     model.meta = json_buffer({
         "lm": tables.lm,

@@ -36,6 +36,7 @@ class EnhancedConfig(LMSettings):
     use_ids: bool = field(default=True, metadata={"help": "False: text-only ablation (every ID is 'unknown')"})
     use_text: bool = field(default=True, metadata={"help": "False: IDs-only ablation (no LM fields fused)"})
     item_bias: bool = field(default=True, metadata={"help": "a learned per-item bias added to the score"})
+    use_history: bool = field(default=False, metadata={"help": "add an SVD++-style sum over the user's training items"})
     layer_norm: bool = field(default=False, metadata={"help": "LayerNorm on the fused representation (slower to train on ML-100K)"})
 
     def __post_init__(self):
@@ -44,7 +45,7 @@ class EnhancedConfig(LMSettings):
             raise UserError(f"enhanced needs pooling='fields' (the attention set), got {self.pooling!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("use_attention", "freeze_lm", "use_peft", "fast", "use_ids", "use_text", "item_bias", "layer_norm"):
+        for name in ("use_attention", "freeze_lm", "use_peft", "fast", "use_ids", "use_text", "item_bias", "layer_norm", "use_history"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, value.lower() in ("1", "true", "yes", "on"))

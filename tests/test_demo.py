@@ -1,0 +1,32 @@
+"""The demo end to end on a synthetic ML-100K folder with the tiny in-process GPT-2."""
+
+from __future__ import annotations
+
+import pytest
+from test_cli_train import ml_folder  # noqa: F401  (the synthetic ML-100K folder fixture)
+
+from gpt2rec.demo import run_demo
+from gpt2rec.models.text_features import register_lm
+
+
+@pytest.fixture
+def tiny_lm(tiny_tokenizer_object):
+    from conftest import make_tiny_gpt2
+
+    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
+    yield "tiny-gpt2"
+    register_lm("tiny-gpt2", None)
+
+
+def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(ml_folder, tiny_lm, tmp_path, capsys):  # noqa: F811
+    train = {"epochs": 2, "batch_size": 16, "patience": 0}
+    results = run_demo(tmp_path / "demo", lm=tiny_lm, user=1, dataset=str(ml_folder), train=train)
+    out = capsys.readouterr().out
+    assert set(results) == {"bpr", "enhanced"}
+    assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in results.values())
+    assert "language model: tiny-gpt2" in out
+    assert "Because you liked" in out  # explanations of the enhanced run
+    assert "a brand-new user" in out and out.count("(score") >= 6  # 5 explained + cold-start rows
+    # a second demo reuses both finished runs instead of training again
+    assert run_demo(tmp_path / "demo", lm=tiny_lm, user=1, dataset=str(ml_folder), train=train) == results
+    assert capsys.readouterr().out.count("reusing the finished run") == 2
