@@ -61,3 +61,20 @@ def tiny_gpt2_4layers(tiny_tokenizer_object):
 def tiny_gpt2_factory(tiny_tokenizer_object):
     """A callable `(seed=0, n_layer=2) -> (model, tokenizer)` for tests that need several fresh copies."""
     return lambda seed=0, n_layer=2: make_tiny_gpt2(tiny_tokenizer_object, seed=seed, n_layer=n_layer)
+
+
+def write_ml100k_folder(folder, n_users: int = 12, n_items: int = 16):
+    """u.data / u.user / u.item in the GroupLens ml-100k format: users in the first half rate the
+    first half of the items, the others the second half (an obvious answer)."""
+    half_u, half_i = n_users // 2, n_items // 2
+    rows = []
+    for u in range(1, n_users + 1):
+        block = range(1, half_i + 1) if u <= half_u else range(half_i + 1, n_items + 1)
+        rows += [f"{u}\t{i}\t{1 + (u + i) % 5}\t{880000000 + 10 * u + i}" for i in block]
+    (folder / "u.data").write_text("\n".join(rows) + "\n")
+    users = [f"{u}|{20 + u}|{'MF'[u % 2]}|student|0{u:04d}" for u in range(1, n_users + 1)]
+    (folder / "u.user").write_text("\n".join(users) + "\n")
+    flags = "|".join(["0"] * 18 + ["1"])
+    items = [f"{i}|Movie {i} (199{i % 10})|01-Jan-199{i % 10}||http://example.org/{i}|{flags}" for i in range(1, n_items + 1)]
+    (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
+    return folder

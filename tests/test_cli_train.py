@@ -7,6 +7,8 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import write_ml100k_folder
+
 from gpt2rec.cli import main
 
 N_USERS, N_ITEMS = 12, 16
@@ -14,19 +16,7 @@ N_USERS, N_ITEMS = 12, 16
 
 @pytest.fixture(scope="module")
 def ml_folder(tmp_path_factory):
-    """u.data / u.user / u.item in the GroupLens ml-100k format; users 1-6 rate items 1-8, 7-12 rate 9-16."""
-    folder = tmp_path_factory.mktemp("ml-100k")
-    rows = []
-    for u in range(1, N_USERS + 1):
-        block = range(1, 9) if u <= 6 else range(9, 17)
-        rows += [f"{u}\t{i}\t{1 + (u + i) % 5}\t{880000000 + 10 * u + i}" for i in block]
-    (folder / "u.data").write_text("\n".join(rows) + "\n")
-    users = [f"{u}|{20 + u}|{'MF'[u % 2]}|student|0{u:04d}" for u in range(1, N_USERS + 1)]
-    (folder / "u.user").write_text("\n".join(users) + "\n")
-    flags = "|".join(["0"] * 18 + ["1"])
-    items = [f"{i}|Movie {i} (199{i % 10})|01-Jan-199{i % 10}||http://example.org/{i}|{flags}" for i in range(1, N_ITEMS + 1)]
-    (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
-    return folder
+    return write_ml100k_folder(tmp_path_factory.mktemp("ml-100k"), N_USERS, N_ITEMS)
 
 
 @pytest.fixture(scope="module")

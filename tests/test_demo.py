@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_cli_train import ml_folder  # noqa: F401  (the synthetic ML-100K folder fixture)
+from conftest import write_ml100k_folder
 
 from gpt2rec.demo import run_demo
 from gpt2rec.models.text_features import register_lm
@@ -18,7 +18,9 @@ def tiny_lm(tiny_tokenizer_object):
     register_lm("tiny-gpt2", None)
 
 
-def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(ml_folder, tiny_lm, tmp_path, capsys):  # noqa: F811
+def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm, tmp_path, capsys):
+    (tmp_path / "ml-100k").mkdir()
+    ml_folder = write_ml100k_folder(tmp_path / "ml-100k")
     train = {"epochs": 2, "batch_size": 16, "patience": 0}
     results = run_demo(tmp_path / "demo", lm=tiny_lm, user=1, dataset=str(ml_folder), train=train)
     out = capsys.readouterr().out

@@ -297,3 +297,24 @@ def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
     again, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
     result = fit(again, ctx_for(dataset, split.train), split, TrainConfig(epochs=3, batch_size=8, lr=0.01, patience=0), tmp_path, verbose=False)
     assert result.epochs_run == 3 and again.use_cache and again.encoder_calls == 0
+
+
+def test_cli_train_lm_and_strategy_shortcuts(tiny_lm, tmp_path, monkeypatch, capsys):
+    """`gpt2rec train --model enhanced --lm NAME --strategy hybrid` is --set lm=... --set strategy=..."""
+    import json
+
+    from conftest import write_ml100k_folder
+
+    from gpt2rec.cli import main
+
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    write_ml100k_folder(folder)
+    run = tmp_path / "run"
+    argv = ["train", "--model", "enhanced", "--dataset", str(folder), "--lm", tiny_lm, "--strategy", "hybrid",
+            "--set", "dim=8", "--set", "n_heads=2", "--set", "hybrid_cached_epochs=1", "--set", "hybrid_end2end_epochs=1",
+            "--epochs", "2", "--batch-size", "16", "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_config"]["lm"] == tiny_lm and config["model_config"]["strategy"] == "hybrid"

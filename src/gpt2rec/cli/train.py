@@ -46,6 +46,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
     p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
     p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")
+    p.add_argument("--lm", help="GPT-2 recommenders: language model (hub ID, folder, gemma3-270m, minilm; "
+                   "shortcut for --set lm=NAME)")
+    p.add_argument("--strategy", choices=("cached", "end2end", "hybrid"),
+                   help="enhanced model: training strategy (shortcut for --set strategy=NAME)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
     p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
     p.add_argument("--out", required=True, help="run folder to write")
@@ -66,7 +70,8 @@ def build_config(args):
         base["model_config"] = {}  # the file's hyperparameters belong to another model
     model_config = dict(base.get("model_config") or {})
     spec = get_spec(model)
-    sets = list(args.set) + ([f"dim={args.dim}"] if args.dim is not None else [])
+    shortcuts = {"dim": args.dim, "lm": args.lm, "strategy": args.strategy}
+    sets = list(args.set) + [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
     model_config.update(parse_sets(sets, spec.config_cls))
     data = dict(base.get("data") or {})
     if args.dataset:
