@@ -78,3 +78,13 @@ def write_ml100k_folder(folder, n_users: int = 12, n_items: int = 16):
     items = [f"{i}|Movie {i} (199{i % 10})|01-Jan-199{i % 10}||http://example.org/{i}|{flags}" for i in range(1, n_items + 1)]
     (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
     return folder
+
+
+@pytest.fixture
+def tiny_lm(tiny_tokenizer_object):
+    """Registers lm='tiny-gpt2' (a fresh tiny GPT-2 per load) for the GPT-2 recommenders."""
+    from gpt2rec.models.text_features import register_lm
+
+    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
+    yield "tiny-gpt2"
+    register_lm("tiny-gpt2", None)

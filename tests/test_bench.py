@@ -173,17 +173,6 @@ def test_targets_pick_the_best_gpt2_model_by_validation_not_test():
 # ---------------------------------------------------------------- the quick run end to end
 
 
-@pytest.fixture
-def tiny_lm(tiny_tokenizer_object):
-    from conftest import make_tiny_gpt2
-
-    from gpt2rec.models.text_features import register_lm
-
-    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
-    yield "tiny-gpt2"
-    register_lm("tiny-gpt2", None)
-
-
 def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_lm):
     from gpt2rec.bench import BenchConfig, run_bench
 

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import write_ml100k_folder
 
 from gpt2rec.demo import run_demo
-from gpt2rec.models.text_features import register_lm
-
-
-@pytest.fixture
-def tiny_lm(tiny_tokenizer_object):
-    from conftest import make_tiny_gpt2
-
-    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
-    yield "tiny-gpt2"
-    register_lm("tiny-gpt2", None)
 
 
 def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm, tmp_path, capsys):

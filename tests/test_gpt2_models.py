@@ -16,19 +16,9 @@ from gpt2rec.models.basic import BasicConfig
 from gpt2rec.models.basic import build as build_basic
 from gpt2rec.models.enhanced import EnhancedConfig
 from gpt2rec.models.enhanced import build as build_enhanced
-from gpt2rec.models.text_features import register_lm
 
 OCC = ["engineer", "student", "writer", "retired"]
 GENRES = [["Action", "Sci-Fi"], ["Comedy"], ["Drama"], ["Action", "Thriller"], ["Sci-Fi", "Adventure"], ["Comedy", "Romance"]]
-
-
-@pytest.fixture
-def tiny_lm(tiny_tokenizer_object):
-    from conftest import make_tiny_gpt2
-
-    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))  # a fresh copy per load
-    yield "tiny-gpt2"
-    register_lm("tiny-gpt2", None)
 
 
 def meta_data():

@@ -54,14 +54,9 @@ CASES = [
 
 
 @pytest.fixture(autouse=True)
-def _tiny_lm(tiny_tokenizer_object):
+def _tiny_lm(tiny_lm):
     """Lets a model config say lm='tiny-gpt2' (the GPT-2 recommenders' cases)."""
-    from conftest import make_tiny_gpt2
-    from gpt2rec.models.text_features import register_lm
-
-    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
     yield
-    register_lm("tiny-gpt2", None)
 
 
 def make_data() -> tuple[Dataset, Split]:
