@@ -8,7 +8,6 @@ Running the same command again on an unfinished RUN_DIR resumes the training.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import types
