@@ -308,3 +308,20 @@ def test_cli_train_lm_and_strategy_shortcuts(tiny_lm, tmp_path, monkeypatch, cap
     assert main(argv) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model_config"]["lm"] == tiny_lm and config["model_config"]["strategy"] == "hybrid"
+
+
+def test_eval_reuses_the_item_table_until_training_changes_weights(tiny_lm):
+    """Recommend latency: in eval mode (no grad) every item's representation is computed once."""
+    model, _, _ = enhanced(tiny_lm)
+    users = torch.tensor([0, 1])
+    model.eval()
+    with torch.no_grad():
+        first = model.score_users(users)
+        table = model._eval_items
+        model.eval()  # eval -> eval: the weights cannot have changed
+        assert torch.equal(model.score_users(users), first) and model._eval_items is table
+        model.train()
+        model.item_emb.weight.add_(1.0)  # an optimizer step
+        model.eval()
+        assert not torch.equal(model.score_users(users), first) and model._eval_items is not table
+    assert model.score_users(users).requires_grad  # with gradients on, nothing is cached

@@ -12,7 +12,7 @@ Hyperparameters are chosen on validation only:
   score, and reuse that choice for the other seeds (`--quick` uses the first candidate only);
 - everything else is the model's documented default.
 Epoch caps: the models' defaults (`pipeline.TRAIN_DEFAULTS`), `DYNAMIC_TRAIN` (end2end),
-hybrid 3 cached epochs + 1 dynamic; `--quick` caps every model at `QUICK_EPOCHS`.
+hybrid 12 cached epochs + 1 dynamic; `--quick` caps every model at `QUICK_EPOCHS`.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class ModelEntry:
 # cheapest LM, warm only.
 GPT2_TRAIN: dict = {}
 DYNAMIC_STRATEGIES = ("end2end", "hybrid")
-DYNAMIC_TRAIN = {"epochs": 2, "batch_size": 8192, "patience": 0}
+DYNAMIC_TRAIN = {"epochs": 1, "batch_size": 8192, "patience": 0, "num_neg": 1}
+DYNAMIC_MODEL = {"top_n_blocks": 1}  # LoRA on the top block only: every dynamic step re-encodes ~2,600 texts
 ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("popularity", "popularity", ALL, quick=ALL),
     ModelEntry("itemknn", "itemknn", ID_PROTOCOLS, grid=({"model": {"k": 100}}, {"model": {"k": 50}}, {"model": {"k": 200}})),
@@ -104,10 +105,11 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", (WARM,), "main", train=GPT2_TRAIN, quick=(WARM,), seeds=1),
     ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=ALL),
-    ModelEntry("enhanced-end2end", "enhanced", (WARM,), "cheapest", {"strategy": "end2end"}, DYNAMIC_TRAIN, seeds=1),
+    ModelEntry("enhanced-end2end", "enhanced", (WARM,), "cheapest", {"strategy": "end2end", **DYNAMIC_MODEL},
+               DYNAMIC_TRAIN, seeds=1),
     ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",
-               {"strategy": "hybrid", "hybrid_cached_epochs": 3, "hybrid_end2end_epochs": 1},
-               {**DYNAMIC_TRAIN, "epochs": 4}, seeds=1),
+               {"strategy": "hybrid", "hybrid_cached_epochs": 12, "hybrid_end2end_epochs": 1, **DYNAMIC_MODEL},
+               {**DYNAMIC_TRAIN, "epochs": 13, "num_neg": 4}, seeds=1),
 )  # fmt: skip
 
 # Ablations of the best enhanced variant: (suffix, model overrides), with its LM.

@@ -187,16 +187,18 @@ class EnhancedRecommender(nn.Module):
     def _item_table(self) -> tuple[torch.Tensor, torch.Tensor | float]:
         """Every item's (representation (I, d), bias (I,)); kept between eval calls until the
         model trains, loads or refreshes its text cache again."""
-        if not self.training and self._eval_items is not None:
+        reuse = not self.training and not torch.is_grad_enabled()  # never cache a graph
+        if reuse and self._eval_items is not None:
             return self._eval_items
         idx = torch.arange(self.n_items, device=self.item_emb.weight.device)  # (I,)
         table = (self.represent("item", idx)[0], self._bias(idx))
-        if not self.training:
+        if reuse:
             self._eval_items = table
         return table
 
     def train(self, mode: bool = True):
-        self._eval_items = None
+        if mode or self.training:  # weights may change in training: recompute the item table after it
+            self._eval_items = None
         return super().train(mode)
 
     # ---- the model contract ---------------------------------------------------------------------
