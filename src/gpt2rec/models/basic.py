@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .fusion import FieldProjector
-from .text_features import LMSettings, adopt_saved_shapes, encode_tables
+from .text_features import LMSettings, adopt_saved_shapes, encode_tables, id_embeddings
 
 # max floats in one (chunk, n_items, hidden) block of score_users
 _BLOCK = 1 << 24
@@ -55,10 +55,7 @@ class BasicRecommender(nn.Module):
         self.config = config
         self.n_users, self.n_items = n_users, n_items
         d = config.dim
-        self.user_emb = nn.Embedding(n_users, d)
-        self.item_emb = nn.Embedding(n_items, d)
-        nn.init.normal_(self.user_emb.weight, std=config.init_std)
-        nn.init.normal_(self.item_emb.weight, std=config.init_std)
+        self.user_emb, self.item_emb = id_embeddings(n_users, n_items, d, config.init_std)
         self.register_buffer("user_text", torch.zeros(n_users, text_dim))  # (U, D)
         self.register_buffer("item_text", torch.zeros(n_items, text_dim))  # (I, D)
         self.user_proj = FieldProjector(None, text_dim, d)

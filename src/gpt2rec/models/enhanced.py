@@ -27,7 +27,9 @@ from .enhanced_config import STRATEGIES, EnhancedConfig
 from .enhanced_lm import LMHolder, StepMemo
 from .fusion import CrossAttentionFusion, FieldProjector
 from .history import UserHistory
-from .text_features import adopt_saved_shapes, encode_tables, json_buffer, make_encoder, read_json_buffer
+from .text_features import (
+    adopt_saved_shapes, encode_tables, id_embeddings, json_buffer, make_encoder, read_json_buffer,
+)
 
 __all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build"]
 
@@ -41,10 +43,7 @@ class EnhancedRecommender(nn.Module):
         self.config = config
         self.n_users, self.n_items = n_users, n_items
         d = config.dim
-        self.user_emb = nn.Embedding(n_users, d)
-        self.item_emb = nn.Embedding(n_items, d)
-        nn.init.normal_(self.user_emb.weight, std=config.init_std)
-        nn.init.normal_(self.item_emb.weight, std=config.init_std)
+        self.user_emb, self.item_emb = id_embeddings(n_users, n_items, d, config.init_std)
         self.unknown_user = nn.Parameter(torch.randn(d) * config.init_std)  # (d,)
         self.unknown_item = nn.Parameter(torch.randn(d) * config.init_std)  # (d,)
         self.bias = nn.Embedding(n_items, 1) if config.item_bias else None  # popularity-like offset

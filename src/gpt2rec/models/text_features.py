@@ -141,6 +141,14 @@ def encode_tables(settings: LMSettings, dataset, train, device, pooling: str, ke
     return TextTables(u, i, ufields, ifields, users_r, items_r, lm_name, encoder if keep_encoder else None)
 
 
+def id_embeddings(n_users: int, n_items: int, dim: int, std: float) -> tuple[torch.nn.Embedding, torch.nn.Embedding]:
+    """User and item ID tables (U, dim), (I, dim), initialised N(0, std^2)."""
+    users, items = torch.nn.Embedding(n_users, dim), torch.nn.Embedding(n_items, dim)
+    torch.nn.init.normal_(users.weight, std=std)
+    torch.nn.init.normal_(items.weight, std=std)
+    return users, items
+
+
 # ---- state-dict helpers ---------------------------------------------------------------------------
 def adopt_saved_shapes(module: torch.nn.Module, state_dict: dict, prefix: str, names: tuple[str, ...]) -> None:
     """Before loading: give the module's tensors whose name starts with one of `names` the saved shape
