@@ -88,3 +88,18 @@ def tiny_lm(tiny_tokenizer_object):
     register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
     yield "tiny-gpt2"
     register_lm("tiny-gpt2", None)
+
+
+def pairs_frame(pairs):
+    """Interactions (internal indices) from (user, item) pairs: rating 1, timestamp 0."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "user": np.array([u for u, _ in pairs], np.int64),
+            "item": np.array([i for _, i in pairs], np.int64),
+            "rating": np.ones(len(pairs), np.float32),
+            "timestamp": np.zeros(len(pairs), np.int64),
+        }
+    )

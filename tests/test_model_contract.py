@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import pairs_frame
+
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.data.splits import Split, SplitConfig
 from gpt2rec.models.base import ModelContext
@@ -70,17 +72,7 @@ def make_data() -> tuple[Dataset, Split]:
                 part = "valid" if item == valid else "test" if item == test else "train"
                 rows[part].append((user, item))
             user += 1
-    frames = {
-        part: pd.DataFrame(
-            {
-                "user": np.array([u for u, _ in r], np.int64),
-                "item": np.array([i for _, i in r], np.int64),
-                "rating": np.ones(len(r), np.float32),
-                "timestamp": np.zeros(len(r), np.int64),
-            }
-        )
-        for part, r in rows.items()
-    }
+    frames = {part: pairs_frame(r) for part, r in rows.items()}
     n_users, n_items = sum(GROUP_SIZES), BLOCK * len(GROUP_SIZES)
     raw = pd.concat(frames.values()).rename(columns={"user": "user_id", "item": "item_id"})
     raw["user_id"] += 1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from conftest import pairs_frame
 from gpt2rec.data.splits import Split, SplitConfig
 from gpt2rec.errors import UserError
 from gpt2rec.models.base import ModelContext
@@ -27,17 +26,7 @@ def block_split() -> Split:
         for j, item in enumerate(block):
             part = "valid" if j == u % BLOCK else "test" if j == (u + 1) % BLOCK else "train"
             parts[part].append((u, item))
-    frames = {
-        k: pd.DataFrame(
-            {
-                "user": np.array([u for u, _ in v], np.int64),
-                "item": np.array([i for _, i in v], np.int64),
-                "rating": np.ones(len(v), np.float32),
-                "timestamp": np.zeros(len(v), np.int64),
-            }
-        )
-        for k, v in parts.items()
-    }
+    frames = {k: pairs_frame(v) for k, v in parts.items()}
     return Split(frames["train"], frames["valid"], frames["test"], SplitConfig())
 
 
