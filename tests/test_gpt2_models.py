@@ -97,6 +97,33 @@ def test_use_cache_switch_changes_the_code_path(tiny_lm):
     assert model.encoder_calls == calls  # evaluation reads the cache
 
 
+def test_dynamic_sample_caps_lm_passes_per_step_and_refreshes_the_cache(tiny_lm):
+    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dynamic_sample=2)
+    model.train()
+    encoded = {"user": [], "item": []}  # kind -> [(indices, vectors)]
+    original = model._encode_dynamic
+
+    def spy(kind, idx):
+        out = original(kind, idx)
+        encoded[kind].append((idx.tolist(), out.detach().clone()))
+        return out
+
+    model._encode_dynamic = spy
+    before = model.item_cache.clone()
+    users, pos, neg = torch.arange(8), torch.tensor([0, 1, 2, 3, 4, 5, 0, 1]), torch.tensor([5, 4, 3, 2, 1, 0, 2, 3])
+    step(model, users, pos, neg)
+    # 8 users and 6 items in the batch: 2 of each through the LM, the step's draw
+    assert {k: sum(len(i) for i, _ in v) for k, v in encoded.items()} == {"user": 2, "item": 2}
+    sampled = [i for idx, _ in encoded["item"] for i in idx]
+    assert sorted(sampled) == model._fresh_sets["item"].nonzero().squeeze(1).tolist()
+    lora = [p for n, p in model.lm.named_parameters()]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)  # gradients reach the LM
+    vectors = torch.cat([v for _, v in encoded["item"]])
+    torch.testing.assert_close(model.item_cache[sampled], vectors)  # the cache keeps the fresh passes
+    rest = [i for i in range(6) if i not in sampled]
+    torch.testing.assert_close(model.item_cache[rest], before[rest])  # and only those
+
+
 def test_dynamic_and_cached_paths_agree_before_training(tiny_lm):
     model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dropout=0.0, id_dropout=0.0)
     model.train()
@@ -137,12 +164,37 @@ def test_unseen_entities_are_scored_from_text(tiny_lm):
     assert torch.isfinite(scores).all() and torch.equal(scores, again)
 
 
-def test_score_new_user_and_new_items(tiny_lm):
-    model, _, _ = enhanced(tiny_lm)
-    s = model.score_new_user({"gender": "F", "age": 31, "occupation": "writer"})
+def test_new_users_are_scored_from_their_profile_neighbours(tiny_lm):
+    model, dataset, train = enhanced(tiny_lm, cold_user_k=2)
+    model.eval()
+    with torch.no_grad():
+        text = model.user_cache.clone()
+        # make user 7 (no training interaction) the profile twin of users 1 and 3 (F), far from the rest
+        text[:] = -5.0
+        text[[1, 3, 7]] = 5.0
+        model.user_cache.copy_(text)
+        scores = model.score_users(torch.tensor([7, 0]))
+        pairs = model.score_pairs(torch.tensor([7, 7]), torch.tensor([1, 0]))
+    # users 1 and 3 had items 1, 3 (and nothing else) in training: each is held by both neighbours
+    torch.testing.assert_close(scores[0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0]))
+    torch.testing.assert_close(pairs, torch.tensor([1.0, 0.0]))  # pairs agree with full ranking
+    assert not torch.equal(scores[1], scores[0])  # a known user keeps the model's scores
+    model, _, _ = enhanced(tiny_lm, cold_users="model")
+    assert model.cold_history is None
+    with pytest.raises(UserError, match="cold_users must be neighbours or model"):
+        EnhancedConfig(lm=tiny_lm, cold_users="nearest")
+
+
+@pytest.mark.parametrize("cold_users", ["neighbours", "model"])
+def test_score_new_user_and_new_items(tiny_lm, cold_users):
+    model, _, _ = enhanced(tiny_lm, cold_users=cold_users, cold_user_k=1)
+    s = model.score_new_user({"gender": "M", "age": 23, "occupation": "engineer"})  # user 0's profile
     assert s.shape == (6,) and torch.isfinite(s).all()
-    t = model.score_new_user({"gender": "M", "age": 70, "occupation": "retired"})
+    t = model.score_new_user({"gender": "F", "age": 17, "occupation": "student"})  # user 1's profile
     assert not torch.equal(s, t)  # the profile matters
+    if cold_users == "neighbours":  # the nearest profile is the user's twin: its training items
+        torch.testing.assert_close(s, torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0]))
+        torch.testing.assert_close(t, torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0]))
     with pytest.raises(UserError, match=r"unknown field\(s\) \['hobby'\].*valid fields: \['gender', 'age', 'occupation', 'zip_code'\]"):
         model.score_new_user({"gender": "F", "age": 31, "occupation": "writer", "hobby": "chess"})
     with pytest.raises(UserError, match=r"missing field\(s\) \['occupation'\]"):

@@ -1,5 +1,8 @@
 """Cold start: score brand-new users (a metadata profile) and brand-new items (a metadata table)
-with the enhanced recommender, from text alone (their ID view is the learned 'unknown' vector).
+with the enhanced recommender, from text alone. New items: their ID view is the learned 'unknown'
+vector. New users: by default (`cold_users="neighbours"`) the training items of the known users
+whose LM profile vectors are nearest; with `cold_users="model"` the unknown ID attending over the
+profile, like new items.
 
     scores = score_new_user(model, {"gender": "F", "age": 31, "occupation": "writer"})   # (n_items,)
     scores = score_new_items(model, user=42, items_df)                                   # (n_new,)
@@ -90,6 +93,8 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
     try:
         with torch.no_grad():
             text = _encode(model, [rendered], "user")  # (1, Fu, D)
+            if getattr(model, "cold_history", None) is not None:  # cold_users="neighbours"
+                return model.neighbour_scores(text)[0]  # (I,)
             user, _ = model.represent("user", None, text=text, ids=model.unknown_user.unsqueeze(0))  # (1, d)
             items, bias = model._item_table()  # (I, d), (I,)
             return (user @ items.T + bias)[0]  # (I,)

@@ -12,7 +12,7 @@ Hyperparameters are chosen on validation only:
   score, and reuse that choice for the other seeds (`--quick` uses the first candidate only);
 - everything else is the model's documented default.
 Epoch caps: the models' defaults (`pipeline.TRAIN_DEFAULTS`), `DYNAMIC_TRAIN` (end2end),
-hybrid 12 cached epochs + 1 dynamic; `--quick` caps every model at `QUICK_EPOCHS`.
+hybrid `HYBRID_EPOCHS` (cached, then dynamic); `--quick` caps every model at `QUICK_EPOCHS`.
 """
 
 from __future__ import annotations
@@ -87,13 +87,14 @@ class ModelEntry:
     seeds: int | None = None  # cap on the protocol's seeds (None: all of them)
 
 
-# A GPT-2 recommender's epoch costs many BPR-MF epochs: fewer epochs. Dynamic strategies run the LM's
-# top blocks on every step: 2 epochs, large batches (more texts shared within a batch), the
-# cheapest LM, warm only.
+# Dynamic strategies run the LM's top block on every step (at most `dynamic_sample` users and as
+# many items per step, see EnhancedConfig): large batches (fewer steps per epoch), the cheapest
+# LM, warm only.
 GPT2_TRAIN: dict = {}
 DYNAMIC_STRATEGIES = ("end2end", "hybrid")
-DYNAMIC_TRAIN = {"epochs": 1, "batch_size": 8192, "patience": 0, "num_neg": 1}
-DYNAMIC_MODEL = {"top_n_blocks": 1}  # LoRA on the top block only: every dynamic step re-encodes ~2,600 texts
+DYNAMIC_TRAIN = {"epochs": 15, "batch_size": 8192, "patience": 3, "num_neg": 4}
+DYNAMIC_MODEL = {"top_n_blocks": 1}  # LoRA on the top block only
+HYBRID_EPOCHS = (12, 4)  # cached, then dynamic; no early stop (the best validation epoch is kept)
 ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("popularity", "popularity", ALL, quick=ALL),
     ModelEntry("itemknn", "itemknn", ID_PROTOCOLS, grid=({"model": {"k": 100}}, {"model": {"k": 50}}, {"model": {"k": 200}})),
@@ -106,10 +107,11 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("basic", "basic", (WARM,), "main", train=GPT2_TRAIN, quick=(WARM,)),
     ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=ALL),
     ModelEntry("enhanced-end2end", "enhanced", (WARM,), "cheapest", {"strategy": "end2end", **DYNAMIC_MODEL},
-               DYNAMIC_TRAIN, seeds=1),
+               DYNAMIC_TRAIN),
     ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",
-               {"strategy": "hybrid", "hybrid_cached_epochs": 12, "hybrid_end2end_epochs": 1, **DYNAMIC_MODEL},
-               {**DYNAMIC_TRAIN, "epochs": 13, "num_neg": 4}, seeds=1),
+               {"strategy": "hybrid", "hybrid_cached_epochs": HYBRID_EPOCHS[0], "hybrid_end2end_epochs": HYBRID_EPOCHS[1],
+                **DYNAMIC_MODEL},
+               {**DYNAMIC_TRAIN, "epochs": sum(HYBRID_EPOCHS), "patience": 0}),
 )  # fmt: skip
 
 # Ablations of the best enhanced variant: (suffix, model overrides), with its LM.
