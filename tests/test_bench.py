@@ -117,6 +117,17 @@ def test_plan_quick_has_one_seed_and_the_quick_subset():
     assert {j.lm for j in full if j.model == "enhanced-cached" and j.protocol != "warm"} == {"gemma3-270m"}
     assert {(j.lm, j.seed) for j in full if j.model == "basic"} == {("gemma3-270m", s) for s in range(3)}  # "main" LM
     assert {j.lm for j in full if j.model == "enhanced-end2end"} == {"minilm"}
+    assert {j.protocol for j in full if j.model == "basic"} == {"warm", "ncf"}
+    # every configuration at the protocol's seeds, the dynamic strategies included
+    assert {j.seed for j in full if j.model in ("enhanced-end2end", "enhanced-hybrid")} == {0, 1, 2}
+
+
+def test_report_sums_the_parts_of_a_resumed_run():
+    from gpt2rec.bench.report import run_times
+
+    assert run_times({"meta": {"last_run": {"seconds": 2299.0}}}) == "2299 s in the last run"
+    data = {"meta": {"last_run": {"seconds": 330.0}, "runs": [{"seconds": 2299.0}, {"seconds": 330.0}]}}
+    assert run_times(data) == "2629 s in 2 runs (2299 + 330 s, resumed)"
 
 
 def test_ml1m_joins_the_full_run_only_when_cached(monkeypatch):

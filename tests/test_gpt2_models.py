@@ -180,7 +180,7 @@ def test_new_users_are_scored_from_their_profile_neighbours(tiny_lm):
     torch.testing.assert_close(pairs, torch.tensor([1.0, 0.0]))  # pairs agree with full ranking
     assert not torch.equal(scores[1], scores[0])  # a known user keeps the model's scores
     model, _, _ = enhanced(tiny_lm, cold_users="model")
-    assert model.cold_history is None
+    assert model.neighbours is None
     with pytest.raises(UserError, match="cold_users must be neighbours or model"):
         EnhancedConfig(lm=tiny_lm, cold_users="nearest")
 
@@ -310,7 +310,12 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     assert all(r["reason"].endswith("mattered most.") for r in rows)
     profile = json.dumps({"gender": "F", "age": 31, "occupation": "writer"})
     assert main(["recommend", str(tmp_path / "run"), "--profile", profile, "-k", "3", "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 3
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3
+    known = len(pd.read_csv(tmp_path / "run" / "split" / "train.tsv", sep="\t")["user_id"].unique())
+    for r in rows:  # new users are scored from their nearest profiles: the reason counts them
+        held = round(r["score"] * known)
+        assert r["reason"] == f"{held} of the {known} users with the profiles nearest yours had it" and held >= 1
     (tmp_path / "new.csv").write_text("title,genres\nBlade Runner (1982),Sci-Fi|Thriller\nClue (1985),Comedy\n")
     assert main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv"), "--json"]) == 0
     assert {r["title"] for r in json.loads(capsys.readouterr().out)} == {"Blade Runner (1982)", "Clue (1985)"}

@@ -93,7 +93,7 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
     try:
         with torch.no_grad():
             text = _encode(model, [rendered], "user")  # (1, Fu, D)
-            if getattr(model, "cold_history", None) is not None:  # cold_users="neighbours"
+            if getattr(model, "neighbours", None) is not None:  # cold_users="neighbours"
                 return model.neighbour_scores(text)[0]  # (I,)
             user, _ = model.represent("user", None, text=text, ids=model.unknown_user.unsqueeze(0))  # (1, d)
             items, bias = model._item_table()  # (I, d), (I,)
@@ -172,8 +172,13 @@ def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
     scores = score_new_user(model, profile).float().cpu()  # (I,)
     top = torch.topk(scores, min(int(k), len(scores)))
     titles = dataset.items["title"].astype(str).to_numpy() if "title" in dataset.items else dataset.item_ids.astype(str)
-    return [{"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
+    rows = [{"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
             for i, s in zip(top.indices.tolist(), top.values.tolist())]
+    if getattr(model, "neighbours", None) is not None:  # the score is a share of the nearest profiles
+        n = min(int(model.config.cold_user_k), int(model.user_known.sum()))
+        for row in rows:
+            row["reason"] = f"{round(row['score'] * n)} of the {n} users with the profiles nearest yours had it"
+    return rows
 
 
 def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[dict]:

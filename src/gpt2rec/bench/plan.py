@@ -104,7 +104,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                grid=({"model": {"reg": 0.0}}, {"model": {"reg": 1e-3}})),
     ModelEntry("neumf", "neumf", ID_PROTOCOLS),
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
-    ModelEntry("basic", "basic", (WARM,), "main", train=GPT2_TRAIN, quick=(WARM,)),
+    ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=ALL),
     ModelEntry("enhanced-end2end", "enhanced", (WARM,), "cheapest", {"strategy": "end2end", **DYNAMIC_MODEL},
                DYNAMIC_TRAIN),

@@ -179,6 +179,16 @@ def targets_section(data: dict, dataset_name: str) -> str:
     return table(["target", "value", "status"], body) + "\n"
 
 
+def run_times(data: dict) -> str:
+    """'2299 s' for one run; '2629 s in 2 runs (2299 + 330 s, resumed)' when the results were
+    completed by resuming."""
+    meta = data.get("meta", {})
+    runs = [r["seconds"] for r in meta.get("runs", []) if r.get("seconds") is not None]
+    if len(runs) <= 1:
+        return f"{_num(meta.get('last_run', {}).get('seconds'), 0)} s in the last run"
+    return f"{_num(sum(runs), 0)} s in {len(runs)} runs ({' + '.join(_num(x, 0) for x in runs)} s, resumed)"
+
+
 def render(data: dict, stem: str, figures: list[str]) -> str:
     meta = data.get("meta", {}).get("last_run", {})
     machine = meta.get("machine", {})
@@ -186,7 +196,7 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
     rs = rows(data.get("records", []))
     out = [f"# Benchmark: {ds.get('name', stem)}", ""]
     out.append(f"Produced by `{meta.get('command', 'gpt2rec bench')}` (started {meta.get('started', '?')}, "
-               f"{_num(meta.get('seconds'), 0)} s in the last run) on {machine.get('platform', '?')}, "
+               f"{run_times(data)}) on {machine.get('platform', '?')}, "
                f"{machine.get('cpu_count', '?')} CPUs ({machine.get('torch_threads', '?')} torch threads), "
                f"device {machine.get('device', '?')}{' ' + machine['gpu'] if machine.get('gpu') else ''}, "
                f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}.")  # fmt: skip

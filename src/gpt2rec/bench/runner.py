@@ -303,6 +303,9 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     lms = available_lms(config, log=lambda m: print(f"bench: {m}", file=sys.stderr))
     check_signature(store, config)
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
+    previous = store.section("meta").get("last_run")
+    if previous and previous.get("seconds") is not None and "runs" not in store.section("meta"):
+        store.put("meta", "runs", [{"started": previous.get("started"), "seconds": previous["seconds"]}])  # older files
     store.put("meta", "last_run", {
         "command": " ".join(["gpt2rec", "bench", *(argv or [])]), "machine": machine_info(device),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "dataset": dataset.describe(), "quick": config.quick,
@@ -321,8 +324,11 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
         speed.measure_training_and_latency(run)
     if config.faithfulness:
         faithfulness.run_deletion_test(run)
-    store.put("meta", "last_run", {**store.data["meta"]["last_run"], "seconds": time.perf_counter() - start,
+    seconds = time.perf_counter() - start
+    store.put("meta", "last_run", {**store.data["meta"]["last_run"], "seconds": seconds,
                                    "load_average_end": load_average()})  # fmt: skip
+    started = store.data["meta"]["last_run"]["started"]
+    store.put("meta", "runs", store.section("meta").get("runs", []) + [{"started": started, "seconds": seconds}])
     paths = report.write_all(run)
     run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
     return paths

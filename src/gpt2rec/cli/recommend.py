@@ -67,4 +67,6 @@ def _run_text(args) -> int:
         return 0
     for rank, r in enumerate(rows, 1):
         print(f"{rank:>3}. {str(r['item_id']):>5}  {r['score']:9.4f}  {r['title']}")
+        if r.get("reason"):
+            print(f"       {r['reason']}")
     return 0

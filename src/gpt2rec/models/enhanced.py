@@ -14,10 +14,9 @@ those passes keep current), so a step costs a bounded number of LM passes whatev
 `strategy`: cached (frozen LM), end2end (dynamic + LoRA), hybrid (cached for
 `hybrid_cached_epochs`, then dynamic for `hybrid_end2end_epochs`, then cached again).
 Entities without training interactions use a learned "unknown" ID vector (ID dropout in training
-teaches the model to lean on text), so new items are scored from their metadata alone. New users
-(`cold_users="neighbours"`, the default) get the training items of the `cold_user_k` known users
-whose LM profile vectors are nearest: on ML-100K's cold-user validation this beat both the
-unknown-ID path and popularity (a profile of three fields gives the ID path little to work with).
+teaches the model to lean on text), so new items are scored from their metadata alone; new users
+too with `cold_users="model"`. By default new users get the training items of the `cold_user_k`
+known users whose LM profile vectors are nearest (`profile_neighbours`).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from .enhanced_config import STRATEGIES, EnhancedConfig
 from .enhanced_lm import LMHolder, StepMemo
 from .fusion import CrossAttentionFusion, FieldProjector
 from .history import UserHistory
+from .profile_neighbours import ProfileNeighbours
 from .text_features import (
     adopt_saved_shapes, encode_tables, id_embeddings, json_buffer, make_encoder, read_json_buffer,
 )
@@ -55,8 +55,7 @@ class EnhancedRecommender(nn.Module):
         self.unknown_bias = nn.Parameter(torch.zeros(1)) if config.item_bias else None
         if self.bias is not None:
             nn.init.zeros_(self.bias.weight)
-        # new users: the training items of the known users with the nearest profile vectors
-        self.cold_history = UserHistory(n_users, n_items) if config.cold_users == "neighbours" else None
+        self.neighbours = ProfileNeighbours(n_users, n_items, config.cold_user_k) if config.cold_users == "neighbours" else None
         self.history = UserHistory(n_users, n_items) if config.use_history else None  # training items per user
         self.hist_emb = nn.Embedding(n_items, d) if config.use_history else None
         if self.hist_emb is not None:
@@ -117,22 +116,14 @@ class EnhancedRecommender(nn.Module):
         return torch.where(self._use_id("item", idx), self.bias(idx).squeeze(-1), self.unknown_bias)
 
     def neighbour_scores(self, text: torch.Tensor) -> torch.Tensor:
-        """Scores (C, I) of users known only by their profile field vectors `text` (C, Fu, D): the
-        share of their `cold_user_k` nearest known users (cosine of standardised profile vectors)
-        who had each item in training."""
+        """Scores (C, I) of users known only by their profile field vectors `text` (C, Fu, D)."""
         known = self.user_known.nonzero().squeeze(1)  # (K,)
-        if len(known) == 0:
-            raise UserError("no user has training interactions: there are no neighbours to score a new user from")
-        profile = lambda t: nn.functional.normalize(((t - self.user_keys.mean) / self.user_keys.std).flatten(1), dim=1)  # noqa: E731
-        sim = profile(text.to(self.user_cache)) @ profile(self.user_cache[known]).T  # (C, K)
-        top = sim.topk(min(self.config.cold_user_k, len(known)), dim=1).indices  # (C, k)
-        weights = torch.zeros_like(sim).scatter_(1, top, 1.0 / top.shape[1])  # (C, K)
-        return weights @ self.cold_history.dense(known)  # (C, I)
+        return self.neighbours(text, self.user_cache[known], known, self.user_keys.mean, self.user_keys.std)
 
     def _with_cold_users(self, users: torch.Tensor, scores: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Replace the scores of users without training interactions by `neighbour_scores` (eval
         only; `items` (B,) for pairs, None for every item)."""
-        if self.cold_history is None or self.training:
+        if self.neighbours is None or self.training:
             return scores
         cold = ~self.user_known[users]  # (B,)
         if cold.any():
@@ -258,9 +249,9 @@ class EnhancedRecommender(nn.Module):
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dev = self.user_emb.weight.device
         self._refresh_if_stale()
-        u, _ = self.represent("user", users.to(dev))  # (B, d)
-        i, _ = self.represent("item", items.to(dev))  # (B, d)
         users, items = users.to(dev), items.to(dev)
+        u, _ = self.represent("user", users)  # (B, d)
+        i, _ = self.represent("item", items)  # (B, d)
         return self._with_cold_users(users, (u * i).sum(-1) + self._bias(items), items)  # (B,)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
@@ -402,8 +393,8 @@ def build(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
         model.item_known = torch.zeros(ctx.n_items, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["item"].unique()), True)
     if model.history is not None:
         model.history.fit(ctx.train)
-    if model.cold_history is not None:
-        model.cold_history.fit(ctx.train)
+    if model.neighbours is not None:
+        model.neighbours.fit(ctx.train)
     users_df, items_df = ctx.dataset.users, ctx.dataset.items
     model.meta = json_buffer({
         "lm": tables.lm,
