@@ -18,6 +18,7 @@ def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm,
     assert "language model: tiny-gpt2" in out
     assert "Because you liked" in out  # explanations of the enhanced run
     assert "a brand-new user" in out and out.count("(score") >= 6  # 5 explained + cold-start rows
+    assert "users with the profiles nearest yours had it" in out  # why, for the new user
     # a second demo reuses both finished runs instead of training again
     assert run_demo(tmp_path / "demo", lm=tiny_lm, user=1, dataset=str(ml_folder), train=train) == results
     assert capsys.readouterr().out.count("reusing the finished run") == 2

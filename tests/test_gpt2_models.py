@@ -181,6 +181,11 @@ def test_new_users_are_scored_from_their_profile_neighbours(tiny_lm):
     assert not torch.equal(scores[1], scores[0])  # a known user keeps the model's scores
     model, _, _ = enhanced(tiny_lm, cold_users="model")
     assert model.neighbours is None
+    # a checkpoint saved without the neighbours (an older run) loads, and new users use the model path
+    again, _, _ = enhanced(tiny_lm)
+    again.load_state_dict(model.state_dict())
+    assert again.neighbours is None
+    torch.testing.assert_close(again.eval().score_users(torch.tensor([7])), model.eval().score_users(torch.tensor([7])))
     with pytest.raises(UserError, match="cold_users must be neighbours or model"):
         EnhancedConfig(lm=tiny_lm, cold_users="nearest")
 

@@ -87,3 +87,5 @@ def _show_cold_start(run_dir: Path) -> None:
     print(f"\n[demo] a brand-new user, from metadata alone: {DEMO_PROFILE}")
     for rank, row in enumerate(recommend_profile(run_dir, DEMO_PROFILE, 5), 1):
         print(f"{rank:>3}. {row['title']}  (score {row['score']:.3f})")
+        if row.get("reason"):
+            print(f"     {row['reason']}")

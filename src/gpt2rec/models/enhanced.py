@@ -364,6 +364,8 @@ class EnhancedRecommender(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         adopt_saved_shapes(self, state_dict, prefix, self._text_shaped)
+        if self.neighbours is not None and prefix + "neighbours.history.indptr" not in state_dict:
+            self.neighbours = None  # saved without the neighbours (older run): new users go through the model
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self.lm_dirty = False  # the loaded caches belong to the loaded adapters
         self._eval_items = None
