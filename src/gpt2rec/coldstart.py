@@ -175,7 +175,7 @@ def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
     rows = [{"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
             for i, s in zip(top.indices.tolist(), top.values.tolist())]
     if getattr(model, "neighbours", None) is not None:  # the score is a share of the nearest profiles
-        n = min(int(model.config.cold_user_k), int(model.user_known.sum()))
+        n = model.neighbours.size(model.user_known.sum())
         for row in rows:
             row["reason"] = f"{round(row['score'] * n)} of the {n} users with the profiles nearest yours had it"
     return rows

@@ -103,6 +103,13 @@ def _flag_genres(flags: np.ndarray) -> list[list[str]]:
     return [[g for g, on in zip(ML100K_GENRES, row) if on] for row in flags]
 
 
+def _unique_ids(raw: pd.DataFrame, column: str, path: Path, fix: str, what: str) -> np.ndarray:
+    """The integer ID column of a users/items file, refusing repeated IDs."""
+    ids = int_column(raw, column, path, fix, what)
+    check_unique(raw.assign(**{column: ids}), [column], path, fix)
+    return ids
+
+
 def _locate(folder: str | Path, filename: str) -> Path:
     """`folder/filename`, or `folder/<one subfolder>/filename` (a zip extracted with its top folder)."""
     folder = Path(folder)
@@ -126,14 +133,12 @@ def read_ml100k(folder: str | Path, name: str = "ml-100k") -> Dataset:
         p, "|", names=["user_id", "age", "gender", "occupation", "zip_code"], encoding="latin-1",
         quoting=False, as_text=True, fix=fix,
     )  # fmt: skip
-    ids = int_column(raw, "user_id", p, fix, "user ID")
-    check_unique(raw.assign(user_id=ids), ["user_id"], p, fix)
+    ids = _unique_ids(raw, "user_id", p, fix, "user ID")
     users = _users(ids, raw["gender"], int_column(raw, "age", p, fix), raw["occupation"], raw["zip_code"])
     p = _locate(folder, "u.item")
     cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + ML100K_GENRES
     raw = read_delimited(p, "|", names=cols, encoding="latin-1", quoting=False, as_text=True, fix=fix)
-    ids = int_column(raw, "item_id", p, fix, "item ID")
-    check_unique(raw.assign(item_id=ids), ["item_id"], p, fix)
+    ids = _unique_ids(raw, "item_id", p, fix, "item ID")
     flags = np.stack([int_column(raw, g, p, fix, f"genre flag {g!r}") for g in ML100K_GENRES], axis=1)
     items = _items(ids, raw["title"], _flag_genres(flags), raw["release_date"])
     return Dataset.from_frames(name, ratings, users, items)
@@ -152,8 +157,7 @@ def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Dataset:
         p, "::", names=["user_id", "gender", "age", "occupation", "zip_code"], encoding="latin-1",
         quoting=False, as_text=True, fix=fix,
     )  # fmt: skip
-    ids = int_column(raw, "user_id", p, fix, "user ID")
-    check_unique(raw.assign(user_id=ids), ["user_id"], p, fix)
+    ids = _unique_ids(raw, "user_id", p, fix, "user ID")
     codes = int_column(raw, "occupation", p, fix, "occupation code")
     bad = (codes < 0) | (codes >= len(ML1M_OCCUPATIONS))
     if bad.any():
@@ -165,8 +169,7 @@ def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Dataset:
     raw = read_delimited(
         p, "::", names=["item_id", "title", "genres"], encoding="latin-1", quoting=False, as_text=True, fix=fix
     )
-    ids = int_column(raw, "item_id", p, fix, "item ID")
-    check_unique(raw.assign(item_id=ids), ["item_id"], p, fix)
+    ids = _unique_ids(raw, "item_id", p, fix, "item ID")
     items = _items(ids, raw["title"], _split_genres(raw["genres"]))
     return Dataset.from_frames(name, ratings, users, items)
 
@@ -182,8 +185,7 @@ def read_ml_csv(folder: str | Path, name: str) -> Dataset:
     p = _locate(folder, "movies.csv")
     raw = read_delimited(p, ",", header=True, as_text=True, fix=fix)
     require_columns(raw, p, ["movieId", "title", "genres"], ",", fix)
-    ids = int_column(raw, "movieId", p, fix, "movie ID")
-    check_unique(raw.assign(movieId=ids), ["movieId"], p, fix)
+    ids = _unique_ids(raw, "movieId", p, fix, "movie ID")
     items = _items(ids, raw["title"], _split_genres(raw["genres"]))
     return Dataset.from_frames(name, ratings, None, items)
 

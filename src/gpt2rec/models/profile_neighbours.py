@@ -28,6 +28,10 @@ class ProfileNeighbours(nn.Module):
     def fit(self, train: pd.DataFrame) -> None:
         self.history.fit(train)
 
+    def size(self, n_known: int) -> int:
+        """Neighbours per new user among `n_known` known users."""
+        return min(self.k, int(n_known))
+
     def forward(self, profiles: torch.Tensor, known_profiles: torch.Tensor, known: torch.Tensor,
                 mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """Scores (C, I) of new users' profile field vectors `profiles` (C, F, D), given the known
@@ -38,6 +42,6 @@ class ProfileNeighbours(nn.Module):
             raise UserError("no user has training interactions: there are no neighbours to score a new user from")
         unit = lambda t: nn.functional.normalize(((t - mean) / std).flatten(1), dim=1)  # noqa: E731
         sim = unit(profiles.to(known_profiles)) @ unit(known_profiles).T  # (C, K)
-        top = sim.topk(min(self.k, len(known)), dim=1).indices  # (C, k)
+        top = sim.topk(self.size(len(known)), dim=1).indices  # (C, k)
         weights = torch.zeros_like(sim).scatter_(1, top, 1.0 / top.shape[1])  # (C, K)
         return weights @ self.history.dense(known)  # (C, I)
