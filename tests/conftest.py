@@ -27,8 +27,9 @@ def tiny_tokenizer_object():
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(TINY_CORPUS * 3, vocab_size=300, min_frequency=1,
-                            special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.train_from_iterator(
+        TINY_CORPUS * 3, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
+    )
     return bpe._tokenizer
 
 
@@ -37,12 +38,23 @@ def make_tiny_gpt2(tokenizer_object, seed: int = 0, n_layer: int = 2):
     import torch
     from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
 
-    tokenizer = GPT2TokenizerFast(tokenizer_object=tokenizer_object.__class__.from_str(tokenizer_object.to_str()),
-                                  bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                  unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer = GPT2TokenizerFast(
+        tokenizer_object=tokenizer_object.__class__.from_str(tokenizer_object.to_str()),
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
     torch.manual_seed(seed)
-    config = GPT2Config(n_layer=n_layer, n_head=2, n_embd=32, vocab_size=len(tokenizer), n_positions=64,
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        n_layer=n_layer,
+        n_head=2,
+        n_embd=32,
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = GPT2Model(config).eval()
     return model, tokenizer
 
@@ -75,7 +87,9 @@ def write_ml100k_folder(folder, n_users: int = 12, n_items: int = 16):
     users = [f"{u}|{20 + u}|{'MF'[u % 2]}|student|0{u:04d}" for u in range(1, n_users + 1)]
     (folder / "u.user").write_text("\n".join(users) + "\n")
     flags = "|".join(["0"] * 18 + ["1"])
-    items = [f"{i}|Movie {i} (199{i % 10})|01-Jan-199{i % 10}||http://example.org/{i}|{flags}" for i in range(1, n_items + 1)]
+    items = [
+        f"{i}|Movie {i} (199{i % 10})|01-Jan-199{i % 10}||http://example.org/{i}|{flags}" for i in range(1, n_items + 1)
+    ]
     (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
     return folder
 

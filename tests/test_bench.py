@@ -51,8 +51,13 @@ def write_tiny_movielens(folder, n_users=60, n_items=150, per_user=14, seed=0):
 
 def _genre_dataset():
     inter = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 12]})
-    items = pd.DataFrame({"item_id": [10, 11, 12, 13], "title": list("abcd"),
-                          "genres": [["Action"], ["Action", "Comedy"], ["Drama"], ["Comedy"]]})
+    items = pd.DataFrame(
+        {
+            "item_id": [10, 11, 12, 13],
+            "title": list("abcd"),
+            "genres": [["Action"], ["Action", "Comedy"], ["Drama"], ["Comedy"]],
+        }
+    )
     users = pd.DataFrame({"user_id": [1, 2, 3]})  # user 3 has no interactions: cold
     return Dataset.from_frames("toy", inter, users, items)
 
@@ -158,8 +163,15 @@ def test_store_resumes_and_rewrites_atomically(tmp_path):
 
 def _rec(protocol, model, ndcg, lm=None, seed=0, valid=None, group="main", hit=None):
     metrics = {"ndcg@10": ndcg} if hit is None else {"hit@10": hit, "ndcg@10": ndcg}
-    return {"protocol": protocol, "model": model, "lm": lm, "seed": seed, "metrics": metrics, "group": group,
-            "valid_metrics": {"ndcg@10": ndcg if valid is None else valid}}
+    return {
+        "protocol": protocol,
+        "model": model,
+        "lm": lm,
+        "seed": seed,
+        "metrics": metrics,
+        "group": group,
+        "valid_metrics": {"ndcg@10": ndcg if valid is None else valid},
+    }
 
 
 def test_targets_pick_the_best_gpt2_model_by_validation_not_test():
@@ -191,7 +203,9 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
     monkeypatch.setitem(plan.TRAIN, "batch_size", 256)  # keeps the naive-forward timing small
     data = write_tiny_movielens(tmp_path / "tiny-ml")
     out = tmp_path / "results"
-    config = BenchConfig(dataset=str(data), quick=True, out_dir=str(out), lms=(tiny_lm,), epochs=2, device="cpu", threads=1)
+    config = BenchConfig(
+        dataset=str(data), quick=True, out_dir=str(out), lms=(tiny_lm,), epochs=2, device="cpu", threads=1
+    )
     paths = run_bench(config, argv=["--quick"])
 
     result = json.loads(paths["json"].read_text())
@@ -205,7 +219,9 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
     expected = {(j.protocol, j.model, j.lm, j.seed) for j in plan.plan_jobs(config, [tiny_lm])}
     assert expected <= keys
     ablations = [r for r in records if r["group"] == "ablation"]
-    assert [(r["protocol"], r["model"], r["lm"]) for r in ablations] == [("warm", "enhanced-cached/no-attention", tiny_lm)]
+    assert [(r["protocol"], r["model"], r["lm"]) for r in ablations] == [
+        ("warm", "enhanced-cached/no-attention", tiny_lm)
+    ]
     # ncf / cold-item stop on their own validation metric, and keep its best epoch
     for r in records:
         if r["protocol"] in ("ncf", "cold-item") and r["epochs"]:
@@ -225,8 +241,19 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
     assert set(result["faithfulness"]["models"]) == {f"enhanced-cached [{tiny_lm}]"}
 
     md = paths["md"].read_text()
-    for heading in ("## Targets", "## Quality", "### warm", "### ncf", "### cold-item", "### cold-user",
-                    "## Ablations", "## Speed", "## Faithfulness", "gpt2rec bench --quick", "Quick mode"):
+    for heading in (
+        "## Targets",
+        "## Quality",
+        "### warm",
+        "### ncf",
+        "### cold-item",
+        "### cold-user",
+        "## Ablations",
+        "## Speed",
+        "## Faithfulness",
+        "gpt2rec bench --quick",
+        "Quick mode",
+    ):
         assert heading in md, heading
     figures = sorted(p.name for p in out.glob("*.png"))
     assert figures == sorted(f"tiny-ml-quick-{p}.png" for p in list(plan.PROTOCOLS) + ["curves"])
@@ -252,8 +279,17 @@ def test_a_failing_model_is_reported_and_the_others_still_run(tmp_path, monkeypa
 
     monkeypatch.setattr(bpr, "SPEC", bpr.SPEC.__class__(**{**bpr.SPEC.__dict__, "build": broken}))
     data = write_tiny_movielens(tmp_path / "tiny-ml")
-    config = BenchConfig(dataset=str(data), quick=True, out_dir=str(tmp_path / "out"), protocols=("warm",),
-                         models=("popularity", "bpr"), lms=("unused",), speed=False, faithfulness=False, plots=False)
+    config = BenchConfig(
+        dataset=str(data),
+        quick=True,
+        out_dir=str(tmp_path / "out"),
+        protocols=("warm",),
+        models=("popularity", "bpr"),
+        lms=("unused",),
+        speed=False,
+        faithfulness=False,
+        plots=False,
+    )
     paths = run_bench(config)
     result = json.loads(paths["json"].read_text())
     assert [r["model"] for r in result["records"]] == ["popularity"]
@@ -267,8 +303,18 @@ def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeyp
     monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
     monkeypatch.setitem(plan.TRAIN, "batch_size", 256)
     data = write_tiny_movielens(tmp_path / "tiny-ml")
-    config = BenchConfig(dataset=str(data), out_dir=str(tmp_path / "out"), lms=(tiny_lm,), seeds=1, epochs=1,
-                         device="cpu", threads=1, speed=False, faithfulness=False, plots=False)
+    config = BenchConfig(
+        dataset=str(data),
+        out_dir=str(tmp_path / "out"),
+        lms=(tiny_lm,),
+        seeds=1,
+        epochs=1,
+        device="cpu",
+        threads=1,
+        speed=False,
+        faithfulness=False,
+        plots=False,
+    )
     paths = run_bench(config)
     result = json.loads(paths["json"].read_text())
     assert not result.get("failures")

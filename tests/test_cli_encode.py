@@ -12,9 +12,15 @@ from gpt2rec.data.dataset import Dataset
 
 @pytest.fixture
 def tiny_dataset(monkeypatch):
-    inter = pd.DataFrame({"user_id": [1, 1, 2, 3], "item_id": [5, 6, 5, 7], "rating": [5, 3, 4, 1], "timestamp": [1, 2, 3, 4]})
-    users = pd.DataFrame({"user_id": [1, 2, 3], "gender": ["M", "F", "M"], "age": [30, 18, 30], "occupation": ["x", "y", "x"]})
-    items = pd.DataFrame({"item_id": [5, 6, 7], "title": ["A (1990)", "B (1991)", "C (1992)"], "genres": [["Drama"], [], ["Comedy"]]})
+    inter = pd.DataFrame(
+        {"user_id": [1, 1, 2, 3], "item_id": [5, 6, 5, 7], "rating": [5, 3, 4, 1], "timestamp": [1, 2, 3, 4]}
+    )
+    users = pd.DataFrame(
+        {"user_id": [1, 2, 3], "gender": ["M", "F", "M"], "age": [30, 18, 30], "occupation": ["x", "y", "x"]}
+    )
+    items = pd.DataFrame(
+        {"item_id": [5, 6, 7], "title": ["A (1990)", "B (1991)", "C (1992)"], "genres": [["Drama"], [], ["Comedy"]]}
+    )
     ds = Dataset.from_frames("tiny", inter, users, items)
     import gpt2rec.data.load as load
 

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from conftest import write_ml100k_folder
-
 from gpt2rec.cli import main
 
 N_USERS, N_ITEMS = 12, 16

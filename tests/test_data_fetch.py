@@ -16,7 +16,6 @@ from gpt2rec.data.fetch import Source, extract_zip, fetch
 from gpt2rec.data.home import datasets_dir, downloads_dir, home_dir
 from gpt2rec.data.load import load_dataset
 from gpt2rec.errors import DataError, UserError
-
 from test_data_movielens import ML1M_MOVIES, ML1M_RATINGS, ML1M_USERS, write_widedeep_wheel
 
 
@@ -68,7 +67,9 @@ def test_home_dirs(home, monkeypatch):
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(UserError, match=r"unknown dataset 'ml-2m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"):
+    with pytest.raises(
+        UserError, match=r"unknown dataset 'ml-2m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"
+    ):
         fetch("ml-2m")
 
 
@@ -117,7 +118,9 @@ def test_other_dataset_unreachable_says_where_to_put_the_zip(offline):
 
 def test_zip_saved_by_hand_is_verified_and_extracted(offline, monkeypatch):
     archive = ml1m_zip(downloads_dir().mkdir(parents=True) or downloads_dir() / "ml-1m.zip")
-    monkeypatch.setitem(fetch_mod.SOURCES, "ml-1m", Source("ml-1m", ("ratings.dat", "users.dat", "movies.dat"), md5(archive)))
+    monkeypatch.setitem(
+        fetch_mod.SOURCES, "ml-1m", Source("ml-1m", ("ratings.dat", "users.dat", "movies.dat"), md5(archive))
+    )
     folder = fetch("ml-1m")
     assert sorted(p.name for p in folder.iterdir()) == ["movies.dat", "ratings.dat", "users.dat"]  # top folder dropped
     assert load_dataset("ml-1m").items["title"].tolist()[1] == "Misérables, Les (1995)"
@@ -145,7 +148,9 @@ def test_download_with_progress_then_verify(monkeypatch, tmp_path):
         return Response(payload)
 
     monkeypatch.setattr(fetch_mod.urllib.request, "urlopen", fake_urlopen)
-    monkeypatch.setitem(fetch_mod.SOURCES, "ml-1m", Source("ml-1m", ("users.dat",), hashlib.md5(payload).hexdigest(), len(payload)))
+    monkeypatch.setitem(
+        fetch_mod.SOURCES, "ml-1m", Source("ml-1m", ("users.dat",), hashlib.md5(payload).hexdigest(), len(payload))
+    )
     folder = fetch("ml-1m")
     assert seen["url"] == "https://files.grouplens.org/datasets/movielens/ml-1m.zip" and seen["timeout"] <= 10
     assert (downloads_dir() / "ml-1m.zip").read_bytes() == payload and (folder / "users.dat").exists()
@@ -153,7 +158,9 @@ def test_download_with_progress_then_verify(monkeypatch, tmp_path):
 
 
 def test_bad_download_is_deleted(monkeypatch):
-    monkeypatch.setattr(fetch_mod, "_download", lambda url, dest: dest.parent.mkdir(parents=True) or dest.write_bytes(b"<html>"))
+    monkeypatch.setattr(
+        fetch_mod, "_download", lambda url, dest: dest.parent.mkdir(parents=True) or dest.write_bytes(b"<html>")
+    )
     with pytest.raises(DataError, match=r"ml-latest-small.zip: not a valid zip file"):
         fetch("ml-latest-small")
     assert not (downloads_dir() / "ml-latest-small.zip").exists()
@@ -222,5 +229,5 @@ def test_cli_bad_input_is_one_line_and_exit_2(argv, expected, tmp_path, capsys):
 
 def test_no_temp_files_left_in_home(offline):
     fetch("ml-100k")
-    for root, dirs, files in os.walk(home_dir()):
+    for _root, dirs, files in os.walk(home_dir()):
         assert not [n for n in dirs + files if n.endswith((".tmp", ".part"))]

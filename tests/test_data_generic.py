@@ -67,7 +67,9 @@ def test_separator_from_suffix_and_explicit(tmp_path):
 
 def test_missing_columns_are_named(tmp_path):
     path = write(tmp_path / "x.csv", "user,item\n1,2\n")
-    with pytest.raises(DataError, match=r"x.csv: missing column\(s\) \['user_id', 'item_id'\]; found \['user', 'item'\]"):
+    with pytest.raises(
+        DataError, match=r"x.csv: missing column\(s\) \['user_id', 'item_id'\]; found \['user', 'item'\]"
+    ):
         load_generic(path)
 
 
@@ -131,7 +133,9 @@ def test_data_config_validation_and_unknown_names(tmp_path):
         DataConfig(implicit_threshold="high")
     with pytest.raises(UserError, match="unknown encoding 'utf-9'"):
         DataConfig(encoding="utf-9")
-    with pytest.raises(UserError, match=r"unknown dataset 'ml-7m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"):
+    with pytest.raises(
+        UserError, match=r"unknown dataset 'ml-7m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"
+    ):
         load_dataset("ml-7m")
     with pytest.raises(UserError, match=r"missing.csv: file not found"):
         load_dataset(str(tmp_path / "missing.csv"))

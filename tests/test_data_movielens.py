@@ -14,9 +14,9 @@ from gpt2rec.data.movielens import (
     WIDEDEEP_MEMBERS,
     detect_format,
     parse_years,
+    read_ml1m,
     read_ml100k,
     read_ml100k_widedeep,
-    read_ml1m,
     read_ml_csv,
     read_movielens,
 )

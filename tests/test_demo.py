@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import write_ml100k_folder
-
 from gpt2rec.demo import run_demo
 
 

@@ -18,16 +18,42 @@ from gpt2rec.models.enhanced import EnhancedConfig
 from gpt2rec.models.enhanced import build as build_enhanced
 
 OCC = ["engineer", "student", "writer", "retired"]
-GENRES = [["Action", "Sci-Fi"], ["Comedy"], ["Drama"], ["Action", "Thriller"], ["Sci-Fi", "Adventure"], ["Comedy", "Romance"]]
+GENRES = [
+    ["Action", "Sci-Fi"],
+    ["Comedy"],
+    ["Drama"],
+    ["Action", "Thriller"],
+    ["Sci-Fi", "Adventure"],
+    ["Comedy", "Romance"],
+]
 
 
 def meta_data():
     """8 users (user 7 has no training interaction), 6 items (item 5 never in train)."""
-    users = pd.DataFrame({"user_id": np.arange(1, 9), "gender": list("MFMFMFMF"), "age": [23, 17, 40, 61, 30, 25, 19, 52],
-                          "occupation": [OCC[i % 4] for i in range(8)], "zip_code": ["00000"] * 8})
-    items = pd.DataFrame({"item_id": np.arange(1, 7), "title": ["Star Wars (1977)", "Airplane! (1980)", "Fargo (1996)",
-                          "Heat (1995)", "Alien (1979)", "Clueless (1995)"], "year": pd.array([1977, 1980, 1996, 1995, 1979, 1995], "Int64"),
-                          "genres": GENRES})
+    users = pd.DataFrame(
+        {
+            "user_id": np.arange(1, 9),
+            "gender": list("MFMFMFMF"),
+            "age": [23, 17, 40, 61, 30, 25, 19, 52],
+            "occupation": [OCC[i % 4] for i in range(8)],
+            "zip_code": ["00000"] * 8,
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(1, 7),
+            "title": [
+                "Star Wars (1977)",
+                "Airplane! (1980)",
+                "Fargo (1996)",
+                "Heat (1995)",
+                "Alien (1979)",
+                "Clueless (1995)",
+            ],
+            "year": pd.array([1977, 1980, 1996, 1995, 1979, 1995], "Int64"),
+            "genres": GENRES,
+        }
+    )
     pairs = [(u, i) for u in range(7) for i in range(5) if (u + i) % 2 == 0]
     inter = pd.DataFrame({"user_id": [u + 1 for u, _ in pairs], "item_id": [i + 1 for _, i in pairs]})
     dataset = Dataset.from_frames("tiny-meta", inter, users, items)
@@ -200,7 +226,9 @@ def test_score_new_user_and_new_items(tiny_lm, cold_users):
     if cold_users == "neighbours":  # the nearest profile is the user's twin: its training items
         torch.testing.assert_close(s, torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0]))
         torch.testing.assert_close(t, torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0]))
-    with pytest.raises(UserError, match=r"unknown field\(s\) \['hobby'\].*valid fields: \['gender', 'age', 'occupation', 'zip_code'\]"):
+    with pytest.raises(
+        UserError, match=r"unknown field\(s\) \['hobby'\].*valid fields: \['gender', 'age', 'occupation', 'zip_code'\]"
+    ):
         model.score_new_user({"gender": "F", "age": 31, "occupation": "writer", "hobby": "chess"})
     with pytest.raises(UserError, match=r"missing field\(s\) \['occupation'\]"):
         model.score_new_user({"gender": "F", "age": 31})
@@ -231,10 +259,19 @@ def test_explanations(tiny_lm):
 def test_reason_sentence_by_hand():
     from gpt2rec.explain import Explanation, reason
 
-    e = Explanation(item=2, title="Stargate (1994)", score=1.0, user_fields={"gender": 0.2, "occupation": 0.5, "age_group": 0.3},
-                    similar=[0, 1], similar_titles=["Star Wars (1977)", "Alien (1979)"])
+    e = Explanation(
+        item=2,
+        title="Stargate (1994)",
+        score=1.0,
+        user_fields={"gender": 0.2, "occupation": 0.5, "age_group": 0.3},
+        similar=[0, 1],
+        similar_titles=["Star Wars (1977)", "Alien (1979)"],
+    )
     genres = [["Action", "Sci-Fi"], ["Horror", "Sci-Fi"], ["Sci-Fi", "Adventure"]]
-    assert reason(e, genres) == "Because you liked Star Wars and Alien — both Sci-Fi; your profile's occupation mattered most."
+    assert (
+        reason(e, genres)
+        == "Because you liked Star Wars and Alien — both Sci-Fi; your profile's occupation mattered most."
+    )
 
 
 def test_enhanced_checkpoint_keeps_adapters_not_base_weights(tiny_lm):
@@ -304,9 +341,17 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     dataset.users.to_csv(tmp_path / "users.csv", index=False)
     items = dataset.items.assign(genres=dataset.items["genres"].map("|".join))
     items.to_csv(tmp_path / "items.csv", index=False)
-    data = {"dataset": str(tmp_path / "ratings.csv"), "users": str(tmp_path / "users.csv"), "items": str(tmp_path / "items.csv")}
-    config = RunConfig(model="enhanced", model_config={"lm": tiny_lm, "dim": 8, "n_heads": 2}, data=data,
-                       train={"epochs": 2, "batch_size": 16, "patience": 0})
+    data = {
+        "dataset": str(tmp_path / "ratings.csv"),
+        "users": str(tmp_path / "users.csv"),
+        "items": str(tmp_path / "items.csv"),
+    }
+    config = RunConfig(
+        model="enhanced",
+        model_config={"lm": tiny_lm, "dim": 8, "n_heads": 2},
+        data=data,
+        train={"epochs": 2, "batch_size": 16, "patience": 0},
+    )
     train_run(config, tmp_path / "run", verbose=False)
 
     assert main(["recommend", str(tmp_path / "run"), "--user", "1", "-k", "2", "--explain", "--json"]) == 0
@@ -322,7 +367,9 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
         held = round(r["score"] * known)
         assert r["reason"] == f"{held} of the {known} users with the profiles nearest yours had it" and held >= 1
     (tmp_path / "new.csv").write_text("title,genres\nBlade Runner (1982),Sci-Fi|Thriller\nClue (1985),Comedy\n")
-    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv"), "--json"]) == 0
+    assert (
+        main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv"), "--json"]) == 0
+    )
     assert {r["title"] for r in json.loads(capsys.readouterr().out)} == {"Blade Runner (1982)", "Clue (1985)"}
     assert main(["recommend", str(tmp_path / "run"), "--profile", '{"hobby": "chess"}']) == 2
     assert "valid fields" in capsys.readouterr().err
@@ -332,9 +379,16 @@ def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
     from gpt2rec.data.splits import Split, SplitConfig
     from gpt2rec.train.loop import TrainConfig, fit
 
-    model, dataset, train = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
+    model, dataset, train = enhanced(
+        tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1
+    )
     held = train.groupby("user").head(1)
-    split = Split(train.drop(held.index).reset_index(drop=True), held.reset_index(drop=True), held.reset_index(drop=True), SplitConfig())
+    split = Split(
+        train.drop(held.index).reset_index(drop=True),
+        held.reset_index(drop=True),
+        held.reset_index(drop=True),
+        SplitConfig(),
+    )
     before = {n: p.detach().clone() for n, p in model.lm.named_parameters()}
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, patience=0)
     changed = {}
@@ -347,7 +401,14 @@ def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
     assert changed == {1: False, 2: True}  # LoRA trained in the dynamic epoch only
     # resume: a third epoch continues from the saved state (adapters included) and goes back to the cache
     again, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
-    result = fit(again, ctx_for(dataset, split.train), split, TrainConfig(epochs=3, batch_size=8, lr=0.01, patience=0), tmp_path, verbose=False)
+    result = fit(
+        again,
+        ctx_for(dataset, split.train),
+        split,
+        TrainConfig(epochs=3, batch_size=8, lr=0.01, patience=0),
+        tmp_path,
+        verbose=False,
+    )
     assert result.epochs_run == 3 and again.use_cache and again.encoder_calls == 0
 
 
@@ -356,7 +417,6 @@ def test_cli_train_lm_and_strategy_shortcuts(tiny_lm, tmp_path, monkeypatch, cap
     import json
 
     from conftest import write_ml100k_folder
-
     from gpt2rec.cli import main
 
     monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
@@ -364,9 +424,32 @@ def test_cli_train_lm_and_strategy_shortcuts(tiny_lm, tmp_path, monkeypatch, cap
     folder.mkdir()
     write_ml100k_folder(folder)
     run = tmp_path / "run"
-    argv = ["train", "--model", "enhanced", "--dataset", str(folder), "--lm", tiny_lm, "--strategy", "hybrid",
-            "--set", "dim=8", "--set", "n_heads=2", "--set", "hybrid_cached_epochs=1", "--set", "hybrid_end2end_epochs=1",
-            "--epochs", "2", "--batch-size", "16", "--out", str(run), "--quiet"]
+    argv = [
+        "train",
+        "--model",
+        "enhanced",
+        "--dataset",
+        str(folder),
+        "--lm",
+        tiny_lm,
+        "--strategy",
+        "hybrid",
+        "--set",
+        "dim=8",
+        "--set",
+        "n_heads=2",
+        "--set",
+        "hybrid_cached_epochs=1",
+        "--set",
+        "hybrid_end2end_epochs=1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
     assert main(argv) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model_config"]["lm"] == tiny_lm and config["model_config"]["strategy"] == "hybrid"

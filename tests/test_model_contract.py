@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from conftest import pairs_frame
-
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.data.splits import Split, SplitConfig
 from gpt2rec.models.base import ModelContext
@@ -51,7 +50,11 @@ CASES = [
     Case("genre_content", {"tiebreak": 1e-3}),
     # GPT-2 recommenders on the tiny in-process GPT-2 (registered by the fixture below)
     Case("basic", {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "hidden": (16, 8), "dropout": 0.0}, FAST),
-    Case("enhanced", {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "n_heads": 2, "dropout": 0.0, "id_dropout": 0.0}, FAST),
+    Case(
+        "enhanced",
+        {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "n_heads": 2, "dropout": 0.0, "id_dropout": 0.0},
+        FAST,
+    ),
 ]
 
 

@@ -126,7 +126,9 @@ def test_pad_token_fallback_stays_inside_the_vocabulary(tiny_tokenizer_object):
 
     from gpt2rec.text.encoder import prepare_tokenizer
 
-    tok = PreTrainedTokenizerFast(tokenizer_object=tiny_tokenizer_object.__class__.from_str(tiny_tokenizer_object.to_str()))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tiny_tokenizer_object.__class__.from_str(tiny_tokenizer_object.to_str())
+    )
     assert tok.pad_token is None and tok.eos_token is None
     prepare_tokenizer(tok)
     assert tok.pad_token_id is not None and tok.pad_token_id < tiny_tokenizer_object.get_vocab_size()

@@ -74,12 +74,28 @@ def _tiny_other(kind, tok):
 
     torch.manual_seed(0)
     if kind == "gemma3":  # rotary positions, sliding-window layers, <bos>-free tiny tokenizer
-        cfg = tf.Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                                  num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
-                                  max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+        cfg = tf.Gemma3TextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            sliding_window=4,
+            max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id,
+        )
         return tf.Gemma3TextModel(cfg).eval()
-    cfg = tf.BertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                        num_attention_heads=2, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+    cfg = tf.BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id,
+    )
     return tf.BertModel(cfg, add_pooling_layer=False).eval()
 
 
@@ -87,6 +103,8 @@ def _tiny_other(kind, tok):
 def test_fast_equals_full_forward_on_other_architectures(tiny_gpt2, kind):
     _, tok = tiny_gpt2
     enc, fast = _pair((_tiny_other(kind, tok), tok), "mean", top=1)
-    assert all(n.startswith(("layers.3.", "encoder.layer.3.")) for n, p in enc.backbone.named_parameters() if p.requires_grad)
+    assert all(
+        n.startswith(("layers.3.", "encoder.layer.3.")) for n, p in enc.backbone.named_parameters() if p.requires_grad
+    )
     fast(TEXTS[1:3])
     assert torch.allclose(fast(TEXTS), enc.encode_train(TEXTS), atol=1e-5)

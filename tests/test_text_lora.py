@@ -88,7 +88,11 @@ def test_adapter_settings_mismatch_is_a_clear_error(tiny_gpt2, tiny_gpt2_factory
 def test_default_targets_by_architecture():
     from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel
 
-    bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, vocab_size=10))
-    llama = LlamaModel(LlamaConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, vocab_size=10))
+    bert = BertModel(
+        BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, vocab_size=10)
+    )
+    llama = LlamaModel(
+        LlamaConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, vocab_size=10)
+    )
     assert default_lora_targets(bert) == ("query", "value")
     assert default_lora_targets(llama) == ("q_proj", "k_proj", "v_proj", "o_proj")

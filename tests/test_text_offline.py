@@ -105,6 +105,12 @@ def test_minilm_paraphrase_is_nearer_than_unrelated():
 
     enc = TextEncoder(EncoderConfig(model="minilm"))
     assert enc.hidden_size == 384
-    a, b, c = enc.encode(["A funny animated film for children.", "A comedy cartoon movie for kids.",
-                          "The stock market fell sharply on Tuesday."], progress=False)
+    a, b, c = enc.encode(
+        [
+            "A funny animated film for children.",
+            "A comedy cartoon movie for kids.",
+            "The stock market fell sharply on Tuesday.",
+        ],
+        progress=False,
+    )
     assert F.cosine_similarity(a, b, dim=0) > F.cosine_similarity(a, c, dim=0) + 0.2

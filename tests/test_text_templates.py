@@ -9,23 +9,58 @@ from gpt2rec.text.templates import TemplateConfig, age_group, item_texts, render
 
 
 def _dataset(users=True):
-    inter = pd.DataFrame({
-        "user_id": [10, 10, 10, 10, 20],
-        "item_id": [1, 2, 3, 4, 1],
-        "rating": [5, 4, 5, 2, 5],
-        "timestamp": [100, 300, 200, 400, 50],
-    })
-    user_table = pd.DataFrame({"user_id": [10, 20], "gender": ["M", "F"], "age": [24, 1],
-                               "occupation": ["engineer", "student"], "zip_code": ["1", "2"]}) if users else None
-    items = pd.DataFrame({"item_id": [1, 2, 3, 4], "title": ["Toy Story (1995)", "Heat (1995)", "Fargo (1996)", "Jaws (1975)"],
-                          "year": pd.array([1995, 1995, 1996, 1975], dtype="Int64"),
-                          "genres": [["Animation", "Comedy"], ["Action"], [], ["Horror", "Thriller"]]})
+    inter = pd.DataFrame(
+        {
+            "user_id": [10, 10, 10, 10, 20],
+            "item_id": [1, 2, 3, 4, 1],
+            "rating": [5, 4, 5, 2, 5],
+            "timestamp": [100, 300, 200, 400, 50],
+        }
+    )
+    user_table = (
+        pd.DataFrame(
+            {
+                "user_id": [10, 20],
+                "gender": ["M", "F"],
+                "age": [24, 1],
+                "occupation": ["engineer", "student"],
+                "zip_code": ["1", "2"],
+            }
+        )
+        if users
+        else None
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": [1, 2, 3, 4],
+            "title": ["Toy Story (1995)", "Heat (1995)", "Fargo (1996)", "Jaws (1975)"],
+            "year": pd.array([1995, 1995, 1996, 1975], dtype="Int64"),
+            "genres": [["Animation", "Comedy"], ["Action"], [], ["Horror", "Thriller"]],
+        }
+    )
     return Dataset.from_frames("tiny", inter, user_table, items)
 
 
-@pytest.mark.parametrize("age,label", [(1, "under 18"), (7, "under 18"), (17, "under 18"), (18, "18-24"), (24, "18-24"),
-                                       (25, "25-34"), (34, "25-34"), (35, "35-44"), (45, "45-49"), (49, "45-49"),
-                                       (50, "50-55"), (55, "50-55"), (56, "56+"), (73, "56+"), (None, "unknown")])
+@pytest.mark.parametrize(
+    "age,label",
+    [
+        (1, "under 18"),
+        (7, "under 18"),
+        (17, "under 18"),
+        (18, "18-24"),
+        (24, "18-24"),
+        (25, "25-34"),
+        (34, "25-34"),
+        (35, "35-44"),
+        (45, "45-49"),
+        (49, "45-49"),
+        (50, "50-55"),
+        (55, "50-55"),
+        (56, "56+"),
+        (73, "56+"),
+        (None, "unknown"),
+    ],
+)
 def test_age_groups_exact_ages_and_ml1m_codes(age, label):
     assert age_group(age) == label
 
@@ -47,7 +82,7 @@ def test_gender_letters_kept_when_asked():
 def test_spans_line_up_with_their_text():
     ds = _dataset()
     for r in user_texts(ds) + item_texts(ds) + user_texts(ds, TemplateConfig(history=2), train=ds.interactions):
-        for name, (start, end) in r.spans.items():
+        for _name, (start, end) in r.spans.items():
             assert 0 <= start <= end <= len(r.text)
     u = user_texts(ds)[1]
     assert list(u.spans) == ["gender", "age_group", "occupation"]

@@ -71,7 +71,9 @@ def test_early_stopping_and_best_state_and_history(tmp_path):
 
 
 def test_patience_zero_runs_every_epoch(tmp_path):
-    result = fit(PhaseModel(), CTX, block_split(), TrainConfig(epochs=4, patience=0, batch_size=16), None, verbose=False)
+    result = fit(
+        PhaseModel(), CTX, block_split(), TrainConfig(epochs=4, patience=0, batch_size=16), None, verbose=False
+    )
     assert result.epochs_run == 4 and result.best_epoch == 2
 
 
@@ -118,7 +120,14 @@ def test_resume_refuses_other_settings(tmp_path):
     split = block_split()
     fit(_build("bpr", {"dim": 4}, 0), CTX, split, TrainConfig(epochs=1, batch_size=8), tmp_path, verbose=False)
     with pytest.raises(UserError, match="lr"):
-        fit(_build("bpr", {"dim": 4}, 0), CTX, split, TrainConfig(epochs=2, batch_size=8, lr=0.5), tmp_path, verbose=False)
+        fit(
+            _build("bpr", {"dim": 4}, 0),
+            CTX,
+            split,
+            TrainConfig(epochs=2, batch_size=8, lr=0.5),
+            tmp_path,
+            verbose=False,
+        )
 
 
 @pytest.mark.parametrize(

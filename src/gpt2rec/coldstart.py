@@ -29,7 +29,9 @@ _DERIVED = {"age_group": "age"}  # template field -> the profile column it comes
 
 def _require_cold_start(model) -> None:
     if not hasattr(model, "unknown_user") or not hasattr(model, "meta_info"):
-        raise UserError(f"cold start needs the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced")
+        raise UserError(
+            f"cold start needs the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced"
+        )
     if "lm" not in model.meta_info:
         raise UserError("this model has no text metadata (it was never built with a dataset); retrain it")
 
@@ -46,12 +48,16 @@ def check_profile(model, profile: dict) -> dict:
     """Validate a profile dict: unknown or missing fields -> UserError listing the valid fields."""
     _require_cold_start(model)
     if not isinstance(profile, dict):
-        raise UserError(f"a profile must be a JSON object like {{\"gender\": \"F\", \"age\": 31}}; got {type(profile).__name__}")
+        raise UserError(
+            f'a profile must be a JSON object like {{"gender": "F", "age": 31}}; got {type(profile).__name__}'
+        )
     valid, required = profile_columns(model)
     unknown = sorted(set(profile) - set(valid))
     missing = [c for c in required if c not in profile or profile[c] in (None, "")]
     if unknown or missing:
-        parts = ([f"unknown field(s) {unknown}"] if unknown else []) + ([f"missing field(s) {missing}"] if missing else [])
+        parts = ([f"unknown field(s) {unknown}"] if unknown else []) + (
+            [f"missing field(s) {missing}"] if missing else []
+        )
         raise UserError(f"profile has {' and '.join(parts)}; valid fields: {valid} (required: {required})")
     out = dict(profile)
     if "age" in out:
@@ -68,7 +74,9 @@ def _encode(model, rendered, kind: str) -> torch.Tensor:
     runtime.eval()
     try:
         with torch.no_grad():
-            out = runtime.encode([r.text for r in rendered], [r.spans for r in rendered], progress=False, fields=model.fields(kind))
+            out = runtime.encode(
+                [r.text for r in rendered], [r.spans for r in rendered], progress=False, fields=model.fields(kind)
+            )
     finally:
         runtime.train(was_training)
     return out.to(model.user_cache.device, model.user_cache.dtype)  # (N, F, D)
@@ -79,8 +87,14 @@ def new_user_text(model, profile: dict):
     profile = check_profile(model, profile)
     users = pd.DataFrame([{"user_id": -1, **profile}])
     items = pd.DataFrame({c: pd.Series(dtype=object) for c in ["item_id", *model.meta_info.get("item_columns", [])]})
-    empty = pd.DataFrame({"user": pd.Series(dtype=np.int64), "item": pd.Series(dtype=np.int64),
-                          "rating": pd.Series(dtype=np.float32), "timestamp": pd.Series(dtype=np.int64)})
+    empty = pd.DataFrame(
+        {
+            "user": pd.Series(dtype=np.int64),
+            "item": pd.Series(dtype=np.int64),
+            "rating": pd.Series(dtype=np.float32),
+            "timestamp": pd.Series(dtype=np.int64),
+        }
+    )
     data = SimpleNamespace(users=users, items=items, n_users=1, n_items=0)
     return user_texts(data, model.config.template, empty)[0]
 
@@ -113,8 +127,14 @@ def normalise_items(model, items_df: pd.DataFrame) -> pd.DataFrame:
         raise UserError(f"new items lack column(s) {missing}; give {needed} (genres as 'Action|Comedy')")
     df = items_df.reset_index(drop=True).copy()
     if "genres" in df.columns:
-        df["genres"] = [g if isinstance(g, (list, tuple)) else [x.strip() for x in str(g).split("|") if x.strip()]
-                        if not (isinstance(g, float) and np.isnan(g)) else [] for g in df["genres"]]
+        df["genres"] = [
+            g
+            if isinstance(g, (list, tuple))
+            else [x.strip() for x in str(g).split("|") if x.strip()]
+            if not (isinstance(g, float) and np.isnan(g))
+            else []
+            for g in df["genres"]
+        ]
     return df
 
 
@@ -143,9 +163,11 @@ def read_profile(arg: str) -> dict:
     try:
         value = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
-        raise UserError(f"--profile must be a JSON object or a JSON file, e.g. '{{\"gender\": \"F\", \"age\": 31}}' ({exc})") from None
+        raise UserError(
+            f'--profile must be a JSON object or a JSON file, e.g. \'{{"gender": "F", "age": 31}}\' ({exc})'
+        ) from None
     if not isinstance(value, dict):
-        raise UserError("--profile must be a JSON object, e.g. '{\"gender\": \"F\", \"age\": 31, \"occupation\": \"writer\"}'")
+        raise UserError('--profile must be a JSON object, e.g. \'{"gender": "F", "age": 31, "occupation": "writer"}\'')
     return value
 
 
@@ -172,8 +194,10 @@ def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
     scores = score_new_user(model, profile).float().cpu()  # (I,)
     top = torch.topk(scores, min(int(k), len(scores)))
     titles = dataset.items["title"].astype(str).to_numpy() if "title" in dataset.items else dataset.item_ids.astype(str)
-    rows = [{"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
-            for i, s in zip(top.indices.tolist(), top.values.tolist())]
+    rows = [
+        {"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
+        for i, s in zip(top.indices.tolist(), top.values.tolist())
+    ]
     if getattr(model, "neighbours", None) is not None:  # the score is a share of the nearest profiles
         n = model.neighbours.size(model.user_known.sum())
         for row in rows:
@@ -190,8 +214,10 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
     scores = score_new_items(model, dataset.user_index(raw_user), df).float().cpu()  # (N,)
     top = torch.topk(scores, min(int(k), len(scores)))
     ids = df["item_id"].tolist() if "item_id" in df.columns else list(range(len(df)))
-    return [{"item_id": _plain(ids[i]), "title": str(df["title"].iloc[i]), "score": float(s)}
-            for i, s in zip(top.indices.tolist(), top.values.tolist())]
+    return [
+        {"item_id": _plain(ids[i]), "title": str(df["title"].iloc[i]), "score": float(s)}
+        for i, s in zip(top.indices.tolist(), top.values.tolist())
+    ]
 
 
 def _plain(v):

@@ -28,7 +28,9 @@ def info_nce(
     Rows must be distinct entities: duplicates would act as false negatives (dedupe first).
     """
     if a.dim() != 2 or a.shape != b.shape:
-        raise UserError(f"info_nce needs two (B, D) tensors of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise UserError(
+            f"info_nce needs two (B, D) tensors of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if temperature <= 0:
         raise UserError(f"info_nce temperature must be > 0; got {temperature}")
     if normalize:

@@ -38,8 +38,14 @@ def _config_dict(config: RunConfig) -> dict:
     return json.loads(json.dumps(to_dict(config)))
 
 
-def run_demo(out_dir: str | Path = "runs/demo", lm: str = "auto", seed: int = 0, user: int = 196,
-             dataset: str = "ml-100k", train: dict | None = None) -> dict:
+def run_demo(
+    out_dir: str | Path = "runs/demo",
+    lm: str = "auto",
+    seed: int = 0,
+    user: int = 196,
+    dataset: str = "ml-100k",
+    train: dict | None = None,
+) -> dict:
     """Fetch, encode, train, compare, explain, cold-start. Returns {model: test metrics}.
 
     `dataset` and `train` (TrainConfig overrides for both models) let tests run it small."""
@@ -49,15 +55,25 @@ def run_demo(out_dir: str | Path = "runs/demo", lm: str = "auto", seed: int = 0,
     out = Path(out_dir)
     data = DataConfig(dataset=dataset)
     loaded = load_dataset(data)
-    print(f"[demo] dataset: {loaded.n_users} users, {loaded.n_items} items, "
-          f"{len(loaded.interactions)} ratings (all used as implicit feedback)")
+    print(
+        f"[demo] dataset: {loaded.n_users} users, {loaded.n_items} items, "
+        f"{len(loaded.interactions)} ratings (all used as implicit feedback)"
+    )
     lm_name = resolve_lm_name(lm)
-    print(f"[demo] language model: {lm_name}" + (" (gpt2 is not available locally)" if lm == "auto" and lm_name != "gpt2" else ""))
+    print(
+        f"[demo] language model: {lm_name}"
+        + (" (gpt2 is not available locally)" if lm == "auto" and lm_name != "gpt2" else "")
+    )
     split = SplitConfig(kind="random", seed=seed)
     runs = {
         "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
-        "enhanced": RunConfig(model="enhanced", model_config={"lm": lm_name, "strategy": "cached"}, data=data,
-                              split=split, train={"seed": seed, **(train or {})}),
+        "enhanced": RunConfig(
+            model="enhanced",
+            model_config={"lm": lm_name, "strategy": "cached"},
+            data=data,
+            split=split,
+            train={"seed": seed, **(train or {})},
+        ),
     }
     results = {name: _run(name, cfg, out)["test"] for name, cfg in runs.items()}
 

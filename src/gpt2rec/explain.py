@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -45,8 +45,15 @@ class Explanation:
         return out
 
 
-def explain(model, dataset, user: int, items: Sequence[int], history: Sequence[int], n_similar: int = 2,
-            scores: Sequence[float] | None = None) -> list[Explanation]:
+def explain(
+    model,
+    dataset,
+    user: int,
+    items: Sequence[int],
+    history: Sequence[int],
+    n_similar: int = 2,
+    scores: Sequence[float] | None = None,
+) -> list[Explanation]:
     """One `Explanation` per recommended item (internal indices) for internal user `user`."""
     if not hasattr(model, "item_text_vectors"):
         raise UserError(f"explanations need a text model (basic or enhanced); {type(model).__name__} reads no metadata")

@@ -173,9 +173,7 @@ def recommend(run_dir: str | Path, raw_user_id, k: int = 10, device=None) -> lis
     items, scores = recommend_items(model, user, int(k), seen)
     titles = dataset.items["title"].to_numpy() if "title" in dataset.items else dataset.item_ids.astype(str)
     item_ids = dataset.item_ids
-    return [
-        {"item_id": _plain(item_ids[i]), "title": str(titles[i]), "score": float(s)} for i, s in zip(items, scores)
-    ]
+    return [{"item_id": _plain(item_ids[i]), "title": str(titles[i]), "score": float(s)} for i, s in zip(items, scores)]
 
 
 def _plain(value):

@@ -66,8 +66,10 @@ def deletion_test(model, split, n_users: int, n_items: int, pairs: int, seed: in
             out[side] = {
                 "pairs": int(len(idx)),
                 "fields": names,
-                "top_field_share": {names[f] if f < len(names) else str(f): float(np.mean(top.cpu().numpy() == f))
-                                    for f in range(n_fields)},  # fmt: skip
+                "top_field_share": {
+                    names[f] if f < len(names) else str(f): float(np.mean(top.cpu().numpy() == f))
+                    for f in range(n_fields)
+                },  # fmt: skip
                 "top_drop": mean_ci95(drops["top"]),
                 "random_drop": mean_ci95(drops["random"]),
                 "difference": mean_ci95(drops["top"] - drops["random"]),
@@ -99,7 +101,9 @@ def run_deletion_test(run) -> None:
             run.log(f"faithfulness: {key} skipped (trained by an earlier run; not retrained)")
             continue
         run.log(f"faithfulness: {key}")
-        models[key] = deletion_test(trained.model, run.split(plan.WARM, 0), run.dataset.n_users, run.dataset.n_items, pairs)
+        models[key] = deletion_test(
+            trained.model, run.split(plan.WARM, 0), run.dataset.n_users, run.dataset.n_items, pairs
+        )
         run.store.put("faithfulness", "models", models)
     if not models:
         run.store.put("faithfulness", "skipped", "no enhanced model with attention (and an LM) in this run")

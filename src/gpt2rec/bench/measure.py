@@ -38,7 +38,7 @@ class PeakMemory:
         while not self._stop.wait(self.interval):
             self.peak_mb = max(self.peak_mb, rss_mb())
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.peak_mb = rss_mb()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -55,7 +55,7 @@ class PeakMemory:
 
 
 class Timer:
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.start = time.perf_counter()
         self.seconds = 0.0
         return self

@@ -185,8 +185,9 @@ class BenchConfig:
     dataset: str = field(default="ml-100k", metadata={"help": "dataset name or MovieLens folder"})
     quick: bool = field(default=False, metadata={"help": "one seed, few epochs, a subset of models"})
     out_dir: str = field(default="benchmarks/results", metadata={"help": "where the JSON/MD/PNG go"})
-    name: str | None = field(default=None, metadata={"help": "output file stem (default: the dataset name, "
-                                                          "plus -quick in quick mode)"})
+    name: str | None = field(
+        default=None, metadata={"help": "output file stem (default: the dataset name, plus -quick in quick mode)"}
+    )
     protocols: tuple[str, ...] = field(default=(), metadata={"help": "subset of protocols (default: all)"})
     models: tuple[str, ...] = field(default=(), metadata={"help": "subset of model names (default: the plan)"})
     lms: tuple[str, ...] = field(default=(), metadata={"help": "language models (default: those available)"})

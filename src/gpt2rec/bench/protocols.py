@@ -38,8 +38,9 @@ def item_popularity(split: Split, n_items: int) -> np.ndarray:
     return np.bincount(split.train["item"].to_numpy(np.int64), minlength=n_items)
 
 
-def evaluate(model, dataset: Dataset, split: Split, protocol: str, part: str, seed: int = 0,
-             batch_size: int = 512) -> dict:
+def evaluate(
+    model, dataset: Dataset, split: Split, protocol: str, part: str, seed: int = 0, batch_size: int = 512
+) -> dict:
     """Metrics of `model` on `split.<part>` under `protocol` (keys as gpt2rec.eval.metrics)."""
     spec = PROTOCOLS[protocol]
     target = getattr(split, part)
@@ -48,8 +49,9 @@ def evaluate(model, dataset: Dataset, split: Split, protocol: str, part: str, se
     if spec.evaluation == "sampled":
         everything = [split.train, split.valid, split.test]
         # a different stream for valid and test so they do not share negatives
-        negatives = sample_eval_negatives(target, everything, n_items, SAMPLED_NEGATIVES,
-                                          seed=seed * 2 + (part == "test"), n_users=n_users)
+        negatives = sample_eval_negatives(
+            target, everything, n_items, SAMPLED_NEGATIVES, seed=seed * 2 + (part == "test"), n_users=n_users
+        )
         return evaluate_sampled(model, target, negatives, ks=(10,), batch_size=256)  # x100 candidate pairs
     if spec.evaluation == "candidates":
         cand = cold_items_of(split, part)

@@ -39,7 +39,9 @@ def quality_section(rs: list[Row], protocol: str, group: str = "main") -> str:
     for r in rs:
         if r.protocol != protocol or r.group != group:
             continue
-        epochs = "closed form" if not r.mean.get("epochs") else f"{r.mean['epochs']:.0f} ({r.mean.get('best_epoch', 0):.0f})"
+        epochs = (
+            "closed form" if not r.mean.get("epochs") else f"{r.mean['epochs']:.0f} ({r.mean.get('best_epoch', 0):.0f})"
+        )
         body.append([r.label, str(r.n)] + [fmt(r.mean.get(m), r.std.get(m), r.n) for m in metrics]
                     + [fmt(r.valid.get(spec.metric)), epochs])  # fmt: skip
     if not body:
@@ -96,12 +98,16 @@ def speed_section(data: dict, rs: list[Row]) -> str:
                               "load s"], body))  # fmt: skip
     for key, value in speed.items():
         if isinstance(value, dict) and ("error" in value or "skipped" in value):
-            parts.append(f"### {key}\n\n" + ("failed: " + value["error"] if "error" in value else "not run: " + value["skipped"]))
+            parts.append(
+                f"### {key}\n\n" + ("failed: " + value["error"] if "error" in value else "not run: " + value["skipped"])
+            )
     ep = usable(speed.get("epoch", {}))
     if ep:
         body = [[k, _num(v.get("seconds"), 3), _num(v.get("ratio_to_bpr"), 2), v.get("how", "")] for k, v in ep.items()]
-        parts.append("### Seconds per training epoch (warm split, first seed)\n\n"
-                     + table(["model", "s/epoch", "ratio to BPR-MF", "how measured"], body))
+        parts.append(
+            "### Seconds per training epoch (warm split, first seed)\n\n"
+            + table(["model", "s/epoch", "ratio to BPR-MF", "how measured"], body)
+        )
     dyn = usable(speed.get("end2end", {}))
     if dyn.get("cached"):
         body = []
@@ -110,21 +116,27 @@ def speed_section(data: dict, rs: list[Row]) -> str:
                 v = dyn[mode]
                 body.append([mode, _num(v.get("seconds_per_batch"), 3), _num(v.get("seconds_per_epoch"), 1),
                              _num(v.get("ratio_to_cached"), 2), _num(v.get("ratio_to_naive"), 3)])  # fmt: skip
-        parts.append(f"### End-to-end vs cached vs naive dynamic forward\n\n{dyn.get('note', '')}\n\n"
-                     + table(["mode", "s/batch", "s/epoch (est.)", "ratio to cached", "ratio to naive"], body))
+        parts.append(
+            f"### End-to-end vs cached vs naive dynamic forward\n\n{dyn.get('note', '')}\n\n"
+            + table(["mode", "s/batch", "s/epoch (est.)", "ratio to cached", "ratio to naive"], body)
+        )
     lat = usable(speed.get("latency", {}))
     if lat:
         body = [[k, _num(v["p50_ms"], 2), _num(v["p99_ms"], 2), v["n"]] for k, v in lat.items()]
-        parts.append("### Recommend latency\n\nTop-10 over all items for one user, in process "
-                     "(`gpt2rec.pipeline.recommend_items`, training items excluded), after warm-up.\n\n"
-                     + table(["model", "p50 ms", "p99 ms", "calls"], body))
+        parts.append(
+            "### Recommend latency\n\nTop-10 over all items for one user, in process "
+            "(`gpt2rec.pipeline.recommend_items`, training items excluded), after warm-up.\n\n"
+            + table(["model", "p50 ms", "p99 ms", "calls"], body)
+        )
     body = [[r.protocol, r.label, _num(r.mean.get("eval_seconds"), 2), _num(r.mean.get("train_seconds"), 1),
              _num(r.mean.get("peak_rss_mb"), 0)] for r in rs]  # fmt: skip
     if body:
-        parts.append("### Evaluation time and memory (means over seeds)\n\nFull test evaluation seconds; training "
-                     "seconds include each epoch's validation pass; peak RSS of the bench process during the job "
-                     "(sampled every 20 ms, includes what the process already held).\n\n"
-                     + table(["protocol", "model", "test eval s", "train s", "peak RSS MB"], body))
+        parts.append(
+            "### Evaluation time and memory (means over seeds)\n\nFull test evaluation seconds; training "
+            "seconds include each epoch's validation pass; peak RSS of the bench process during the job "
+            "(sampled every 20 ms, includes what the process already held).\n\n"
+            + table(["protocol", "model", "test eval s", "train s", "peak RSS MB"], body)
+        )
     return "\n\n".join(parts) + "\n" if parts else "Not run.\n"
 
 
@@ -214,7 +226,12 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
     if sel:
         body = [[k.replace("|", " / "), v["chosen"], ", ".join(f"{t['candidate']}: {t['valid']:.4f}" for t in v["tried"])]
                 for k, v in sel.items()]  # fmt: skip
-        out += ["Choices made on validation (first seed):", "", table(["protocol / model / lm", "chosen", "tried"], body), ""]
+        out += [
+            "Choices made on validation (first seed):",
+            "",
+            table(["protocol / model / lm", "chosen", "tried"], body),
+            "",
+        ]
     out += ["## Quality (test, mean ± std over seeds)", ""]
     out += [s for s in (quality_section(rs, p) for p in plan.PROTOCOLS) if s]
     out += ["## Ablations", "", ablation_section(data, rs)]

@@ -96,8 +96,18 @@ def encoding_speed(dataset, lm: str, device: torch.device, quick: bool = False, 
 # ---------------------------------------------------------------- training steps
 
 
-def time_steps(model, split, n_users: int, n_items: int, batch_size: int, lr: float, seed: int,
-               max_batches: int | None = None, warmup: int = 0, epoch: int = 1) -> dict:
+def time_steps(
+    model,
+    split,
+    n_users: int,
+    n_items: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    max_batches: int | None = None,
+    warmup: int = 0,
+    epoch: int = 1,
+) -> dict:
     """Seconds of the training loop's BPR step (loss, extra_loss, backward, Adam) over one epoch's
     batches, or over `max_batches` after `warmup` untimed ones, extrapolated to a whole epoch."""
     from ..data.sampling import bpr_batches
@@ -255,7 +265,9 @@ def measure_dynamic(run) -> dict:
                     "end2end is timed after its one-off pass over all texts (`prime_seconds`). naive: "
                     + " ".join(naive_steps.__doc__.split(": ", 1)[1].split()))}  # fmt: skip
     for mode in ("cached", "end2end", "naive"):
-        entry, _, model, _ = _fresh(run, "enhanced-end2end", lm, {"strategy": "cached" if mode == "cached" else "end2end"})
+        entry, _, model, _ = _fresh(
+            run, "enhanced-end2end", lm, {"strategy": "cached" if mode == "cached" else "end2end"}
+        )
         batch, lr = int(plan.train_settings(entry)["batch_size"]), float(plan.train_settings(entry)["lr"])
         n = (run.dataset.n_users, run.dataset.n_items)
         if mode == "naive":

@@ -109,14 +109,31 @@ def targets(data: dict, dataset_name: str) -> list[Target]:
     rs = rows(data.get("records", []))
     out = []
     best = best_gpt2(rs, plan.WARM)
-    out.append(_ratio_target("warm: best GPT-2 ndcg@10 >= 1.05x BPR-MF", best, find(rs, plan.WARM, "bpr"), "ndcg@10", 1.05))
+    out.append(
+        _ratio_target("warm: best GPT-2 ndcg@10 >= 1.05x BPR-MF", best, find(rs, plan.WARM, "bpr"), "ndcg@10", 1.05)
+    )
     out.append(_ratio_target("warm: best GPT-2 ndcg@10 >= EASE", best, find(rs, plan.WARM, "ease"), "ndcg@10", 1.0))
     best = best_gpt2(rs, plan.COLD_ITEM)
-    out.append(_ratio_target("cold-item: best GPT-2 ndcg@10 >= 1.5x genre-content (mean of draws)", best,
-                             find(rs, plan.COLD_ITEM, "genre_content"), "ndcg@10", 1.5))
+    out.append(
+        _ratio_target(
+            "cold-item: best GPT-2 ndcg@10 >= 1.5x genre-content (mean of draws)",
+            best,
+            find(rs, plan.COLD_ITEM, "genre_content"),
+            "ndcg@10",
+            1.5,
+        )
+    )
     best = best_gpt2(rs, plan.COLD_USER)
-    out.append(_ratio_target("cold-user: best GPT-2 ndcg@10 above popularity", best,
-                             find(rs, plan.COLD_USER, "popularity"), "ndcg@10", 1.0, strict=True))
+    out.append(
+        _ratio_target(
+            "cold-user: best GPT-2 ndcg@10 above popularity",
+            best,
+            find(rs, plan.COLD_USER, "popularity"),
+            "ndcg@10",
+            1.0,
+            strict=True,
+        )
+    )
     for model in ("neumf", "bpr"):
         row = find(rs, plan.NCF, model)
         hr = _mean(row, "hit@10")
@@ -142,8 +159,13 @@ def speed_targets(speed: dict) -> list[Target]:
     if enc:
         for lm, e in enc.items():
             r = e.get("ratio_to_limit")  # None when the LM failed to load
-            out.append(Target(f"speed: encoding ratio_to_limit >= 0.85 ({lm})",
-                              "not measured" if r is None else f"{r:.3f}", None if r is None else r >= 0.85))
+            out.append(
+                Target(
+                    f"speed: encoding ratio_to_limit >= 0.85 ({lm})",
+                    "not measured" if r is None else f"{r:.3f}",
+                    None if r is None else r >= 0.85,
+                )
+            )
     else:
         out.append(Target("speed: encoding ratio_to_limit >= 0.85", "not measured", None))
     epochs = usable(speed.get("epoch", {}))
@@ -151,8 +173,13 @@ def speed_targets(speed: dict) -> list[Target]:
     bpr = epochs.get("bpr")
     if cached and bpr and bpr.get("seconds"):
         ratio = cached["seconds"] / bpr["seconds"]
-        out.append(Target("speed: cached enhanced epoch <= 3x BPR epoch", f"{cached['seconds']:.2f}s vs "
-                          f"{bpr['seconds']:.2f}s (x{ratio:.2f})", ratio <= 3.0))
+        out.append(
+            Target(
+                "speed: cached enhanced epoch <= 3x BPR epoch",
+                f"{cached['seconds']:.2f}s vs {bpr['seconds']:.2f}s (x{ratio:.2f})",
+                ratio <= 3.0,
+            )
+        )
     else:
         out.append(Target("speed: cached enhanced epoch <= 3x BPR epoch", "not measured", None))
     dyn = usable(speed.get("end2end", {}))
@@ -165,8 +192,11 @@ def speed_targets(speed: dict) -> list[Target]:
     if lat:
         worst_key = max(lat, key=lambda k: lat[k]["p99_ms"])
         worst = lat[worst_key]["p99_ms"]
-        out.append(Target("speed: recommend p99 <= 5 ms (every GPT-2 model)", f"worst {worst_key}: {worst:.2f} ms",
-                          worst <= 5.0))
+        out.append(
+            Target(
+                "speed: recommend p99 <= 5 ms (every GPT-2 model)", f"worst {worst_key}: {worst:.2f} ms", worst <= 5.0
+            )
+        )
     else:
         out.append(Target("speed: recommend p99 <= 5 ms", "not measured", None))
     return out

@@ -20,7 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
     parser.add_argument("--protocols", nargs="+", default=None, help="subset: warm ncf cold-item cold-user")
     parser.add_argument("--models", nargs="+", default=None, help="subset of the bench's model names")
-    parser.add_argument("--lms", nargs="+", default=None, help="language models (default: gpt2 if cached, gemma3-270m, minilm)")
+    parser.add_argument(
+        "--lms", nargs="+", default=None, help="language models (default: gpt2 if cached, gemma3-270m, minilm)"
+    )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per protocol (default 3; 5 for cold)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on training epochs")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: CUDA when present)")

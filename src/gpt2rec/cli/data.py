@@ -57,7 +57,7 @@ def unescape_sep(sep: str | None) -> str | None:
     return sep.encode().decode("unicode_escape") if sep else None  # "\t" typed on a shell
 
 
-def data_config(args) -> "DataConfig":  # noqa: F821
+def data_config(args) -> DataConfig:  # noqa: F821
     from ..data.load import DataConfig
 
     sep = unescape_sep(args.sep)

@@ -19,12 +19,18 @@ def register(sub) -> None:
     p.add_argument("dataset", help="dataset name or folder, as for `gpt2rec data info`")
     p.add_argument("--kind", choices=list(SPLITTERS), default=default.kind, help="how to split")
     p.add_argument(
-        "--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"), default=list(default.ratios),
+        "--ratios",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VALID", "TEST"),
+        default=list(default.ratios),
         help="shares for random and temporal splits (sum to 1)",
     )
     p.add_argument("--seed", type=int, default=default.seed, help="random seed")
     p.add_argument(
-        "--cold-fraction", type=float, default=default.cold_fraction,
+        "--cold-fraction",
+        type=float,
+        default=default.cold_fraction,
         help="share of items (users) held out for cold-item (cold-user) splits",
     )
     p.add_argument("--out", required=True, help="folder to write train.tsv, valid.tsv, test.tsv, split.json")
@@ -40,7 +46,9 @@ def run(args) -> int:
     split = make_split(dataset, config)
     out = write_split(split, dataset, args.out)
     sizes = split.sizes()
-    line = f"{dataset.name}: {config.kind} split -> train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}"
+    line = (
+        f"{dataset.name}: {config.kind} split -> train {sizes['train']}, valid {sizes['valid']}, test {sizes['test']}"
+    )
     cold = split.cold_items if split.cold_items is not None else split.cold_users
     if cold is not None:
         line += f"; {len(cold)} cold {'items' if split.cold_items is not None else 'users'}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="fetch ML-100K, train enhanced + BPR-MF, explain, cold start", description=__doc__)
+    p = subparsers.add_parser(
+        "demo", help="fetch ML-100K, train enhanced + BPR-MF, explain, cold start", description=__doc__
+    )
     p.add_argument("--out", default="runs/demo", help="folder for the demo's runs (reused when run again)")
     p.add_argument("--lm", default="auto", help="language model (default: gpt2 if available locally, else gemma3-270m)")
     p.add_argument("--seed", type=int, default=0)

@@ -9,8 +9,11 @@ import re
 def register(subparsers) -> None:
     p = subparsers.add_parser("encode", help="precompute user and item text embeddings", description=encode_cmd.__doc__)
     p.add_argument("--dataset", required=True, help="a MovieLens name (ml-100k, ...) or a dataset path")
-    p.add_argument("--lm", default="auto",
-                   help="hub ID, local folder, or offline alias gemma3-270m / minilm (auto: gpt2 if cached, else gemma3-270m)")
+    p.add_argument(
+        "--lm",
+        default="auto",
+        help="hub ID, local folder, or offline alias gemma3-270m / minilm (auto: gpt2 if cached, else gemma3-270m)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: $GPT2REC_HOME/encode/<dataset>-<lm>)")
     p.add_argument("--pooling", default="mean", choices=["mean", "last", "fields", "tokens"])
     p.add_argument("--layer", type=int, default=-1, help="-1 = final output; else hidden_states index")
@@ -33,8 +36,15 @@ def encode_cmd(args) -> int:
     from ..text.precompute import encode_dataset
 
     lm = default_lm() if args.lm == "auto" else args.lm
-    config = EncoderConfig(model=lm, pooling=args.pooling, layer=args.layer, max_length=args.max_length,
-                           batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    config = EncoderConfig(
+        model=lm,
+        pooling=args.pooling,
+        layer=args.layer,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+    )
     dataset = load_dataset(DataConfig(dataset=args.dataset))
     encoder = TextEncoder(config)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{dataset.name}-{lm}".strip("/"))[-80:]

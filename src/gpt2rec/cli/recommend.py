@@ -56,7 +56,12 @@ def _run_text(args) -> int:
             print(f"       {r['reason']}")
             for name in ("user_fields", "item_fields"):
                 if r[name]:
-                    print("       " + name.replace("_", " ") + ": " + ", ".join(f"{k} {v:.2f}" for k, v in r[name].items()))
+                    print(
+                        "       "
+                        + name.replace("_", " ")
+                        + ": "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in r[name].items())
+                    )
         return 0
     if args.profile is not None:
         rows = recommend_profile(args.run_dir, args.profile, args.k, device=args.device)

@@ -45,10 +45,15 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
     p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
     p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")
-    p.add_argument("--lm", help="GPT-2 recommenders: language model (hub ID, folder, gemma3-270m, minilm; "
-                   "shortcut for --set lm=NAME)")
-    p.add_argument("--strategy", choices=("cached", "end2end", "hybrid"),
-                   help="enhanced model: training strategy (shortcut for --set strategy=NAME)")
+    p.add_argument(
+        "--lm",
+        help="GPT-2 recommenders: language model (hub ID, folder, gemma3-270m, minilm; shortcut for --set lm=NAME)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("cached", "end2end", "hybrid"),
+        help="enhanced model: training strategy (shortcut for --set strategy=NAME)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
     p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
     p.add_argument("--out", required=True, help="run folder to write")
@@ -64,7 +69,7 @@ def build_config(args):
     base = _read_config_file(args.config) if args.config else {}
     model = args.model or base.get("model")
     if not model:
-        raise UserError("no model given; pass --model NAME (or a --config file with a \"model\" entry)")
+        raise UserError('no model given; pass --model NAME (or a --config file with a "model" entry)')
     if args.model and base.get("model") not in (None, args.model):
         base["model_config"] = {}  # the file's hyperparameters belong to another model
     model_config = dict(base.get("model_config") or {})

@@ -52,7 +52,7 @@ class Dataset:
     def item_index(self, raw_id) -> int:
         return _lookup(self.item_ids, raw_id, "item")
 
-    def implicit(self, threshold: float | None = None) -> "Dataset":
+    def implicit(self, threshold: float | None = None) -> Dataset:
         """Keep all interactions (threshold None) or those with rating >= threshold."""
         if threshold is None:
             return self
@@ -78,7 +78,7 @@ class Dataset:
         interactions: pd.DataFrame,
         users: pd.DataFrame | None = None,
         items: pd.DataFrame | None = None,
-    ) -> "Dataset":
+    ) -> Dataset:
         """Build from raw frames: interactions with user_id, item_id[, rating, timestamp].
 
         Users/items are the union of those in the interactions and in the tables, sorted by raw ID.
@@ -132,7 +132,5 @@ def _lookup(ids: np.ndarray, raw_id, kind: str) -> int:
         raise UserError(f"{kind} ID {raw_id!r} is not a valid {kind} ID (expected an integer)") from None
     pos = np.searchsorted(ids, raw)
     if pos >= len(ids) or ids[pos] != raw:
-        raise UserError(
-            f"unknown {kind} {raw_id!r}: not in this dataset ({len(ids)} {kind}s, IDs {ids[0]}..{ids[-1]})"
-        )
+        raise UserError(f"unknown {kind} {raw_id!r}: not in this dataset ({len(ids)} {kind}s, IDs {ids[0]}..{ids[-1]})")
     return int(pos)

@@ -113,9 +113,10 @@ def _download(url: str, dest: Path) -> None:
         total = int(resp.headers.get("Content-Length") or 0) or None
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
-            with os.fdopen(fd, "wb") as out, tqdm(
-                total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr
-            ) as bar:
+            with (
+                os.fdopen(fd, "wb") as out,
+                tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr) as bar,
+            ):
                 while chunk := resp.read(1 << 16):
                     out.write(chunk)
                     bar.update(len(chunk))

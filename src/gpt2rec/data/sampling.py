@@ -9,7 +9,7 @@ answers every draw at once. A training positive can never come out, however dens
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -64,9 +64,7 @@ def sample_negatives(
     return NegativeSampler(train_csr, n_items).sample(users, rng, n_neg)
 
 
-def sample_distinct(
-    sampler: NegativeSampler, users: np.ndarray, rng: np.random.Generator, n_neg: int
-) -> np.ndarray:
+def sample_distinct(sampler: NegativeSampler, users: np.ndarray, rng: np.random.Generator, n_neg: int) -> np.ndarray:
     """Like `NegativeSampler.sample`, but the n_neg items of a row are distinct (without replacement).
 
     Duplicates within a row are redrawn, only for the rows that have them, until none remain.

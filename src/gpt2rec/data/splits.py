@@ -18,9 +18,9 @@ Each part keeps the dataset's row order and its columns (internal indices).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -271,7 +271,9 @@ def _read_part(dataset: Dataset, path: Path, fix: str) -> pd.DataFrame:
         ts = raw["timestamp"].to_numpy().astype(np.int64)
     except (TypeError, ValueError):
         raise DataError(f"{path} has non-integer timestamps; {fix}") from None
-    df = pd.DataFrame({"user": out["user"], "item": out["item"], "rating": raw["rating"].to_numpy(np.float32), "timestamp": ts})
+    df = pd.DataFrame(
+        {"user": out["user"], "item": out["item"], "rating": raw["rating"].to_numpy(np.float32), "timestamp": ts}
+    )
     return df[list(INTERACTION_COLUMNS)]
 
 

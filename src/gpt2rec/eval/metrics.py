@@ -21,7 +21,7 @@ Key names are lower case, `<metric>@<K>`. See docs/metrics.md.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp

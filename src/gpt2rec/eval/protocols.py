@@ -10,8 +10,8 @@ Held-out items that are also in `seen` are dropped from R_u: they are masked, so
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -203,9 +203,13 @@ def evaluate_sampled(
             u, i = users[start : start + batch_size], items[start : start + batch_size]
             cand = np.concatenate([i[:, None], negatives[u]], axis=1)  # (B, 1 + n_neg)
             uu = np.broadcast_to(u[:, None], cand.shape)
-            scores = model.score_pairs(
-                torch.from_numpy(uu.reshape(-1).copy()).to(device), torch.from_numpy(cand.reshape(-1)).to(device)
-            ).reshape(cand.shape).float()  # (B, 1 + n_neg)
+            scores = (
+                model.score_pairs(
+                    torch.from_numpy(uu.reshape(-1).copy()).to(device), torch.from_numpy(cand.reshape(-1)).to(device)
+                )
+                .reshape(cand.shape)
+                .float()
+            )  # (B, 1 + n_neg)
             ranks[start : start + len(u)] = (1 + (scores[:, 1:] >= scores[:, :1]).sum(dim=1)).cpu().numpy()
     out: dict[str, float] = {}
     per_user = pd.DataFrame({"user": users})

@@ -8,8 +8,9 @@ config plus its `state_dict` (saved as safetensors), so a checkpoint loads witho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 import torch

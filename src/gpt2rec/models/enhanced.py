@@ -33,7 +33,12 @@ from .fusion import CrossAttentionFusion, FieldProjector
 from .history import UserHistory
 from .profile_neighbours import ProfileNeighbours
 from .text_features import (
-    adopt_saved_shapes, encode_tables, id_embeddings, json_buffer, make_encoder, read_json_buffer,
+    adopt_saved_shapes,
+    encode_tables,
+    id_embeddings,
+    json_buffer,
+    make_encoder,
+    read_json_buffer,
 )
 
 __all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build"]
@@ -42,8 +47,15 @@ __all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build
 class EnhancedRecommender(nn.Module):
     _text_shaped = ("user_cache", "item_cache", "user_keys.", "item_keys.", "meta")
 
-    def __init__(self, config: EnhancedConfig, n_users: int, n_items: int, n_user_fields: int = 1,
-                 n_item_fields: int = 1, text_dim: int = 1):
+    def __init__(
+        self,
+        config: EnhancedConfig,
+        n_users: int,
+        n_items: int,
+        n_user_fields: int = 1,
+        n_item_fields: int = 1,
+        text_dim: int = 1,
+    ):
         super().__init__()
         self.config = config
         self.n_users, self.n_items = n_users, n_items
@@ -55,7 +67,9 @@ class EnhancedRecommender(nn.Module):
         self.unknown_bias = nn.Parameter(torch.zeros(1)) if config.item_bias else None
         if self.bias is not None:
             nn.init.zeros_(self.bias.weight)
-        self.neighbours = ProfileNeighbours(n_users, n_items, config.cold_user_k) if config.cold_users == "neighbours" else None
+        self.neighbours = (
+            ProfileNeighbours(n_users, n_items, config.cold_user_k) if config.cold_users == "neighbours" else None
+        )
         self.history = UserHistory(n_users, n_items) if config.use_history else None  # training items per user
         self.hist_emb = nn.Embedding(n_items, d) if config.use_history else None
         if self.hist_emb is not None:
@@ -159,7 +173,9 @@ class EnhancedRecommender(nn.Module):
 
     def _encode_dynamic(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
         if kind not in self.rendered:
-            raise UserError("dynamic text encoding needs the dataset: build the model with ModelContext(dataset=..., train=...)")
+            raise UserError(
+                "dynamic text encoding needs the dataset: build the model with ModelContext(dataset=..., train=...)"
+            )
         runtime = self.ensure_lm()
         rendered = [self.rendered[kind][int(i)] for i in idx.tolist()]
         encode = self.fast_encoder or runtime.encode_train
@@ -171,7 +187,9 @@ class EnhancedRecommender(nn.Module):
         (self.user_cache if kind == "user" else self.item_cache)[idx] = out.detach()  # unsampled rows read it
         return out
 
-    def represent(self, kind: str, idx: torch.Tensor, text: torch.Tensor | None = None, ids: torch.Tensor | None = None):
+    def represent(
+        self, kind: str, idx: torch.Tensor, text: torch.Tensor | None = None, ids: torch.Tensor | None = None
+    ):
         """Fused representations (B, d) and field attention weights (B, F) or None."""
         if text is None and ids is None and self.training and self.use_cache:
             fused, weights, _ = self._step_table(kind)  # every entity once per training step
@@ -351,7 +369,9 @@ class EnhancedRecommender(nn.Module):
                 if fast is None:
                     out = runtime.encode(texts, spans, progress=False, fields=fields)
                 else:  # only the tuned top blocks run; lower states are reused
-                    out = torch.cat([fast(texts[s : s + size], spans[s : s + size], fields) for s in range(0, len(texts), size)])
+                    out = torch.cat(
+                        [fast(texts[s : s + size], spans[s : s + size], fields) for s in range(0, len(texts), size)]
+                    )
                 setattr(self, buf, out.to(getattr(self, buf)))
         finally:
             runtime.train(was_training)
@@ -385,27 +405,35 @@ def build(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
     if ctx.dataset is None or ctx.train is None:  # checkpoint load: everything comes from the state_dict
         return EnhancedRecommender(config, ctx.n_users, ctx.n_items).to(ctx.device)
     tables = encode_tables(config, ctx.dataset, ctx.train, ctx.device, "fields", keep_encoder=config.dynamic)
-    model = EnhancedRecommender(config, ctx.n_users, ctx.n_items, len(tables.user_fields), len(tables.item_fields), tables.text_dim)
+    model = EnhancedRecommender(
+        config, ctx.n_users, ctx.n_items, len(tables.user_fields), len(tables.item_fields), tables.text_dim
+    )
     with torch.no_grad():
         model.user_cache = tables.users.float()
         model.item_cache = tables.items.float()
         model.user_keys.fit_stats(model.user_cache)
         model.item_keys.fit_stats(model.item_cache)
-        model.user_known = torch.zeros(ctx.n_users, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["user"].unique()), True)
-        model.item_known = torch.zeros(ctx.n_items, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train["item"].unique()), True)
+        model.user_known = torch.zeros(ctx.n_users, dtype=torch.bool).index_fill_(
+            0, torch.as_tensor(ctx.train["user"].unique()), True
+        )
+        model.item_known = torch.zeros(ctx.n_items, dtype=torch.bool).index_fill_(
+            0, torch.as_tensor(ctx.train["item"].unique()), True
+        )
     if model.history is not None:
         model.history.fit(ctx.train)
     if model.neighbours is not None:
         model.neighbours.fit(ctx.train)
     users_df, items_df = ctx.dataset.users, ctx.dataset.items
-    model.meta = json_buffer({
-        "lm": tables.lm,
-        "user_fields": tables.user_fields,
-        "item_fields": tables.item_fields,
-        "user_columns": [c for c in users_df.columns if c != "user_id"],
-        "item_columns": [c for c in items_df.columns if c != "item_id"],
-        "item_titles_column": "title" if "title" in items_df.columns else None,
-    })
+    model.meta = json_buffer(
+        {
+            "lm": tables.lm,
+            "user_fields": tables.user_fields,
+            "item_fields": tables.item_fields,
+            "user_columns": [c for c in users_df.columns if c != "user_id"],
+            "item_columns": [c for c in items_df.columns if c != "item_id"],
+            "item_titles_column": "title" if "title" in items_df.columns else None,
+        }
+    )
     model.rendered = {"user": tables.user_rendered, "item": tables.item_rendered}
     if config.dynamic:
         from ..text.lora import apply_finetune

@@ -33,18 +33,30 @@ class EnhancedConfig(LMSettings):
     lora_targets: tuple[str, ...] | None = field(default=None, metadata={"help": "None = by architecture"})
     top_n_blocks: int = field(default=2, metadata={"help": "LM blocks tuned end to end (the rest stays frozen)"})
     fast: bool = field(default=True, metadata={"help": "fast end-to-end mode: lower LM states computed once"})
-    dynamic_sample: int = field(default=128, metadata={"help": "dynamic steps: at most this many users and as many "
-                                "items (a fresh random draw per step) go through the LM with gradients; the rest "
-                                "read the cache, which those passes keep current (0 = every entity of the batch)"})
+    dynamic_sample: int = field(
+        default=128,
+        metadata={
+            "help": "dynamic steps: at most this many users and as many "
+            "items (a fresh random draw per step) go through the LM with gradients; the rest "
+            "read the cache, which those passes keep current (0 = every entity of the batch)"
+        },
+    )
     use_ids: bool = field(default=True, metadata={"help": "False: text-only ablation (every ID is 'unknown')"})
     use_text: bool = field(default=True, metadata={"help": "False: IDs-only ablation (no LM fields fused)"})
     item_bias: bool = field(default=True, metadata={"help": "a learned per-item bias added to the score"})
-    cold_users: str = field(default="neighbours", metadata={"help": "new users: neighbours (training items of the "
-                            "cold_user_k known users with the nearest LM profile vectors) | model (the unknown ID "
-                            "attending over the profile)"})
+    cold_users: str = field(
+        default="neighbours",
+        metadata={
+            "help": "new users: neighbours (training items of the "
+            "cold_user_k known users with the nearest LM profile vectors) | model (the unknown ID "
+            "attending over the profile)"
+        },
+    )
     cold_user_k: int = field(default=100, metadata={"help": "neighbours per new user (cold_users=neighbours)"})
     use_history: bool = field(default=False, metadata={"help": "add an SVD++-style sum over the user's training items"})
-    layer_norm: bool = field(default=False, metadata={"help": "LayerNorm on the fused representation (slower to train on ML-100K)"})
+    layer_norm: bool = field(
+        default=False, metadata={"help": "LayerNorm on the fused representation (slower to train on ML-100K)"}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -52,7 +64,17 @@ class EnhancedConfig(LMSettings):
             raise UserError(f"enhanced needs pooling='fields' (the attention set), got {self.pooling!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("use_attention", "freeze_lm", "use_peft", "fast", "use_ids", "use_text", "item_bias", "layer_norm", "use_history"):
+        for name in (
+            "use_attention",
+            "freeze_lm",
+            "use_peft",
+            "fast",
+            "use_ids",
+            "use_text",
+            "item_bias",
+            "layer_norm",
+            "use_history",
+        ):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, value.lower() in ("1", "true", "yes", "on"))
@@ -63,15 +85,24 @@ class EnhancedConfig(LMSettings):
         self.cold_user_k = int(self.cold_user_k)
         checks = [
             (self.dim >= 1 and self.n_heads >= 1, f"dim and n_heads must be >= 1, got {self.dim}, {self.n_heads}"),
-            (not self.use_attention or self.dim % self.n_heads == 0, f"dim={self.dim} must be divisible by n_heads={self.n_heads}"),
+            (
+                not self.use_attention or self.dim % self.n_heads == 0,
+                f"dim={self.dim} must be divisible by n_heads={self.n_heads}",
+            ),
             (0 <= self.dropout < 1 and 0 <= self.id_dropout < 1, "dropout and id_dropout must be in [0, 1)"),
             (self.use_ids or self.use_text, "use_ids and use_text cannot both be False"),
             (self.contrastive_weight >= 0 and self.temperature > 0, "need contrastive_weight >= 0 and temperature > 0"),
             (self.contrastive_size >= 2, f"contrastive_size must be >= 2, got {self.contrastive_size}"),
-            (self.cold_users in ("neighbours", "model"), f"cold_users must be neighbours or model, got {self.cold_users!r}"),
+            (
+                self.cold_users in ("neighbours", "model"),
+                f"cold_users must be neighbours or model, got {self.cold_users!r}",
+            ),
             (self.cold_user_k >= 1, f"cold_user_k must be >= 1, got {self.cold_user_k}"),
             (self.dynamic_sample >= 0, f"dynamic_sample must be >= 0 (0 = no cap), got {self.dynamic_sample}"),
-            (int(self.hybrid_cached_epochs) >= 0 and int(self.hybrid_end2end_epochs) >= 0, "hybrid epochs must be >= 0"),
+            (
+                int(self.hybrid_cached_epochs) >= 0 and int(self.hybrid_end2end_epochs) >= 0,
+                "hybrid epochs must be >= 0",
+            ),
             (self.top_n_blocks >= 1 and int(self.lora_r) >= 1, "top_n_blocks and lora_r must be >= 1"),
         ]
         for ok, message in checks:
@@ -89,6 +120,10 @@ class EnhancedConfig(LMSettings):
             return {"finetune": "frozen"}
         out = {"finetune": "lora" if self.use_peft else "full", "top_n_blocks": self.top_n_blocks}
         if self.use_peft:
-            out.update(lora_r=int(self.lora_r), lora_alpha=int(self.lora_alpha), lora_dropout=float(self.lora_dropout),
-                       lora_targets=self.lora_targets)
+            out.update(
+                lora_r=int(self.lora_r),
+                lora_alpha=int(self.lora_alpha),
+                lora_dropout=float(self.lora_dropout),
+                lora_targets=self.lora_targets,
+            )
         return out

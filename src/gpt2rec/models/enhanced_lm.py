@@ -59,11 +59,13 @@ class LMHolder(nn.Module):
             if name in self._parameters:
                 self._parameters[name].copy_(self._pending.pop(name).to(self._parameters[name].device))
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # Adapter tensors are accepted whether or not the LM exists yet (kept until `attach`).
         for key, value in state_dict.items():
-            if key.startswith(prefix) and "." not in key[len(prefix):]:
-                self._pending[key[len(prefix):]] = value
+            if key.startswith(prefix) and "." not in key[len(prefix) :]:
+                self._pending[key[len(prefix) :]] = value
         self._apply_pending()
 
     def _apply(self, fn, recurse=True):

@@ -53,8 +53,15 @@ class FieldProjector(nn.Module):
 class CrossAttentionFusion(nn.Module):
     """(id (B, d), fields (B, F, d)) -> (fused (B, d), weights (B, F) or None)."""
 
-    def __init__(self, dim: int, n_fields: int, n_heads: int = 4, dropout: float = 0.0, use_attention: bool = True,
-                 norm: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        n_fields: int,
+        n_heads: int = 4,
+        dropout: float = 0.0,
+        use_attention: bool = True,
+        norm: bool = True,
+    ):
         super().__init__()
         if use_attention and dim % n_heads:
             raise UserError(f"dim={dim} must be divisible by n_heads={n_heads}; change one of them")

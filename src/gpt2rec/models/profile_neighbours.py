@@ -32,8 +32,14 @@ class ProfileNeighbours(nn.Module):
         """Neighbours per new user among `n_known` known users."""
         return min(self.k, int(n_known))
 
-    def forward(self, profiles: torch.Tensor, known_profiles: torch.Tensor, known: torch.Tensor,
-                mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        profiles: torch.Tensor,
+        known_profiles: torch.Tensor,
+        known: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+    ) -> torch.Tensor:
         """Scores (C, I) of new users' profile field vectors `profiles` (C, F, D), given the known
         users' indices `known` (K,) and field vectors `known_profiles` (K, F, D); `mean`, `std`
         (D,) standardise each LM dimension before the cosine (a few dimensions dominate raw LM

@@ -9,8 +9,8 @@ tiny GPT-2 this way): `factory() -> (model, tokenizer)`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -32,7 +32,12 @@ def register_lm(name: str, factory: Callable[[], tuple] | None) -> None:
 class LMSettings:
     """Language-model fields common to the GPT-2 recommenders (settable with --set key=value)."""
 
-    lm: str = field(default="auto", metadata={"help": "hub ID, local folder, or alias (gemma3-270m, minilm); auto = gpt2 if cached else gemma3-270m"})
+    lm: str = field(
+        default="auto",
+        metadata={
+            "help": "hub ID, local folder, or alias (gemma3-270m, minilm); auto = gpt2 if cached else gemma3-270m"
+        },
+    )
     pooling: str = field(default="mean", metadata={"help": "how the LM's token states become text vectors"})
     layer: int = field(default=-1, metadata={"help": "LM layer to read (-1 = final output)"})
     max_length: int = field(default=64, metadata={"help": "max tokens per text"})
@@ -49,8 +54,14 @@ class LMSettings:
         if not str(self.lm):
             raise UserError("lm must name a language model (hub ID, folder, gemma3-270m, minilm) or 'auto'")
         if int(self.max_length) < 1 or int(self.encode_batch_size) < 1:
-            raise UserError(f"max_length and encode_batch_size must be >= 1; got {self.max_length}, {self.encode_batch_size}")
-        self.layer, self.max_length, self.encode_batch_size = int(self.layer), int(self.max_length), int(self.encode_batch_size)
+            raise UserError(
+                f"max_length and encode_batch_size must be >= 1; got {self.max_length}, {self.encode_batch_size}"
+            )
+        self.layer, self.max_length, self.encode_batch_size = (
+            int(self.layer),
+            int(self.max_length),
+            int(self.encode_batch_size),
+        )
         if isinstance(self.text_cache, str):
             self.text_cache = self.text_cache.lower() in ("1", "true", "yes", "on")
 
@@ -98,7 +109,9 @@ def field_names(rendered: list[Rendered]) -> list[str]:
     return list(names)
 
 
-def encode_rendered(encoder, rendered: list[Rendered], fields: list[str] | None, use_cache: bool, progress: bool = True):
+def encode_rendered(
+    encoder, rendered: list[Rendered], fields: list[str] | None, use_cache: bool, progress: bool = True
+):
     """Frozen-LM vectors of `rendered` without gradients: (N, D) or (N, F, D) for fields pooling.
 
     Goes through `gpt2rec.text.cache` when `use_cache` (vectors of a frozen LM never change)."""

@@ -22,8 +22,8 @@ import hashlib
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -104,8 +104,16 @@ class EmbeddingCache:
         return path
 
     # ---- the one call most code needs ------------------------------------------------------------
-    def encode(self, encoder, texts: Sequence[str], spans=None, template: str = "", progress: bool = True,
-               refresh: bool = False, fields: Sequence[str] | None = None):
+    def encode(
+        self,
+        encoder,
+        texts: Sequence[str],
+        spans=None,
+        template: str = "",
+        progress: bool = True,
+        refresh: bool = False,
+        fields: Sequence[str] | None = None,
+    ):
         """`encoder.encode(texts, spans, fields=fields)` through the cache (same return type).
 
         `template`: a string naming how the texts were made (e.g. `TemplateConfig.signature()`); the
@@ -131,9 +139,16 @@ class EmbeddingCache:
         return value
 
 
-def cached_encode(encoder, texts: Sequence[str], spans=None, fields: Sequence[str] | None = None,
-                  template: str = "", cache: EmbeddingCache | None = None, progress: bool = True,
-                  refresh: bool = False):
+def cached_encode(
+    encoder,
+    texts: Sequence[str],
+    spans=None,
+    fields: Sequence[str] | None = None,
+    template: str = "",
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+    refresh: bool = False,
+):
     """`encoder.encode(...)` through `cache` (default: `EmbeddingCache()` under `home_dir()`)."""
     cache = cache or EmbeddingCache()
     return cache.encode(encoder, texts, spans, template=template, progress=progress, refresh=refresh, fields=fields)

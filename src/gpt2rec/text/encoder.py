@@ -22,8 +22,8 @@ blocks): frozen pretrained weights come back from `config.model`, never from a c
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -109,9 +109,13 @@ class TextEncoder(nn.Module):
         self.fields: list[str] = []  # field order of the last "fields" pooling call
         self._static_fp: dict | None = None
         if not -(self.n_layers + 1) <= self.config.layer <= self.n_layers:
-            raise UserError(f"layer must be in [-{self.n_layers + 1}, {self.n_layers}] for this model, got {self.config.layer}")
+            raise UserError(
+                f"layer must be in [-{self.n_layers + 1}, {self.n_layers}] for this model, got {self.config.layer}"
+            )
         if self.config.pooling == "fields" and not getattr(self.tokenizer, "is_fast", False):
-            raise UserError("pooling='fields' needs a fast tokenizer (character offsets); use a model with tokenizer.json")
+            raise UserError(
+                "pooling='fields' needs a fast tokenizer (character offsets); use a model with tokenizer.json"
+            )
         self.device = pick_device(self.config.device)
         self.backbone.to(device=self.device, dtype=DTYPES[self.config.dtype])
         from .lora import apply_finetune
@@ -156,7 +160,10 @@ class TextEncoder(nn.Module):
                 stacklevel=3,
             )
             cut = self.tokenizer(
-                [texts[i] for i in long], return_offsets_mapping=offsets, truncation=True, max_length=self.config.max_length
+                [texts[i] for i in long],
+                return_offsets_mapping=offsets,
+                truncation=True,
+                max_length=self.config.max_length,
             )
             for k, i in enumerate(long):
                 ids[i] = cut["input_ids"][k]
@@ -226,7 +233,9 @@ class TextEncoder(nn.Module):
         rows = list(range(prepared.n_unique))
         out = self._run(prepared, rows)
         if isinstance(out, tuple):
-            return out[0].index_select(0, prepared.inverse.to(out[0].device)), out[1].index_select(0, prepared.inverse.to(out[1].device))
+            return out[0].index_select(0, prepared.inverse.to(out[0].device)), out[1].index_select(
+                0, prepared.inverse.to(out[1].device)
+            )
         return out.index_select(0, prepared.inverse.to(out.device))
 
     def _set_fields(self, prepared: Prepared, fields) -> None:
@@ -269,7 +278,9 @@ class TextEncoder(nn.Module):
             }
             if self.injected:  # no name to trust: hash the frozen weights (trained ones are hashed below)
                 frozen = set(self.backbone.state_dict()) - _trainable_names(self.backbone)
-                self._static_fp["weights"] = tensor_hash({k: v for k, v in self.backbone.state_dict().items() if k in frozen})
+                self._static_fp["weights"] = tensor_hash(
+                    {k: v for k, v in self.backbone.state_dict().items() if k in frozen}
+                )
         fp = dict(self._static_fp)
         trainable = {k: v for k, v in self.backbone.state_dict().items() if k in _trainable_names(self.backbone)}
         if trainable:
@@ -360,13 +371,13 @@ def _trainable_names(module: nn.Module) -> set[str]:
     return {n for n, p in module.named_parameters() if p.requires_grad}
 
 
-def _drop_frozen_state(module: "TextEncoder", state_dict, prefix, local_metadata) -> None:
+def _drop_frozen_state(module: TextEncoder, state_dict, prefix, local_metadata) -> None:
     keep = {prefix + "backbone." + n for n in _trainable_names(module.backbone)}
     for key in [k for k in state_dict if k.startswith(prefix + "backbone.") and k not in keep]:
         del state_dict[key]
 
 
-def _ignore_frozen_missing(module: "TextEncoder", incompatible) -> None:
+def _ignore_frozen_missing(module: TextEncoder, incompatible) -> None:
     frozen = {"backbone." + n for n in module.backbone.state_dict() if n not in _trainable_names(module.backbone)}
     for key in list(incompatible.missing_keys):
         if any(key == f or key.endswith("." + f) for f in frozen):

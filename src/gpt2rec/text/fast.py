@@ -22,7 +22,7 @@ about 200 MB) — call `clear()` after the base weights change.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

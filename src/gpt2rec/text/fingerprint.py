@@ -43,6 +43,9 @@ def weights_stamp(model_id: str) -> str | None:
         return None
     if not path.is_dir():
         return None
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.iterdir())
-             if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()]
+    stats = [
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(path.iterdir())
+        if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
+    ]
     return sha(json.dumps(stats) + os.fspath(path))

@@ -57,8 +57,14 @@ def lora_settings(model: nn.Module, cfg) -> dict:
     from .encoder import transformer_blocks
 
     targets = tuple(cfg.lora_targets) if cfg.lora_targets else default_lora_targets(model)
-    settings = {"r": cfg.lora_r, "lora_alpha": cfg.lora_alpha, "lora_dropout": cfg.lora_dropout,
-                "target_modules": list(targets), "layers_to_transform": None, "layers_pattern": None}
+    settings = {
+        "r": cfg.lora_r,
+        "lora_alpha": cfg.lora_alpha,
+        "lora_dropout": cfg.lora_dropout,
+        "target_modules": list(targets),
+        "layers_to_transform": None,
+        "layers_pattern": None,
+    }
     if cfg.top_n_blocks is not None:
         name, blocks = transformer_blocks(model)
         settings["layers_to_transform"] = _top_layers(len(blocks), cfg.top_n_blocks)
@@ -89,6 +95,7 @@ def apply_finetune(model: nn.Module, cfg) -> None:
 
 def inject_lora(model: nn.Module, settings: dict) -> None:
     import peft
+
     conv1d = getattr(model.config, "model_type", "") == "gpt2"  # GPT-2 stores weights (in, out)
     config = peft.LoraConfig(
         r=settings["r"],
@@ -127,8 +134,11 @@ def save_adapter(encoder, path: str | Path) -> None:
     if encoder.config.finetune != "lora":
         raise UserError(f"this encoder has no LoRA adapters (finetune='{encoder.config.finetune}')")
     tensors = {k: v.to("cpu").contiguous() for k, v in adapter_state_dict(encoder.backbone).items()}
-    meta = {"format": ADAPTER_FORMAT, "model": str(encoder.model_id),
-            "settings": json.dumps(lora_settings(encoder.backbone, encoder.config), sort_keys=True)}
+    meta = {
+        "format": ADAPTER_FORMAT,
+        "model": str(encoder.model_id),
+        "settings": json.dumps(lora_settings(encoder.backbone, encoder.config), sort_keys=True),
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -152,11 +162,15 @@ def load_adapter(encoder, path: str | Path) -> None:
         raise UserError("build the encoder with finetune='lora' (same r/alpha/targets) before loading adapters")
     ours = lora_settings(encoder.backbone, encoder.config)
     theirs = json.loads(meta.get("settings", "{}"))
-    if {k: v for k, v in ours.items() if k != "lora_dropout"} != {k: v for k, v in theirs.items() if k != "lora_dropout"}:
+    if {k: v for k, v in ours.items() if k != "lora_dropout"} != {
+        k: v for k, v in theirs.items() if k != "lora_dropout"
+    }:
         raise UserError(f"adapter {path} was saved with LoRA settings {theirs}; this encoder uses {ours}")
     expected = set(adapter_state_dict(encoder.backbone))
     if set(tensors) != expected:
-        raise UserError(f"adapter {path} holds {len(tensors)} tensors, the encoder expects {len(expected)}; same model?")
+        raise UserError(
+            f"adapter {path} holds {len(tensors)} tensors, the encoder expects {len(expected)}; same model?"
+        )
     encoder.backbone.load_state_dict(tensors, strict=False)
 
 

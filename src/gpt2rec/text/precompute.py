@@ -29,9 +29,16 @@ from .encoder import TextEncoder
 from .templates import TemplateConfig, item_texts, texts_and_spans, user_texts
 
 
-def encode_dataset(dataset, encoder: TextEncoder, out_dir: str | Path | None = None,
-                   template: TemplateConfig | None = None, cache: EmbeddingCache | None = None,
-                   refresh: bool = False, measure_limit: bool = True, progress: bool = True) -> dict:
+def encode_dataset(
+    dataset,
+    encoder: TextEncoder,
+    out_dir: str | Path | None = None,
+    template: TemplateConfig | None = None,
+    cache: EmbeddingCache | None = None,
+    refresh: bool = False,
+    measure_limit: bool = True,
+    progress: bool = True,
+) -> dict:
     """Encode all users and items; returns (and writes to `out_dir/encode.json`) the figures above."""
     template = template or TemplateConfig()
     if template.history:
@@ -46,8 +53,14 @@ def encode_dataset(dataset, encoder: TextEncoder, out_dir: str | Path | None = N
         vectors = {}
         for name, rows in rendered.items():
             texts, spans = texts_and_spans(rows)
-            vectors[name] = cache.encode(encoder, texts, spans if encoder.config.pooling == "fields" else None,
-                                         template=template.signature() + name, progress=progress, refresh=refresh)
+            vectors[name] = cache.encode(
+                encoder,
+                texts,
+                spans if encoder.config.pooling == "fields" else None,
+                template=template.signature() + name,
+                progress=progress,
+                refresh=refresh,
+            )
     finally:
         if limit is not None:
             limit.remove()
@@ -78,12 +91,14 @@ def encode_dataset(dataset, encoder: TextEncoder, out_dir: str | Path | None = N
         "ratio_to_limit": None,
     }
     if limit is not None and not cached:
-        report.update({
-            "limit_seconds": round(limit.seconds, 4),
-            "limit_texts_per_s": round(n_texts / limit.seconds, 2),
-            "ratio_to_limit": round(limit.seconds / seconds, 3),
-            "limit_batches": limit.batches,
-        })
+        report.update(
+            {
+                "limit_seconds": round(limit.seconds, 4),
+                "limit_texts_per_s": round(n_texts / limit.seconds, 2),
+                "ratio_to_limit": round(limit.seconds / seconds, 3),
+                "limit_batches": limit.batches,
+            }
+        )
     if out_dir is not None:
         out = Path(out_dir)
         for name, value in vectors.items():

@@ -78,7 +78,9 @@ class TemplateConfig:
         if self.history < 0:
             raise UserError(f"history must be >= 0 (number of recent items), got {self.history}")
         if self.history and _fields(self.history_template, "history_template") != ["history"]:
-            raise UserError("history_template must contain exactly one field, {history}; e.g. ' Recently liked: {history}.'")
+            raise UserError(
+                "history_template must contain exactly one field, {history}; e.g. ' Recently liked: {history}.'"
+            )
 
     def signature(self) -> str:
         """A stable string naming everything that changes the text (for cache keys)."""
@@ -210,7 +212,9 @@ def _histories(dataset, cfg: TemplateConfig, train: pd.DataFrame | None) -> list
             "train=split.train); the full interaction table would leak validation/test items"
         )
     if cfg.history_field not in dataset.items.columns:
-        raise UserError(f"history_field '{cfg.history_field}' is not an item column; available: {list(dataset.items.columns)}")
+        raise UserError(
+            f"history_field '{cfg.history_field}' is not an item column; available: {list(dataset.items.columns)}"
+        )
     frame = train
     if cfg.liked_threshold is not None:
         frame = frame[frame["rating"] >= cfg.liked_threshold]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -172,9 +172,13 @@ def fit(
             _checkpoint(run_dir, model, optimizer, rng, state, write_best=improved)
             log(record)
         if verbose:
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if "@" in k and k.split("@")[0] in ("ndcg", "recall"))
+            shown = "  ".join(
+                f"{k} {v:.4f}" for k, v in record.items() if "@" in k and k.split("@")[0] in ("ndcg", "recall")
+            )
             mark = " *" if improved else ""
-            print(f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  {shown}  ({record['seconds']:.1f}s){mark}")
+            print(
+                f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  {shown}  ({record['seconds']:.1f}s){mark}"
+            )
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
     if best_state is not None:
@@ -297,7 +301,7 @@ def _resume(run_dir: Path, model, optimizer, rng, config: TrainConfig):
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UserError(f"{run_dir} holds a run with different training settings ({', '.join(diff)}); {fix}")
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as exc:
@@ -330,4 +334,4 @@ def _read_best(path: Path, epoch: int, fix: str) -> dict:
     with safe_open(str(path), framework="pt") as f:
         if json.loads((f.metadata() or {}).get("epoch", "0")) != epoch:
             raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
-        return {k[len("model."):]: f.get_tensor(k) for k in f.keys()}
+        return {k[len("model.") :]: f.get_tensor(k) for k in f.keys()}

@@ -23,9 +23,7 @@ def from_dict(cls: type[T], data: dict) -> T:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = set(data) - names
     if unknown:
-        raise UserError(
-            f"unknown field(s) {sorted(unknown)} for {cls.__name__}; valid fields: {sorted(names)}"
-        )
+        raise UserError(f"unknown field(s) {sorted(unknown)} for {cls.__name__}; valid fields: {sorted(names)}")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _convert(hints.get(name, Any), value)
