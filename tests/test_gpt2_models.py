@@ -71,12 +71,22 @@ def enhanced(tiny_lm, **kw):
     return build_enhanced(config, ctx_for(dataset, train)), dataset, train
 
 
-def step(model, users, pos, neg):
+def step(model, users, pos, neg, seed: int = 0):
+    """One training step's forward and backward, driven through the model's public step hooks."""
     from gpt2rec.losses import bpr_loss
 
+    model.on_step_start(torch.Generator().manual_seed(seed))
     loss = bpr_loss(model.score_pairs(users, pos), model.score_pairs(users, neg)) + model.extra_loss(users, pos, neg)
     loss.backward()
+    model.on_step_end()
     return loss
+
+
+def nudge_lm(model, by: float = 0.05):
+    """Change the LM's trainable tensors in place, as an optimizer step would."""
+    with torch.no_grad():
+        for p in model.text.lm.parameters():
+            p.add_(by)
 
 
 BATCH = (torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2, 2]), torch.tensor([1, 0, 5, 3]))
@@ -85,12 +95,12 @@ BATCH = (torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2, 2]), torch.tensor([1
 def test_end2end_gradients_reach_lora_only(tiny_lm):
     model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1)
     model.train()
-    lora = {n: p for n, p in model.lm.named_parameters()}
+    lora = {n: p for n, p in model.text.lm.named_parameters()}
     assert lora and all("lora_" in n for n in lora)
     step(model, *BATCH)
     assert all(p.grad is not None for p in lora.values())
     assert any(p.grad.abs().sum() > 0 for p in lora.values())
-    base = [p for n, p in model.lm.runtime.backbone.named_parameters() if "lora_" not in n]
+    base = [p for n, p in model.text.lm.runtime.backbone.named_parameters() if "lora_" not in n]
     assert base and all(p.grad is None and not p.requires_grad for p in base)
 
 
@@ -98,8 +108,9 @@ def test_cached_strategy_never_touches_the_lm(tiny_lm):
     model, _, _ = enhanced(tiny_lm, strategy="cached")
     model.train()
     step(model, *BATCH)
-    assert not model.lm.attached and list(model.lm.parameters()) == [] and model.encoder_calls == 0
-    assert not any(k.startswith("lm.") for k in model.state_dict())
+    text = model.text
+    assert not text.lm.attached and list(text.lm.parameters()) == [] and text.encoder_calls == 0
+    assert not any(".lm." in k for k in model.state_dict())
     assert model.user_emb.weight.grad is not None
 
 
@@ -108,46 +119,46 @@ def test_use_cache_switch_changes_the_code_path(tiny_lm):
     model.train()
     model.use_cache = True
     step(model, *BATCH)
-    assert model.encoder_calls == 0
+    assert model.text.encoder_calls == 0
     model.use_cache = False
     step(model, *BATCH)
     # one LM pass for the users, one for the positive items, one for the new negatives: memoised
     # within the step, so the contrastive term adds none
-    assert model.encoder_calls == 3
-    assert model.lm_dirty
+    assert model.text.encoder_calls == 3
+    step(model, *BATCH)  # a new step encodes again
+    assert model.text.encoder_calls == 6
+    nudge_lm(model)  # the optimizer step
+    before = model.text.item_cache.clone()
     model.eval()
-    model.prepare_for_eval()  # refresh the caches with the tuned LM
-    assert not model.lm_dirty
-    calls = model.encoder_calls
-    model.score_users(torch.arange(3))
-    assert model.encoder_calls == calls  # evaluation reads the cache
+    with torch.no_grad():
+        model.score_users(torch.arange(3))  # notices the changed LM and refreshes the whole cache
+        assert model.text.encoder_calls == 6  # evaluation reads the cache, without gradients
+        assert not torch.allclose(model.text.item_cache, before)
+        fresh = model.text.item_cache.clone()
+        model.score_users(torch.arange(3))  # the LM did not change again: no second refresh
+    assert model.text.item_cache is not before and torch.equal(model.text.item_cache, fresh)
 
 
 def test_dynamic_sample_caps_lm_passes_per_step_and_refreshes_the_cache(tiny_lm):
-    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dynamic_sample=2)
+    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dynamic_sample=2, id_dropout=0.0)
     model.train()
-    encoded = {"user": [], "item": []}  # kind -> [(indices, vectors)]
-    original = model._encode_dynamic
-
-    def spy(kind, idx):
-        out = original(kind, idx)
-        encoded[kind].append((idx.tolist(), out.detach().clone()))
-        return out
-
-    model._encode_dynamic = spy
-    before = model.item_cache.clone()
+    nudge_lm(model)  # the LM now disagrees with the cache, so the rows it encodes are visible
+    before = {kind: model.text.cache(kind).clone() for kind in ("user", "item")}
     users, pos, neg = torch.arange(8), torch.tensor([0, 1, 2, 3, 4, 5, 0, 1]), torch.tensor([5, 4, 3, 2, 1, 0, 2, 3])
-    step(model, users, pos, neg)
-    # 8 users and 6 items in the batch: 2 of each through the LM, the step's draw
-    assert {k: sum(len(i) for i, _ in v) for k, v in encoded.items()} == {"user": 2, "item": 2}
-    sampled = [i for idx, _ in encoded["item"] for i in idx]
-    assert sorted(sampled) == model._fresh_sets["item"].nonzero().squeeze(1).tolist()
-    lora = [p for n, p in model.lm.named_parameters()]
+    step(model, users, pos, neg, seed=7)
+    # the step's draw, from its generator alone: users first (8), then items (6), 2 of each
+    g = torch.Generator().manual_seed(7)
+    expected = {"user": sorted(torch.randperm(8, generator=g)[:2].tolist())}
+    expected["item"] = sorted(torch.randperm(6, generator=g)[:2].tolist())
+    # one LM pass per kind: the negatives and the contrastive term reuse the step's memo
+    assert model.text.encoder_calls == 2
+    for kind in ("user", "item"):
+        changed = (model.text.cache(kind) != before[kind]).flatten(1).any(1).nonzero().squeeze(1).tolist()
+        assert changed == expected[kind]  # the cache keeps the fresh passes, and only those
+    lora = list(model.text.lm.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)  # gradients reach the LM
-    vectors = torch.cat([v for _, v in encoded["item"]])
-    torch.testing.assert_close(model.item_cache[sampled], vectors)  # the cache keeps the fresh passes
-    rest = [i for i in range(6) if i not in sampled]
-    torch.testing.assert_close(model.item_cache[rest], before[rest])  # and only those
+    step(model, users, pos, neg, seed=7)  # the same generator seed draws the same entities
+    assert model.text.encoder_calls == 4
 
 
 def test_dynamic_and_cached_paths_agree_before_training(tiny_lm):
@@ -165,8 +176,8 @@ def test_hybrid_switches_on_epoch(tiny_lm):
     model, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
     modes = []
     for epoch in (1, 2, 3):
-        model.on_epoch_start(epoch)
-        modes.append((model.use_cache, all(p.requires_grad for p in model.lm.parameters())))
+        model.on_epoch_start(epoch, torch.Generator().manual_seed(epoch))
+        modes.append((model.use_cache, all(p.requires_grad for p in model.text.lm.parameters())))
     assert modes == [(True, False), (False, True), (True, False)]
 
 
@@ -194,11 +205,11 @@ def test_new_users_are_scored_from_their_profile_neighbours(tiny_lm):
     model, dataset, train = enhanced(tiny_lm, cold_user_k=2)
     model.eval()
     with torch.no_grad():
-        text = model.user_cache.clone()
+        text = model.text.user_cache.clone()
         # make user 7 (no training interaction) the profile twin of users 1 and 3 (F), far from the rest
         text[:] = -5.0
         text[[1, 3, 7]] = 5.0
-        model.user_cache.copy_(text)
+        model.text.user_cache.copy_(text)
         scores = model.score_users(torch.tensor([7, 0]))
         pairs = model.score_pairs(torch.tensor([7, 7]), torch.tensor([1, 0]))
     # users 1 and 3 had items 1, 3 (and nothing else) in training: each is held by both neighbours
@@ -207,11 +218,6 @@ def test_new_users_are_scored_from_their_profile_neighbours(tiny_lm):
     assert not torch.equal(scores[1], scores[0])  # a known user keeps the model's scores
     model, _, _ = enhanced(tiny_lm, cold_users="model")
     assert model.neighbours is None
-    # a checkpoint saved without the neighbours (an older run) loads, and new users use the model path
-    again, _, _ = enhanced(tiny_lm)
-    again.load_state_dict(model.state_dict())
-    assert again.neighbours is None
-    torch.testing.assert_close(again.eval().score_users(torch.tensor([7])), model.eval().score_users(torch.tensor([7])))
     with pytest.raises(UserError, match="cold_users must be neighbours or model"):
         EnhancedConfig(lm=tiny_lm, cold_users="nearest")
 
@@ -227,15 +233,15 @@ def test_score_new_user_and_new_items(tiny_lm, cold_users):
         torch.testing.assert_close(s, torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0]))
         torch.testing.assert_close(t, torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0]))
     with pytest.raises(
-        UserError, match=r"unknown field\(s\) \['hobby'\].*valid fields: \['gender', 'age', 'occupation', 'zip_code'\]"
+        ValueError, match=r"unknown field\(s\) \['hobby'\].*valid fields: \['gender', 'age', 'occupation', 'zip_code'\]"
     ):
         model.score_new_user({"gender": "F", "age": 31, "occupation": "writer", "hobby": "chess"})
-    with pytest.raises(UserError, match=r"missing field\(s\) \['occupation'\]"):
+    with pytest.raises(ValueError, match=r"missing field\(s\) \['occupation'\]"):
         model.score_new_user({"gender": "F", "age": 31})
     new = pd.DataFrame({"title": ["Blade Runner (1982)", "Clue (1985)"], "genres": ["Sci-Fi|Thriller", "Comedy"]})
     v = model.score_new_items(0, new)
     assert v.shape == (2,) and torch.isfinite(v).all()
-    with pytest.raises(UserError, match="lack column"):
+    with pytest.raises(ValueError, match="lack column"):
         model.score_new_items(0, pd.DataFrame({"name": ["x"]}))
 
 
@@ -279,16 +285,16 @@ def test_enhanced_checkpoint_keeps_adapters_not_base_weights(tiny_lm):
     model.train()
     model.use_cache = False
     step(model, *BATCH)
-    with torch.no_grad():
-        for p in model.lm.parameters():
-            p.add_(0.01)  # as an optimiser step would
+    nudge_lm(model, 0.01)  # as an optimiser step would
     model.eval()
-    model.prepare_for_eval()
+    with torch.no_grad():
+        model.score_users(torch.arange(8))  # refreshes the caches with the tuned LM
     state = model.state_dict()
-    lm_keys = [k for k in state if k.startswith("lm.")]
+    lm_keys = [k for k in state if k.startswith("text.lm.")]
     assert lm_keys and all("lora_" in k for k in lm_keys)
     assert not any("wte" in k or "c_fc.weight" in k and "lora" not in k for k in state)
-    loaded = build_enhanced(model.config, ModelContext(dataset.n_users, dataset.n_items))
+    saved = model.checkpoint_meta()  # JSON: built at this shape, then a plain strict load
+    loaded = build_enhanced(model.config, ModelContext(dataset.n_users, dataset.n_items, saved=saved))
     loaded.load_state_dict(state, strict=True)
     loaded.eval()
     with torch.no_grad():
@@ -309,7 +315,7 @@ def test_basic_model_scores_and_loads(tiny_lm):
         pairs = model.score_pairs(users.repeat_interleave(6), torch.arange(6).repeat(8)).view(8, 6)
     torch.testing.assert_close(scores, pairs, atol=1e-5, rtol=1e-5)
     assert model.user_text.shape == (8, 32) and model.user_text.abs().sum() > 0
-    loaded = build_basic(model.config, ModelContext(8, 6))
+    loaded = build_basic(model.config, ModelContext(8, 6, saved=model.checkpoint_meta()))
     loaded.load_state_dict(model.state_dict(), strict=True)
     loaded.eval()
     with torch.no_grad():
@@ -389,15 +395,15 @@ def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
         held.reset_index(drop=True),
         SplitConfig(),
     )
-    before = {n: p.detach().clone() for n, p in model.lm.named_parameters()}
+    before = {n: p.detach().clone() for n, p in model.text.lm.named_parameters()}
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01, patience=0)
     changed = {}
 
     def after_epoch(epoch, record):  # (the loop restores the best epoch's weights at the end)
-        changed[epoch] = any(not torch.equal(before[n], p) for n, p in model.lm.named_parameters())
+        changed[epoch] = any(not torch.equal(before[n], p) for n, p in model.text.lm.named_parameters())
 
     fit(model, ctx_for(dataset, split.train), split, cfg, tmp_path, on_epoch_end=after_epoch, verbose=False)
-    assert model.encoder_calls > 0  # epoch 2 encoded dynamically
+    assert model.text.encoder_calls > 0  # epoch 2 encoded dynamically
     assert changed == {1: False, 2: True}  # LoRA trained in the dynamic epoch only
     # resume: a third epoch continues from the saved state (adapters included) and goes back to the cache
     again, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
@@ -409,7 +415,7 @@ def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
         tmp_path,
         verbose=False,
     )
-    assert result.epochs_run == 3 and again.use_cache and again.encoder_calls == 0
+    assert result.epochs_run == 3 and again.use_cache and again.text.encoder_calls == 0
 
 
 def test_cli_train_lm_and_strategy_shortcuts(tiny_lm, tmp_path, monkeypatch, capsys):
@@ -455,18 +461,48 @@ def test_cli_train_lm_and_strategy_shortcuts(tiny_lm, tmp_path, monkeypatch, cap
     assert config["model_config"]["lm"] == tiny_lm and config["model_config"]["strategy"] == "hybrid"
 
 
-def test_eval_reuses_the_item_table_until_training_changes_weights(tiny_lm):
-    """Recommend latency: in eval mode (no grad) every item's representation is computed once."""
-    model, _, _ = enhanced(tiny_lm)
-    users = torch.tensor([0, 1])
+def test_eval_scores_follow_weights_changed_in_place(tiny_lm):
+    """Regression: in eval mode score_users reused an item table computed before the item weights
+    changed in place (a fine-tuning, a fold-in), disagreeing with score_pairs."""
+    model, _, _ = enhanced(tiny_lm, dropout=0.0)
+    users, n = torch.arange(8), 6
     model.eval()
+
+    def both():
+        with torch.no_grad():
+            full = model.score_users(users)  # (8, 6)
+            pairs = model.score_pairs(users.repeat_interleave(n), torch.arange(n).repeat(8)).view(8, n)
+        return full, pairs
+
+    first, _ = both()
+    again, pairs = both()
+    assert torch.equal(again, first)  # nothing changed: the same scores
     with torch.no_grad():
-        first = model.score_users(users)
-        table = model._eval_items
-        model.eval()  # eval -> eval: the weights cannot have changed
-        assert torch.equal(model.score_users(users), first) and model._eval_items is table
+        model.item_emb.weight.mul_(3.0).add_(0.5)  # in place, still in eval mode
+        model.bias.weight.add_(torch.arange(n, dtype=torch.float32).unsqueeze(1))
+    full, pairs = both()
+    torch.testing.assert_close(full, pairs, atol=1e-5, rtol=1e-5)
+    assert (full - first).abs().max() > 0.5
+    for _ in range(2):  # train() / eval() round trips change nothing by themselves
         model.train()
-        model.item_emb.weight.add_(1.0)  # an optimizer step
         model.eval()
-        assert not torch.equal(model.score_users(users), first) and model._eval_items is not table
+        again, pairs = both()
+        assert torch.equal(again, full)
+        torch.testing.assert_close(again, pairs, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        model.text.item_cache.add_(1.0)  # the text side counts too
+    full, pairs = both()
+    torch.testing.assert_close(full, pairs, atol=1e-5, rtol=1e-5)
     assert model.score_users(users).requires_grad  # with gradients on, nothing is cached
+
+
+def test_new_item_with_an_existing_items_text_gets_its_score(tiny_lm):
+    """Cold start known answer: with use_ids=False an item is its text, so a new item whose metadata
+    equals an existing item's gets exactly that item's score (bias: the 'unknown' bias for both)."""
+    model, dataset, _ = enhanced(tiny_lm, use_ids=False, item_bias=False, dropout=0.0)
+    model.eval()
+    row = dataset.items.iloc[[3]].assign(genres=lambda d: d["genres"].map("|".join))  # Heat (1995)
+    new = model.score_new_items(2, row.drop(columns=["item_id"]))  # (1,)
+    with torch.no_grad():
+        known = model.score_pairs(torch.tensor([2]), torch.tensor([3]))  # (1,)
+    torch.testing.assert_close(new, known, atol=1e-5, rtol=1e-5)

@@ -7,7 +7,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from gpt2rec.errors import UserError
 from gpt2rec.eval.metrics import (
     average_popularity,
     beyond_accuracy,
@@ -86,7 +85,7 @@ def test_coverage_and_popularity_by_hand():
 
 
 def test_cutoff_wider_than_lists_errors():
-    with pytest.raises(UserError, match="1..3"):
+    with pytest.raises(ValueError, match="1..3"):
         ranking_metrics(HITS, N_REL, ks=(5,))
 
 

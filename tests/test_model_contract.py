@@ -140,3 +140,18 @@ def test_model_contract(case: Case, tmp_path):
         assert torch.equal(loaded.score_users(users), scores)
     reloaded_items, _ = recommend_items(loaded, 0, 2, np.array(train[0]))
     assert np.array_equal(reloaded_items, recommend_items(model, 0, 2, np.array(train[0]))[0])
+    # without the dataset: the model is built at the shape saved with it and gives the same scores
+    bare = ckpt.load_model(run)
+    with torch.no_grad():
+        assert torch.equal(bare.score_users(users), scores)
+
+    # regression: k larger than the user's unseen items returns every unseen item, never a seen one
+    items, _ = recommend_items(model, 0, n_items + 5, np.array(train[0]))
+    assert sorted(items.tolist()) == sorted(set(range(n_items)) - set(train[0]))
+
+    # regression: moved to another device (meta: storage dropped) and back, then reloaded: no scoring
+    # cache may survive from the old storage
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.to("meta").to_empty(device="cpu").load_state_dict(state, strict=True)
+    with torch.no_grad():
+        assert torch.equal(model.score_users(users), scores)

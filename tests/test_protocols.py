@@ -11,18 +11,14 @@ from gpt2rec.eval.protocols import evaluate_candidates, evaluate_full, evaluate_
 
 
 class FixedScores(torch.nn.Module):
-    """score(u, i) = table[u, i]; records prepare_for_eval calls and the grad mode it ran under."""
+    """score(u, i) = table[u, i]; records the grad mode scoring ran under."""
 
     def __init__(self, table):
         super().__init__()
         self.table = torch.nn.Parameter(torch.as_tensor(table, dtype=torch.float32))
         self.n_users, self.n_items = self.table.shape
         self.config = None
-        self.prepared = 0
         self.grad_during_scoring = []
-
-    def prepare_for_eval(self):
-        self.prepared += 1
 
     def score_users(self, users):
         self.grad_during_scoring.append(torch.is_grad_enabled())
@@ -62,7 +58,7 @@ def test_full_ranking_known_answer():
     assert got["coverage@2"] == pytest.approx(4 / 6)
     assert got["avg_pop@2"] == pytest.approx((2.5 + 2.5 + 0.5) / 3)
     assert got["n_users"] == 3
-    assert model.prepared == 1 and model.grad_during_scoring == [False]
+    assert model.grad_during_scoring == [False]
     assert model.training  # mode restored
 
 

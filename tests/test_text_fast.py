@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from gpt2rec.errors import UserError
 from gpt2rec.text.encoder import EncoderConfig, TextEncoder
 from gpt2rec.text.fast import FastEncoder
 
@@ -65,7 +64,7 @@ def test_fast_restores_blocks_and_counts_hits(tiny_gpt2_4layers):
 
 def test_fast_needs_top_n_blocks(tiny_gpt2):
     model, tok = tiny_gpt2
-    with pytest.raises(UserError, match="top_n_blocks"):
+    with pytest.raises(ValueError, match="top_n_blocks"):
         FastEncoder(TextEncoder(EncoderConfig(finetune="lora"), model, tok))
 
 

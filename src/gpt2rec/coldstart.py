@@ -1,160 +1,47 @@
-"""Cold start: score brand-new users (a metadata profile) and brand-new items (a metadata table)
-with the enhanced recommender, from text alone. New items: their ID view is the learned 'unknown'
-vector. New users: by default (`cold_users="neighbours"`) the training items of the known users
-whose LM profile vectors are nearest; with `cold_users="model"` the unknown ID attending over the
-profile, like new items.
+"""Cold start at the edge: score brand-new users (a metadata profile) and brand-new items (a metadata
+table) of a run folder with the enhanced recommender, from text alone (the model side is
+`gpt2rec.models.new_entities`; bad input becomes a one-line UserError here).
 
     scores = score_new_user(model, {"gender": "F", "age": 31, "occupation": "writer"})   # (n_items,)
     scores = score_new_items(model, user=42, items_df)                                   # (n_new,)
 
-The text is rendered with the model's own template settings and encoded by its LM (rebuilt from
-the name in the checkpoint on first use, with its trained adapters).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .errors import DataError, UserError
-from .text.templates import item_texts, user_texts
-
-_DERIVED = {"age_group": "age"}  # template field -> the profile column it comes from
 
 
 def _require_cold_start(model) -> None:
-    if not hasattr(model, "unknown_user") or not hasattr(model, "meta_info"):
+    if not hasattr(model, "score_new_user"):
         raise UserError(
             f"cold start needs the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced"
         )
-    if "lm" not in model.meta_info:
-        raise UserError("this model has no text metadata (it was never built with a dataset); retrain it")
-
-
-def profile_columns(model) -> tuple[list[str], list[str]]:
-    """(valid columns, required columns) of a new-user profile for this model."""
-    info = model.meta_info
-    valid = list(info.get("user_columns", []))
-    required = [_DERIVED.get(f, f) for f in info.get("user_fields", []) if _DERIVED.get(f, f) in valid]
-    return valid, required
-
-
-def check_profile(model, profile: dict) -> dict:
-    """Validate a profile dict: unknown or missing fields -> UserError listing the valid fields."""
-    _require_cold_start(model)
-    if not isinstance(profile, dict):
-        raise UserError(
-            f'a profile must be a JSON object like {{"gender": "F", "age": 31}}; got {type(profile).__name__}'
-        )
-    valid, required = profile_columns(model)
-    unknown = sorted(set(profile) - set(valid))
-    missing = [c for c in required if c not in profile or profile[c] in (None, "")]
-    if unknown or missing:
-        parts = ([f"unknown field(s) {unknown}"] if unknown else []) + (
-            [f"missing field(s) {missing}"] if missing else []
-        )
-        raise UserError(f"profile has {' and '.join(parts)}; valid fields: {valid} (required: {required})")
-    out = dict(profile)
-    if "age" in out:
-        try:
-            out["age"] = int(out["age"])
-        except (TypeError, ValueError):
-            raise UserError(f"profile age must be a whole number of years, got {out['age']!r}") from None
-    return out
-
-
-def _encode(model, rendered, kind: str) -> torch.Tensor:
-    runtime = model.ensure_lm()
-    was_training = runtime.training
-    runtime.eval()
-    try:
-        with torch.no_grad():
-            out = runtime.encode(
-                [r.text for r in rendered], [r.spans for r in rendered], progress=False, fields=model.fields(kind)
-            )
-    finally:
-        runtime.train(was_training)
-    return out.to(model.user_cache.device, model.user_cache.dtype)  # (N, F, D)
-
-
-def new_user_text(model, profile: dict):
-    """The rendered sentence (templates.Rendered) of a validated profile."""
-    profile = check_profile(model, profile)
-    users = pd.DataFrame([{"user_id": -1, **profile}])
-    items = pd.DataFrame({c: pd.Series(dtype=object) for c in ["item_id", *model.meta_info.get("item_columns", [])]})
-    empty = pd.DataFrame(
-        {
-            "user": pd.Series(dtype=np.int64),
-            "item": pd.Series(dtype=np.int64),
-            "rating": pd.Series(dtype=np.float32),
-            "timestamp": pd.Series(dtype=np.int64),
-        }
-    )
-    data = SimpleNamespace(users=users, items=items, n_users=1, n_items=0)
-    return user_texts(data, model.config.template, empty)[0]
 
 
 def score_new_user(model, profile: dict) -> torch.Tensor:
     """Scores of every item (n_items,) for a user who exists only as a metadata profile."""
-    rendered = new_user_text(model, profile)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            text = _encode(model, [rendered], "user")  # (1, Fu, D)
-            if getattr(model, "neighbours", None) is not None:  # cold_users="neighbours"
-                return model.neighbour_scores(text)[0]  # (I,)
-            user, _ = model.represent("user", None, text=text, ids=model.unknown_user.unsqueeze(0))  # (1, d)
-            items, bias = model._item_table()  # (I, d), (I,)
-            return (user @ items.T + bias)[0]  # (I,)
-    finally:
-        model.train(was_training)
-
-
-def normalise_items(model, items_df: pd.DataFrame) -> pd.DataFrame:
-    """Check a new-items table: needs the item template's columns; genres may be 'A|B' strings."""
     _require_cold_start(model)
-    if not isinstance(items_df, pd.DataFrame) or items_df.empty:
-        raise UserError("new items must be a non-empty table with at least a 'title' column")
-    needed = [f for f in model.meta_info.get("item_fields", []) if f != "item_id"]
-    missing = [c for c in needed if c not in items_df.columns]
-    if missing:
-        raise UserError(f"new items lack column(s) {missing}; give {needed} (genres as 'Action|Comedy')")
-    df = items_df.reset_index(drop=True).copy()
-    if "genres" in df.columns:
-        df["genres"] = [
-            g
-            if isinstance(g, (list, tuple))
-            else [x.strip() for x in str(g).split("|") if x.strip()]
-            if not (isinstance(g, float) and np.isnan(g))
-            else []
-            for g in df["genres"]
-        ]
-    return df
+    try:
+        return model.score_new_user(profile)
+    except (ValueError, TypeError) as exc:  # a bad profile: one line naming the valid fields
+        raise UserError(str(exc)) from None
 
 
 def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
     """Scores (n_new,) of items given only as metadata rows, for the known internal user `user`."""
-    df = normalise_items(model, items_df)
-    if not 0 <= int(user) < model.n_users:
-        raise UserError(f"user index {user} is out of range (0..{model.n_users - 1})")
-    rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), model.config.template)
-    was_training = model.training
-    model.eval()
+    _require_cold_start(model)
     try:
-        with torch.no_grad():
-            text = _encode(model, rendered, "item")  # (N, Fi, D)
-            items, _ = model.represent("item", None, text=text, ids=model.unknown_item.expand(len(df), -1))  # (N, d)
-            u, _ = model.represent("user", torch.tensor([int(user)], device=model.user_emb.weight.device))  # (1, d)
-            bias = model.unknown_bias if model.bias is not None else 0.0  # new items: the 'unknown' bias
-            return (u @ items.T)[0] + bias  # (N,)
-    finally:
-        model.train(was_training)
+        return model.score_new_items(user, items_df)
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def read_profile(arg: str) -> dict:

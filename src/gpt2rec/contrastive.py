@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
-
 
 def info_nce(
     a: torch.Tensor,
@@ -28,11 +26,11 @@ def info_nce(
     Rows must be distinct entities: duplicates would act as false negatives (dedupe first).
     """
     if a.dim() != 2 or a.shape != b.shape:
-        raise UserError(
+        raise ValueError(
             f"info_nce needs two (B, D) tensors of the same shape; got {tuple(a.shape)} and {tuple(b.shape)}"
         )
     if temperature <= 0:
-        raise UserError(f"info_nce temperature must be > 0; got {temperature}")
+        raise ValueError(f"info_nce temperature must be > 0; got {temperature}")
     if normalize:
         a = F.normalize(a, dim=-1)  # (B, D)
         b = F.normalize(b, dim=-1)  # (B, D)

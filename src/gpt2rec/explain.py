@@ -61,8 +61,6 @@ def explain(
     history = np.unique(np.asarray(history, dtype=np.int64))
     device = model.item_text_vectors().device
     with torch.no_grad():
-        if hasattr(model, "prepare_for_eval"):
-            model.prepare_for_eval()
         text = F.normalize(model.item_text_vectors().float(), dim=-1)  # (I, D)
         sim = text[torch.tensor(items, device=device)] @ text[torch.as_tensor(history, device=device)].T  # (K, H)
         uw = iw = None

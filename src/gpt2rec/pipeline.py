@@ -152,8 +152,6 @@ def recommend_items(model, user: int, k: int, exclude: np.ndarray) -> tuple[np.n
     device = next(iter(list(model.parameters()) + list(model.buffers())), torch.zeros(0)).device
     model.eval()
     with torch.no_grad():
-        if hasattr(model, "prepare_for_eval"):
-            model.prepare_for_eval()
         scores = model.score_users(torch.tensor([user], device=device))[0].float().cpu().clone()  # (I,)
     scores[torch.as_tensor(np.asarray(exclude, dtype=np.int64))] = float("-inf")
     k = min(k, int(torch.isfinite(scores).sum()))

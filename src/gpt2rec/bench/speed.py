@@ -199,12 +199,12 @@ def measure_epochs(run) -> dict:
 
 
 def prime(model) -> float:
-    """One-off pass of a dynamic model before timing steady-state steps: `refresh_cache` runs every
+    """One-off pass of a dynamic model before timing steady-state steps: `text.refresh` runs every
     text once, which fills the fast encoder's frozen lower-block states. Returns its seconds."""
-    if not getattr(getattr(model, "config", None), "dynamic", False) or not hasattr(model, "refresh_cache"):
+    if not getattr(getattr(model, "config", None), "dynamic", False) or not hasattr(model, "text"):
         return 0.0
     with Timer() as t:
-        model.refresh_cache()
+        model.text.refresh()
     return t.seconds
 
 
@@ -219,9 +219,9 @@ def naive_steps(model, split, n_items: int, batch_size: int, seed: int, max_batc
     from ..data.splits import interaction_matrix
     from ..text.encoder import mean_pool
 
-    enc = model.ensure_lm()
+    enc = model.text.ensure_lm()
     device = enc.device
-    texts = {kind: [r.text for r in model.rendered[kind]] for kind in ("user", "item")}
+    texts = {kind: [r.text for r in model.text.rendered[kind]] for kind in ("user", "item")}
     train_csr = interaction_matrix(split.train, model.n_users, n_items)
     rng = np.random.default_rng(seed)
     enc.train()

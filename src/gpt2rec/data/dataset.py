@@ -49,9 +49,6 @@ class Dataset:
     def user_index(self, raw_id) -> int:
         return _lookup(self.user_ids, raw_id, "user")
 
-    def item_index(self, raw_id) -> int:
-        return _lookup(self.item_ids, raw_id, "item")
-
     def implicit(self, threshold: float | None = None) -> Dataset:
         """Keep all interactions (threshold None) or those with rating >= threshold."""
         if threshold is None:

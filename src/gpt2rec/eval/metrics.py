@@ -27,8 +27,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..errors import UserError
-
 RANKING_METRICS = ("ndcg", "recall", "hit", "mrr", "precision")
 
 
@@ -86,7 +84,7 @@ def ranking_metrics(hits, n_relevant, ks: Iterable[int] = (5, 10, 20)) -> dict[s
         raise ValueError(f"hits must be (U, K) and n_relevant (U,); got {hits.shape} and {n_rel.shape}")
     ks = sorted(set(int(k) for k in ks))
     if ks and (ks[0] < 1 or ks[-1] > hits.shape[1]):
-        raise UserError(f"cutoffs {ks} must lie in 1..{hits.shape[1]} (the width of the top-K lists)")
+        raise ValueError(f"cutoffs {ks} must lie in 1..{hits.shape[1]} (the width of the top-K lists)")
     keep = n_rel > 0
     hits, n_rel = hits[keep], n_rel[keep]
     out: dict[str, float] = {}

@@ -1,7 +1,6 @@
 """Evaluation protocols: full ranking, sampled ranking (NCF) and candidate-set ranking (cold items).
 
-All take a model with the `Recommender` contract, call `model.prepare_for_eval()` when it exists,
-run under `torch.no_grad()` in eval mode (restoring the previous mode), and score on the model's
+All take a model with the `Recommender` contract, run under `torch.no_grad()` in eval mode (restoring the previous mode), and score on the model's
 device. Key names match `gpt2rec.eval.metrics`: `ndcg@K`, `recall@K`, `hit@K`, `mrr@K`,
 `precision@K`, `coverage@K`, `avg_pop@K`, plus `n_users` (users evaluated).
 
@@ -36,14 +35,12 @@ def model_device(model) -> torch.device:
 
 @contextmanager
 def eval_mode(model):
-    """prepare_for_eval() if present, eval mode and no_grad; training mode restored afterwards."""
+    """Eval mode and no_grad; training mode restored afterwards."""
     was_training = isinstance(model, torch.nn.Module) and model.training
     if isinstance(model, torch.nn.Module):
         model.eval()
     try:
         with torch.no_grad():
-            if hasattr(model, "prepare_for_eval"):
-                model.prepare_for_eval()
             yield
     finally:
         if was_training:

@@ -35,7 +35,10 @@ class Recommender(Protocol):
 class ModelContext:
     """What a model builder may read: sizes always; metadata and training data when available.
 
-    On checkpoint load `train` is None: everything learned from it must be in the state_dict.
+    On checkpoint load `train` is None: everything learned from it must be in the state_dict, and
+    `saved` holds what the model's `checkpoint_meta()` returned when it was saved (sizes known only
+    after seeing the data, e.g. the LM's width), so the model is built at the saved shape and loads
+    with a plain strict `load_state_dict`.
     """
 
     n_users: int
@@ -43,6 +46,19 @@ class ModelContext:
     dataset: Dataset | None = None
     train: pd.DataFrame | None = None  # training interactions, internal indices
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    saved: dict | None = None  # checkpoint load: the model's `checkpoint_meta()` at save time
+
+
+def saved_value(ctx: ModelContext, key: str, default: Any = None) -> Any:
+    """`ctx.saved[key]` for a checkpoint load; `default` when building fresh. A checkpoint without
+    the key (saved by an older gpt2rec) raises ValueError naming the fix."""
+    if ctx.saved is None:
+        if default is None:
+            raise ValueError(f"building this model needs the dataset and training data (or a checkpoint's {key!r})")
+        return default
+    if key not in ctx.saved:
+        raise ValueError(f"the checkpoint was saved by an older gpt2rec (no {key!r} in its metadata); retrain it")
+    return ctx.saved[key]
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import ModelContext, ModelSpec
+from .base import ModelContext, ModelSpec, saved_value
 from .fusion import FieldProjector
-from .text_features import LMSettings, adopt_saved_shapes, encode_tables, id_embeddings
+from .text_features import LMSettings, encode_tables, id_embeddings
 
 # max floats in one (chunk, n_items, hidden) block of score_users
 _BLOCK = 1 << 24
@@ -46,9 +46,8 @@ class BasicConfig(LMSettings):
 
 
 class BasicRecommender(nn.Module):
-    """Buffers `user_text` (U, D) / `item_text` (I, D) hold frozen-LM vectors; D adapts on load."""
-
-    _text_shaped = ("user_text", "item_text", "user_proj.", "item_proj.")
+    """Buffers `user_text` (U, D) / `item_text` (I, D) hold frozen-LM vectors; D is saved in the
+    checkpoint metadata (`checkpoint_meta`) so a load builds the model at that width."""
 
     def __init__(self, config: BasicConfig, n_users: int, n_items: int, text_dim: int = 1):
         super().__init__()
@@ -105,14 +104,13 @@ class BasicRecommender(nn.Module):
         """LM vectors of all items (I, D), for explanations (similar items in text space)."""
         return self.item_text
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        adopt_saved_shapes(self, state_dict, prefix, self._text_shaped)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def checkpoint_meta(self) -> dict:
+        return {"text_dim": int(self.user_text.shape[1])}
 
 
 def build(config: BasicConfig, ctx: ModelContext) -> BasicRecommender:
     if ctx.dataset is None or ctx.train is None:  # checkpoint load: text buffers come from the state_dict
-        return BasicRecommender(config, ctx.n_users, ctx.n_items).to(ctx.device)
+        return BasicRecommender(config, ctx.n_users, ctx.n_items, saved_value(ctx, "text_dim")).to(ctx.device)
     tables = encode_tables(config, ctx.dataset, ctx.train, ctx.device, pooling=config.pooling)
     model = BasicRecommender(config, ctx.n_users, ctx.n_items, tables.text_dim)
     model.set_text(tables.users, tables.items)

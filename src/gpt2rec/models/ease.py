@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .base import ModelContext, ModelSpec
+from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
 
 
@@ -29,13 +29,16 @@ class EASEConfig:
 
 
 class EASE(nn.Module):
-    def __init__(self, config: EASEConfig, n_users: int, n_items: int):
+    def __init__(self, config: EASEConfig, n_users: int, n_items: int, history_nnz: int = 0):
         super().__init__()
         self.config = config
         self.n_users = n_users
         self.n_items = n_items
-        self.history = UserHistory(n_users, n_items)
+        self.history = UserHistory(n_users, n_items, history_nnz)
         self.register_buffer("weight", torch.zeros(n_items, n_items))  # (I, I) float32
+
+    def checkpoint_meta(self) -> dict:
+        return {"history_nnz": self.history.nnz}
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.history.dense(users) @ self.weight  # (B, I) @ (I, I) -> (B, I)
@@ -47,7 +50,7 @@ class EASE(nn.Module):
 
 
 def build(config: EASEConfig, ctx: ModelContext) -> EASE:
-    return EASE(config, ctx.n_users, ctx.n_items).to(ctx.device)
+    return EASE(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0)).to(ctx.device)
 
 
 @torch.no_grad()

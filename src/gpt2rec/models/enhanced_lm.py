@@ -1,19 +1,23 @@
-"""The enhanced recommender's hold on its language model: adapter weights in, base weights out.
+"""The enhanced recommender's hold on its language model, and the state of one training step.
 
 `LMHolder` is a module whose only parameters are the LM's TRAINABLE tensors (LoRA adapters, or the
 top blocks when fine-tuning without PEFT), registered under flattened names. So
 
 - the training loop's optimizer (built from `model.parameters()`) trains them;
-- `state_dict()` / checkpoints hold them and never the frozen base weights;
-- loading a checkpoint before the LM exists keeps them aside, and they are copied in when the LM
-  is rebuilt from its name (`attach`). The LM object itself lives outside the module tree.
+- `state_dict()` / checkpoints hold them and never the frozen base weights; a model that has them
+  attaches its LM when it is built (also for a checkpoint load), so a plain strict
+  `load_state_dict` restores them. The LM object itself lives outside the module tree.
 
-`StepMemo` keeps the text vectors encoded WITH gradients during one training step, so the
-positive items, the negatives and the contrastive loss of a step share one LM pass. It is cleared
-when the step's backward pass reaches the ID embeddings (a tensor hook bumps the step counter).
+`StepState` is what one training step shares between its positive, negative and contrastive
+terms: the ID-dropout masks, the `dynamic_sample` draw, every entity's fused representation
+(cached path) and the text vectors encoded WITH gradients (dynamic path). The training loop starts
+it (`model.on_step_start(generator)`) and ends it (`model.on_step_end()`); every draw comes from
+that generator, never from torch's global RNG.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -27,46 +31,25 @@ class LMHolder(nn.Module):
     def __init__(self):
         super().__init__()
         self.runtime = None  # a text.encoder.TextEncoder, kept OUT of the module tree (see attach)
-        self._pending: dict[str, torch.Tensor] = {}
 
     @property
     def attached(self) -> bool:
         return self.runtime is not None
 
     def attach(self, runtime) -> None:
-        """Adopt a runtime's trainable tensors as this module's parameters; apply saved adapters."""
+        """Adopt a runtime's trainable tensors as this module's parameters."""
         object.__setattr__(self, "runtime", runtime)  # not a submodule: no base weights in state_dict
         for name, param in runtime.backbone.named_parameters():
             if param.requires_grad:
                 self.register_parameter(_flat(name), param)
-        self._apply_pending()
-
-    def detach_runtime(self) -> None:
-        """Drop the LM (its adapter values are kept aside, ready for the next attach)."""
-        if self.runtime is None:
-            return
-        self._pending.update({k: p.detach().clone() for k, p in self._parameters.items() if p is not None})
-        self._parameters.clear()
-        self.runtime = None
 
     def set_trainable(self, flag: bool) -> None:
         for p in self.parameters(recurse=False):
             p.requires_grad_(flag)
 
-    @torch.no_grad()
-    def _apply_pending(self) -> None:
-        for name in list(self._pending):
-            if name in self._parameters:
-                self._parameters[name].copy_(self._pending.pop(name).to(self._parameters[name].device))
-
-    def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
-        # Adapter tensors are accepted whether or not the LM exists yet (kept until `attach`).
-        for key, value in state_dict.items():
-            if key.startswith(prefix) and "." not in key[len(prefix) :]:
-                self._pending[key[len(prefix) :]] = value
-        self._apply_pending()
+    def version(self) -> tuple:
+        """Changes whenever a trainable LM tensor changes (optimizer step, load_state_dict, .to)."""
+        return tuple((p.data_ptr(), p._version) for p in self.parameters(recurse=False))
 
     def _apply(self, fn, recurse=True):
         if self.runtime is not None:  # move/cast the LM with the model
@@ -82,24 +65,31 @@ class LMHolder(nn.Module):
         return super().train(mode)
 
 
-class StepMemo:
-    """Per-kind cache id -> row of a tensor with gradients, valid within one training step."""
+class StepState:
+    """Per-step draws and memos, all keyed by entity kind ("user" / "item")."""
 
-    def __init__(self):
-        self.step = 0
-        self._seen_step = -1
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+        self.tables: dict[str, tuple] = {}  # kind -> (fused (N, d), weights (N, F) | None, mean key (N, d) | None)
+        self._masks: dict[str, torch.Tensor] = {}
         self._ids: dict[str, torch.Tensor] = {}
         self._rows: dict[str, torch.Tensor] = {}
 
-    def bump(self, *_):
-        self.step += 1
+    def mask(self, name: str, n: int, device, draw: Callable[[int, torch.Generator], torch.Tensor]) -> torch.Tensor:
+        """(n,) bool drawn once per step under `name` by `draw(n, generator)` (on CPU, then moved)."""
+        if name not in self._masks:
+            self._masks[name] = draw(n, self.generator).to(device)
+        return self._masks[name]
 
-    def get(self, kind: str, ids: torch.Tensor, encode) -> torch.Tensor:
-        """Rows for `ids` (B,) -> (B, ...); `encode(new_ids (N,)) -> (N, ...)` fills the gaps."""
-        if self._seen_step != self.step:
-            self._ids.clear()
-            self._rows.clear()
-            self._seen_step = self.step
+    def subset(self, idx: torch.Tensor, cap: int) -> torch.Tensor:
+        """At most `cap` random entries of `idx` (B,)."""
+        if len(idx) <= cap:
+            return idx
+        return idx[torch.randperm(len(idx), generator=self.generator)[:cap].to(idx.device)]
+
+    def memo(self, kind: str, ids: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Rows for `ids` (B,) -> (B, ...); `encode(new_ids (N,)) -> (N, ...)` fills the gaps, so each
+        entity goes through the LM at most once per step."""
         have = self._ids.get(kind)
         uniq = torch.unique(ids)  # (U,) sorted
         new = uniq if have is None else uniq[~torch.isin(uniq, have)]
@@ -115,5 +105,17 @@ class StepMemo:
         pos = order[torch.searchsorted(all_ids[order], ids)]  # (B,)
         return self._rows[kind][pos]
 
-    def clear(self) -> None:
-        self.step += 1
+
+def dropout_draw(p: float) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """(n,) bool, each True with probability p."""
+    return lambda n, g: torch.rand(n, generator=g) < p
+
+
+def sample_draw(k: int) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """(n,) bool with exactly min(k, n) random entries True."""
+
+    def draw(n: int, g: torch.Generator) -> torch.Tensor:
+        pick = torch.randperm(n, generator=g)[:k]
+        return torch.zeros(n, dtype=torch.bool).index_fill_(0, pick, True)
+
+    return draw

@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import UserError
-
 
 class FieldProjector(nn.Module):
     """LM field vectors (B, F, D) -> model-space keys (B, F, d).
@@ -64,7 +62,7 @@ class CrossAttentionFusion(nn.Module):
     ):
         super().__init__()
         if use_attention and dim % n_heads:
-            raise UserError(f"dim={dim} must be divisible by n_heads={n_heads}; change one of them")
+            raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}; change one of them")
         self.use_attention = use_attention
         self.n_fields = n_fields
         if use_attention:

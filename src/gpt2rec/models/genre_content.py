@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .base import ModelContext, ModelSpec
+from .base import ModelContext, ModelSpec, saved_value
 
 COLD_USER_MODES = ("popularity", "none")
 
@@ -74,12 +74,8 @@ class GenreContent(nn.Module):
         cold = self._cold(pop)  # (B,)
         return torch.where(self.has_history[users], warm, cold)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("item_genres", "profiles"):  # the genre count is only known from the data
-            key = prefix + name
-            if key in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[key], device=getattr(self, name).device))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def checkpoint_meta(self) -> dict:
+        return {"n_genres": int(self.item_genres.shape[1])}
 
 
 def genre_matrix(genres) -> tuple[np.ndarray, list[str]]:
@@ -95,8 +91,8 @@ def genre_matrix(genres) -> tuple[np.ndarray, list[str]]:
 
 
 def build(config: GenreContentConfig, ctx: ModelContext) -> GenreContent:
-    if ctx.dataset is None:  # checkpoint load: the buffers come from the state_dict
-        return GenreContent(config, ctx.n_users, ctx.n_items).to(ctx.device)
+    if ctx.dataset is None:  # checkpoint load: the buffers come from the state_dict, at the saved size
+        return GenreContent(config, ctx.n_users, ctx.n_items, saved_value(ctx, "n_genres")).to(ctx.device)
     multi_hot, vocab = genre_matrix(ctx.dataset.items["genres"])
     if not vocab:
         raise UserError(f"dataset {ctx.dataset.name!r} has no item genres; genre_content needs a 'genres' column")

@@ -2,7 +2,8 @@
 
 Closed-form models (ItemKNN, EASE) score a user from their history; on checkpoint load the training
 data is not available, so the history is part of the state_dict. The number of stored interactions
-is only known after fitting, so loading resizes the buffers to the saved shapes.
+is only known after fitting: the owning model records it (`nnz`) in its checkpoint metadata and is
+rebuilt with `UserHistory(n_users, n_items, nnz)` before a plain strict `load_state_dict`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from torch import nn
 class UserHistory(nn.Module):
     """Binary user x item matrix in CSR form: `indptr` (n_users + 1,), `indices` (nnz,)."""
 
-    def __init__(self, n_users: int, n_items: int):
+    def __init__(self, n_users: int, n_items: int, nnz: int = 0):
         super().__init__()
         self.n_users = n_users
         self.n_items = n_items
-        self.register_buffer("indptr", torch.zeros(n_users + 1, dtype=torch.long))
-        self.register_buffer("indices", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("indptr", torch.zeros(n_users + 1, dtype=torch.long))  # (U + 1,)
+        self.register_buffer("indices", torch.zeros(int(nnz), dtype=torch.long))  # (nnz,)
+
+    @property
+    def nnz(self) -> int:
+        """Stored (user, item) pairs: the size to rebuild this module at before loading a checkpoint."""
+        return int(self.indices.numel())
 
     @torch.no_grad()
     def fit(self, train: pd.DataFrame) -> None:
@@ -47,9 +53,3 @@ class UserHistory(nn.Module):
         out = torch.zeros(len(users), self.n_items, device=users.device)  # (B, I)
         out[rows, cols] = 1.0
         return out
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "indices"
-        if key in state_dict:  # nnz is only known after fitting: take the saved size
-            self.indices = torch.empty_like(state_dict[key], device=self.indices.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

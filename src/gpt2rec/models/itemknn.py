@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from .base import ModelContext, ModelSpec
+from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
 
 
@@ -34,24 +34,29 @@ class ItemKNNConfig:
 
 
 class ItemKNN(nn.Module):
-    def __init__(self, config: ItemKNNConfig, n_users: int, n_items: int):
+    def __init__(self, config: ItemKNNConfig, n_users: int, n_items: int, history_nnz: int = 0):
         super().__init__()
         self.config = config
         self.n_users = n_users
         self.n_items = n_items
         k = max(1, min(config.k, n_items - 1))
-        self.history = UserHistory(n_users, n_items)
+        self.history = UserHistory(n_users, n_items, history_nnz)
         self.register_buffer("neighbors", torch.zeros(n_items, k, dtype=torch.long))  # (I, k)
         self.register_buffer("weights", torch.zeros(n_items, k))  # (I, k)
-        self._sim_t: torch.Tensor | None = None
+        self._sim_t: tuple[tuple, torch.Tensor] | None = None  # (key of the weights it was built from, matrix)
+
+    def checkpoint_meta(self) -> dict:
+        return {"history_nnz": self.history.nnz}
 
     def _similarity_t(self) -> torch.Tensor:
-        """Dense (I, I) matrix whose column i holds the weights of item i's neighbours."""
-        if self._sim_t is None or self._sim_t.device != self.weights.device:
+        """Dense (I, I) matrix whose column i holds the weights of item i's neighbours (rebuilt
+        whenever `neighbors` or `weights` changed: fit, load_state_dict, .to(device))."""
+        key = tuple((t.data_ptr(), t._version) for t in (self.neighbors, self.weights))
+        if self._sim_t is None or self._sim_t[0] != key:
             sim = torch.zeros(self.n_items, self.n_items, device=self.weights.device)  # (I, I)
             sim.scatter_(1, self.neighbors, self.weights)  # row i: neighbours of i
-            self._sim_t = sim.T.contiguous()  # (I_j, I_i)
-        return self._sim_t
+            self._sim_t = (key, sim.T.contiguous())  # (I_j, I_i)
+        return self._sim_t[1]
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.history.dense(users) @ self._similarity_t()  # (B, I) @ (I, I) -> (B, I)
@@ -62,13 +67,9 @@ class ItemKNN(nn.Module):
         nbr_hit = hist.gather(1, self.neighbors[items])  # (B, k)
         return (nbr_hit * self.weights[items]).sum(1)  # (B,)
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._sim_t = None
-        super()._load_from_state_dict(*args, **kwargs)
-
 
 def build(config: ItemKNNConfig, ctx: ModelContext) -> ItemKNN:
-    return ItemKNN(config, ctx.n_users, ctx.n_items).to(ctx.device)
+    return ItemKNN(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0)).to(ctx.device)
 
 
 @torch.no_grad()
@@ -95,7 +96,6 @@ def fit(model: ItemKNN, ctx: ModelContext, chunk: int = 1024) -> None:
     model.neighbors.copy_(torch.cat(nbrs).to(device))
     model.weights.copy_(torch.cat(wts).to(device))
     model.history.fit(ctx.train)
-    model._sim_t = None
 
 
 SPEC = ModelSpec(

@@ -15,15 +15,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..errors import UserError
 from .history import UserHistory
 
 
 class ProfileNeighbours(nn.Module):
-    def __init__(self, n_users: int, n_items: int, k: int):
+    def __init__(self, n_users: int, n_items: int, k: int, history_nnz: int = 0):
         super().__init__()
         self.k = int(k)
-        self.history = UserHistory(n_users, n_items)
+        self.history = UserHistory(n_users, n_items, history_nnz)
 
     def fit(self, train: pd.DataFrame) -> None:
         self.history.fit(train)
@@ -45,7 +44,7 @@ class ProfileNeighbours(nn.Module):
         (D,) standardise each LM dimension before the cosine (a few dimensions dominate raw LM
         states)."""
         if len(known) == 0:
-            raise UserError("no user has training interactions: there are no neighbours to score a new user from")
+            raise ValueError("no user has training interactions: there are no neighbours to score a new user from")
         unit = lambda t: nn.functional.normalize(((t - mean) / std).flatten(1), dim=1)  # noqa: E731
         sim = unit(profiles.to(known_profiles)) @ unit(known_profiles).T  # (C, K)
         top = sim.topk(self.size(len(known)), dim=1).indices  # (C, k)

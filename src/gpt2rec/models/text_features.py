@@ -1,6 +1,5 @@
 """Text plumbing shared by the GPT-2 recommenders (basic, enhanced): LM settings, rendering,
-frozen-LM tables (through the on-disk cache), the LM runtime for dynamic encoding, and a few
-state-dict helpers. Heavy imports (transformers, peft) happen inside `text.encoder` only.
+frozen-LM tables (through the on-disk cache) and the LM runtime for dynamic encoding. Heavy imports (transformers, peft) happen inside `text.encoder` only.
 
 `register_lm(name, factory)` is the escape hatch for models not loadable by name (tests inject a
 tiny GPT-2 this way): `factory() -> (model, tokenizer)`.
@@ -8,7 +7,6 @@ tiny GPT-2 this way): `factory() -> (model, tokenizer)`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -160,31 +158,3 @@ def id_embeddings(n_users: int, n_items: int, dim: int, std: float) -> tuple[tor
     torch.nn.init.normal_(users.weight, std=std)
     torch.nn.init.normal_(items.weight, std=std)
     return users, items
-
-
-# ---- state-dict helpers ---------------------------------------------------------------------------
-def adopt_saved_shapes(module: torch.nn.Module, state_dict: dict, prefix: str, names: tuple[str, ...]) -> None:
-    """Before loading: give the module's tensors whose name starts with one of `names` the saved shape
-    (text sizes are only known once the LM has run; a checkpoint load builds placeholders)."""
-    tensors = dict(module.named_parameters())
-    tensors.update(dict(module.named_buffers()))
-    for name, current in tensors.items():
-        key = prefix + name
-        if key not in state_dict or not name.startswith(names) or state_dict[key].shape == current.shape:
-            continue
-        owner = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
-        leaf = name.rpartition(".")[2]
-        fresh = torch.empty(state_dict[key].shape, dtype=current.dtype, device=current.device)
-        if isinstance(current, torch.nn.Parameter):
-            owner._parameters[leaf] = torch.nn.Parameter(fresh, requires_grad=current.requires_grad)
-        else:
-            owner._buffers[leaf] = fresh
-
-
-def json_buffer(obj) -> torch.Tensor:
-    """A JSON-able object as a uint8 tensor (kept in the state_dict, so checkpoints are self-contained)."""
-    return torch.tensor(list(json.dumps(obj, sort_keys=True).encode("utf-8")), dtype=torch.uint8)
-
-
-def read_json_buffer(t: torch.Tensor):
-    return json.loads(bytes(t.cpu().tolist()).decode("utf-8")) if t.numel() else {}

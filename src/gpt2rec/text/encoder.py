@@ -30,6 +30,8 @@ from torch import nn
 
 from ..errors import UserError
 from ..utils.device import pick_device
+from .backbone import base_model, transformer_blocks
+from .lora import apply_finetune
 
 POOLINGS = ("mean", "last", "fields", "tokens")
 FINETUNE = ("frozen", "lora", "full")
@@ -96,7 +98,7 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.config = config or EncoderConfig()
         if (model is None) != (tokenizer is None):
-            raise UserError("pass both model and tokenizer to inject a model, or neither to load config.model")
+            raise ValueError("pass both model and tokenizer to inject a model, or neither to load config.model")
         if model is None:
             model, tokenizer, model_id = load_pretrained(self.config.model)
         self.model_id = model_id or getattr(model.config, "_name_or_path", "") or "injected"
@@ -118,8 +120,6 @@ class TextEncoder(nn.Module):
             )
         self.device = pick_device(self.config.device)
         self.backbone.to(device=self.device, dtype=DTYPES[self.config.dtype])
-        from .lora import apply_finetune
-
         apply_finetune(self.backbone, self.config)
         self.register_state_dict_post_hook(_drop_frozen_state)
         self.register_load_state_dict_post_hook(_ignore_frozen_missing)
@@ -132,7 +132,7 @@ class TextEncoder(nn.Module):
         fields = self.config.pooling == "fields"
         if fields:
             if spans is None or len(spans) != len(texts):
-                raise UserError("pooling='fields' needs one spans dict per text (see templates.texts_and_spans)")
+                raise ValueError("pooling='fields' needs one spans dict per text (see templates.texts_and_spans)")
             keys = [(t, tuple(sorted(s.items()))) for t, s in zip(texts, spans)]
         else:
             keys = texts
@@ -339,21 +339,6 @@ def load_pretrained(name: str):
     return model, tokenizer, name
 
 
-def base_model(model: nn.Module) -> nn.Module:
-    """The transformer body: for a causal-LM wrapper (GPT2LMHeadModel, ...) its `base_model`."""
-    inner = getattr(model, "base_model", model)
-    return inner if isinstance(inner, nn.Module) else model
-
-
-def transformer_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The ModuleList of transformer blocks (`h`, `layers`, `encoder.layer`, ...): (dotted name, list)."""
-    want = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
-    found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == want]
-    if not found:
-        raise UserError(f"cannot find the {want} transformer blocks of {type(model).__name__}; set top_n_blocks=None")
-    return min(found, key=lambda nm: nm[0].count("."))
-
-
 def prepare_tokenizer(tokenizer):
     """Right padding, and a pad token where the model has none (GPT-2: its end-of-text token)."""
     if tokenizer.pad_token is None:
@@ -361,7 +346,7 @@ def prepare_tokenizer(tokenizer):
         # would fall outside the embedding matrix.
         fallback = tokenizer.eos_token or tokenizer.unk_token or tokenizer.convert_ids_to_tokens(0)
         if fallback is None:
-            raise UserError("the tokenizer has no pad, end-of-text, unknown or id-0 token to pad with")
+            raise ValueError("the tokenizer has no pad, end-of-text, unknown or id-0 token to pad with")
         tokenizer.pad_token = fallback
     tokenizer.padding_side = "right"
     return tokenizer

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import UserError
-from .encoder import Prepared, Spans, TextEncoder, transformer_blocks
+from .backbone import transformer_blocks
+from .encoder import Prepared, Spans, TextEncoder
 
 
 class _Stop(Exception):
@@ -55,9 +55,9 @@ class FastEncoder(nn.Module):
         super().__init__()
         cfg = encoder.config
         if cfg.top_n_blocks is None:
-            raise UserError("fast mode needs EncoderConfig.top_n_blocks (the number of blocks to fine-tune)")
+            raise ValueError("fast mode needs EncoderConfig.top_n_blocks (the number of blocks to fine-tune)")
         if cfg.layer != -1:
-            raise UserError("fast mode pools the final output: set EncoderConfig.layer=-1")
+            raise ValueError("fast mode pools the final output: set EncoderConfig.layer=-1")
         self.encoder = encoder
         _, blocks = transformer_blocks(encoder.backbone)
         object.__setattr__(self, "_blocks", blocks)  # a view into the encoder, not a second submodule

@@ -21,6 +21,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import UserError
+from .backbone import transformer_blocks
 
 LORA_TARGETS = {
     "gpt2": ("c_attn", "c_proj"),
@@ -54,8 +55,6 @@ def default_lora_targets(model: nn.Module) -> tuple[str, ...]:
 
 def lora_settings(model: nn.Module, cfg) -> dict:
     """The LoRA settings in force for `cfg` (an EncoderConfig) on `model`, as plain JSON values."""
-    from .encoder import transformer_blocks
-
     targets = tuple(cfg.lora_targets) if cfg.lora_targets else default_lora_targets(model)
     settings = {
         "r": cfg.lora_r,
@@ -83,9 +82,7 @@ def apply_finetune(model: nn.Module, cfg) -> None:
             for p in model.parameters():
                 p.requires_grad_(True)
             return
-        from .encoder import transformer_blocks
-
-        _, blocks = transformer_blocks(model)
+            _, blocks = transformer_blocks(model)
         for i in _top_layers(len(blocks), cfg.top_n_blocks):
             for p in blocks[i].parameters():
                 p.requires_grad_(True)
@@ -132,7 +129,7 @@ def save_adapter(encoder, path: str | Path) -> None:
     from ..utils.io import atomic_path
 
     if encoder.config.finetune != "lora":
-        raise UserError(f"this encoder has no LoRA adapters (finetune='{encoder.config.finetune}')")
+        raise ValueError(f"this encoder has no LoRA adapters (finetune='{encoder.config.finetune}')")
     tensors = {k: v.to("cpu").contiguous() for k, v in adapter_state_dict(encoder.backbone).items()}
     meta = {
         "format": ADAPTER_FORMAT,

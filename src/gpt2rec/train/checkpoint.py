@@ -1,13 +1,15 @@
 """Run folders: everything needed to rebuild, evaluate and serve a trained model, no pickle.
 
     config.json        {"model": name, "model_config": {...}, "data": {...}, "split": {...}, "train": {...}, ...}
-    model.safetensors  the model's state_dict
+    model.safetensors  the model's state_dict; its metadata "model_meta" holds the model's
+                       `checkpoint_meta()` (sizes learned from the data: LM width, field names, ...)
     user_ids.json      raw user IDs, position = internal index
     item_ids.json      raw item IDs, position = internal index
     metrics.json       {"valid": {...}, "test": {...}, ...}
 
 Every write is atomic. Loading reads JSON and safetensors only (never `torch.load`) and rebuilds the
-model through the registry: spec.build(config, ModelContext(...)), then load_state_dict(strict).
+model through the registry at the saved shape: spec.build(config, ModelContext(..., saved=model_meta)),
+then a plain load_state_dict(strict=True).
 """
 
 from __future__ import annotations
@@ -79,7 +81,18 @@ def read_config(run_dir: str | Path) -> dict:
 
 
 def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
-    save_tensors_meta(Path(run_dir) / MODEL, flat_tensors("", model.state_dict()))
+    meta = model.checkpoint_meta() if hasattr(model, "checkpoint_meta") else {}
+    save_tensors_meta(Path(run_dir) / MODEL, flat_tensors("", model.state_dict()), {"model_meta": meta})
+
+
+def read_model_file(path: Path) -> tuple[dict, dict]:
+    """(state_dict on CPU, the model's saved `checkpoint_meta()`; {} for files written before it existed)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    return state, json.loads(meta.get("model_meta", "{}"))
 
 
 def save_id_maps(run_dir: str | Path, dataset) -> None:
@@ -100,18 +113,19 @@ def read_metrics(run_dir: str | Path) -> dict:
     return read_json(_require(Path(run_dir), METRICS))
 
 
-def build_model(config: dict, n_users: int, n_items: int, dataset=None, train=None, device=None) -> torch.nn.Module:
-    """A fresh model from a run config dict (`model`, `model_config`)."""
+def build_model(
+    config: dict, n_users: int, n_items: int, dataset=None, train=None, device=None, saved: dict | None = None
+) -> torch.nn.Module:
+    """A fresh model from a run config dict (`model`, `model_config`); `saved`: a checkpoint's model_meta."""
     spec = get_spec(config["model"])
     model_config = from_dict(spec.config_cls, config.get("model_config") or {})
-    ctx = ModelContext(n_users, n_items, dataset, train, device or torch.device("cpu"))
+    ctx = ModelContext(n_users, n_items, dataset, train, device or torch.device("cpu"), saved)
     return spec.build(model_config, ctx)
 
 
 def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = None) -> torch.nn.Module:
-    """Rebuild the run's model from config.json + ID maps and load model.safetensors (strict)."""
-    from safetensors.torch import load_file
-
+    """Rebuild the run's model at its saved shape (config.json, ID maps, model.safetensors metadata)
+    and load model.safetensors with a plain strict load_state_dict."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     user_ids, item_ids = read_id_maps(run_dir)
@@ -120,8 +134,13 @@ def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = 
             f"{run_dir} was trained on {len(user_ids)} users / {len(item_ids)} items but the dataset has "
             f"{dataset.n_users} / {dataset.n_items}; load the dataset the run was trained on"
         )
-    model = build_model(config, len(user_ids), len(item_ids), dataset, None, device)
-    state = load_file(str(_require(run_dir, MODEL)), device=str(device or "cpu"))
+    path = _require(run_dir, MODEL)
+    state, meta = read_model_file(path)
+    retrain = f"{path} was written by an older gpt2rec or another model; retrain it"
+    try:
+        model = build_model(config, len(user_ids), len(item_ids), dataset, None, device, saved=meta)
+    except ValueError as exc:
+        raise DataError(f"{retrain} ({exc})") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

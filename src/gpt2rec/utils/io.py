@@ -73,9 +73,3 @@ def save_tensors(path: str | os.PathLike, tensors: dict) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))
-
-
-def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path), device=device)

@@ -1,0 +1,49 @@
+"""Building the enhanced recommender from data: render and encode every user and item (frozen LM,
+through the on-disk cache), record which entities have training interactions, fit the per-user
+histories, and attach the LM with its adapters for the dynamic strategies."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import ModelContext
+from .text_features import encode_tables
+from .text_source import TextInfo
+
+
+def build_enhanced(cls, config, ctx: ModelContext):
+    """`cls(config, n_users, n_items, info)` filled from `ctx.dataset` and `ctx.train`."""
+    tables = encode_tables(config, ctx.dataset, ctx.train, ctx.device, "fields", keep_encoder=config.dynamic)
+    users_df, items_df = ctx.dataset.users, ctx.dataset.items
+    info = TextInfo(
+        lm=tables.lm,
+        user_fields=tables.user_fields,
+        item_fields=tables.item_fields,
+        text_dim=tables.text_dim,
+        user_columns=[c for c in users_df.columns if c != "user_id"],
+        item_columns=[c for c in items_df.columns if c != "item_id"],
+        item_titles_column="title" if "title" in items_df.columns else None,
+    )
+    model = cls(config, ctx.n_users, ctx.n_items, info)
+    text = model.text
+    with torch.no_grad():
+        text.user_cache = tables.users.float()
+        text.item_cache = tables.items.float()
+        model.user_keys.fit_stats(text.user_cache)
+        model.item_keys.fit_stats(text.item_cache)
+        for name, col, n in (("user_known", "user", ctx.n_users), ("item_known", "item", ctx.n_items)):
+            known = torch.zeros(n, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train[col].unique()), True)
+            setattr(model, name, known)
+    for holder in (model.history, model.neighbours):
+        if holder is not None:
+            holder.fit(ctx.train)
+    text.rendered = {"user": tables.user_rendered, "item": tables.item_rendered}
+    if config.dynamic:
+        from ..text.lora import apply_finetune
+
+        encoder = tables.encoder
+        for key, value in config.finetune_kwargs().items():
+            setattr(encoder.config, key, value)
+        apply_finetune(encoder.backbone, encoder.config)
+        text.attach_lm(encoder, trainable=config.strategy == "end2end" and not config.freeze_lm)
+    return model.to(ctx.device)
