@@ -90,8 +90,11 @@ def test_genre_content_tiebreak_and_checkpoint_roundtrip():
     s = model.score_users(torch.tensor([1]))[0]  # user 1 likes Drama: item 2 (Drama, count 1) first
     assert int(s.argmax()) == 2
     assert torch.equal(model.score_users(torch.tensor([2]))[0], torch.zeros(4))  # profile-less cold user
-    fresh = SPEC.build(GenreContentConfig(tiebreak=0.01, cold_user="none"), ModelContext(ds.n_users, ds.n_items))
-    fresh.load_state_dict(model.state_dict())
+    saved = model.checkpoint_meta()  # the genre count: a load builds the model at that size
+    fresh = SPEC.build(
+        GenreContentConfig(tiebreak=0.01, cold_user="none"), ModelContext(ds.n_users, ds.n_items, saved=saved)
+    )
+    fresh.load_state_dict(model.state_dict(), strict=True)
     assert torch.equal(fresh.score_users(torch.arange(3)), model.score_users(torch.arange(3)))
 
 

@@ -22,6 +22,7 @@ import torch
 from conftest import pairs_frame
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.data.splits import Split, SplitConfig
+from gpt2rec.errors import DataError
 from gpt2rec.models.base import ModelContext
 from gpt2rec.models.registry import get_spec, model_names
 from gpt2rec.train import checkpoint as ckpt
@@ -144,6 +145,16 @@ def test_model_contract(case: Case, tmp_path):
     bare = ckpt.load_model(run)
     with torch.no_grad():
         assert torch.equal(bare.score_users(users), scores)
+
+    # a model file from before checkpoint metadata existed: it loads, or one line says to retrain
+    ckpt.save_tensors_meta(run / ckpt.MODEL, ckpt.flat_tensors("", model.state_dict()))
+    if hasattr(model, "checkpoint_meta"):
+        with pytest.raises(DataError, match=r"older gpt2rec.*retrain it") as err:
+            ckpt.load_model(run)
+        assert "\n" not in str(err.value)
+    else:
+        with torch.no_grad():
+            assert torch.equal(ckpt.load_model(run).score_users(users), scores)
 
     # regression: k larger than the user's unseen items returns every unseen item, never a seen one
     items, _ = recommend_items(model, 0, n_items + 5, np.array(train[0]))

@@ -8,9 +8,9 @@
 - full:   every weight trains.
 `top_n_blocks=N` limits LoRA / full training to the top N transformer blocks.
 
-`save_adapter(encoder, path)` writes ONLY the adapter tensors (safetensors, with the LoRA settings in
-its metadata); `load_adapter(encoder, path)` restores them into an encoder built with the same
-config. The base model is never saved and nothing is unpickled.
+`save_adapter(encoder, path)` writes ONLY the adapter tensors (peft's `get_peft_model_state_dict`,
+as safetensors, with the LoRA settings in its metadata); `load_adapter(encoder, path)` restores them
+with peft's `set_peft_model_state_dict` into an encoder built with the same config. The base model is never saved and nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ _FAMILY = {  # model_type prefix -> LORA_TARGETS key
     "qwen": "llama",
     "phi3": None,
 }
-ADAPTER_FORMAT = "gpt2rec-lora-v1"
+ADAPTER_FORMAT = "gpt2rec-lora-v2"  # v2: peft's own adapter state-dict names
 
 
 def default_lora_targets(model: nn.Module) -> tuple[str, ...]:
@@ -118,8 +118,11 @@ def inject_lora(model: nn.Module, settings: dict) -> None:
 
 
 def adapter_state_dict(model: nn.Module) -> dict:
-    """The LoRA tensors of `model` (names as in its state_dict), detached."""
-    return {k: v.detach() for k, v in model.state_dict().items() if "lora_" in k}
+    """The LoRA tensors of `model`, detached, named by peft's `get_peft_model_state_dict` (without
+    the adapter name)."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach() for k, v in get_peft_model_state_dict(model).items()}
 
 
 def save_adapter(encoder, path: str | Path) -> None:
@@ -153,6 +156,8 @@ def load_adapter(encoder, path: str | Path) -> None:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise UserError(f"adapter file {path} is unreadable ({exc}); save it again") from exc
+    if meta.get("format") == "gpt2rec-lora-v1":
+        raise UserError(f"{path} was saved by an older gpt2rec (adapter format v1); save the adapters again")
     if meta.get("format") != ADAPTER_FORMAT:
         raise UserError(f"{path} is not a gpt2rec LoRA adapter file (format {meta.get('format')!r})")
     if encoder.config.finetune != "lora":
@@ -168,7 +173,13 @@ def load_adapter(encoder, path: str | Path) -> None:
         raise UserError(
             f"adapter {path} holds {len(tensors)} tensors, the encoder expects {len(expected)}; same model?"
         )
-    encoder.backbone.load_state_dict(tensors, strict=False)
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(encoder.backbone, tensors)
+    if result.unexpected_keys:
+        raise UserError(
+            f"adapter {path} holds tensors this encoder has no place for ({result.unexpected_keys[0]}, ...)"
+        )
 
 
 def _top_layers(n_blocks: int, top_n: int) -> list[int]:

@@ -136,11 +136,10 @@ def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = 
         )
     path = _require(run_dir, MODEL)
     state, meta = read_model_file(path)
-    retrain = f"{path} was written by an older gpt2rec or another model; retrain it"
     try:
         model = build_model(config, len(user_ids), len(item_ids), dataset, None, device, saved=meta)
-    except ValueError as exc:
-        raise DataError(f"{retrain} ({exc})") from None
+    except ValueError as exc:  # e.g. a file from before the model recorded its shape
+        raise DataError(f"{path}: {exc}") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
