@@ -82,7 +82,7 @@ def apply_finetune(model: nn.Module, cfg) -> None:
             for p in model.parameters():
                 p.requires_grad_(True)
             return
-            _, blocks = transformer_blocks(model)
+        _, blocks = transformer_blocks(model)
         for i in _top_layers(len(blocks), cfg.top_n_blocks):
             for p in blocks[i].parameters():
                 p.requires_grad_(True)
