@@ -163,12 +163,17 @@ def test_dynamic_sample_caps_lm_passes_per_step_and_refreshes_the_cache(tiny_lm)
 
 def test_dynamic_and_cached_paths_agree_before_training(tiny_lm):
     model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dropout=0.0, id_dropout=0.0)
+    for module in model.text.lm.runtime.backbone.modules():  # GPT-2's own dropout would differ per pass
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
     model.train()
     users, pos, _ = BATCH
     with torch.no_grad():
+        model.use_cache = True
         cached = model.score_pairs(users, pos)
         model.use_cache = False
         dynamic = model.score_pairs(users, pos)
+    assert model.text.encoder_calls == 2  # the dynamic call went through the LM (users, items)
     torch.testing.assert_close(cached, dynamic, atol=1e-4, rtol=1e-4)  # LoRA starts as the identity
 
 

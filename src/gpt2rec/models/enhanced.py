@@ -16,8 +16,8 @@ through explicit hooks with an explicit `torch.Generator`:
 - `on_step_start(generator)`: a fresh `StepState`: ID-dropout masks, the `dynamic_sample` draw and
   the per-step memos, shared by the step's positive, negative and contrastive terms;
 - `on_step_end()`: drops that state.
-A loop that does not call the step hooks still works: a step is then recognised by the weights'
-version counters changing (an optimizer step), with draws from the model's own seeded generator.
+A training-mode call made outside on_step_start / on_step_end is a step of its own (draws from the
+model's own seeded generator; nothing is kept after the call).
 `use_cache` is the run-time switch between cached vectors and the LM itself in training.
 
 Eval scoring reuses every item's representation between calls; the table is keyed on the version
@@ -28,6 +28,8 @@ the training items of the `cold_user_k` known users with the nearest LM profiles
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
@@ -44,6 +46,23 @@ from .text_features import id_embeddings
 from .text_source import TextInfo, TextSource
 
 __all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build"]
+
+
+def _stepwise(method):
+    """Run a public scoring method inside a training step: the loop's (on_step_start), or else a
+    step of this call alone, so the positive/negative terms of one call share their draws."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        if not self.training or self._step is not None:
+            return method(self, *args, **kwargs)
+        self._step = StepState(self._generator)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._step = None
+
+    return run
 
 
 class EnhancedRecommender(nn.Module):
@@ -75,8 +94,7 @@ class EnhancedRecommender(nn.Module):
         self.item_fusion = CrossAttentionFusion(d, fi, heads, drop, att, norm)
         self.use_cache = not cfg.dynamic  # training path: cached vectors or the LM itself
         self._step: StepState | None = None  # set by on_step_start, cleared by on_step_end
-        self._implicit: tuple[int, StepState] | None = None  # for loops without the step hooks
-        self._generator = torch.Generator().manual_seed(0)  # draws of those implicit steps
+        self._generator = torch.Generator().manual_seed(0)  # draws of calls outside on_step_start/end
         self._eval_items: tuple[tuple, tuple] | None = None  # (weights key, (item table (I, d), bias (I,)))
 
     def fields(self, kind: str) -> list[str]:
@@ -106,14 +124,7 @@ class EnhancedRecommender(nn.Module):
 
     def _training_step(self) -> StepState | None:
         """The current step's state in training mode (None in eval mode)."""
-        if not self.training:
-            return None
-        if self._step is not None:
-            return self._step
-        version = sum(p._version for p in self.parameters())  # an optimizer step changes it
-        if self._implicit is None or self._implicit[0] != version:
-            self._implicit = (version, StepState(self._generator))
-        return self._implicit[1]
+        return self._step if self.training else None
 
     def _dynamic(self) -> bool:
         return self.training and not self.use_cache
@@ -146,6 +157,7 @@ class EnhancedRecommender(nn.Module):
     def _text(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
         return self.text.read(kind, idx, self._training_step() if self._dynamic() else None)  # (B, F, D)
 
+    @_stepwise
     def represent(self, kind: str, idx: torch.Tensor | None, text: torch.Tensor | None = None, ids=None):
         """Fused representations (B, d) and field attention weights (B, F) or None. `text` (B, F, D)
         and `ids` (B, d) replace the entity's cached text / ID view (cold start, deletion tests)."""
@@ -235,6 +247,7 @@ class EnhancedRecommender(nn.Module):
         return scores
 
     # ---- the model contract ---------------------------------------------------------------------
+    @_stepwise
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dev = self.user_emb.weight.device
         self._prepare()
@@ -243,6 +256,7 @@ class EnhancedRecommender(nn.Module):
         i, _ = self.represent("item", items)  # (B, d)
         return self._with_cold_users(users, (u * i).sum(-1) + self._bias(items), items)  # (B,)
 
+    @_stepwise
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         self._prepare()
         users = users.to(self.user_emb.weight.device)
@@ -294,12 +308,13 @@ class EnhancedRecommender(nn.Module):
         self._prepare()
         return self.text.item_cache.mean(1)
 
+    @_stepwise
     def extra_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         """contrastive_weight * mean of user and item InfoNCE between ID and text views."""
         lam = self.config.contrastive_weight
         if lam == 0 or not (self.config.use_ids and self.config.use_text):
             return self.user_emb.weight.new_zeros(())
-        step = self._training_step() or StepState(torch.Generator().manual_seed(0))
+        step = self._step or StepState(self._generator)  # (eval mode: the subset draw only)
         u = torch.unique(users)
         it = torch.unique(torch.cat([pos.reshape(-1), neg.reshape(-1)]))
         it = it[self.item_known[it]]  # unseen items have no ID view to align
