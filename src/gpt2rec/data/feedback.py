@@ -46,7 +46,7 @@ class FeedbackStore:
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except sqlite3.Error as exc:
-            raise DataError(f"cannot open the feedback database {self.path} ({exc}); check the folder's permissions")
+            raise DataError(f"cannot open the feedback database {self.path} ({exc}); check the folder's permissions") from None
 
     def close(self) -> None:
         with self._lock:
