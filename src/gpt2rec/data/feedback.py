@@ -29,7 +29,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS items (seq INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT UNIQUE NOT NULL,"
     " meta TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS interactions (seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL,"
-    " item_id TEXT NOT NULL, rating REAL NOT NULL, timestamp INTEGER NOT NULL)",
+    " item_id TEXT NOT NULL, rating REAL NOT NULL, timestamp INTEGER NOT NULL, created REAL NOT NULL)",
 )
 
 
@@ -60,23 +60,29 @@ class FeedbackStore:
             )
 
     def add_interaction(self, user_id, item_id, rating: float = 1.0, timestamp: int | None = None) -> None:
-        ts = int(time.time()) if timestamp is None else int(timestamp)
+        now = time.time()
+        ts = int(now) if timestamp is None else int(timestamp)
         with self._lock:
             self._db.execute(
-                "INSERT INTO interactions (user_id, item_id, rating, timestamp) VALUES (?, ?, ?, ?)",
-                (json.dumps(user_id), json.dumps(item_id), float(rating), ts),
+                "INSERT INTO interactions (user_id, item_id, rating, timestamp, created) VALUES (?, ?, ?, ?, ?)",
+                (json.dumps(user_id), json.dumps(item_id), float(rating), ts, now),
             )
 
-    def items(self) -> list[tuple[object, dict]]:
-        """(raw item ID, metadata) of every new item, oldest first."""
+    def items(self, until: float | None = None) -> list[tuple[object, dict]]:
+        """(raw item ID, metadata) of every new item (written up to `until`), oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT item_id, meta FROM items ORDER BY seq").fetchall()
+            rows = self._db.execute(
+                "SELECT item_id, meta FROM items WHERE created <= ? ORDER BY seq", (_end(until),)
+            ).fetchall()
         return [(json.loads(i), json.loads(m)) for i, m in rows]
 
-    def interactions(self) -> pd.DataFrame:
-        """Columns user_id, item_id (raw), rating, timestamp, oldest first."""
+    def interactions(self, until: float | None = None) -> pd.DataFrame:
+        """Columns user_id, item_id (raw), rating, timestamp (written up to `until`), oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT user_id, item_id, rating, timestamp FROM interactions ORDER BY seq").fetchall()
+            rows = self._db.execute(
+                "SELECT user_id, item_id, rating, timestamp FROM interactions WHERE created <= ? ORDER BY seq",
+                (_end(until),),
+            ).fetchall()
         return pd.DataFrame(
             [(json.loads(u), json.loads(i), r, t) for u, i, r, t in rows],
             columns=["user_id", "item_id", "rating", "timestamp"],
@@ -89,14 +95,37 @@ class FeedbackStore:
         return {"new_items": n_items, "new_interactions": n_inter}
 
 
-def merge_feedback(dataset: Dataset, run_dir: str | Path) -> Dataset:
-    """`dataset` with a served run's new items and interactions appended (by raw ID)."""
+    def last_write(self) -> float:
+        with self._lock:
+            times = [self._db.execute(f"SELECT MAX(created) FROM {t}").fetchone()[0] for t in ("items", "interactions")]
+        return max((t for t in times if t is not None), default=0.0)
+
+
+def _end(until: float | None) -> float:
+    return float("inf") if until is None else float(until)
+
+
+def _open(run_dir: str | Path) -> FeedbackStore:
     run_dir = Path(run_dir)
     if not (run_dir / DB_NAME).is_file():
         raise DataError(f"{run_dir} holds no {DB_NAME}; pass a run folder that `gpt2rec serve` wrote feedback into")
-    store = FeedbackStore(run_dir)
+    return FeedbackStore(run_dir)
+
+
+def last_write(run_dir: str | Path) -> float:
+    """Time of the last write into a served run folder's feedback database."""
+    store = _open(run_dir)
     try:
-        new_items, inter = store.items(), store.interactions()
+        return store.last_write()
+    finally:
+        store.close()
+
+
+def merge_feedback(dataset: Dataset, run_dir: str | Path, until: float | None = None) -> Dataset:
+    """`dataset` with a served run's new items and interactions (written up to `until`) appended."""
+    store = _open(run_dir)
+    try:
+        new_items, inter = store.items(until), store.interactions(until)
     finally:
         store.close()
     items = dataset.items
