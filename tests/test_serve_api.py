@@ -9,21 +9,16 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from conftest import make_tiny_gpt2  # noqa: E402
-from serve_fixtures import served_copy, train_tiny_run  # noqa: E402
+from serve_fixtures import served_copy  # noqa: E402
 
 COMEDIES, HORRORS = set(range(1, 7)), set(range(7, 13))
 TRAIN = {1: {1, 3, 4}, 7: {7, 9, 10}}  # leave-one-out: the three earliest of each user's five films
 KEY = "k" * 24
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_tokenizer_object):
-    from gpt2rec.models.text_features import register_lm
-
-    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
-    yield train_tiny_run(tmp_path_factory.mktemp("served"), "tiny-gpt2")
-    register_lm("tiny-gpt2", None)
+@pytest.fixture
+def run_dir(served_run_dir, tiny_lm):
+    return served_run_dir  # tiny_lm: the LM stays registered however tests are ordered
 
 
 @pytest.fixture
@@ -55,7 +50,9 @@ def test_explanations_have_field_weights_similar_liked_items_and_a_reason(client
     for r in rows:
         ex = r["explanation"]
         assert abs(sum(ex["user_fields"].values()) - 1) < 1e-5 and abs(sum(ex["item_fields"].values()) - 1) < 1e-5
-        assert set(ex["similar"]) <= TRAIN[1] and len(ex["similar"]) == 2 and ex["reason"].startswith("Because you liked")
+        assert (
+            set(ex["similar"]) <= TRAIN[1] and len(ex["similar"]) == 2 and ex["reason"].startswith("Because you liked")
+        )
 
 
 def test_batch_is_one_scoring_call_and_matches_single_answers(client):
@@ -176,6 +173,8 @@ def test_bodies_are_bounded_and_must_be_json(client):
 
 def test_page_and_docs_are_served(client):
     page = client.get("/")
-    assert page.status_code == 200 and "<title>gpt2rec</title>" in page.text and "http" not in page.text.split("<body")[1]
+    assert (
+        page.status_code == 200 and "<title>gpt2rec</title>" in page.text and "http" not in page.text.split("<body")[1]
+    )
     assert client.get("/static/app.js").status_code == 200
     assert "/v1/recommendations/query" in client.get("/openapi.json").json()["paths"]

@@ -8,19 +8,13 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from conftest import make_tiny_gpt2  # noqa: E402
-from serve_fixtures import served_copy, train_tiny_run  # noqa: E402
-
 from gpt2rec.cli import main  # noqa: E402
+from serve_fixtures import served_copy  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tiny_tokenizer_object):
-    from gpt2rec.models.text_features import register_lm
-
-    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
-    yield train_tiny_run(tmp_path_factory.mktemp("served"), "tiny-gpt2")
-    register_lm("tiny-gpt2", None)
+@pytest.fixture
+def run_dir(served_run_dir, tiny_lm):
+    return served_run_dir  # tiny_lm: the LM stays registered however tests are ordered
 
 
 def test_recommend_query_ranks_the_named_genre_first(run_dir, capsys):

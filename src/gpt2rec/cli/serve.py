@@ -14,11 +14,12 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key for writes")
     p.add_argument("--device", help="cuda / cpu (default: the run's setting)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for scoring (default 1)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..serve.server import serve
 
-    serve(args.run_dir, args.host, args.port, args.api_key_env, args.device)
+    serve(args.run_dir, args.host, args.port, args.api_key_env, args.device, args.threads)
     return 0

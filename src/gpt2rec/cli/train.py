@@ -34,7 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=SPLIT_KINDS, help="split kind (default random 8:1:1)")
     p.add_argument("--split-seed", type=int, help="seed of the split")
     p.add_argument("--split-dir", help="use a split written by `gpt2rec data split` instead")
-    p.add_argument("--feedback", metavar="RUN_DIR", help="add the items and interactions `gpt2rec serve` stored in RUN_DIR")
+    p.add_argument(
+        "--feedback", metavar="RUN_DIR", help="add the items and interactions `gpt2rec serve` stored in RUN_DIR"
+    )
     add_data_options(p, defaults=False)
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--lr", type=float, help="Adam learning rate")

@@ -46,7 +46,9 @@ class FeedbackStore:
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except sqlite3.Error as exc:
-            raise DataError(f"cannot open the feedback database {self.path} ({exc}); check the folder's permissions") from None
+            raise DataError(
+                f"cannot open the feedback database {self.path} ({exc}); check the folder's permissions"
+            ) from None
 
     def close(self) -> None:
         with self._lock:
@@ -93,7 +95,6 @@ class FeedbackStore:
             n_items = self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
             n_inter = self._db.execute("SELECT COUNT(*) FROM interactions").fetchone()[0]
         return {"new_items": n_items, "new_interactions": n_inter}
-
 
     def last_write(self) -> float:
         with self._lock:

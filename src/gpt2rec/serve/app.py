@@ -143,7 +143,9 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
 
     @app.get("/v1/users/{user_id}/recommendations", summary="top-k unseen items of a known user")
-    async def user_recommendations(user_id: str = PathParam(min_length=1, max_length=64), k: K = 10, explain: bool = False):
+    async def user_recommendations(
+        user_id: str = PathParam(min_length=1, max_length=64), k: K = 10, explain: bool = False
+    ):
         user = user_index(user_id)
         rows = await batcher.submit(user, k)
         if explain:

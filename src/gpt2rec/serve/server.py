@@ -1,6 +1,6 @@
 """Start the server: loopback by default; a non-loopback address only with an API key for writes.
 
-    serve("runs/enhanced", host="127.0.0.1", port=8000, api_key_env=None)
+serve("runs/enhanced", host="127.0.0.1", port=8000, api_key_env=None)
 """
 
 from __future__ import annotations
@@ -41,15 +41,23 @@ def check_bind(host: str, api_key: str | None) -> None:
         )
 
 
-def serve(run_dir, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None, device=None) -> None:
+def serve(
+    run_dir, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None, device=None, threads: int = 1
+) -> None:
     uvicorn = require("uvicorn", "serve")
     require("fastapi", "serve")
     if not 0 < int(port) < 65536:
         raise UserError(f"port must be between 1 and 65535, got {port}")
     key = api_key_from_env(api_key_env)
     check_bind(host, key)
+    import torch
+
     from .app import create_app
     from .service import load_service
+
+    if int(threads) < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(int(threads))  # small per-request products: one thread beats contended ones
 
     app = create_app(load_service(run_dir, device), api_key=key)
     writes = "need the X-API-Key header" if key else "are open (loopback only)"

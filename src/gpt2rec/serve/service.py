@@ -109,12 +109,15 @@ class Service:
         return torch.cat([base, extra.float().cpu()], dim=1)
 
     def recommend_many(self, users: list[int], k: int) -> list[list[dict]]:
-        """Top-k unseen rows for each internal user; one scoring call for the whole batch."""
+        """Top-k unseen rows for each internal user; one scoring call and one top-k for the batch."""
         scores = self.scores(users)  # (B, I + N)
+        seen = [self.seen(u) for u in users]
+        rows = np.repeat(np.arange(len(users)), [len(s) for s in seen])  # (S,)
+        scores[torch.as_tensor(rows), torch.as_tensor(np.concatenate(seen))] = float("-inf")
+        values, items = torch.topk(scores, min(int(k), scores.shape[1]), dim=1)  # (B, k)
         out = []
-        for b, user in enumerate(users):
-            items, values = top_k(scores[b], k, self.seen(user))
-            out.append([self.row(i, v) for i, v in zip(items, values)])
+        for vals, idx in zip(values.tolist(), items.tolist()):
+            out.append([self.row(i, v) for i, v in zip(idx, vals) if v != float("-inf")])
         return out
 
     def explain_rows(self, user: int, rows: list[dict]) -> list[dict]:
