@@ -39,9 +39,10 @@ class Service:
         # items added while serving: raw IDs, titles, and their encoded tables
         self.new_ids: list = []
         self.new_titles: list[str] = []
-        self.new_genres: list[list[str]] = []
         self._new_pos: dict[str, int] = {}
-        self._new_text = self._new_vectors = self._new_bias = None  # (N, Fi, D), (N, d), (N,)
+        # (text (N, Fi, D), vectors (N, d), bias (N,)) of the added items, replaced in one assignment
+        # after their IDs are listed, so a scoring thread never sees a half-added item
+        self._new: tuple | None = None
         self._extra_seen: dict[int, set[int]] = {}  # user -> items seen while serving (indices)
         self._collab = _column_normalised(run)  # (U, I) CSR, unit-norm columns: item-item cosine
         self._reload()
@@ -78,7 +79,7 @@ class Service:
     def seen(self, user: int) -> np.ndarray:
         extra = self._extra_seen.get(user)
         base = self.run.seen(user)
-        return base if not extra else np.concatenate([base, np.fromiter(extra, np.int64)])
+        return base if not extra else np.concatenate([base, np.array(list(extra), np.int64)])
 
     def health(self) -> dict:
         info = getattr(self.model, "meta_info", {}) if self.text_model else {}
@@ -101,11 +102,10 @@ class Service:
     def scores(self, users: list[int]) -> torch.Tensor:
         """Scores (B, I + N) of every item, catalogue and added, for internal users (one model call)."""
         base = self.run.score_users(users)  # (B, I)
-        vectors, bias = self._new_vectors, self._new_bias
-        if vectors is None:
+        if self._new is None:
             return base
-        with self._lock:
-            extra = user_vectors(self.model, users) @ vectors.T + bias  # (B, N)
+        _, vectors, bias = self._new
+        extra = user_vectors(self.model, users) @ vectors.T + bias  # (B, N)
         return torch.cat([base, extra.float().cpu()], dim=1)
 
     def recommend_many(self, users: list[int], k: int) -> list[list[dict]]:
@@ -150,7 +150,7 @@ class Service:
     def _item_text(self) -> torch.Tensor:
         """LM field vectors of every item, catalogue then added: (I + N, Fi, D)."""
         cache = self.model.item_cache.float().cpu()
-        return cache if self._new_text is None else torch.cat([cache, self._new_text.float().cpu()])
+        return cache if self._new is None else torch.cat([cache, self._new[0]])
 
     def _text_similar(self, item: int, among: np.ndarray, n: int) -> list[tuple[int, float]]:
         if len(among) == 0:
@@ -245,14 +245,14 @@ class Service:
     def _append_items(self, ids: list, metas: list[dict]) -> None:
         df = pd.DataFrame([{"item_id": i, **m} for i, m in zip(ids, metas)])
         table = new_item_table(self.model, df)
-        cat = lambda old, new: new if old is None else torch.cat([old, new])  # noqa: E731
-        self._new_text = cat(self._new_text, table.text.float().cpu())
-        self._new_vectors, self._new_bias = cat(self._new_vectors, table.vectors), cat(self._new_bias, table.bias)
+        parts = (table.text.float().cpu(), table.vectors, table.bias)
         for i, m in zip(ids, metas):
-            self._new_pos[id_key(i)] = len(self.new_ids)
             self.new_ids.append(i)
             self.new_titles.append(str(m.get("title", i)))
-            self.new_genres.append(list(m.get("genres") or []))
+        new = parts if self._new is None else tuple(torch.cat([a, b]) for a, b in zip(self._new, parts))
+        self._new = new
+        for n, i in enumerate(ids, len(self.new_ids) - len(ids)):
+            self._new_pos[id_key(i)] = n
 
     def add_interaction(self, raw_user, raw_item, rating: float) -> dict:
         user, item = self.run.user_index(raw_user), self.item_index(raw_item)
