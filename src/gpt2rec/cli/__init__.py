@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _closed_pipe()
     except OSError as exc:
+        from ..data.home import home_dir
         from ..utils.oserrors import describe
 
-        return _fail(describe(exc))
+        return _fail(describe(exc, home_dir()))
     except MemoryError:
         return _fail("out of memory; use a smaller --dim, --batch-size or dataset")
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ from ..utils.config import to_dict
 from ..utils.device import pick_device
 from ..utils.io import write_json, write_text
 from .checkpoint import flat_tensors, save_tensors_meta
+from .runfolder import read_safetensors
 
 STATE_VERSION = 1
 # fields that may change between a run and its resumption
@@ -65,8 +66,11 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 < self.lr < float("inf"), f"lr must be a finite number > 0, got {self.lr}"),
+            (
+                0 <= self.weight_decay < float("inf"),
+                f"weight_decay must be a finite number >= 0, got {self.weight_decay}",
+            ),
             (self.patience >= 0, f"patience must be >= 0 (0 disables early stopping), got {self.patience}"),
             (self.num_neg >= 1, f"num_neg must be >= 1, got {self.num_neg}"),
         ]
@@ -81,9 +85,14 @@ class TrainConfig:
 
 
 def metric_k(metric: str) -> int:
+    """K of a validation metric `name@K`; an unknown name is refused here, before anything trains."""
+    from ..eval.metrics import RANKING_METRICS
+
     name, _, k = str(metric).partition("@")
     if not name or not k.isdigit() or int(k) < 1:
         raise UserError(f"metric {metric!r} must look like name@K, e.g. ndcg@10 or recall@20")
+    if name not in RANKING_METRICS:
+        raise UserError(f"unknown metric {name!r} in {metric!r}; choose one of {', '.join(RANKING_METRICS)} as name@K")
     return int(k)
 
 
@@ -286,13 +295,9 @@ def _checkpoint(run_dir: Path, model, optimizer, rng, state: dict, write_best: b
 
 
 def _resume(run_dir: Path, model, optimizer, rng, config: TrainConfig):
-    from safetensors import safe_open
-
     fix = f"delete {run_dir} or train into a new --out folder"
     path = run_dir / "last.safetensors"
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = read_safetensors(path)
     if "train_state" not in meta:
         raise DataError(f"{path} has no training state; {fix}")
     state = json.loads(meta["train_state"])
@@ -327,11 +332,9 @@ def _resume(run_dir: Path, model, optimizer, rng, config: TrainConfig):
 
 
 def _read_best(path: Path, epoch: int, fix: str) -> dict:
-    from safetensors import safe_open
-
     if not path.is_file():
         raise DataError(f"{path} is missing, so the best model of epoch {epoch} is lost; {fix}")
-    with safe_open(str(path), framework="pt") as f:
-        if json.loads((f.metadata() or {}).get("epoch", "0")) != epoch:
-            raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
-        return {k[len("model.") :]: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = read_safetensors(path)
+    if meta.get("epoch") != str(epoch):
+        raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
+    return {k[len("model.") :]: v for k, v in tensors.items()}

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -37,7 +38,10 @@ def lock(out: str | Path) -> Iterator[None]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is a file, not a run folder; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # some part of the path is a regular file
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out.parent)) from None
     path = lock_path(out)
     try:
         with FileLock(str(path), timeout=0):

@@ -7,6 +7,7 @@ or write a file raises the plain `OSError`; the line is written here, not at eve
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 # errno -> (what went wrong, how to fix it); {path} is the file or folder named by the error
 _FIXES = {
@@ -29,12 +30,21 @@ _FIXES = {
 }
 
 
-def describe(exc: OSError) -> str:
-    """One line: 'PATH: what went wrong; fix' (no traceback, no errno number)."""
-    code = exc.errno
-    path = exc.filename if exc.filename is not None else None
-    what, fix = _FIXES.get(code, (exc.strerror or str(exc) or type(exc).__name__, "check the path and try again"))
-    where = f"{path}" if path is not None else "a file gpt2rec was writing or reading"
+def describe(exc: OSError, home: Path | None = None) -> str:
+    """One line: 'PATH: what went wrong; fix' (no traceback, no errno number). `home`: the gpt2rec
+    cache folder; a path inside it gets the hint to point GPT2REC_HOME elsewhere."""
+    what, fix = _FIXES.get(exc.errno, (exc.strerror or str(exc) or type(exc).__name__, "check the path and try again"))
+    path = exc.filename
+    where = str(path) if path is not None else "a file gpt2rec was writing or reading"
     if exc.filename2 is not None:
         where = f"{path} -> {exc.filename2}"
+    if home is not None and path is not None and _inside(Path(str(path)), home):
+        fix = f"{fix}, or set GPT2REC_HOME to a writable folder (the cache is {home})"
     return f"{where}: {what}; {fix}"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return str(path).startswith(str(folder))
