@@ -196,12 +196,12 @@ def read_profile(arg: str) -> dict:
 def _profile_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise UserError(f"--profile {path} is not a UTF-8 JSON file; give a JSON object or its file") from None
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the "name"
         raise UserError(
             f'--profile {str(path)[:60]!r} is neither a JSON object nor a file; give e.g. \'{{"gender": "F", "age": 31}}\''
         ) from None
-    except (IsADirectoryError, UnicodeDecodeError):
-        raise UserError(f"--profile {path} is not a UTF-8 JSON file; give a JSON object or its file") from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise UserError("--profile is neither a JSON object nor a file name (too long for one)") from None
