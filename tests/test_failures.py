@@ -321,3 +321,10 @@ def test_interrupt_during_start_up_is_one_line(ml, tmp_path):
         pytest.skip("training finished before the interrupt arrived")
     assert code == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert leftovers(out) == []
+
+
+def test_diverging_learning_rate_is_one_line_and_saves_nothing(ml, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(ml), *TRAIN, "--lr", "1e30", "--out", str(out)]
+    one_line_error(capsys, main(argv), "lower --lr")
+    assert leftovers(out) == []

@@ -20,7 +20,7 @@ import torch
 
 from .data.load import DataConfig, load_dataset
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
-from .errors import UserError
+from .errors import NonFiniteLossError, UserError
 from .models.base import ModelContext
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
@@ -173,14 +173,26 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
                 write_split(split, dataset, work / SPLIT_DIR)
                 if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
                     fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=verbose)
+                    check_finite(model, config.train)
                     work = runfolder.publish(work, out)
             fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
+            check_finite(model, config.train)
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
             metrics["train"] = fit_info
             ckpt.save_model(work, model)
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
     return metrics
+
+
+def check_finite(model: torch.nn.Module, train: TrainConfig) -> None:
+    """Refuse to save weights that hold NaN or infinity as a successful run."""
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise NonFiniteLossError(
+                f"training diverged: {name} holds NaN/inf values (learning rate {train.lr:g} too high, or "
+                "non-finite data); lower --lr and train into a new --out"
+            )
 
 
 def _build(spec, model_config, ctx: ModelContext):
