@@ -217,11 +217,14 @@ def read_items(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
+    from .data.tables import check_text_file
+
+    check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column")
     try:
         if path.suffix.lower() == ".json":
             return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
         return pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    except (ValueError, pd.errors.ParserError) as exc:
+    except (ValueError, RecursionError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
 
 

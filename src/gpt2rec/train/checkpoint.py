@@ -12,7 +12,6 @@ model through the registry: spec.build(config, ModelContext(...)), then load_sta
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
