@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,8 @@ class DataConfig:
         if self.implicit_threshold is not None:
             try:
                 self.implicit_threshold = float(self.implicit_threshold)
+                if not math.isfinite(self.implicit_threshold):
+                    raise ValueError(self.implicit_threshold)
             except (TypeError, ValueError):
                 raise UserError(
                     f"implicit_threshold {self.implicit_threshold!r} is not a number; give e.g. 4 or leave it unset"
