@@ -1,6 +1,7 @@
-"""Cold start at the edge: score brand-new users (a metadata profile) and brand-new items (a metadata
-table) of a run folder with the enhanced recommender, from text alone (the model side is
-`gpt2rec.models.new_entities`; bad input becomes a one-line UserError here).
+"""Cold start at the edge: brand-new users (a metadata profile) and brand-new items (a metadata
+table) of a run folder, scored by the enhanced recommender from text alone. The model side is
+`gpt2rec.models.new_entities`; here bad input becomes a one-line UserError, profiles and item files
+are read, and run folders are opened.
 
     scores = score_new_user(model, {"gender": "F", "age": 31, "occupation": "writer"})   # (n_items,)
     scores = score_new_items(model, user=42, items_df)                                   # (n_new,)
@@ -8,13 +9,17 @@ table) of a run folder with the enhanced recommender, from text alone (the model
 
 from __future__ import annotations
 
+import errno
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from .errors import DataError, UserError
+from .models import new_entities
+from .models.new_entities import MAX_AGE  # noqa: F401  (part of this module's interface)
 from .run import Run, plain, top_k
 
 
@@ -25,30 +30,69 @@ def _require_cold_start(model) -> None:
         )
 
 
+def _edge(call, *args):
+    """`call(*args)` with the library's ValueError/TypeError (bad profile, bad items) as one-line UserErrors."""
+    try:
+        return call(*args)
+    except (ValueError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_profile(model, profile: dict) -> dict:
+    """Validate a profile dict: unknown or missing fields, or a bad value -> UserError naming the valid ones."""
+    _require_cold_start(model)
+    return _edge(new_entities.check_profile, model.text.info, profile)
+
+
 def score_new_user(model, profile: dict) -> torch.Tensor:
     """Scores of every item (n_items,) for a user who exists only as a metadata profile."""
     _require_cold_start(model)
-    try:
-        return model.score_new_user(profile)
-    except (ValueError, TypeError) as exc:  # a bad profile: one line naming the valid fields
-        raise UserError(str(exc)) from None
+    return _edge(model.score_new_user, profile)
 
 
 def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
     """Scores (n_new,) of items given only as metadata rows, for the known internal user `user`."""
     _require_cold_start(model)
+    return _edge(model.score_new_items, user, items_df)
+
+
+@dataclass
+class NewItems:
+    """New items encoded once: LM field vectors `text` (N, Fi, D), fused vectors (N, d), biases (N,)."""
+
+    text: torch.Tensor
+    vectors: torch.Tensor
+    bias: torch.Tensor
+
+
+def new_item_table(model, items_df: pd.DataFrame) -> NewItems:
+    """Encode metadata rows once (the ID view is the learned 'unknown' vector) for repeated scoring."""
+    _require_cold_start(model)
+    return NewItems(*_edge(new_entities.new_item_vectors, model, items_df))
+
+
+def user_vectors(model, users) -> torch.Tensor:
+    """Fused vectors (B, d) of known internal users (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
     try:
-        return model.score_new_items(user, items_df)
-    except (ValueError, TypeError) as exc:
-        raise UserError(str(exc)) from None
+        with torch.no_grad():
+            idx = torch.as_tensor(list(users), dtype=torch.long, device=model.user_emb.weight.device)  # (B,)
+            return model.represent("user", idx)[0]  # (B, d)
+    finally:
+        model.train(was_training)
 
 
 def read_profile(arg: str) -> dict:
-    """A profile from a JSON string or a path to a JSON file."""
-    text = Path(arg).read_text(encoding="utf-8") if arg and Path(arg).is_file() else arg
+    """A profile from a JSON text or a path to a JSON file (text that starts with '{' is never a path).
+
+    NaN / Infinity, deep nesting and non-object values are a UserError."""
+    text = arg.strip() if isinstance(arg, str) else arg
+    if isinstance(text, str) and text and not text.startswith("{"):
+        text = _profile_file(Path(arg))
     try:
-        value = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(
             f'--profile must be a JSON object or a JSON file, e.g. \'{{"gender": "F", "age": 31}}\' ({exc})'
         ) from None
@@ -57,16 +101,38 @@ def read_profile(arg: str) -> dict:
     return value
 
 
+def _profile_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise UserError(f"--profile {path} is not a UTF-8 JSON file; give a JSON object or its file") from None
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the "name"
+        raise UserError(
+            f'--profile {str(path)[:60]!r} is neither a JSON object nor a file; give e.g. \'{{"gender": "F", "age": 31}}\''
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise UserError("--profile is neither a JSON object nor a file name (too long for one)") from None
+        raise
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows; give a finite value")
+
+
 def read_items(path: str | Path) -> pd.DataFrame:
     """New items from a CSV/TSV (columns title, genres 'A|B', optional item_id, year) or JSON list."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
+    from .data.tables import check_text_file
+
+    check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column")
     try:
         if path.suffix.lower() == ".json":
             return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
         return pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    except (ValueError, pd.errors.ParserError) as exc:
+    except (ValueError, RecursionError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
 
 

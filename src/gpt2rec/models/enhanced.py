@@ -274,13 +274,12 @@ class EnhancedRecommender(nn.Module):
         items, bias = self._item_table()  # (I, d), (I,)
         return user @ items.T + bias  # (C, I)
 
-    def score_item_text(self, user: int, text: torch.Tensor) -> torch.Tensor:
-        """Scores (N,) for known user `user` of new items given only their field vectors (N, Fi, D)."""
-        self._prepare()
+    def represent_new_items(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors (N, d) and biases (N,) of new items given only their field vectors (N, Fi, D): the
+        'unknown' ID vector and bias stand in for the IDs they do not have."""
         items, _ = self.represent("item", None, text=text, ids=self.unknown_item.expand(len(text), -1))  # (N, d)
-        u, _ = self.represent("user", torch.tensor([user], device=self.user_emb.weight.device))  # (1, d)
-        bias = self.unknown_bias if self.bias is not None else 0.0  # new items: the 'unknown' bias
-        return (u @ items.T)[0] + bias  # (N,)
+        bias = self.unknown_bias if self.bias is not None else items.new_zeros(1)  # (1,)
+        return items, bias.expand(len(text)).clone()  # (N, d), (N,)
 
     def score_new_user(self, profile: dict) -> torch.Tensor:
         """Scores (I,) of a brand-new user given as a metadata profile (see `new_entities`)."""

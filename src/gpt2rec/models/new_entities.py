@@ -11,6 +11,8 @@ Bad profiles and item tables raise ValueError naming the valid fields (the CLI a
 
 from __future__ import annotations
 
+import json
+import math
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -20,6 +22,7 @@ import torch
 
 from ..text.templates import item_texts, user_texts
 
+MAX_AGE = 120
 _DERIVED = {"age_group": "age"}  # template field -> the profile column it comes from
 
 
@@ -44,13 +47,27 @@ def check_profile(info, profile: dict) -> dict:
             [f"missing field(s) {missing}"] if missing else []
         )
         raise ValueError(f"profile has {' and '.join(parts)}; valid fields: {valid} (required: {required})")
-    out = dict(profile)
-    if "age" in out:
-        try:
-            out["age"] = int(out["age"])
-        except (TypeError, ValueError):
-            raise ValueError(f"profile age must be a whole number of years, got {out['age']!r}") from None
+    out = {}
+    for name, value in profile.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) and value is not None:
+            raise ValueError(f"profile {name} must be text or a number, got {json.dumps(value)[:60]}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"profile {name} must be a finite value, got {value}")
+        out[name] = value
+    if out.get("age") is not None:
+        out["age"] = _age(out["age"])
     return out
+
+
+def _age(value) -> int:
+    """A whole number of years in 0..MAX_AGE (31, 31.0 and "31" are fine; 31.5, -40, 1e308 are not)."""
+    try:
+        age = float(value)
+    except (TypeError, ValueError, OverflowError):
+        age = math.nan
+    if not (math.isfinite(age) and age == int(age) and 0 <= age <= MAX_AGE):
+        raise ValueError(f"profile age must be a whole number of years between 0 and {MAX_AGE}, got {value!r}")
+    return int(age)
 
 
 def new_user_text(info, template, profile: dict):
@@ -114,10 +131,20 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
 
 def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
     """Scores (n_new,) of items given only as metadata rows, for the known internal user `user`."""
-    df = normalise_items(model.text.info, items_df)
     if not 0 <= int(user) < model.n_users:
         raise ValueError(f"user index {user} is out of range (0..{model.n_users - 1})")
+    _, vectors, bias = new_item_vectors(model, items_df)  # (N, d), (N,)
+    with _scoring(model):
+        u, _ = model.represent("user", torch.tensor([int(user)], device=vectors.device))  # (1, d)
+        return (u @ vectors.T)[0] + bias  # (N,)
+
+
+def new_item_vectors(model, items_df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """New items' LM field vectors (N, Fi, D), fused vectors (N, d) and biases (N,), encoded once for
+    repeated scoring: the ID view is the learned 'unknown' vector, the bias the 'unknown' bias."""
+    df = normalise_items(model.text.info, items_df)
     rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), model.config.template)
     with _scoring(model):
         text = model.text.encode_new("item", rendered)  # (N, Fi, D)
-        return model.score_item_text(int(user), text)  # (N,)
+        vectors, bias = model.represent_new_items(text)  # (N, d), (N,)
+    return text, vectors, bias

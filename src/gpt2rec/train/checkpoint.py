@@ -24,7 +24,8 @@ from ..errors import DataError
 from ..models.base import ModelContext
 from ..models.registry import get_spec
 from ..utils.config import from_dict, to_dict
-from ..utils.io import flat_tensors, read_json, save_tensors_meta, write_json
+from ..utils.io import flat_tensors, save_tensors_meta, write_json
+from . import runfolder
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -35,6 +36,11 @@ METRICS = "metrics.json"
 
 def _require(run_dir: Path, name: str) -> Path:
     path = run_dir / name
+    if not path.is_file() and (run_dir / "last.safetensors").is_file():
+        raise DataError(
+            f"training in {run_dir} has not finished ({name} is missing); "
+            "run the same gpt2rec train command again to resume it"
+        )
     if not path.is_file():
         raise DataError(
             f"{run_dir} is not a complete run folder ({name} is missing); "
@@ -48,11 +54,10 @@ def save_config(run_dir: str | Path, config: dict) -> None:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    try:
-        return read_json(_require(run_dir, CONFIG))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{run_dir / CONFIG} is not valid JSON ({exc}); retrain into a new folder") from None
+    config = runfolder.read_json_file(_require(Path(run_dir), CONFIG), dict)
+    if not isinstance(config.get("model"), str):
+        raise runfolder.damaged(Path(run_dir) / CONFIG, "names no model")
+    return config
 
 
 def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
@@ -62,12 +67,11 @@ def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
 
 def read_model_file(path: Path) -> tuple[dict, dict]:
     """(state_dict on CPU, the model's saved `checkpoint_meta()`; {} for files written before it existed)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    return state, json.loads(meta.get("model_meta", "{}"))
+    state, meta = runfolder.read_safetensors(path)
+    try:
+        return state, json.loads(meta.get("model_meta", "{}"))
+    except json.JSONDecodeError:
+        raise runfolder.damaged(path, "has unreadable model metadata") from None
 
 
 def save_id_maps(run_dir: str | Path, dataset) -> None:
@@ -77,7 +81,14 @@ def save_id_maps(run_dir: str | Path, dataset) -> None:
 
 def read_id_maps(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     run_dir = Path(run_dir)
-    return np.asarray(read_json(_require(run_dir, USER_IDS))), np.asarray(read_json(_require(run_dir, ITEM_IDS)))
+    return _id_list(_require(run_dir, USER_IDS)), _id_list(_require(run_dir, ITEM_IDS))
+
+
+def _id_list(path: Path) -> np.ndarray:
+    ids = runfolder.read_json_file(path, list)
+    if not ids or not all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in ids):
+        raise runfolder.damaged(path, "does not hold a list of raw IDs")
+    return np.asarray(ids)
 
 
 def save_metrics(run_dir: str | Path, metrics: dict) -> None:
@@ -85,7 +96,7 @@ def save_metrics(run_dir: str | Path, metrics: dict) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> dict:
-    return read_json(_require(Path(run_dir), METRICS))
+    return runfolder.read_json_file(_require(Path(run_dir), METRICS), dict)
 
 
 def build_model(
