@@ -62,7 +62,9 @@ def test_sampled_softmax_temperature_and_single_negative():
 
 
 def test_sampled_softmax_is_stable_and_its_gradient_is_the_softmax():
-    assert sampled_softmax_loss(torch.tensor([1000.0]), torch.tensor([[0.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert sampled_softmax_loss(torch.tensor([1000.0]), torch.tensor([[0.0, 0.0]])).item() == pytest.approx(
+        0.0, abs=1e-6
+    )
     pos = torch.tensor([0.0], requires_grad=True)
     neg = torch.zeros(1, 3, requires_grad=True)
     sampled_softmax_loss(pos, neg).backward()

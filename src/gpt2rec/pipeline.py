@@ -23,20 +23,12 @@ from .models.base import ModelContext
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
-from .train.loop import TrainConfig, fit
+from .train.config import TrainConfig, default_train
+from .train.loop import fit
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
 
 EVAL_KS = (5, 10, 20)
-# Training settings chosen on ML-100K validation (random 8:1:1) for models whose best epoch lies
-# beyond TrainConfig's generic defaults; any field given explicitly overrides these.
-TRAIN_DEFAULTS: dict[str, dict] = {
-    "bpr": {"epochs": 300, "patience": 10},
-    "neumf": {"epochs": 200, "patience": 10},
-    # GPT-2 recommenders: one pass over every entity per step, so large batches are cheap (4 negatives each)
-    "basic": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
-    "enhanced": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
-}
 SPLIT_DIR = "split"
 
 
@@ -46,7 +38,7 @@ class RunConfig:
     model_config: dict = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    train: TrainConfig | None = None  # None: TrainConfig with the model's TRAIN_DEFAULTS
+    train: TrainConfig | None = None  # None: TrainConfig with the model's spec.train_defaults
     split_dir: str | None = None
 
     def __post_init__(self):
@@ -59,11 +51,6 @@ class RunConfig:
 
     def model_config_obj(self):
         return from_dict(get_spec(self.model).config_cls, dict(self.model_config or {}))
-
-
-def default_train(model: str, overrides: dict | None = None) -> TrainConfig:
-    """TrainConfig for `model`: generic defaults, then TRAIN_DEFAULTS[model], then `overrides`."""
-    return from_dict(TrainConfig, {**TRAIN_DEFAULTS.get(model, {}), **(overrides or {})})
 
 
 def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, run_dir, verbose: bool = True) -> dict:

@@ -95,4 +95,5 @@ SPEC = ModelSpec(
     config_cls=BPRConfig,
     build=build,
     description="BPR matrix factorisation (Rendle et al. 2009)",
+    train_defaults={"epochs": 300, "patience": 10},
 )

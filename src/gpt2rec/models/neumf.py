@@ -101,4 +101,5 @@ SPEC = ModelSpec(
     config_cls=NeuMFConfig,
     build=build,
     description="NeuMF: GMF + MLP branches fused by a linear layer (He et al. 2017)",
+    train_defaults={"epochs": 200, "patience": 10},
 )

@@ -59,3 +59,12 @@ def metric_k(metric: str) -> int:
 def resumable_view(config: dict) -> dict:
     """A training config dict without the settings that may change on resume (to compare runs)."""
     return {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+
+
+def default_train(model: str, overrides: dict | None = None) -> TrainConfig:
+    """TrainConfig for registry model `model`: generic defaults, then the model's
+    `ModelSpec.train_defaults`, then `overrides`."""
+    from ..models.registry import get_spec
+    from ..utils.config import from_dict
+
+    return from_dict(TrainConfig, {**get_spec(model).train_defaults, **(overrides or {})})
