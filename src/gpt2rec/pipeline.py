@@ -23,7 +23,7 @@ from .models.base import ModelContext
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
-from .train.config import TrainConfig, default_train
+from .train.config import TrainConfig, default_train, resumable_view
 from .train.loop import fit
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
@@ -86,8 +86,7 @@ def _check_same_run(out: Path, config: dict) -> None:
         return
     old = ckpt.read_config(out)
     config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
-    keep = {"epochs", "device", "eval_batch_size", "patience"}
-    strip = lambda c: {**c, "train": {k: v for k, v in (c.get("train") or {}).items() if k not in keep}}  # noqa: E731
+    strip = lambda c: {**c, "train": resumable_view(c.get("train") or {})}  # noqa: E731
     if strip(old) != strip(config):
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
 

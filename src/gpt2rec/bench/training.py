@@ -77,7 +77,7 @@ def train_config(run: BenchRun, entry: ModelEntry, candidate: dict, seed: int, m
 
     values = {**plan.train_settings(entry), **candidate.get("train", {})}
     values.update(epochs=run.config.epochs_for(entry), seed=seed, device=str(run.device), metric=metric)
-    return TrainConfig(**values)
+    return from_dict(TrainConfig, values)
 
 
 def train_one(run: BenchRun, entry: ModelEntry, candidate: dict, job: Job, split: Split) -> Trained:
