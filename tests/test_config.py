@@ -36,6 +36,18 @@ def test_strings_from_the_command_line_become_typed_values():
     cfg = from_dict(Outer, {"n": "3", "x": "0.5", "flag": "yes", "name": "b", "widths": "64,32", "maybe": "none"})
     assert (cfg.n, cfg.x, cfg.flag, cfg.name, cfg.widths, cfg.maybe) == (3, 0.5, True, "b", (64, 32), None)
     assert from_dict(Outer, {"maybe": "7", "widths": "(8)", "flag": "off"}).maybe == 7
+    assert from_dict(Outer, {"maybe": ""}).maybe is None
+
+
+@dataclass
+class Text:
+    sep: str | None = None
+
+
+def test_strings_stay_as_given_even_blank():
+    assert from_dict(Text, {"sep": "\t"}).sep == "\t"  # whitespace is a value, not "nothing"
+    assert from_dict(Text, {"sep": " "}).sep == " "
+    assert from_dict(Text, {"sep": "None"}).sep is None
 
 
 def test_json_values_become_typed_values_and_round_trip():

@@ -9,6 +9,7 @@ training interactions. Running train_run again on an unfinished folder resumes i
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import typing
@@ -30,6 +31,8 @@ from .train.config import TrainConfig, default_train, resumable_view
 from .train.loop import fit
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
+
+log = logging.getLogger(__name__)
 
 EVAL_KS = (5, 10, 20)
 SPLIT_DIR = "split"
@@ -153,12 +156,15 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         spec = get_spec(config.model)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
         with runfolder.staging(out) as work:  # built (e.g. genre_content without genres) leaves no run
-            if work != out:
+            if work == out:
+                log.info("resuming the unfinished run in %s", out)
+            else:
                 ckpt.save_config(work, cfg)
                 ckpt.save_id_maps(work, dataset)
                 write_split(split, dataset, work / SPLIT_DIR)
                 if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
-                    fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=verbose)
+                    # (no bar of its own: the resumed fit's bar starts at epoch 1, one bar per run)
+                    fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out)
             fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)

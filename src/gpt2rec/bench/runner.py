@@ -8,7 +8,7 @@ phase, so a partial run still has a readable report.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 import traceback
 from pathlib import Path
@@ -73,7 +73,7 @@ def best_enhanced(run: BenchRun) -> ModelEntry | None:
     return plan.ablation_base(plan.entry_named(name), lm)
 
 
-def available_lms(config: BenchConfig, log=print) -> list[str]:
+def available_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> list[str]:
     """Requested LMs in preference order; by default those of `plan.LM_ORDER` that load offline
     (`gpt2` only when in the local Hugging Face cache). Unavailable defaults are skipped, with a note."""
     from ..text.offline import in_hf_cache, resolve_lm
@@ -118,7 +118,7 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     dataset = dataset if dataset is not None else load_bench_dataset(config)
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
-    lms = available_lms(config, log=lambda m: print(f"bench: {m}", file=sys.stderr))
+    lms = available_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
     check_signature(store, config)
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
     previous = store.section("meta").get("last_run")

@@ -3,7 +3,7 @@ validation), evaluate it on test. `BenchRun` is the state shared by one bench pr
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ from .measure import PeakMemory, Timer
 from .plan import BenchConfig, Job, ModelEntry
 from .protocols import evaluate, protocol_split
 from .store import ResultStore
+
+log = logging.getLogger(__name__)
 
 LM_FIELD = "lm"  # the field of the GPT-2 models' configs that names the language model
 
@@ -58,7 +60,7 @@ class BenchRun:
         return self.splits[key]
 
     def log(self, message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
+        log.info("bench: %s", message)
 
 
 # ---------------------------------------------------------------- training one model

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from ..errors import UserError
 
 T = TypeVar("T")
-_NONE = ("none", "null", "")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -54,7 +53,7 @@ def convert(tp: Any, value: Any, name: str = "value") -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         optional = type(None) in args
-        if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
+        if optional and (value is None or _means_none(value, args)):
             return None
         for arg in (a for a in args if a is not type(None)):
             try:
@@ -93,6 +92,13 @@ def convert(tp: Any, value: Any, name: str = "value") -> Any:
             raise ValueError(f"{name} must be a string, got {value!r}")
         return value
     return value  # dicts and other plain JSON values pass through
+
+
+def _means_none(value: Any, args: tuple) -> bool:
+    """ "none" / "null" (any case) is None; so is "" unless the type also takes strings ("" is a string)."""
+    if not isinstance(value, str):
+        return False
+    return value.lower() in ("none", "null") or (value == "" and str not in args)
 
 
 def _to_bool(value: Any, name: str) -> bool:
