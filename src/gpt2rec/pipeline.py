@@ -157,7 +157,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
         with runfolder.staging(out) as work:  # built (e.g. genre_content without genres) leaves no run
             if work == out:
-                log.info("resuming the unfinished run in %s", out)
+                log.debug("resuming the unfinished run in %s", out)
             else:
                 ckpt.save_config(work, cfg)
                 ckpt.save_id_maps(work, dataset)
