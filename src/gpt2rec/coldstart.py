@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from .errors import DataError, UserError
+from .run import Run, plain, top_k
 from .text.templates import item_texts, user_texts
 
 _DERIVED = {"age_group": "age"}  # template field -> the profile column it comes from
@@ -187,19 +188,19 @@ def read_items(path: str | Path) -> pd.DataFrame:
 # ---- run folders (what `gpt2rec recommend --profile / --items` calls) -----------------------------
 def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
     """Top-k items of a run's catalogue for a new user given as a profile (dict, JSON text or file)."""
-    from .pipeline import load_run
+    from .pipeline import open_run
 
+    return profile_rows(open_run(run_dir, device), profile, k)
+
+
+def profile_rows(run: Run, profile, k: int = 10) -> list[dict]:
+    """Top-k rows of a loaded `Run` for a new user's profile, each with the reason when the model
+    scores new users from their profile neighbours."""
     profile = read_profile(profile) if isinstance(profile, str) else profile
-    _, dataset, model, _ = load_run(run_dir, device)
-    scores = score_new_user(model, profile).float().cpu()  # (I,)
-    top = torch.topk(scores, min(int(k), len(scores)))
-    titles = dataset.items["title"].astype(str).to_numpy() if "title" in dataset.items else dataset.item_ids.astype(str)
-    rows = [
-        {"item_id": _plain(dataset.item_ids[i]), "title": str(titles[i]), "score": float(s)}
-        for i, s in zip(top.indices.tolist(), top.values.tolist())
-    ]
-    if getattr(model, "neighbours", None) is not None:  # the score is a share of the nearest profiles
-        n = model.neighbours.size(model.user_known.sum())
+    rows = run.rows(*top_k(score_new_user(run.model, profile), int(k)))
+    neighbours = getattr(run.model, "neighbours", None)
+    if neighbours is not None:  # the score is a share of the nearest profiles
+        n = neighbours.size(run.model.user_known.sum())
         for row in rows:
             row["reason"] = f"{round(row['score'] * n)} of the {n} users with the profiles nearest yours had it"
     return rows
@@ -207,18 +208,12 @@ def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
 
 def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[dict]:
     """New items (a DataFrame or a CSV/TSV/JSON path) ranked for a run's known user."""
-    from .pipeline import load_run
+    from .pipeline import open_run
 
-    _, dataset, model, _ = load_run(run_dir, device)
+    run = open_run(run_dir, device)
     df = items if isinstance(items, pd.DataFrame) else read_items(items)
-    scores = score_new_items(model, dataset.user_index(raw_user), df).float().cpu()  # (N,)
-    top = torch.topk(scores, min(int(k), len(scores)))
+    top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), int(k))
     ids = df["item_id"].tolist() if "item_id" in df.columns else list(range(len(df)))
     return [
-        {"item_id": _plain(ids[i]), "title": str(df["title"].iloc[i]), "score": float(s)}
-        for i, s in zip(top.indices.tolist(), top.values.tolist())
+        {"item_id": plain(ids[i]), "title": str(df["title"].iloc[i]), "score": float(s)} for i, s in zip(top, scores)
     ]
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
+from .run import plain
 
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _FIELD_WORDS = {"age_group": "age group", "zip_code": "zip code"}
@@ -40,8 +41,8 @@ class Explanation:
     def to_dict(self, item_ids: Sequence | None = None) -> dict:
         out = asdict(self)
         if item_ids is not None:
-            out["item_id"] = _plain(item_ids[self.item])
-            out["similar_ids"] = [_plain(item_ids[i]) for i in self.similar]
+            out["item_id"] = plain(item_ids[self.item])
+            out["similar_ids"] = [plain(item_ids[i]) for i in self.similar]
         return out
 
 
@@ -133,18 +134,16 @@ def _genres(dataset) -> list[list[str]] | None:
     return [list(g) if isinstance(g, (list, tuple, np.ndarray)) else [] for g in dataset.items["genres"].tolist()]
 
 
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def explain_run(run_dir, raw_user, k: int = 10, n_similar: int = 2, device=None) -> list[dict]:
     """`gpt2rec recommend --explain`: the user's top-k unseen items, each with its explanation."""
-    from .data.splits import interaction_matrix
-    from .pipeline import load_run, recommend_items
+    from .pipeline import open_run
 
-    _, dataset, model, split = load_run(run_dir, device)
-    user = dataset.user_index(raw_user)
-    train = interaction_matrix(split.train, dataset.n_users, dataset.n_items)
-    seen = train.indices[train.indptr[user] : train.indptr[user + 1]]
-    items, scores = recommend_items(model, user, int(k), seen)
-    return [e.to_dict(dataset.item_ids) for e in explain(model, dataset, user, items, seen, n_similar, scores)]
+    return explain_user(open_run(run_dir, device), raw_user, k, n_similar)
+
+
+def explain_user(run, raw_user, k: int = 10, n_similar: int = 2) -> list[dict]:
+    """The top-k unseen items of a raw user of a loaded `Run`, each with its explanation (a dict)."""
+    user = run.user_index(raw_user)
+    items, scores = run.top_items(user, int(k))
+    explained = explain(run.model, run.dataset, user, items, run.seen(user), n_similar, scores)
+    return [e.to_dict(run.item_ids) for e in explained]

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from .data.load import DataConfig, load_dataset
-from .data.splits import Split, SplitConfig, interaction_matrix, make_split, read_split, write_split
+from .data.splits import Split, SplitConfig, make_split, read_split, write_split
 from .errors import UserError
 from .models.base import ModelContext
 from .models.registry import get_spec
+from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
 from .train.loop import TrainConfig, fit
 from .utils.config import from_dict, to_dict
@@ -147,45 +148,13 @@ def evaluate_run(run_dir: str | Path, device=None) -> dict:
     return evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
 
 
-def recommend_items(model, user: int, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k item indices and scores for internal user `user`, never an item in `exclude`."""
-    device = next(iter(list(model.parameters()) + list(model.buffers())), torch.zeros(0)).device
-    model.eval()
-    with torch.no_grad():
-        if hasattr(model, "prepare_for_eval"):
-            model.prepare_for_eval()
-        scores = model.score_users(torch.tensor([user], device=device))[0].float().cpu().clone()  # (I,)
-    scores[torch.as_tensor(np.asarray(exclude, dtype=np.int64))] = float("-inf")
-    k = min(k, int(torch.isfinite(scores).sum()))
-    top = torch.topk(scores, k)
-    return top.indices.numpy(), top.values.numpy()
+def open_run(run_dir: str | Path, device=None) -> Run:
+    """The run folder loaded once, as a `Run` (raw IDs, seen items, top-k rows)."""
+    return Run(Path(run_dir), *load_run(run_dir, device))
 
 
 def recommend(run_dir: str | Path, raw_user_id, k: int = 10, device=None) -> list[dict]:
     """Top-k items for a raw user ID, excluding the user's training items: [{item_id, title, score}]."""
     if int(k) <= 0:
         raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
-    user_ids, _ = ckpt.read_id_maps(run_dir)
-    user = _user_index(user_ids, raw_user_id)
-    config, dataset, model, split = load_run(run_dir, device)
-    train = interaction_matrix(split.train, dataset.n_users, dataset.n_items)
-    seen = train.indices[train.indptr[user] : train.indptr[user + 1]]
-    items, scores = recommend_items(model, user, int(k), seen)
-    titles = dataset.items["title"].to_numpy() if "title" in dataset.items else dataset.item_ids.astype(str)
-    item_ids = dataset.item_ids
-    return [{"item_id": _plain(item_ids[i]), "title": str(titles[i]), "score": float(s)} for i, s in zip(items, scores)]
-
-
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
-
-
-def _user_index(user_ids: np.ndarray, raw) -> int:
-    ids = [str(x) for x in user_ids.tolist()]
-    try:
-        return ids.index(str(raw).strip())
-    except ValueError:
-        sample = ", ".join(ids[:3])
-        raise UserError(
-            f"unknown user {raw!r}: this run knows {len(ids)} users (IDs like {sample}); pass one of them with --user"
-        ) from None
+    return open_run(run_dir, device).recommend(raw_user_id, int(k))

@@ -27,6 +27,24 @@ def register(subparsers) -> None:
     p.set_defaults(func=info_cmd)
 
     data_split.register(sub)
+    _register_synth(sub)
+
+
+def _register_synth(sub) -> None:
+    from ..data.synth import SynthConfig
+
+    d = SynthConfig()
+    p = sub.add_parser(
+        "synth", help="write a large synthetic catalog (Parquet) with taste clusters", description=synth_cmd.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--users", type=int, default=d.users, help="number of users")
+    p.add_argument("--items", type=int, default=d.items, help="number of items")
+    p.add_argument("--interactions", type=int, default=d.interactions, help="number of interactions")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same files)")
+    p.add_argument("--clusters", type=int, default=d.n_clusters, help="taste clusters (one genre each)")
+    p.add_argument("--out", required=True, help="folder for interactions/users/items.parquet")
+    p.set_defaults(func=synth_cmd)
 
 
 # DataConfig fields (and flag destinations) that describe the user's own files
@@ -88,4 +106,18 @@ def info_cmd(args) -> int:
         elif isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key}: {value}")
+    return 0
+
+
+def synth_cmd(args) -> int:
+    """Write a synthetic catalog (power-law popularity, taste clusters named in the metadata) as Parquet;
+    train on it with `gpt2rec train --dataset DIR/interactions.parquet --users DIR/users.parquet
+    --items DIR/items.parquet`."""
+    from ..data.synth import SynthConfig, write
+
+    cfg = SynthConfig(
+        users=args.users, items=args.items, interactions=args.interactions, seed=args.seed, n_clusters=args.clusters
+    )
+    summary = write(cfg, args.out)
+    print(f"wrote {summary['written_interactions']} interactions, {cfg.users} users, {cfg.items} items to {args.out}")
     return 0

@@ -97,12 +97,10 @@ class Dataset:
             items["genres"] = [[] for _ in range(len(items))]
         if "title" not in items.columns:
             items["title"] = items["item_id"].astype(str)
-        user_pos = pd.Series(np.arange(len(users)), index=users["user_id"].to_numpy())
-        item_pos = pd.Series(np.arange(len(items)), index=items["item_id"].to_numpy())
         out = pd.DataFrame(
             {
-                "user": user_pos.loc[inter["user_id"].to_numpy()].to_numpy().astype(np.int64),
-                "item": item_pos.loc[inter["item_id"].to_numpy()].to_numpy().astype(np.int64),
+                "user": _positions(users["user_id"].to_numpy(), inter["user_id"].to_numpy()),
+                "item": _positions(items["item_id"].to_numpy(), inter["item_id"].to_numpy()),
                 "rating": inter["rating"].to_numpy().astype(np.float32),
                 "timestamp": inter["timestamp"].to_numpy().astype(np.int64),
             }
@@ -111,7 +109,7 @@ class Dataset:
 
 
 def _table(table: pd.DataFrame | None, key: str, seen: pd.Series) -> pd.DataFrame:
-    ids = np.unique(seen.to_numpy())
+    ids = np.sort(pd.unique(seen.to_numpy()))  # hash-based: much faster than np.unique at 10^7 rows
     if table is None:
         return pd.DataFrame({key: ids})
     if key not in table.columns:
@@ -123,6 +121,17 @@ def _table(table: pd.DataFrame | None, key: str, seen: pd.Series) -> pd.DataFram
     if len(missing):
         table = pd.concat([table, pd.DataFrame({key: missing})], ignore_index=True)
     return table.sort_values(key).reset_index(drop=True)
+
+
+def _positions(table_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in the sorted `table_ids`, which hold every value (vectorised, no Python rows)."""
+    if len(table_ids) and table_ids.dtype.kind in "iu":
+        low, span = int(table_ids[0]), int(table_ids[-1]) - int(table_ids[0]) + 1
+        if span <= 4 * len(table_ids) + 1024:  # compact integer IDs: one array lookup, no binary search
+            where = np.zeros(span, dtype=np.int64)
+            where[table_ids - low] = np.arange(len(table_ids))
+            return where[values - low]
+    return np.searchsorted(table_ids, values).astype(np.int64)
 
 
 def _lookup(ids: np.ndarray, raw_id, kind: str) -> int:

@@ -1,0 +1,158 @@
+"""One run folder in memory, and the one path from a raw ID to top-k rows.
+
+    run = gpt2rec.pipeline.open_run("runs/enhanced")   # model, config, dataset, split: loaded once
+    run.recommend("196", k=10)        # [{item_id, title, score}], the user's training items excluded
+    run.user_index("196"), run.item_ids[run.item_index(50)]   # raw ID <-> internal index (dicts)
+
+`pipeline.recommend`, `explain.explain_run`, `coldstart.recommend_profile` and the HTTP server all
+go through a `Run`. Raw IDs may be ints or strings: both are looked up by their text, so user 196
+and "196" are the same user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.splits import interaction_matrix
+from .errors import UserError
+
+
+class UnknownIdError(UserError):
+    """A raw user or item ID that the run does not know (`kind` is "user" or "item")."""
+
+    def __init__(self, message: str, kind: str, raw):
+        super().__init__(message)
+        self.kind, self.raw = kind, raw
+
+
+def plain(value):
+    """A numpy scalar as the Python value (JSON-ready); anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def id_key(raw) -> str:
+    """The lookup key of a raw ID: its text, so 196, np.int64(196) and " 196" agree."""
+    return str(plain(raw)).strip()
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    first = next(iter(list(model.parameters()) + list(model.buffers())), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def top_k(scores: torch.Tensor, k: int, exclude=()) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k best of `scores` (I,), never an index in `exclude`."""
+    scores = scores.detach().float().cpu().clone()  # (I,)
+    exclude = np.asarray(exclude, dtype=np.int64)
+    if exclude.size:
+        scores[torch.as_tensor(exclude)] = float("-inf")
+    k = min(int(k), int(torch.isfinite(scores).sum()))
+    top = torch.topk(scores, k)
+    return top.indices.numpy(), top.values.numpy()
+
+
+def score_users(model, users: Sequence[int]) -> torch.Tensor:
+    """Scores (B, I) of every item for internal users `users`, in eval mode, on the CPU."""
+    model.eval()
+    with torch.no_grad():
+        if hasattr(model, "prepare_for_eval"):
+            model.prepare_for_eval()
+        idx = torch.as_tensor(np.asarray(users, dtype=np.int64), device=model_device(model))  # (B,)
+        return model.score_users(idx).float().cpu()  # (B, I)
+
+
+def recommend_items(model, user: int, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item indices and scores for internal user `user`, never an item in `exclude`."""
+    return top_k(score_users(model, [user])[0], k, exclude)
+
+
+@dataclass
+class Run:
+    """A loaded run folder: `config` (pipeline.RunConfig), `dataset`, `model` (eval mode), `split`."""
+
+    path: Path
+    config: Any
+    dataset: Any
+    model: torch.nn.Module
+    split: Any
+    user_ids: list = field(init=False)  # raw IDs as Python values, by internal index
+    item_ids: list = field(init=False)
+    titles: list[str] = field(init=False)
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+        self.user_ids = [plain(x) for x in self.dataset.user_ids.tolist()]
+        self.item_ids = [plain(x) for x in self.dataset.item_ids.tolist()]
+        items = self.dataset.items
+        self.titles = items["title"].astype(str).tolist() if "title" in items else [str(x) for x in self.item_ids]
+        self._user_pos = {id_key(x): i for i, x in enumerate(self.user_ids)}
+        self._item_pos = {id_key(x): i for i, x in enumerate(self.item_ids)}
+        self._train = interaction_matrix(self.split.train, self.n_users, self.n_items)  # CSR (U, I)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    # ---- raw ID <-> internal index ------------------------------------------------------------
+    def user_index(self, raw) -> int:
+        return self._index(self._user_pos, self.user_ids, raw, "user")
+
+    def item_index(self, raw) -> int:
+        return self._index(self._item_pos, self.item_ids, raw, "item")
+
+    def has_user(self, raw) -> bool:
+        return id_key(raw) in self._user_pos
+
+    def has_item(self, raw) -> bool:
+        return id_key(raw) in self._item_pos
+
+    @staticmethod
+    def _index(pos: dict, ids: list, raw, kind: str) -> int:
+        try:
+            return pos[id_key(raw)]
+        except KeyError:
+            sample = ", ".join(str(x) for x in ids[:3])
+            raise UnknownIdError(
+                f"unknown {kind} {raw!r}: this run knows {len(ids)} {kind}s (IDs like {sample}); pass one of them",
+                kind,
+                raw,
+            ) from None
+
+    # ---- history and ranking ------------------------------------------------------------------
+    def seen(self, user: int) -> np.ndarray:
+        """Internal indices of the items user `user` trained on (sorted)."""
+        return self._train.indices[self._train.indptr[user] : self._train.indptr[user + 1]].astype(np.int64)
+
+    def score_users(self, users: Sequence[int]) -> torch.Tensor:
+        """Scores (B, I) of every catalogue item for internal users `users` (one model call)."""
+        return score_users(self.model, users)
+
+    def row(self, item: int, score: float) -> dict:
+        return {"item_id": self.item_ids[int(item)], "title": self.titles[int(item)], "score": float(score)}
+
+    def rows(self, items: Sequence[int], scores: Sequence[float]) -> list[dict]:
+        return [self.row(i, s) for i, s in zip(items, scores)]
+
+    def top_items(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k unseen item indices and scores for internal user `user`."""
+        return top_k(self.score_users([user])[0], k, self.seen(user))
+
+    def recommend(self, raw_user, k: int = 10) -> list[dict]:
+        """Top-k rows {item_id, title, score} for a raw user ID, never an item the user trained on."""
+        if int(k) <= 0:
+            raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
+        return self.rows(*self.top_items(self.user_index(raw_user), int(k)))
