@@ -30,9 +30,11 @@ from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .ease import ease_weights, interaction_gram
 from .history import UserHistory
-from .text_features import LMSettings, encode_rendered, make_encoder, resolve_lm_name
+from .text_features import LMSettings, encode_rendered, field_names, make_encoder, resolve_lm_name
 
 POOLINGS = ("mean", "fields", "last")
+# PromptEOL (Jiang et al. 2023): a decoder summarises the sentence in its next-word state
+EOL_PROMPT = 'This movie: "{text}" means in one word: "'
 
 
 @dataclass
@@ -45,6 +47,10 @@ class L3AEConfig(LMSettings):
         default=100.0, metadata={"help": "mu: pull of B towards the text matrix C (0 = EASE, no LM)"}
     )
     text_reg: float = field(default=1.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
+    prompt: str = field(
+        default="",
+        metadata={"help": "wrap each item sentence: '' none | eol (PromptEOL, use with pooling=last) | '...{text}...'"},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -55,6 +61,14 @@ class L3AEConfig(LMSettings):
             raise UserError(f"l3ae reg and text_reg must be > 0, got {self.reg}, {self.text_reg}; try reg=300")
         if self.text_weight < 0:
             raise UserError(f"l3ae text_weight must be >= 0, got {self.text_weight}; 0 turns the text off")
+        if self.prompt and "{text}" not in self.prompt_format:
+            raise UserError(f"l3ae prompt must contain {{text}} (or be 'eol'), got {self.prompt!r}")
+        if self.prompt and self.pooling == "fields":
+            raise UserError("l3ae prompt wraps the whole sentence: use it with pooling=last or mean, not fields")
+
+    @property
+    def prompt_format(self) -> str:
+        return EOL_PROMPT if self.prompt == "eol" else self.prompt
 
 
 class L3AE(nn.Module):
@@ -73,6 +87,12 @@ class L3AE(nn.Module):
         hist = self.history.dense(users)  # (B, I)
         cols = self.weight[:, items.to(hist.device)].T  # (B, I)
         return (hist * cols).sum(1)  # (B,)
+
+    def item_contributions(self, items: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(K, H): B[h, k], the share of item k's score that comes from liked item h (the score is
+        their sum, so removing h from the history lowers it by exactly this)."""
+        dev = self.weight.device
+        return self.weight[history.to(dev)][:, items.to(dev)].T  # (H, K) -> (K, H)
 
 
 # ---- closed forms (pure functions of tensors, float64) --------------------------------------------
@@ -95,30 +115,39 @@ def l3ae_weights(gram: torch.Tensor, c: torch.Tensor, reg: float, text_weight: f
 
 # ---- item vectors from the frozen LM (memoised: a grid refits many times on the same texts) ------
 _VECTORS: dict[tuple, torch.Tensor] = {}
+_SEMANTIC: dict[tuple, torch.Tensor] = {}
 
 
-def item_vectors(config: L3AEConfig, dataset, device) -> torch.Tensor:
-    """(I, D) frozen-LM vectors of the item sentences: the sentence vector (`mean`, `last`) or the mean
-    of the per-field vectors (`fields`). Read through the on-disk embedding cache."""
-    from ..text.templates import item_texts
+def item_vectors(config: L3AEConfig, dataset, device) -> tuple[torch.Tensor, tuple]:
+    """(I, D) frozen-LM vectors of the item sentences (and their memo key): the sentence vector
+    (`mean`, `last`; wrapped in `prompt` when set) or the mean of the per-field vectors (`fields`).
+    Read through the on-disk embedding cache."""
+    from ..text.templates import Rendered, item_texts
 
     lm = resolve_lm_name(config.lm)
     rendered = item_texts(dataset, config.template)
+    if config.prompt:  # the spans no longer match the text: the config refuses fields pooling here
+        rendered = [Rendered(config.prompt_format.replace("{text}", r.text), {}) for r in rendered]
     digest = hashlib.sha256("\x00".join(r.text for r in rendered).encode("utf-8")).hexdigest()
     key = (lm, config.pooling, config.layer, config.max_length, config.lm_dtype, digest)
     if key not in _VECTORS:
         encoder = make_encoder(config, lm, device, config.pooling)
-        fields = None
-        if config.pooling == "fields":
-            from .text_features import field_names
-
-            fields = field_names(rendered)
+        fields = field_names(rendered) if config.pooling == "fields" else None
         vecs = encode_rendered(encoder, rendered, fields, config.text_cache, progress=False)
         vecs = vecs.float().mean(1) if vecs.dim() == 3 else vecs.float()  # (I, F, D) -> (I, D)
         del encoder
-        _VECTORS.clear()  # keep one table: bounded memory
+        _VECTORS.clear()  # keep one table (and its C matrices): bounded memory
+        _SEMANTIC.clear()
         _VECTORS[key] = vecs.cpu()
-    return _VECTORS[key].to(device)
+    return _VECTORS[key].to(device), key
+
+
+def text_matrix(config: L3AEConfig, dataset, device) -> torch.Tensor:
+    """C (I, I) of `config`'s LM reading of the items, memoised per (vectors, text_reg)."""
+    vectors, key = item_vectors(config, dataset, device)
+    if (key, config.text_reg) not in _SEMANTIC:
+        _SEMANTIC[(key, config.text_reg)] = semantic_matrix(vectors, config.text_reg)
+    return _SEMANTIC[(key, config.text_reg)].to(device)
 
 
 def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
@@ -133,7 +162,7 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
     if cfg.text_weight > 0:
         if ctx.dataset is None:
             raise UserError("l3ae needs the dataset's item metadata to fit (text_weight > 0)")
-        c = semantic_matrix(item_vectors(cfg, ctx.dataset, device), cfg.text_reg)  # (I, I)
+        c = text_matrix(cfg, ctx.dataset, device)  # (I, I)
     else:
         c = torch.zeros_like(gram)
     model.weight.copy_(l3ae_weights(gram, c, cfg.reg, cfg.text_weight).float())
