@@ -21,6 +21,7 @@ import torch
 
 from .data.splits import interaction_matrix
 from .errors import UserError
+from .retrieval import RetrievalConfig, Retriever
 
 
 class UnknownIdError(UserError):
@@ -94,6 +95,7 @@ class Run:
         self._user_pos = {id_key(x): i for i, x in enumerate(self.user_ids)}
         self._item_pos = {id_key(x): i for i, x in enumerate(self.item_ids)}
         self._train = interaction_matrix(self.split.train, self.n_users, self.n_items)  # CSR (U, I)
+        self._retriever: Retriever | None = None
 
     @property
     def n_users(self) -> int:
@@ -148,8 +150,21 @@ class Run:
         return [self.row(i, s) for i, s in zip(items, scores)]
 
     def top_items(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k unseen item indices and scores for internal user `user`."""
-        return top_k(self.score_users([user])[0], k, self.seen(user))
+        """Top-k unseen item indices and scores for internal user `user` (through `retriever()`: exact
+        below the ANN threshold, approximate above it for inner-product models)."""
+        items, scores = self.retriever().topk(np.array([user]), k, self._train[[user]])
+        finite = np.isfinite(scores[0])  # a user who has seen nearly everything gets fewer than k
+        return items[0][finite], scores[0][finite]
+
+    def retriever(self, config: RetrievalConfig | None = None) -> Retriever:
+        """The run's top-k searcher, built once (a new `config` rebuilds it); the model is in eval mode."""
+        if config is not None or self._retriever is None:
+            self.model.eval()
+            with torch.no_grad():
+                if hasattr(self.model, "prepare_for_eval"):
+                    self.model.prepare_for_eval()
+                self._retriever = Retriever(self.model, config)
+        return self._retriever
 
     def recommend(self, raw_user, k: int = 10) -> list[dict]:
         """Top-k rows {item_id, title, score} for a raw user ID, never an item the user trained on."""

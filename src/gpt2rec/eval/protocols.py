@@ -21,17 +21,11 @@ import torch
 from ..data.sampling import NegativeSampler, sample_distinct
 from ..data.splits import interaction_matrix
 from ..errors import UserError
+from ..retrieval import RetrievalConfig, Retriever, member
+from ..utils.device import model_device
 from .metrics import beyond_accuracy, ranking_metrics
 
 Seen = pd.DataFrame | Sequence[pd.DataFrame] | sp.spmatrix | None
-
-
-def model_device(model) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU when it has neither)."""
-    if isinstance(model, torch.nn.Module):
-        for tensor in list(model.parameters()) + list(model.buffers()):
-            return tensor.device
-    return torch.device("cpu")
 
 
 @contextmanager
@@ -76,13 +70,17 @@ def evaluate_full(
     ks: Iterable[int] = (5, 10, 20),
     batch_size: int = 512,
     item_popularity=None,
+    retrieval: RetrievalConfig | None = None,
 ) -> dict[str, float]:
     """Rank every item for each user with held-out items in `target_df`.
 
     `seen`: interactions to exclude from ranking (train; for test also valid). Returns the ranking
     metrics, coverage@K (and avg_pop@K when `item_popularity` (n_items,) is given) and n_users.
+    Memory is bounded: users go `batch_size` at a time through a `Retriever` (`retrieval`: exact
+    search by default, ANN for inner-product models from `ann_threshold` items), which never holds a
+    dense users x items matrix and keeps a running top-k over item blocks where the model allows.
     """
-    return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, None)
+    return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, None, retrieval)
 
 
 def evaluate_candidates(
@@ -111,7 +109,7 @@ def evaluate_candidates(
     return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand)
 
 
-def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand):
+def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand, retrieval=None):
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 1:
         raise UserError(f"cutoffs {ks} must be positive integers, e.g. 5 10 20")
@@ -125,23 +123,30 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
     users = np.flatnonzero(n_rel > 0)
     width = target.shape[1]
     k_max = min(ks[-1], width)
-    device = model_device(model)
+    retrieval = retrieval or RetrievalConfig()
     all_hits, all_top = [], []
     with eval_mode(model):
-        for start in range(0, len(users), batch_size):
-            batch = users[start : start + batch_size]  # (B,)
-            scores = model.score_users(torch.from_numpy(batch).to(device))  # (B, I)
-            if cand is not None:
-                scores = scores[:, torch.from_numpy(cand).to(scores.device)]  # (B, C)
-            scores = scores.to(torch.float32, copy=True)  # never write into the model's tensors
-            _fill_rows(scores, seen_csr[batch], float("-inf"))
-            top = torch.topk(scores, k_max, dim=1).indices  # (B, K)
-            relevant = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)  # (B, I)
-            _fill_rows(relevant, target[batch], True)
-            all_hits.append(relevant.gather(1, top).cpu())
-            all_top.append(top.cpu())
-    hits = torch.cat(all_hits).numpy() if all_hits else np.zeros((0, k_max), dtype=bool)  # (U', K)
-    top = torch.cat(all_top).numpy() if all_top else np.zeros((0, k_max), dtype=np.int64)
+        if cand is None:  # the whole catalog: memory-bounded exact search, or ANN for big catalogs
+            retriever = Retriever(model, retrieval)
+            for start in range(0, len(users), batch_size):
+                batch = users[start : start + batch_size]  # (B,)
+                top, _ = retriever.topk(batch, k_max, seen_csr[batch])  # (B, K)
+                all_top.append(top)
+                all_hits.append(member(target[batch], top))
+        else:
+            device = model_device(model)
+            rows = max(1, min(batch_size, retrieval.budget // max(1, n_items)))  # (rows, I) scores at once
+            cand_t = torch.from_numpy(cand).to(device)
+            for start in range(0, len(users), rows):
+                batch = users[start : start + rows]  # (B,)
+                scores = model.score_users(torch.from_numpy(batch).to(device))  # (B, I)
+                scores = scores[:, cand_t.to(scores.device)].to(torch.float32)  # (B, C), a copy
+                _fill_rows(scores, seen_csr[batch], float("-inf"))
+                top = torch.topk(scores, k_max, dim=1).indices.cpu().numpy()  # (B, K)
+                all_top.append(top)
+                all_hits.append(member(target[batch], top))
+    hits = np.concatenate(all_hits) if all_hits else np.zeros((0, k_max), dtype=bool)  # (U', K)
+    top = np.concatenate(all_top) if all_top else np.zeros((0, k_max), dtype=np.int64)
     if k_max < ks[-1]:  # fewer candidates than the largest cutoff: pad with misses
         hits = np.pad(hits, ((0, 0), (0, ks[-1] - k_max)))
     out = ranking_metrics(hits, n_rel[users], ks)

@@ -64,6 +64,16 @@ class BPRMF(nn.Module):
             scores = scores + self.item_bias(items).squeeze(-1)
         return scores
 
+    def user_factors(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) -> (B, D[+1]) with score_users(users) == user_factors(users) @ item_factors().T (for ANN)."""
+        p = self.user_emb(users)  # (B, D)
+        return p if self.item_bias is None else torch.cat([p, torch.ones_like(p[:, :1])], 1)
+
+    def item_factors(self) -> torch.Tensor:
+        """(I, D[+1]): item vectors, the item bias as the last column when there is one."""
+        q = self.item_emb.weight  # (I, D)
+        return q if self.item_bias is None else torch.cat([q, self.item_bias.weight], 1)
+
     def extra_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         """reg * mean squared norm of the batch's user, positive and negative embeddings."""
         if self.config.reg == 0:

@@ -16,16 +16,22 @@ from torch import nn
 from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .history import UserHistory
+from .limits import check_dense_items
 
 
 @dataclass
 class EASEConfig:
     reg: float = field(default=300.0, metadata={"help": "L2 regularisation lambda (tuned on ML-100K)"})
+    max_memory_gb: float = field(
+        default=8.0, metadata={"help": "refuse catalogs whose dense item x item matrices need more (GiB)"}
+    )
 
     def __post_init__(self):
         if not float(self.reg) > 0:
             raise UserError(f"ease reg (lambda) must be > 0, got {self.reg}; try --set reg=300")
-        self.reg = float(self.reg)
+        if not float(self.max_memory_gb) > 0:
+            raise UserError(f"ease max_memory_gb must be > 0, got {self.max_memory_gb}")
+        self.reg, self.max_memory_gb = float(self.reg), float(self.max_memory_gb)
 
 
 class EASE(nn.Module):
@@ -47,6 +53,7 @@ class EASE(nn.Module):
 
 
 def build(config: EASEConfig, ctx: ModelContext) -> EASE:
+    check_dense_items("ease", ctx.n_items, 36, float(config.max_memory_gb))
     return EASE(config, ctx.n_users, ctx.n_items).to(ctx.device)
 
 

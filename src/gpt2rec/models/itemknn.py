@@ -18,19 +18,25 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .history import UserHistory
+from .limits import check_dense_items
 
 
 @dataclass
 class ItemKNNConfig:
     k: int = field(default=100, metadata={"help": "neighbours kept per item"})
     shrinkage: float = field(default=0.0, metadata={"help": "added to the cosine denominator"})
+    max_memory_gb: float = field(
+        default=8.0, metadata={"help": "refuse catalogs whose dense item x item matrices need more (GiB)"}
+    )
 
     def __post_init__(self):
         if int(self.k) < 1:
             raise UserError(f"itemknn k must be >= 1, got {self.k}; pass e.g. --set k=100")
         if float(self.shrinkage) < 0:
             raise UserError(f"itemknn shrinkage must be >= 0, got {self.shrinkage}")
-        self.k, self.shrinkage = int(self.k), float(self.shrinkage)
+        if not float(self.max_memory_gb) > 0:
+            raise UserError(f"itemknn max_memory_gb must be > 0, got {self.max_memory_gb}")
+        self.k, self.shrinkage, self.max_memory_gb = int(self.k), float(self.shrinkage), float(self.max_memory_gb)
 
 
 class ItemKNN(nn.Module):
@@ -68,6 +74,7 @@ class ItemKNN(nn.Module):
 
 
 def build(config: ItemKNNConfig, ctx: ModelContext) -> ItemKNN:
+    check_dense_items("itemknn", ctx.n_items, 4, float(config.max_memory_gb))
     return ItemKNN(config, ctx.n_users, ctx.n_items).to(ctx.device)
 
 

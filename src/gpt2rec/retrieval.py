@@ -1,0 +1,202 @@
+"""Top-k items for many users with bounded memory: exact search, or approximate (faiss) for big catalogs.
+
+Exact search scores users in blocks and never holds more than `budget` scores at once: a model
+whose score is an inner product of a user and an item vector (it has `user_factors(users) -> (B, D)`
+and `item_factors() -> (I, D)`, e.g. BPR-MF) is scored in item blocks too, keeping a running top-k,
+so even a catalog of millions of items needs only (B, block) scores; any other model is scored
+through `score_users` in user blocks of `budget // n_items` rows.
+
+Approximate search (ANN) is used for factor models when the catalog has at least `ann_threshold`
+items (mode "auto") or always (mode "ann"); models without factors fall back to exact search. The
+index is a faiss HNSW graph over the item vectors made L2-searchable by the usual MIPS augmentation
+(x -> [x, sqrt(M^2 - |x|^2)], q -> [q, 0], so the nearest in L2 has the largest inner product);
+`index="flat"` uses an exact `IndexFlatIP` instead (for checks). The candidates are rescored exactly
+and the user's seen items dropped, so ANN only affects which items are found, never their scores.
+faiss comes from the `scale` extra (`pip install 'gpt2rec[scale]'`), imported only when needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .errors import UserError, require
+from .utils.device import model_device
+
+MODES = ("auto", "exact", "ann")
+INDEXES = ("hnsw", "flat")
+DEFAULT_BUDGET = 1 << 24  # scores held at once: 16M float32 = 64 MiB
+USER_BLOCK = 4096  # users per ANN query / factor block
+
+
+@dataclass
+class RetrievalConfig:
+    mode: str = field(default="auto", metadata={"help": "auto (ANN from ann_threshold items), exact or ann"})
+    ann_threshold: int = field(default=50_000, metadata={"help": "catalog size from which auto uses ANN"})
+    index: str = field(default="hnsw", metadata={"help": "faiss index: hnsw (approximate) or flat (exact)"})
+    hnsw_m: int = field(default=32, metadata={"help": "HNSW graph degree"})
+    ef_search: int = field(default=128, metadata={"help": "HNSW search breadth (recall vs speed)"})
+    ef_construction: int = field(default=80, metadata={"help": "HNSW build breadth"})
+    budget: int = field(default=DEFAULT_BUDGET, metadata={"help": "most scores held in memory at once"})
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise UserError(f"retrieval mode must be one of {MODES}, got {self.mode!r}")
+        if self.index not in INDEXES:
+            raise UserError(f"retrieval index must be one of {INDEXES}, got {self.index!r}")
+        for name in ("ann_threshold", "hnsw_m", "ef_search", "ef_construction", "budget"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"retrieval {name} must be >= 1, got {getattr(self, name)}")
+            setattr(self, name, int(getattr(self, name)))
+
+
+def has_factors(model) -> bool:
+    return callable(getattr(model, "user_factors", None)) and callable(getattr(model, "item_factors", None))
+
+
+class Retriever:
+    """`topk(users, k, seen)` for one model in eval mode; build it after training (it snapshots the
+    item vectors and, for ANN, the index)."""
+
+    def __init__(self, model, config: RetrievalConfig | None = None):
+        self.model = model
+        self.config = config or RetrievalConfig()
+        self.n_items = int(model.n_items)
+        self.items: torch.Tensor | None = None  # (I, D) item factors, when the model has them
+        if has_factors(model):
+            with torch.no_grad():
+                self.items = model.item_factors().float()  # (I, D)
+        cfg = self.config
+        wants_ann = cfg.mode == "ann" or (cfg.mode == "auto" and self.n_items >= cfg.ann_threshold)
+        self.index = _build_index(self.items, cfg) if wants_ann and self.items is not None else None
+
+    @property
+    def kind(self) -> str:
+        """What `topk` does: 'ann', 'exact-factors' (item blocks) or 'exact' (score_users)."""
+        return "ann" if self.index is not None else ("exact-factors" if self.items is not None else "exact")
+
+    @torch.no_grad()
+    def topk(self, users: np.ndarray, k: int, seen: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) internal users -> items (B, k') int64 and scores (B, k') float32, best first, never an item
+        in `seen` (the users' rows, (B, I) CSR); k' = min(k, I). Rows with fewer than k' unseen items end
+        in score -inf."""
+        users = np.asarray(users, dtype=np.int64)
+        k = min(int(k), self.n_items)
+        if seen is not None and seen.shape != (len(users), self.n_items):
+            raise ValueError(f"seen has shape {seen.shape}, expected {(len(users), self.n_items)}")
+        parts = []
+        for start in range(0, len(users), USER_BLOCK):
+            block = users[start : start + USER_BLOCK]
+            block_seen = seen[start : start + USER_BLOCK] if seen is not None else None
+            if self.index is not None:
+                parts.append(self._ann(block, k, block_seen))
+            elif self.items is not None:
+                parts.append(self._exact_factors(block, k, block_seen))
+            else:
+                parts.append(self._exact_scores(block, k, block_seen))
+        if not parts:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _user_vectors(self, users: np.ndarray) -> torch.Tensor:
+        dev = self.items.device
+        return self.model.user_factors(torch.from_numpy(users).to(dev)).float()  # (B, D)
+
+    def _exact_factors(self, users, k, seen):
+        """Item blocks with a running top-k: at most (B, block) scores exist at any time."""
+        q = self._user_vectors(users)  # (B, D)
+        block = max(k, self.config.budget // max(1, len(users)))
+        best_s = torch.full((len(users), 0), float("-inf"), device=q.device)  # (B, <=k)
+        best_i = torch.zeros((len(users), 0), dtype=torch.long, device=q.device)
+        for lo in range(0, self.n_items, block):
+            hi = min(lo + block, self.n_items)
+            s = q @ self.items[lo:hi].T  # (B, D) @ (D, c) -> (B, c)
+            _mask(s, seen, lo, hi)
+            idx = torch.arange(lo, hi, device=q.device).expand(len(users), -1)  # (B, c)
+            cat_s, cat_i = torch.cat([best_s, s], 1), torch.cat([best_i, idx], 1)  # (B, k + c)
+            top = torch.topk(cat_s, min(k, cat_s.shape[1]), dim=1)
+            best_s, best_i = top.values, cat_i.gather(1, top.indices)
+        return best_i.cpu().numpy(), best_s.cpu().numpy()
+
+    def _exact_scores(self, users, k, seen):
+        """Whole-catalog scores from `score_users`, in user blocks of at most `budget` scores."""
+        dev = model_device(self.model)
+        rows = max(1, self.config.budget // self.n_items)
+        out_i, out_s = [], []
+        for start in range(0, len(users), rows):
+            b = users[start : start + rows]
+            s = self.model.score_users(torch.from_numpy(b).to(dev)).to(torch.float32, copy=True)  # (b, I)
+            _mask(s, seen[start : start + rows] if seen is not None else None, 0, self.n_items)
+            top = torch.topk(s, k, dim=1)
+            out_i.append(top.indices.cpu().numpy())
+            out_s.append(top.values.cpu().numpy())
+        return np.concatenate(out_i), np.concatenate(out_s)
+
+    def _ann(self, users, k, seen):
+        """ANN candidates (k plus the most seen items of any row), rescored exactly, seen dropped."""
+        q = self._user_vectors(users)  # (B, D)
+        extra = int(np.diff(seen.indptr).max()) if seen is not None and seen.nnz else 0
+        want = min(self.n_items, k + extra)
+        query = q.cpu().numpy().astype(np.float32)
+        if self.config.index == "hnsw":
+            query = np.concatenate([query, np.zeros((len(query), 1), np.float32)], 1)  # (B, D + 1)
+        _, cand = self.index.search(np.ascontiguousarray(query), want)  # (B, want), -1 = none found
+        cand_t = torch.from_numpy(cand.astype(np.int64)).to(q.device)
+        valid = cand_t >= 0
+        safe = cand_t.clamp_min(0)
+        s = (q.unsqueeze(1) * self.items[safe]).sum(-1)  # (B, want) exact scores
+        s = s.masked_fill(~valid, float("-inf"))
+        if seen is not None and seen.nnz:
+            hit = member(seen, cand.astype(np.int64))  # (B, want) bool: candidate already seen
+            s = s.masked_fill(torch.from_numpy(hit).to(s.device), float("-inf"))
+        top = torch.topk(s, min(k, want), dim=1)
+        items = safe.gather(1, top.indices).cpu().numpy()
+        scores = top.values.cpu().numpy()
+        if items.shape[1] < k:  # fewer candidates than k: pad with misses
+            pad = k - items.shape[1]
+            items = np.pad(items, ((0, 0), (0, pad)))
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return items, scores
+
+
+def _build_index(items: torch.Tensor, cfg: RetrievalConfig):
+    faiss = require("faiss", "scale")
+    x = np.ascontiguousarray(items.detach().cpu().numpy().astype(np.float32))  # (I, D)
+    if cfg.index == "flat":
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        return index
+    norms = (x.astype(np.float64) ** 2).sum(1)  # (I,)
+    extra = np.sqrt(np.maximum(norms.max() - norms, 0.0)).astype(np.float32)[:, None]  # (I, 1)
+    index = faiss.IndexHNSWFlat(x.shape[1] + 1, cfg.hnsw_m)
+    index.hnsw.efConstruction = cfg.ef_construction
+    index.hnsw.efSearch = cfg.ef_search
+    index.add(np.ascontiguousarray(np.concatenate([x, extra], 1)))  # (I, D + 1)
+    return index
+
+
+def _mask(scores: torch.Tensor, seen: sp.csr_matrix | None, lo: int, hi: int) -> None:
+    """scores[r, c - lo] = -inf for every seen (r, c) with lo <= c < hi, in place."""
+    if seen is None or not seen.nnz:
+        return
+    rows = np.repeat(np.arange(seen.shape[0], dtype=np.int64), np.diff(seen.indptr))
+    cols = seen.indices.astype(np.int64)
+    inside = (cols >= lo) & (cols < hi)
+    r = torch.from_numpy(rows[inside]).to(scores.device)
+    c = torch.from_numpy(cols[inside] - lo).to(scores.device)
+    scores[r, c] = float("-inf")
+
+
+def member(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+    """(B, K) bool: is items[r, j] stored in row r of `rows` (B, I)? Vectorised binary search."""
+    rows = sp.csr_matrix(rows)
+    rows.sort_indices()
+    width = rows.shape[1] + 1
+    r = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(rows.indptr))
+    keys = r * width + rows.indices.astype(np.int64)  # sorted: rows in order, columns sorted
+    query = np.arange(items.shape[0], dtype=np.int64)[:, None] * width + items  # (B, K)
+    pos = np.minimum(np.searchsorted(keys, query), max(0, len(keys) - 1))
+    return (keys[pos] == query) if len(keys) else np.zeros(items.shape, bool)
