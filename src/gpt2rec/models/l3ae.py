@@ -30,6 +30,7 @@ from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .ease import ease_weights, interaction_gram
 from .history import UserHistory
+from .limits import check_dense_items
 from .text_features import LMSettings, encode_rendered, field_names, make_encoder, resolve_lm_name
 
 POOLINGS = ("mean", "fields", "last")
@@ -42,11 +43,15 @@ class L3AEConfig(LMSettings):
     pooling: str = field(
         default="fields", metadata={"help": "item vectors: fields (mean of per-field vectors) | mean | last"}
     )
-    reg: float = field(default=300.0, metadata={"help": "L2 lambda of the interaction EASE (as ease reg)"})
+    # defaults: the bench's choice on ML-100K warm VALIDATION (seed 0, minilm, 18-point grid)
+    reg: float = field(default=30.0, metadata={"help": "L2 lambda of the interaction EASE (as ease reg)"})
     text_weight: float = field(
-        default=100.0, metadata={"help": "mu: pull of B towards the text matrix C (0 = EASE, no LM)"}
+        default=300.0, metadata={"help": "mu: pull of B towards the text matrix C (0 = EASE, no LM)"}
     )
-    text_reg: float = field(default=1.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
+    text_reg: float = field(default=3.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
+    max_memory_gb: float = field(
+        default=8.0, metadata={"help": "refuse catalogs whose dense item x item matrices need more (GiB)"}
+    )
     prompt: str = field(
         default="",
         metadata={"help": "wrap each item sentence: '' none | eol (PromptEOL, use with pooling=last) | '...{text}...'"},
@@ -57,6 +62,9 @@ class L3AEConfig(LMSettings):
         if self.pooling not in POOLINGS:
             raise UserError(f"l3ae pooling must be one of {POOLINGS}, got {self.pooling!r}; try --set pooling=fields")
         self.reg, self.text_weight, self.text_reg = float(self.reg), float(self.text_weight), float(self.text_reg)
+        self.max_memory_gb = float(self.max_memory_gb)
+        if not self.max_memory_gb > 0:
+            raise UserError(f"l3ae max_memory_gb must be > 0, got {self.max_memory_gb}")
         if not self.reg > 0 or not self.text_reg > 0:
             raise UserError(f"l3ae reg and text_reg must be > 0, got {self.reg}, {self.text_reg}; try reg=300")
         if self.text_weight < 0:
@@ -151,6 +159,8 @@ def text_matrix(config: L3AEConfig, dataset, device) -> torch.Tensor:
 
 
 def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
+    # float64 G, P, C, P C and B at the peak of fit (plus C's own inverse): about 64 I^2 bytes
+    check_dense_items("l3ae", ctx.n_items, 64, config.max_memory_gb)
     return L3AE(config, ctx.n_users, ctx.n_items).to(ctx.device)
 
 
