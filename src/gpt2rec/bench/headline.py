@@ -79,7 +79,21 @@ def targets(data: dict) -> list[Target]:
     out.append(Target(name, "not measured", None) if best is None else
                Target(name, f"{best.label} {best.mean[METRIC]:.4f}", round(best.mean[METRIC], 4) >= COLD_ITEM_FLOOR))  # fmt: skip
     out.extend(lm_targets(rs))
+    out.append(cost_target(rs))
     return out
+
+
+def cost_target(rs: list[Row]) -> Target:
+    """Goal 5 for a closed-form headline: its whole fit (LM vectors from the cache, both inversions)
+    against BPR-MF's training to its early stop, both from the warm records (same runs, same threads)."""
+    name = "cost: headline closed-form fit (s) <= BPR-MF training (s), warm"
+    head, bpr = headline_row(rs, plan.WARM), find(rs, plan.WARM, "bpr")
+    if head is None or bpr is None or "train_seconds" not in head.mean or "train_seconds" not in bpr.mean:
+        return Target(name, "not measured", None)
+    fit, train = head.mean["train_seconds"], bpr.mean["train_seconds"]
+    per_epoch = bpr.mean.get("seconds_per_epoch")
+    extra = f"; x{fit / per_epoch:.0f} of one BPR-MF epoch ({per_epoch:.2f} s)" if per_epoch else ""
+    return Target(name, f"{head.label} fit {fit:.1f} s vs bpr {train:.1f} s{extra}", fit <= train)
 
 
 def lm_targets(rs: list[Row]) -> list[Target]:
@@ -109,3 +123,31 @@ def paired_rows(data: dict) -> tuple[list[str], list[list[str]]]:
                     body.append([protocol, head.label, other, f"{p['mean']:+.4f}", f"[{p['low']:+.4f}, {p['high']:+.4f}]",
                                  f"x{p['ratio']:.3f}", diffs])  # fmt: skip
     return ["protocol", "headline", "vs", "mean Δ ndcg@10", "95% CI", "ratio", "per seed"], body
+
+
+# The design's own claims: (claim, the model that should win, the one it should beat), each with the
+# base LM of the ablations. Checked wherever both rows exist, as paired differences over seeds.
+CLAIMS = (
+    ("dynamic end-to-end extraction beats the cached mode", "enhanced-end2end", "enhanced-cached"),
+    ("cross-attention beats concatenation", "enhanced-cached", "enhanced-cached/no-attention"),
+    ("the contrastive term improves generalisation", "enhanced-cached", "enhanced-cached/no-contrastive"),
+    ("the LM's text adds to the IDs (enhanced)", "enhanced-cached", "enhanced-cached/ids-only"),
+    ("the LM's text adds to the IDs (headline)", HEADLINE, TEXT_OFF),
+)
+
+
+def claims_rows(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: each claim per protocol, verdict from the 95% CI of the paired difference."""
+    rs = rows(data.get("records", []))
+    body = []
+    for claim, a, b in CLAIMS:
+        for protocol in plan.PROTOCOLS:
+            for row_a in [r for r in rs if r.protocol == protocol and r.model == a]:
+                row_b = find(rs, protocol, b, row_a.lm) or find(rs, protocol, b, None)
+                p = paired(row_a, row_b, plan.PROTOCOLS[protocol].metric)
+                if p is None or len(p["seeds"]) < 2:
+                    continue
+                verdict = "confirmed" if p["low"] > 0 else "refuted" if p["high"] < 0 else "not shown (CI spans 0)"
+                body.append([claim, protocol, f"{row_a.label} vs {row_b.label}", f"{p['mean']:+.4f}",
+                             f"[{p['low']:+.4f}, {p['high']:+.4f}]", len(p["seeds"]), verdict])  # fmt: skip
+    return ["claim", "protocol", "compared", "mean Δ", "95% CI", "seeds", "verdict"], body

@@ -196,6 +196,16 @@ def paired_section(data: dict) -> str:
     )
 
 
+def claims_section(data: dict) -> str:
+    header, body = headline.claims_rows(data)
+    if not body:
+        return "Not measured (no paired records).\n"
+    return (
+        "Each claim of the design as a paired difference over seeds (test, the protocol's metric): "
+        "confirmed when the 95% interval lies above 0, refuted when below.\n\n" + table(header, body) + "\n"
+    )
+
+
 def targets_section(data: dict, dataset_name: str) -> str:
     mark = {True: "met", False: "NOT met", None: "not measured"}
     body = [[t.name, t.value, mark[t.met]] for t in targets(data, dataset_name) + headline.targets(data)]
@@ -246,6 +256,7 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
     out += ["## Quality (test, mean ± std over seeds)", ""]
     out += [s for s in (quality_section(rs, p) for p in plan.PROTOCOLS) if s]
     out += ["## Headline model: paired differences", "", paired_section(data)]
+    out += ["## The design's claims, checked", "", claims_section(data)]
     out += ["## Ablations", "", ablation_section(data, rs)]
     out += ["## Speed", "", speed_section(data, rs)]
     out += ["## Faithfulness of explanations", "", faithfulness_section(data)]
