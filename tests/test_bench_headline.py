@@ -84,3 +84,13 @@ def test_headline_targets_pair_seeds_and_read_validation_for_the_lm():
     text = by_name["warm: headline above its text-off ablation (95% CI of the paired difference > 0)"]
     assert text.met is True  # every seed +0.02 exactly: zero width
     assert by_name["warm: headline [gemma3-270m] ndcg@10 >= 0.97x [minilm]"].met is True
+
+
+def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
+    from gpt2rec.bench.runner import model_config
+
+    entry = plan.entry_named("l3ae")
+    _, dec = model_config(entry, {"model": {"reg": 30.0}}, "gemma3-270m")
+    _, enc = model_config(entry, {"model": {"reg": 30.0}}, "minilm")
+    assert (dec.pooling, dec.prompt, dec.reg) == ("last", "eol", 30.0)
+    assert (enc.pooling, enc.prompt, enc.lm) == ("fields", "", "minilm")

@@ -100,6 +100,7 @@ class ModelEntry:
     quick: tuple[str, ...] = ()
     group: str = "main"  # main | ablation
     seeds: int | None = None  # cap on the protocol's seeds (None: all of them)
+    lm_overrides: dict = field(default_factory=dict)  # lm -> model overrides with that LM only
 
 
 # Dynamic strategies run the LM's top block on every step (at most `dynamic_sample` users and as
@@ -119,6 +120,10 @@ L3AE_GRID = tuple(
     {"model": {"reg": r, "text_weight": w, "text_reg": t}}
     for r in L3AE_REGS for w in (300.0, 100.0, 1000.0) for t in (3.0, 10.0)
 )  # fmt: skip
+# How a decoder reads the items for l3ae, chosen on warm seed 0 VALIDATION (best of a 12-point
+# reg x text_weight x text_reg grid, `benchmarks/README.md`): PromptEOL + last token, final layer,
+# 0.2663; the same at layer 12 of 18, 0.2632; mean pooling 0.2651 (minilm's default fields: 0.2697).
+L3AE_LM_POOLING = {"gemma3-270m": {"pooling": "last", "prompt": "eol"}}
 ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("popularity", "popularity", ALL, quick=ALL),
     ModelEntry("itemknn", "itemknn", ID_PROTOCOLS, grid=({"model": {"k": 100}}, {"model": {"k": 50}}, {"model": {"k": 200}})),
@@ -131,7 +136,8 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
-    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM,) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID),
+    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM,) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
+               lm_overrides=L3AE_LM_POOLING),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
     ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=BASE),

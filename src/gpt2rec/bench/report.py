@@ -168,7 +168,8 @@ def plan_table() -> str:
     for e in plan.ENTRIES:
         train = plan.train_settings(e)
         grid = "; ".join(json.dumps(c, sort_keys=True) for c in e.grid) or "—"
-        body.append([e.name, e.model, " ".join(e.protocols), e.lm or "—", json.dumps(e.overrides) if e.overrides else "—",
+        over = {**e.overrides, **{f"with {lm}": v for lm, v in e.lm_overrides.items()}}
+        body.append([e.name, e.model, " ".join(e.protocols), e.lm or "—", json.dumps(over) if over else "—",
                      "closed form" if get_spec(e.model).fit else json.dumps(train), grid])  # fmt: skip
     return table(["model", "registry", "protocols", "lm", "overrides", "training", "grid (validation)"], body)
 
