@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--seconds", default="1:5,8:10,32:20", help="concurrency:seconds pairs (GET)")
     parser.add_argument("--post-seconds", type=int, default=5, help="seconds of the POST batch level (c=8)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--note", default="", help="a sentence for the report (e.g. what else loaded the machine)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -157,6 +158,7 @@ def main() -> None:
         "python": platform.python_version(),
     }
     results["command"] = "python benchmarks/serve_load.py " + " ".join(sys.argv[1:])
+    results["note"] = args.note
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".serve.json.tmp"
@@ -194,6 +196,8 @@ def write_report(r: dict, path: Path) -> None:
         f"Command: `{r['command']}`",
         "",
     ]
+    if r.get("note"):
+        lines += [r["note"], ""]
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, path)

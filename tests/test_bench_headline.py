@@ -87,7 +87,7 @@ def test_headline_targets_pair_seeds_and_read_validation_for_the_lm():
 
 
 def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
-    from gpt2rec.bench.runner import model_config
+    from gpt2rec.bench.training import model_config
 
     entry = plan.entry_named("l3ae")
     _, dec = model_config(entry, {"model": {"reg": 30.0}}, "gemma3-270m")
