@@ -64,5 +64,5 @@ def serve(
     gc.collect()
     gc.freeze()  # the loaded run's objects never change: keep the collector from rescanning them (tail latency)
     writes = "need the X-API-Key header" if key else "are open (loopback only)"
-    log.info("gpt2rec serve: http://%s:%s/ (API docs at /docs; writes %s); Ctrl+C stops it", host, port, writes)
+    log.info("serving http://%s:%s/ (API docs at /docs; writes %s); Ctrl+C stops it", host, port, writes)
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)
