@@ -167,7 +167,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         spec = get_spec(config.model)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
         with runfolder.staging(out) as work:  # built (e.g. genre_content without genres) leaves no run
-            if work != out:
+            if work != out or not (out / ckpt.CONFIG).is_file():  # a new run (or a folder of other files)
                 ckpt.save_config(work, cfg)
                 ckpt.save_id_maps(work, dataset)
                 write_split(split, dataset, work / SPLIT_DIR)
