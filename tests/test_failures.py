@@ -370,3 +370,14 @@ def test_a_staged_start_trains_exactly_like_one_uninterrupted_fit(ml, tmp_path):
     saved = load_model(tmp_path / "run", dataset).state_dict()
     for name, value in reference.state_dict().items():
         assert torch.equal(saved[name], value), name
+
+
+def test_nan_weights_in_a_run_folder_are_one_line(run_dir, tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(run_dir / "model.safetensors"))
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()}
+    copy = damaged_copy(run_dir, tmp_path, "metrics.json", (run_dir / "metrics.json").read_bytes())
+    save_file(state, str(copy / "model.safetensors"))
+    one_line_error(capsys, main(["recommend", str(copy), "--user", "1"]), "model.safetensors holds NaN/inf weights")

@@ -186,8 +186,8 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
 
 
 def check_finite(model: torch.nn.Module, train: TrainConfig) -> None:
-    """Refuse to save weights that hold NaN or infinity as a successful run."""
-    for name, value in model.state_dict().items():
+    """Refuse weights that hold NaN or infinity (never saved, never served as a run)."""
+    for name, value in model.named_parameters():  # buffers may hold -inf on purpose (masks)
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise NonFiniteLossError(
                 f"training diverged: {name} holds NaN/inf values (learning rate {train.lr:g} too high, or "
@@ -217,6 +217,10 @@ def load_run(run_dir: str | Path, device=None):
     dataset = load_dataset(config.data)
     device = pick_device(device if device is not None else config.train.device)
     model = ckpt.load_model(run_dir, dataset, device)
+    try:
+        check_finite(model, config.train)
+    except NonFiniteLossError:  # written by hand or by an older gpt2rec: scores would all be NaN
+        raise runfolder.damaged(run_dir / ckpt.MODEL, "holds NaN/inf weights") from None
     split = read_split(dataset, run_dir / SPLIT_DIR)
     return config, dataset, model, split
 
