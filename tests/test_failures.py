@@ -381,3 +381,15 @@ def test_nan_weights_in_a_run_folder_are_one_line(run_dir, tmp_path, capsys):
     copy = damaged_copy(run_dir, tmp_path, "metrics.json", (run_dir / "metrics.json").read_bytes())
     save_file(state, str(copy / "model.safetensors"))
     one_line_error(capsys, main(["recommend", str(copy), "--user", "1"]), "model.safetensors holds NaN/inf weights")
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["trian"], "invalid choice: 'trian'"),
+        (["train", "--epochs", "x", "--out", "y"], "invalid int value: 'x'; see: gpt2rec train --help"),
+        (["recommend", "run", "--user"], "expected one argument"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv, needle):
+    one_line_error(capsys, main(argv), needle)
