@@ -72,10 +72,10 @@ def leftovers(out: Path) -> list[str]:
         (["--dim", "0"], "dim must be >= 1"),
         (["--device", "banana"], "unknown device 'banana'"),
         (["--sep", "\\x"], "unknown escape"),
-        (["--lr", "inf"], "lr must be a finite number"),
-        (["--lr", "nan"], "lr must be a finite number"),
+        (["--lr", "inf"], "finite number"),
+        (["--lr", "nan"], "finite number"),
         (["--set", "dim=abc"], "dim"),
-        (["--implicit-threshold", "nan"], "implicit_threshold nan is not a number"),
+        (["--implicit-threshold", "nan"], "implicit_threshold"),
     ],
 )
 def test_bad_train_flags_write_nothing(ml, tmp_path, capsys, flags, needle):

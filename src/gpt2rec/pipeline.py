@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -61,31 +59,12 @@ class RunConfig:
         if not isinstance(self.model_config, dict):
             raise UserError(f"model_config must be a JSON object of {self.model} settings, got {self.model_config!r}")
         cls = get_spec(self.model).config_cls
-        check_numbers(cls, self.model_config)
         try:
             config = from_dict(cls, dict(self.model_config))
         except (TypeError, ValueError, OverflowError) as exc:  # e.g. "dim": "abc" in a config file
             raise UserError(f"model_config of {self.model} is invalid ({exc}); fix it in --config or --set") from None
         check_widths(config)
         return config
-
-
-def check_numbers(cls, values: dict) -> None:
-    """Integer and float fields of `values` (e.g. a config file's "dim") hold finite numbers."""
-    hints = typing.get_type_hints(cls)
-    for name, value in values.items():
-        kind = hints.get(name)
-        if kind not in (int, float) or value is None:
-            continue
-        try:
-            ok = (
-                not isinstance(value, bool) and math.isfinite(float(value)) and (kind is float or float(value) % 1 == 0)
-            )
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            what = "a whole number" if kind is int else "a finite number"
-            raise UserError(f"model_config {name}={value!r} is not {what}; fix it in --config or --set")
 
 
 def check_widths(model_config) -> None:
