@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,6 +135,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
         spec = get_spec(config.model)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
+        created = False
         with runfolder.staging(out) as work:  # built (e.g. genre_content without genres) leaves no run
             if work == out and (out / ckpt.CONFIG).is_file():
                 log.debug("resuming the unfinished run in %s", out)
@@ -146,8 +148,14 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
                     fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out)
-            fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
-            check_finite(model, config.train)
+                    created = True
+            try:
+                fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
+                check_finite(model, config.train)
+            except NonFiniteLossError:
+                if created:  # a run started by this call that diverged is a failed start: leave nothing
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
             metrics["train"] = fit_info
             ckpt.save_model(work, model)
