@@ -396,18 +396,13 @@ def test_hybrid_through_the_training_loop_and_resume(tiny_lm, tmp_path):
     def after_epoch(epoch, record):  # (the loop restores the best epoch's weights at the end)
         changed[epoch] = any(not torch.equal(before[n], p) for n, p in model.lm.named_parameters())
 
-    fit(model, ctx_for(dataset, split.train), split, cfg, tmp_path, on_epoch_end=after_epoch, verbose=False)
+    fit(model, ctx_for(dataset, split.train), split, cfg, tmp_path, on_epoch_end=after_epoch)
     assert model.encoder_calls > 0  # epoch 2 encoded dynamically
     assert changed == {1: False, 2: True}  # LoRA trained in the dynamic epoch only
     # resume: a third epoch continues from the saved state (adapters included) and goes back to the cache
     again, _, _ = enhanced(tiny_lm, strategy="hybrid", hybrid_cached_epochs=1, hybrid_end2end_epochs=1, top_n_blocks=1)
     result = fit(
-        again,
-        ctx_for(dataset, split.train),
-        split,
-        TrainConfig(epochs=3, batch_size=8, lr=0.01, patience=0),
-        tmp_path,
-        verbose=False,
+        again, ctx_for(dataset, split.train), split, TrainConfig(epochs=3, batch_size=8, lr=0.01, patience=0), tmp_path
     )
     assert result.epochs_run == 3 and again.use_cache and again.encoder_calls == 0
 

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from gpt2rec.data.sampling import NegativeSampler, bpr_batches, sample_distinct, sample_negatives
+from gpt2rec.data.sampling import NegativeSampler, sample_distinct, sample_negatives, training_batches
 from gpt2rec.data.splits import interaction_matrix
 from gpt2rec.errors import DataError
 
@@ -66,15 +66,32 @@ def test_sample_distinct_rows_have_no_duplicates():
         sample_distinct(sampler, np.array([0]), np.random.default_rng(0), 2)  # user 0 has 1 free item
 
 
-def test_bpr_batches_one_shuffled_epoch():
+def test_training_batches_one_shuffled_epoch():
     rng = np.random.default_rng(0)
     pairs = np.unique(rng.integers(0, 20 * 15, 150))
     train = pd.DataFrame({"user": pairs // 15, "item": pairs % 15})
     csr = interaction_matrix(train, 20, 15)
-    batches = list(bpr_batches(train, csr, 15, 32, np.random.default_rng(1)))
+    batches = list(training_batches(train, NegativeSampler(csr, 15), 32, np.random.default_rng(1)))
     assert [len(b[0]) for b in batches] == [32] * (len(train) // 32) + ([len(train) % 32] if len(train) % 32 else [])
     users, pos, neg = (torch.cat(x).numpy() for x in zip(*batches))
     assert all(t.dtype == torch.long for t in batches[0])
     assert sorted(zip(users, pos)) == sorted(zip(train["user"], train["item"]))  # each pair once
     assert list(users) != list(train["user"])  # shuffled
     assert not csr.toarray()[users, neg].any()  # never a training positive
+
+
+def test_training_batches_several_negatives_share_the_single_negative_draws():
+    """num_neg=3 gives (B, 3) negatives, never positives, over the same shuffled pairs as num_neg=1."""
+    rng = np.random.default_rng(0)
+    pairs = np.unique(rng.integers(0, 20 * 15, 150))
+    train = pd.DataFrame({"user": pairs // 15, "item": pairs % 15})
+    csr = interaction_matrix(train, 20, 15)
+    sampler = NegativeSampler(csr, 15)
+    many = list(training_batches(train, sampler, 32, np.random.default_rng(1), num_neg=3))
+    users, pos, neg = (torch.cat(x).numpy() for x in zip(*many))
+    assert neg.shape == (len(train), 3)
+    assert not csr.toarray()[users[:, None], neg].any()
+    first = list(training_batches(train, sampler, 32, np.random.default_rng(1)))[0]
+    assert torch.equal(first[0], many[0][0])  # the same shuffled users in the first batch
+    with pytest.raises(ValueError, match="num_neg"):
+        next(training_batches(train, sampler, 32, np.random.default_rng(1), num_neg=0))

@@ -42,7 +42,7 @@ class PhaseModel(nn.Module):
         self.w = nn.Parameter(torch.zeros(()))
         self.register_buffer("phase", torch.zeros(()))
 
-    def on_epoch_start(self, epoch: int) -> None:
+    def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         self.phase.fill_(epoch)
 
     def score_users(self, users):
@@ -57,7 +57,7 @@ class PhaseModel(nn.Module):
 def test_early_stopping_and_best_state_and_history(tmp_path):
     model = PhaseModel()
     cfg = TrainConfig(epochs=20, patience=3, batch_size=16, lr=0.01, seed=0)
-    result = fit(model, CTX, block_split(), cfg, tmp_path, verbose=False)
+    result = fit(model, CTX, block_split(), cfg, tmp_path)
     # epoch 2 is the only good one; 3 worse epochs after it -> stop after epoch 5
     assert (result.best_epoch, result.epochs_run) == (2, 5)
     assert int(model.phase) == 2, "the best epoch's state must be restored"
@@ -71,9 +71,7 @@ def test_early_stopping_and_best_state_and_history(tmp_path):
 
 
 def test_patience_zero_runs_every_epoch(tmp_path):
-    result = fit(
-        PhaseModel(), CTX, block_split(), TrainConfig(epochs=4, patience=0, batch_size=16), None, verbose=False
-    )
+    result = fit(PhaseModel(), CTX, block_split(), TrainConfig(epochs=4, patience=0, batch_size=16), None)
     assert result.epochs_run == 4 and result.best_epoch == 2
 
 
@@ -94,7 +92,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, name, mode
     cfg = TrainConfig(epochs=5, patience=0, batch_size=8, lr=0.02, seed=7, num_neg=2 if name == "neumf" else 1)
     split = block_split()
     full = _build(name, model_config, seed=1)
-    reference = fit(full, CTX, split, cfg, tmp_path / "a", verbose=False)
+    reference = fit(full, CTX, split, cfg, tmp_path / "a")
 
     def stop_after_2(epoch, record):
         if epoch == 2:
@@ -102,12 +100,12 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, name, mode
 
     run = tmp_path / "b"
     with pytest.raises(Interrupt):
-        fit(_build(name, model_config, seed=1), CTX, split, cfg, run, on_epoch_end=stop_after_2, verbose=False)
+        fit(_build(name, model_config, seed=1), CTX, split, cfg, run, on_epoch_end=stop_after_2)
     assert json.loads((run / "train_state.json").read_text())["epoch"] == 2
 
     seen = []
     resumed = _build(name, model_config, seed=99)  # different init: everything must come from disk
-    result = fit(resumed, CTX, split, cfg, run, on_epoch_end=lambda e, r: seen.append(e), verbose=False)
+    result = fit(resumed, CTX, split, cfg, run, on_epoch_end=lambda e, r: seen.append(e))
     assert seen == [3, 4, 5]
     assert result.best_epoch == reference.best_epoch and result.epochs_run == 5
     drop = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
@@ -118,16 +116,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, name, mode
 
 def test_resume_refuses_other_settings(tmp_path):
     split = block_split()
-    fit(_build("bpr", {"dim": 4}, 0), CTX, split, TrainConfig(epochs=1, batch_size=8), tmp_path, verbose=False)
+    fit(_build("bpr", {"dim": 4}, 0), CTX, split, TrainConfig(epochs=1, batch_size=8), tmp_path)
     with pytest.raises(UserError, match="lr"):
-        fit(
-            _build("bpr", {"dim": 4}, 0),
-            CTX,
-            split,
-            TrainConfig(epochs=2, batch_size=8, lr=0.5),
-            tmp_path,
-            verbose=False,
-        )
+        fit(_build("bpr", {"dim": 4}, 0), CTX, split, TrainConfig(epochs=2, batch_size=8, lr=0.5), tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -25,3 +25,7 @@ def require(module: str, extra: str, also: str = ""):
         raise MissingDependencyError(
             f"'{module}' is not installed; install it with: pip install 'gpt2rec[{extra}]'{then}"
         ) from exc
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite (learning rate too high, or non-finite data)."""

@@ -72,7 +72,7 @@ def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, 
     if spec.fit is not None:
         spec.fit(model, ctx)
         return {"kind": "closed-form", "seconds": time.perf_counter() - start}
-    result = fit(model, ctx, split, train, run_dir, verbose=verbose)
+    result = fit(model, ctx, split, train, run_dir, progress=verbose)
     return {
         "kind": "gradient",
         "seconds": result.seconds,

@@ -79,11 +79,11 @@ def model_config(entry: ModelEntry, candidate: dict, lm: str | None):
     return spec, from_dict(spec.config_cls, values)
 
 
-def train_config(run: BenchRun, entry: ModelEntry, candidate: dict, seed: int):
+def train_config(run: BenchRun, entry: ModelEntry, candidate: dict, seed: int, metric: str = "ndcg@10"):
     from ..train.loop import TrainConfig
 
     values = {**plan.train_settings(entry), **candidate.get("train", {})}
-    values.update(epochs=run.config.epochs_for(entry), seed=seed, device=str(run.device))
+    values.update(epochs=run.config.epochs_for(entry), seed=seed, device=str(run.device), metric=metric)
     return TrainConfig(**values)
 
 
@@ -102,20 +102,22 @@ def train_one(run: BenchRun, entry: ModelEntry, candidate: dict, job: Job, split
             spec.fit(model, ctx)
         info.update(train_seconds=t.seconds, epochs=0, best_epoch=None, seconds_per_epoch=t.seconds)
         valid = evaluate(model, run.dataset, split, job.protocol, "valid", job.seed)
-    elif plan.PROTOCOLS[job.protocol].evaluation == "full":
-        # the loop's own validation (full ranking, seen = train) is this protocol's: its early stopping
-        tcfg = train_config(run, entry, candidate, job.seed)
-        result = fit(model, ctx, split, tcfg, None, verbose=False)
-        curve = [float(h.get("ndcg@10", float("nan"))) for h in result.history]
-        valid = result.best_valid
-        info.update(_fit_info(result.history, result.best_epoch, tcfg), curve=curve)
     else:
-        valid = _fit_protocol_stopping(run, model, ctx, split, train_config(run, entry, candidate, job.seed), job, info)
+        tcfg = train_config(run, entry, candidate, job.seed, plan.PROTOCOLS[job.protocol].metric)
+        result = fit(model, ctx, split, tcfg, None, validate=protocol_validation(run, split, job))
+        valid = result.best_valid
+        curve = [float(h.get(tcfg.metric, float("nan"))) for h in result.history]
+        info.update(_fit_info(result.history, result.best_epoch, tcfg), curve=curve)
     return Trained(model, entry, candidate, info, valid)
 
 
-class _Stop(Exception):
-    """Raised from the loop's epoch callback to stop training early."""
+def protocol_validation(run: BenchRun, split: Split, job: Job):
+    """Early stopping on the PROTOCOL's validation (sampled negatives, cold candidates); None for the
+    full-ranking protocols, whose validation is the loop's own. The loop's full ranking would rank
+    e.g. cold items among all items, where they never surface."""
+    if plan.PROTOCOLS[job.protocol].evaluation == "full":
+        return None
+    return lambda model: evaluate(model, run.dataset, split, job.protocol, "valid", job.seed)
 
 
 def _fit_info(history: list, best_epoch: int, tcfg) -> dict:
@@ -124,38 +126,6 @@ def _fit_info(history: list, best_epoch: int, tcfg) -> dict:
         "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None,
         "train_config": to_dict(tcfg),
     }  # fmt: skip
-
-
-def _fit_protocol_stopping(run: BenchRun, model, ctx, split: Split, tcfg, job: Job, info: dict) -> dict:
-    """The loop, early-stopped on the PROTOCOL's validation (sampled negatives, cold candidates):
-    the loop's own full-ranking validation ranks e.g. cold items among all items, where they never
-    surface. Its patience is switched off; the best epoch's weights are restored here."""
-    from dataclasses import replace
-
-    from ..train.loop import fit
-
-    metric = plan.PROTOCOLS[job.protocol].metric
-    history, best = [], {"epoch": 0, "value": float("-inf"), "valid": {}, "state": None}
-    curve: list[float] = []
-
-    def on_epoch_end(epoch: int, record: dict) -> None:
-        valid = evaluate(model, run.dataset, split, job.protocol, "valid", job.seed)
-        history.append(record)
-        curve.append(float(valid.get(metric, float("nan"))))
-        if curve[-1] > best["value"]:
-            best.update(epoch=epoch, value=curve[-1], valid=valid,
-                        state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
-        elif tcfg.patience and epoch - best["epoch"] >= tcfg.patience:
-            raise _Stop
-
-    try:
-        fit(model, ctx, split, replace(tcfg, patience=0), None, on_epoch_end=on_epoch_end, verbose=False)
-    except _Stop:
-        pass
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    info.update(_fit_info(history, best["epoch"], tcfg), curve=curve)
-    return best["valid"]
 
 
 def _score(metrics: dict, protocol: str) -> float:

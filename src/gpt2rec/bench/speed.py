@@ -110,32 +110,27 @@ def time_steps(
 ) -> dict:
     """Seconds of the training loop's BPR step (loss, extra_loss, backward, Adam) over one epoch's
     batches, or over `max_batches` after `warmup` untimed ones, extrapolated to a whole epoch."""
-    from ..data.sampling import bpr_batches
+    from ..data.sampling import NegativeSampler, training_batches
     from ..data.splits import interaction_matrix
     from ..eval.protocols import model_device
-    from ..losses import bpr_loss
+    from ..train.loop import train_step
 
     device = model_device(model)
-    train_csr = interaction_matrix(split.train, n_users, n_items)
+    sampler = NegativeSampler(interaction_matrix(split.train, n_users, n_items), n_items)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    rng = np.random.default_rng(seed)
+    rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     if hasattr(model, "on_epoch_start"):
-        model.on_epoch_start(epoch)
+        model.on_epoch_start(epoch, generator)
     model.train()
     times = []
     n_batches = -(-len(split.train) // batch_size)
-    for b, (users, pos, neg) in enumerate(bpr_batches(split.train, train_csr, n_items, batch_size, rng)):
+    for b, (users, pos, neg) in enumerate(training_batches(split.train, sampler, batch_size, rng)):
         if max_batches is not None and b >= warmup + max_batches:
             break
         users, pos, neg = users.to(device), pos.to(device), neg.to(device)
         _sync(device)
         start = time.perf_counter()
-        loss = bpr_loss(model.score_pairs(users, pos), model.score_pairs(users, neg))
-        if hasattr(model, "extra_loss"):
-            loss = loss + model.extra_loss(users, pos, neg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, users, pos, neg, generator=generator)
         _sync(device)
         if b >= warmup:
             times.append(time.perf_counter() - start)
@@ -186,7 +181,7 @@ def measure_epochs(run) -> dict:
             out[name] = time_steps(model, split, run.dataset.n_users, run.dataset.n_items, batch, lr, 0)
         else:  # hybrid: an epoch of its dynamic phase
             epoch = int(model.config.hybrid_cached_epochs) + 1 if strategy == "hybrid" else 1
-            model.on_epoch_start(epoch)
+            model.on_epoch_start(epoch, torch.Generator().manual_seed(0))
             primed = prime(model)
             out[name] = time_steps(model, split, run.dataset.n_users, run.dataset.n_items, batch, lr, 0,
                                    *dynamic_batches(run), epoch=epoch)  # fmt: skip
@@ -215,18 +210,18 @@ def naive_steps(model, split, n_items: int, batch_size: int, seed: int, max_batc
     top blocks). The fusion layers are left out, so this is a lower bound of a naive step's cost.
     Without dedupe the cost is linear in the rows (fixed chunks of the encoder's batch size), so
     only the first `NAIVE_ROWS` rows of each batch are run and the time is scaled to the batch."""
-    from ..data.sampling import bpr_batches
+    from ..data.sampling import NegativeSampler, training_batches
     from ..data.splits import interaction_matrix
     from ..text.encoder import mean_pool
 
     enc = model.ensure_lm()
     device = enc.device
     texts = {kind: [r.text for r in model.rendered[kind]] for kind in ("user", "item")}
-    train_csr = interaction_matrix(split.train, model.n_users, n_items)
+    sampler = NegativeSampler(interaction_matrix(split.train, model.n_users, n_items), n_items)
     rng = np.random.default_rng(seed)
     enc.train()
     times = []
-    for b, (users, pos, neg) in enumerate(bpr_batches(split.train, train_csr, n_items, batch_size, rng)):
+    for b, (users, pos, neg) in enumerate(training_batches(split.train, sampler, batch_size, rng)):
         if b >= warmup + max_batches:
             break
         _sync(device)

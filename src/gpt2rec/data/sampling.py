@@ -89,22 +89,25 @@ def sample_distinct(sampler: NegativeSampler, users: np.ndarray, rng: np.random.
     return sampler._free_item(users[:, None], ranks)
 
 
-def bpr_batches(
+def training_batches(
     train_df: pd.DataFrame,
-    train_csr: sp.csr_matrix,
-    n_items: int,
+    sampler: NegativeSampler,
     batch_size: int,
     rng: np.random.Generator,
+    num_neg: int = 1,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """One shuffled epoch of (users, pos_items, neg_items) LongTensors (B,), one negative per pair."""
+    """One shuffled epoch of (users (B,), pos_items (B,), neg_items) LongTensors, the training loop's
+    only batch source. neg_items is (B,) when num_neg == 1, else (B, num_neg); negatives are uniform
+    over each user's non-positive items (`sampler` is built once from the training matrix)."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    sampler = NegativeSampler(train_csr, n_items)
+    if num_neg <= 0:
+        raise ValueError(f"num_neg must be positive, got {num_neg}")
     users = train_df["user"].to_numpy(dtype=np.int64)
     items = train_df["item"].to_numpy(dtype=np.int64)
     order = rng.permutation(len(users))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         u = users[idx]
-        neg = sampler.sample(u, rng, 1)[:, 0]
-        yield torch.from_numpy(u), torch.from_numpy(items[idx]), torch.from_numpy(neg)
+        neg = sampler.sample(u, rng, num_neg)  # (B, N)
+        yield torch.from_numpy(u), torch.from_numpy(items[idx]), torch.from_numpy(neg[:, 0] if num_neg == 1 else neg)

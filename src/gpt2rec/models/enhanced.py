@@ -314,7 +314,7 @@ class EnhancedRecommender(nn.Module):
                 loss = loss + 0.5 * info_nce(emb(idx), text_view, self.config.temperature)
         return lam * loss
 
-    def on_epoch_start(self, epoch: int) -> None:
+    def on_epoch_start(self, epoch: int, generator: torch.Generator | None = None) -> None:
         """Strategy switch from the (1-based) epoch number alone (a resumed run skips calls)."""
         if self.config.strategy != "hybrid":
             return

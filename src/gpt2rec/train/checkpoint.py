@@ -22,38 +22,13 @@ from ..errors import DataError
 from ..models.base import ModelContext
 from ..models.registry import get_spec
 from ..utils.config import from_dict, to_dict
-from ..utils.io import atomic_path, read_json, write_json
+from ..utils.io import flat_tensors, read_json, save_tensors_meta, write_json
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
 USER_IDS = "user_ids.json"
 ITEM_IDS = "item_ids.json"
 METRICS = "metrics.json"
-
-
-def flat_tensors(prefix: str, tensors: dict) -> dict:
-    """Detached contiguous CPU tensors named `prefix.name` (plain `name` when prefix is empty).
-
-    Tensors sharing storage (tied weights) are cloned: safetensors refuses shared memory.
-    """
-    out, seen = {}, set()
-    for name, t in tensors.items():
-        t = t.detach().to("cpu")
-        ptr = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.numel() else None
-        if ptr is not None and ptr in seen:
-            t = t.clone()
-        seen.add(ptr)
-        out[f"{prefix}.{name}" if prefix else name] = t.contiguous()
-    return out
-
-
-def save_tensors_meta(path: str | Path, tensors: dict, metadata: dict | None = None) -> None:
-    """Atomically save safetensors with JSON-encoded metadata values."""
-    from safetensors.torch import save_file
-
-    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
 
 
 def _require(run_dir: Path, name: str) -> Path:

@@ -1,23 +1,24 @@
-"""The training loop for gradient models: BPR over sampled triples, validation, early stopping,
-and resume after an interruption.
+"""The training loop for gradient models: a pure loss over sampled triples, validation, early
+stopping, and resume after an interruption (state on disk: `gpt2rec.train.state`).
 
-Epochs count from 1 everywhere (history, printed lines, `model.on_epoch_start(epoch)`; the hook
-should set its state from the epoch number alone, because a resumed run skips earlier calls).
+Hooks a model may define; the loop calls each one when present, and nothing else:
+- `on_epoch_start(epoch, generator)` before each epoch. Epochs count from 1 everywhere (history,
+  log lines, this hook); the hook should set its state from the epoch number alone, because a
+  resumed run skips the earlier calls.
+- `on_step_start(generator)` before each step's forward passes (e.g. dropout draws).
+- `extra_loss(users, pos, neg) -> Tensor`, added to the step's loss (e.g. a contrastive term).
+- `on_step_end()` after `optimizer.step()` (e.g. mark cached values stale).
+`generator` is the run's own CPU `torch.Generator`, seeded from `TrainConfig.seed` and saved in the
+checkpoint, so a resumed run draws exactly what the uninterrupted run would have drawn. Eval-time
+caches are the model's business: the loop only switches `model.train()` / `model.eval()`.
 
-Run folder files written here (all atomic):
-- `history.jsonl`: one JSON line per finished epoch (loss, validation metrics, seconds).
-- `last.safetensors`: model (`model.*`) and optimizer (`optim.*`) tensors after the last epoch, with
-  the whole training state (epoch, best, patience, RNG states, optimizer hyperparameters) as JSON in
-  the file's metadata, so model and state can never disagree.
-- `best.safetensors`: the model at the best validation epoch (when it is not the last one).
-- `train_state.json`: a readable copy of that training state.
 Running `fit` again on the same folder with the same config continues from the next epoch.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,64 +28,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.sampling import NegativeSampler, bpr_batches
+from ..data.sampling import NegativeSampler, training_batches
 from ..data.splits import Split, interaction_matrix
-from ..errors import DataError, UserError
+from ..errors import NonFiniteLossError, UserError
 from ..losses import bpr_loss
-from ..utils.config import to_dict
 from ..utils.device import pick_device
-from ..utils.io import write_json, write_text
-from .checkpoint import flat_tensors, save_tensors_meta
+from .config import RESUMABLE_CHANGES, TrainConfig, metric_k
+from .state import Randomness, fresh_state, load_checkpoint, save_checkpoint
 
-STATE_VERSION = 1
-# fields that may change between a run and its resumption
-_RESUMABLE_CHANGES = {"epochs", "device", "eval_batch_size", "patience"}
+__all__ = ["RESUMABLE_CHANGES", "NonFiniteLossError", "TrainConfig", "TrainResult", "fit", "metric_k", "train_step"]
 
+log = logging.getLogger(__name__)
 
-@dataclass
-class TrainConfig:
-    epochs: int = field(default=50, metadata={"help": "maximum number of epochs"})
-    batch_size: int = field(default=2048, metadata={"help": "training triples per step"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay (L2 on all weights)"})
-    patience: int = field(default=5, metadata={"help": "stop after this many epochs without improvement (0: never)"})
-    metric: str = field(default="ndcg@10", metadata={"help": "validation metric to maximise, name@K"})
-    seed: int = field(default=0, metadata={"help": "seed of sampling, dropout and initialisation"})
-    device: str | None = field(default=None, metadata={"help": "cuda, cpu, ...; None picks CUDA when present"})
-    eval_batch_size: int = field(default=1024, metadata={"help": "users scored at once in validation"})
-    num_neg: int = field(default=1, metadata={"help": "negatives per positive"})
-
-    def __post_init__(self):
-        try:
-            self.epochs, self.batch_size, self.patience = int(self.epochs), int(self.batch_size), int(self.patience)
-            self.seed, self.eval_batch_size, self.num_neg = int(self.seed), int(self.eval_batch_size), int(self.num_neg)
-            self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"invalid training setting ({exc}); epochs/batch sizes are integers, lr a number") from None
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (self.patience >= 0, f"patience must be >= 0 (0 disables early stopping), got {self.patience}"),
-            (self.num_neg >= 1, f"num_neg must be >= 1, got {self.num_neg}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(f"training config: {message}")
-        metric_k(self.metric)
-
-    @property
-    def eval_ks(self) -> tuple[int, ...]:
-        return tuple(sorted({10, 20, metric_k(self.metric)}))
-
-
-def metric_k(metric: str) -> int:
-    name, _, k = str(metric).partition("@")
-    if not name or not k.isdigit() or int(k) < 1:
-        raise UserError(f"metric {metric!r} must look like name@K, e.g. ndcg@10 or recall@20")
-    return int(k)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # pos (B,), neg (B,) or (B, N) -> scalar
+Validate = Callable[[torch.nn.Module], dict]  # model -> {"ndcg@10": ..., ...}
 
 
 @dataclass
@@ -102,236 +59,158 @@ def fit(
     split: Split,
     config: TrainConfig,
     run_dir: str | Path | None,
+    *,
+    loss_fn: LossFn = bpr_loss,
+    validate: Validate | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
-    verbose: bool = True,
+    progress: bool = False,
 ) -> TrainResult:
-    """Train `model` with BPR on `split.train`, validate on `split.valid`, keep the best state.
+    """Train `model` on `split.train` with `loss_fn`, validate each epoch, keep the best state.
 
+    `validate(model)` returns the epoch's metrics, which must include `config.metric` (the one
+    maximised for early stopping); the default ranks every item for the users of `split.valid`.
     The model ends holding its best-validation weights. `on_epoch_end(epoch, record)` is called
     after each epoch's state is saved (raising from it interrupts the run like a kill would).
-    `run_dir=None` trains without files (no resume).
+    `run_dir=None` trains without files (no resume). `progress` shows one bar over the epochs.
+    A step whose loss is not finite raises `NonFiniteLossError` before that epoch saves anything.
     """
-    from ..eval.protocols import evaluate_full
-
     t0 = time.perf_counter()
     device = pick_device(config.device)
     model.to(device)
-    n_users, n_items = ctx.n_users, ctx.n_items
-    train_csr = interaction_matrix(split.train, n_users, n_items)
-    popularity = np.bincount(split.train["item"].to_numpy(np.int64), minlength=n_items)
+    validate = validate or full_ranking_validation(ctx, split, config)
+    sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+    randomness = Randomness(config.seed)
     run_dir = Path(run_dir) if run_dir is not None else None
-    state = _fresh_state(config)
-    best_state = None
+    state, best_state = fresh_state(config), None
     if run_dir is not None and (run_dir / "last.safetensors").is_file():
-        state, best_state = _resume(run_dir, model, optimizer, rng, config)
-        if verbose:
-            print(f"resuming from epoch {state['epoch']} in {run_dir}")
-    log = _history_writer(run_dir, state["history"])
-    elapsed = state["seconds"]
-    n_batches = -(-len(split.train) // config.batch_size)
-    epoch = state["epoch"]
-    while epoch < config.epochs and not state["stopped_early"]:
-        epoch += 1
-        start = time.perf_counter()
-        if hasattr(model, "on_epoch_start"):
-            model.on_epoch_start(epoch)
-        model.train()
-        total, count = 0.0, 0
-        batches = _batches(split.train, train_csr, n_items, config, rng)
-        for users, pos, neg in tqdm(batches, total=n_batches, desc=f"epoch {epoch}", leave=False, disable=not verbose):
-            users, pos, neg = users.to(device), pos.to(device), neg.to(device)
-            loss = bpr_loss(model.score_pairs(users, pos), _score_negatives(model, users, neg))
-            if hasattr(model, "extra_loss"):
-                loss = loss + model.extra_loss(users, pos, neg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(users)
-            count += len(users)
-        valid = evaluate_full(
-            model, split.valid, split.train, n_users, n_items, config.eval_ks, config.eval_batch_size, popularity
-        )
-        if config.metric not in valid:
-            raise UserError(f"validation metric {config.metric!r} not computed; choose one of {sorted(valid)}")
-        value = float(valid[config.metric])
-        improved = state["best_epoch"] == 0 or value > state["best_value"]
-        if improved:
-            state.update(best_epoch=epoch, best_value=value, best_valid=valid, bad_epochs=0)
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        state["stopped_early"] = config.patience > 0 and state["bad_epochs"] >= config.patience
-        record = {"epoch": epoch, "loss": total / max(1, count), **valid, "seconds": time.perf_counter() - start}
-        state["history"].append(record)
-        state["epoch"] = epoch
-        state["seconds"] = elapsed = elapsed + record["seconds"]
-        if run_dir is not None:
-            _checkpoint(run_dir, model, optimizer, rng, state, write_best=improved)
-            log(record)
-        if verbose:
-            shown = "  ".join(
-                f"{k} {v:.4f}" for k, v in record.items() if "@" in k and k.split("@")[0] in ("ndcg", "recall")
-            )
-            mark = " *" if improved else ""
-            print(
-                f"epoch {epoch}/{config.epochs}  loss {record['loss']:.4f}  {shown}  ({record['seconds']:.1f}s){mark}"
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
+        state, best_state = load_checkpoint(run_dir, model, optimizer, randomness, config)
+        log.info("resuming from epoch %d in %s", state["epoch"], run_dir)
+    bar = tqdm(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", disable=not progress)
+    try:
+        while state["epoch"] < config.epochs and not state["stopped_early"]:
+            epoch = state["epoch"] + 1
+            start = time.perf_counter()
+            loss = _train_epoch(model, optimizer, split, sampler, config, randomness, loss_fn, epoch, device)
+            valid = _validate(model, validate, config.metric)
+            record = {"epoch": epoch, "loss": loss, **valid, "seconds": time.perf_counter() - start}
+            improved = _record_epoch(state, record, config)
+            if improved:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if run_dir is not None:
+                save_checkpoint(run_dir, model, optimizer, randomness, state, write_best=improved)
+            _report(bar, record, config, improved)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+    finally:
+        bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    if verbose and state["stopped_early"]:
-        print(f"early stop: no {config.metric} gain for {config.patience} epochs; best epoch {state['best_epoch']}")
+    if state["stopped_early"]:
+        log.info("early stop: no %s gain for %d epochs; best epoch %d", config.metric, config.patience,
+                 state["best_epoch"])  # fmt: skip
     return TrainResult(
         best_epoch=state["best_epoch"],
         best_valid=state["best_valid"],
         epochs_run=state["epoch"],
-        seconds=elapsed if elapsed else time.perf_counter() - t0,
+        seconds=state["seconds"] or time.perf_counter() - t0,
         history=state["history"],
     )
 
 
-def _batches(train, train_csr, n_items, config, rng):
-    if config.num_neg == 1:
-        yield from bpr_batches(train, train_csr, n_items, config.batch_size, rng)
-        return
-    sampler = NegativeSampler(train_csr, n_items)
-    users = train["user"].to_numpy(np.int64)
-    items = train["item"].to_numpy(np.int64)
-    order = rng.permutation(len(users))
-    for start in range(0, len(order), config.batch_size):
-        idx = order[start : start + config.batch_size]
-        neg = sampler.sample(users[idx], rng, config.num_neg)  # (B, N)
-        yield torch.from_numpy(users[idx]), torch.from_numpy(items[idx]), torch.from_numpy(neg)
+def full_ranking_validation(ctx, split: Split, config: TrainConfig) -> Validate:
+    """The default validation: rank every item for each user of `split.valid` (seen: train)."""
+    from ..eval.protocols import evaluate_full
+
+    popularity = np.bincount(split.train["item"].to_numpy(np.int64), minlength=ctx.n_items)
+
+    def validate(model) -> dict:
+        return evaluate_full(model, split.valid, split.train, ctx.n_users, ctx.n_items, config.eval_ks,
+                             config.eval_batch_size, popularity)  # fmt: skip
+
+    return validate
 
 
-def _score_negatives(model, users: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+def _train_epoch(model, optimizer, split, sampler, config, randomness: Randomness, loss_fn, epoch, device) -> float:
+    """One pass over the shuffled training pairs; returns the mean loss per pair."""
+    if hasattr(model, "on_epoch_start"):
+        model.on_epoch_start(epoch, randomness.generator)
+    model.train()
+    total, count = 0.0, 0
+    for users, pos, neg in training_batches(split.train, sampler, config.batch_size, randomness.numpy, config.num_neg):
+        users, pos, neg = users.to(device), pos.to(device), neg.to(device)
+        value = train_step(model, optimizer, users, pos, neg, loss_fn, randomness.generator)
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the training loss became {value} in epoch {epoch}; the learning rate ({config.lr}) is likely "
+                "too high, or the data holds non-finite values; lower --lr or check the data"
+            )
+        total += value * len(users)
+        count += len(users)
+    return total / max(1, count)
+
+
+def train_step(model, optimizer, users, pos, neg, loss_fn: LossFn = bpr_loss, generator=None) -> float:
+    """One optimisation step on a batch (users (B,), pos (B,), neg (B,) or (B, N)); returns the loss.
+
+    A non-finite loss is returned without stepping, so the weights stay as they were.
+    """
+    if hasattr(model, "on_step_start"):
+        model.on_step_start(generator)
+    loss = loss_fn(model.score_pairs(users, pos), score_negatives(model, users, neg))
+    if hasattr(model, "extra_loss"):
+        loss = loss + model.extra_loss(users, pos, neg)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if hasattr(model, "on_step_end"):
+        model.on_step_end()
+    return value
+
+
+def score_negatives(model, users: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Scores of each user's negatives: neg (B,) -> (B,); neg (B, N) -> (B, N)."""
     if neg.dim() == 1:
         return model.score_pairs(users, neg)  # (B,)
     n = neg.shape[1]
     return model.score_pairs(users.repeat_interleave(n), neg.reshape(-1)).view(-1, n)  # (B, N)
 
 
-# ---------------------------------------------------------------- state on disk
-
-
-def _fresh_state(config: TrainConfig) -> dict:
-    return {
-        "version": STATE_VERSION,
-        "config": to_dict(config),
-        "epoch": 0,
-        "best_epoch": 0,
-        "best_value": None,
-        "best_valid": {},
-        "bad_epochs": 0,
-        "stopped_early": False,
-        "seconds": 0.0,
-        "history": [],
-    }
-
-
-def _history_writer(run_dir: Path | None, history: list) -> Callable[[dict], None]:
-    """Rewrite history.jsonl whole each epoch (atomic; a resumed run never duplicates lines)."""
-
-    def write(_record: dict) -> None:
-        if run_dir is not None:
-            write_text(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-
-    return write
-
-
-def _b64(t: torch.Tensor) -> str:
-    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
-
-
-def _unb64(s: str) -> torch.Tensor:
-    return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
-
-
-def _rng_states(rng: np.random.Generator) -> dict:
-    out = {"numpy": rng.bit_generator.state, "torch": _b64(torch.get_rng_state())}
-    if torch.cuda.is_available():
-        out["cuda"] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
-    return out
-
-
-def _set_rng_states(rng: np.random.Generator, states: dict) -> None:
-    rng.bit_generator.state = states["numpy"]
-    torch.set_rng_state(_unb64(states["torch"]))
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([_unb64(s) for s in states["cuda"]])
-
-
-def _checkpoint(run_dir: Path, model, optimizer, rng, state: dict, write_best: bool) -> None:
-    opt = optimizer.state_dict()
-    tensors = flat_tensors("model", model.state_dict())
-    scalars = {}
-    for pid, pstate in opt["state"].items():
-        for key, value in pstate.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{pid}.{key}"] = value.detach().to("cpu").contiguous()
-            else:
-                scalars[f"{pid}.{key}"] = value
-    state = dict(state, rng=_rng_states(rng), optim_groups=opt["param_groups"], optim_scalars=scalars)
-    # last first: if we die before best.safetensors is written, the best epoch is the last epoch
-    save_tensors_meta(run_dir / "last.safetensors", tensors, {"train_state": state})
-    if write_best:
-        save_tensors_meta(
-            run_dir / "best.safetensors", flat_tensors("model", model.state_dict()), {"epoch": state["epoch"]}
-        )
-    write_json(run_dir / "train_state.json", state)
-
-
-def _resume(run_dir: Path, model, optimizer, rng, config: TrainConfig):
-    from safetensors import safe_open
-
-    fix = f"delete {run_dir} or train into a new --out folder"
-    path = run_dir / "last.safetensors"
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if "train_state" not in meta:
-        raise DataError(f"{path} has no training state; {fix}")
-    state = json.loads(meta["train_state"])
-    old = {k: v for k, v in state["config"].items() if k not in _RESUMABLE_CHANGES}
-    new = {k: v for k, v in to_dict(config).items() if k not in _RESUMABLE_CHANGES}
-    if old != new:
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise UserError(f"{run_dir} holds a run with different training settings ({', '.join(diff)}); {fix}")
-    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+def _validate(model, validate: Validate, metric: str) -> dict:
+    was_training = model.training
+    model.eval()
     try:
-        model.load_state_dict(model_state, strict=True)
-    except RuntimeError as exc:
-        raise DataError(f"{path} holds another model ({str(exc).splitlines()[0]}); {fix}") from None
-    opt_state: dict = {"state": {}, "param_groups": state["optim_groups"]}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            opt_state["state"].setdefault(int(pid), {})[name] = value
-    for key, value in state["optim_scalars"].items():
-        pid, name = key.split(".", 1)
-        opt_state["state"].setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict(opt_state)
-    _set_rng_states(rng, state["rng"])
-    if state["best_epoch"] == state["epoch"]:
-        best = {k: v.clone() for k, v in model_state.items()}
-    elif state["best_epoch"] == 0:
-        best = None
+        valid = validate(model)
+    finally:
+        model.train(was_training)
+    if metric not in valid:
+        raise UserError(f"validation metric {metric!r} not computed; choose one of {sorted(valid)}")
+    return valid
+
+
+def _record_epoch(state: dict, record: dict, config: TrainConfig) -> bool:
+    """Fold one finished epoch into the training state; True when it is the new best."""
+    value = float(record[config.metric])
+    improved = state["best_epoch"] == 0 or value > state["best_value"]
+    if improved:
+        valid = {k: v for k, v in record.items() if k not in ("epoch", "loss", "seconds")}
+        state.update(best_epoch=record["epoch"], best_value=value, best_valid=valid, bad_epochs=0)
     else:
-        best = _read_best(run_dir / "best.safetensors", state["best_epoch"], fix)
-    state["config"] = to_dict(config)
-    return state, best
+        state["bad_epochs"] += 1
+    state["stopped_early"] = config.patience > 0 and state["bad_epochs"] >= config.patience
+    state["history"].append(record)
+    state["epoch"] = record["epoch"]
+    state["seconds"] += record["seconds"]
+    return improved
 
 
-def _read_best(path: Path, epoch: int, fix: str) -> dict:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise DataError(f"{path} is missing, so the best model of epoch {epoch} is lost; {fix}")
-    with safe_open(str(path), framework="pt") as f:
-        if json.loads((f.metadata() or {}).get("epoch", "0")) != epoch:
-            raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
-        return {k[len("model.") :]: f.get_tensor(k) for k in f.keys()}
+def _report(bar, record: dict, config: TrainConfig, improved: bool) -> None:
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                      if "@" in k and k.split("@")[0] in ("ndcg", "recall"))  # fmt: skip
+    log.debug("epoch %d/%d  loss %.4f  %s  (%.1fs)%s", record["epoch"], config.epochs, record["loss"], shown,
+              record["seconds"], " *" if improved else "")  # fmt: skip
+    bar.set_postfix({config.metric: f"{record[config.metric]:.4f}", "loss": f"{record['loss']:.4f}"}, refresh=False)
+    bar.update(1)

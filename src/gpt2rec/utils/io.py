@@ -66,16 +66,31 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict) -> None:
-    """Save a dict of tensors as safetensors, atomically (contiguous CPU copies)."""
+def flat_tensors(prefix: str, tensors: dict) -> dict:
+    """Detached contiguous CPU tensors named `prefix.name` (plain `name` when prefix is empty).
+
+    Tensors sharing storage (tied weights) are cloned: safetensors refuses shared memory.
+    """
+    out, seen = {}, set()
+    for name, t in tensors.items():
+        t = t.detach().to("cpu")
+        ptr = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.numel() else None
+        if ptr is not None and ptr in seen:
+            t = t.clone()
+        seen.add(ptr)
+        out[f"{prefix}.{name}" if prefix else name] = t.contiguous()
+    return out
+
+
+def save_tensors_meta(path: str | Path, tensors: dict, metadata: dict | None = None) -> None:
+    """Atomically save safetensors with JSON-encoded metadata values."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_tensors(path: str | os.PathLike, device: str = "cpu") -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path), device=device)
+def save_tensors(path: str | os.PathLike, tensors: dict) -> None:
+    """Save a dict of tensors as safetensors, atomically (contiguous CPU copies)."""
+    save_tensors_meta(path, flat_tensors("", tensors))

@@ -1,0 +1,61 @@
+"""The training settings (`TrainConfig`) and which of them may change when a run is resumed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+
+# the one list of settings that may differ between a run and its resumption (loop and run folder)
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "eval_batch_size", "patience"})
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=50, metadata={"help": "maximum number of epochs"})
+    batch_size: int = field(default=2048, metadata={"help": "training triples per step"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay (L2 on all weights)"})
+    patience: int = field(default=5, metadata={"help": "stop after this many epochs without improvement (0: never)"})
+    metric: str = field(default="ndcg@10", metadata={"help": "validation metric to maximise, name@K"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling, dropout and initialisation"})
+    device: str | None = field(default=None, metadata={"help": "cuda, cpu, ...; None picks CUDA when present"})
+    eval_batch_size: int = field(default=1024, metadata={"help": "users scored at once in validation"})
+    num_neg: int = field(default=1, metadata={"help": "negatives per positive"})
+
+    def __post_init__(self):
+        try:
+            self.epochs, self.batch_size, self.patience = int(self.epochs), int(self.batch_size), int(self.patience)
+            self.seed, self.eval_batch_size, self.num_neg = int(self.seed), int(self.eval_batch_size), int(self.num_neg)
+            self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"invalid training setting ({exc}); epochs/batch sizes are integers, lr a number") from None
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.patience >= 0, f"patience must be >= 0 (0 disables early stopping), got {self.patience}"),
+            (self.num_neg >= 1, f"num_neg must be >= 1, got {self.num_neg}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"training config: {message}")
+        metric_k(self.metric)
+
+    @property
+    def eval_ks(self) -> tuple[int, ...]:
+        return tuple(sorted({10, 20, metric_k(self.metric)}))
+
+
+def metric_k(metric: str) -> int:
+    name, _, k = str(metric).partition("@")
+    if not name or not k.isdigit() or int(k) < 1:
+        raise UserError(f"metric {metric!r} must look like name@K, e.g. ndcg@10 or recall@20")
+    return int(k)
+
+
+def resumable_view(config: dict) -> dict:
+    """A training config dict without the settings that may change on resume (to compare runs)."""
+    return {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
