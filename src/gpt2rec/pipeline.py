@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed as dist
 from .data.load import DataConfig, load_dataset
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
 from .errors import UserError
@@ -119,11 +120,15 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
     ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
     spec = get_spec(config.model)
     model = spec.build(config.model_config_obj(), ctx)  # before writing: a model that cannot be built
-    out.mkdir(parents=True, exist_ok=True)  # (e.g. genre_content without genres) leaves no run behind
-    ckpt.save_config(out, cfg)
-    ckpt.save_id_maps(out, dataset)
-    write_split(split, dataset, out / SPLIT_DIR)
-    fit_info = fit_model(spec, model, ctx, split, config.train, out, verbose=verbose)
+    main = dist.is_main()  # under torchrun rank 0 writes the run folder and evaluates
+    if main:
+        out.mkdir(parents=True, exist_ok=True)  # (e.g. genre_content without genres) leaves no run behind
+        ckpt.save_config(out, cfg)
+        ckpt.save_id_maps(out, dataset)
+        write_split(split, dataset, out / SPLIT_DIR)
+    fit_info = fit_model(spec, model, ctx, split, config.train, out, verbose=verbose and main)
+    if not main:
+        return {"train": fit_info}
     metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
     metrics["train"] = fit_info
     ckpt.save_model(out, model)

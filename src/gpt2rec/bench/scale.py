@@ -7,8 +7,11 @@ Sizes (interactions, users, items): 10^5 (10^4, 10^4), 10^6 (10^5, 31,623), 10^7
   at most 1,000 users so the epoch time is the training pass), then top-10 retrieval for 2,000 users:
   exact (blocked) against faiss HNSW, recall@10 of ANN against exact and the speed-up;
 - `enhanced`: the headline model (cached strategy, the smallest LM `minilm`), text tables through the
-  embedding cache (sentences repeat, so each distinct one is encoded once), one epoch;
-- `encode` (first size only, and `--nproc 2` too): `gpt2rec encode` throughput in 1 and 2 processes.
+  embedding cache (sentences repeat, so each distinct one is encoded once); its epoch time is
+  extrapolated from 60 timed training steps (a full epoch at 10^7 takes hours on 2 cores);
+- `encode` / `encode2` (first size only): `gpt2rec encode` throughput in 1 and 2 processes (torchrun);
+- `ddp` (first size only): `gpt2rec train --model bpr` in 1 process and with `--nproc 2`: epoch time
+  and test metrics (the same global batch, so the same trajectory up to float summation order).
 
 Results go to `<out>/scale.json` (appended per job, so an interrupted run resumes), `<out>/scale.md`
 and `<out>/scale.png` (log-log time and peak RSS against interactions, with the fitted exponent).
@@ -35,6 +38,9 @@ USER_TEMPLATE = "User profile: favourite genre is {favourite_genre}, age group i
 ITEM_TEMPLATE = "Genres: {genres}."
 LM = "minilm"
 VALID_USERS = 1_000
+BATCH = 4096
+DDP_EPOCHS = 3
+WARMUP, STEPS = 3, 60  # enhanced: steps timed (after warm-up) to extrapolate an epoch
 ANN_USERS = 2_000
 
 
@@ -63,7 +69,8 @@ def run_scale(cfg: ScaleConfig) -> dict:
     work = home_dir() / "bench-scale"
     for n, users, items in cfg.sizes:
         folder = _synth(work, n, users, items)
-        jobs = list(cfg.models) + (["encode", "encode2"] if cfg.encode and n == cfg.sizes[0][0] else [])
+        first = n == cfg.sizes[0][0]
+        jobs = list(cfg.models) + (["encode", "encode2"] if cfg.encode and first else []) + (["ddp"] if first else [])
         for job in jobs:
             if (job, n) in done:
                 continue
@@ -110,7 +117,7 @@ def worker() -> None:
     import torch
 
     torch.set_num_threads(threads)
-    out = {"encode": _encode_job, "encode2": _encode_job}.get(job, _train_job)(job, folder)
+    out = {"encode": _encode_job, "encode2": _encode_job, "ddp": _ddp_job}.get(job, _train_job)(job, folder)
     out["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
     out["threads"] = threads
     write_json(result, out)
@@ -154,15 +161,44 @@ def _train_job(job: str, folder: Path) -> dict:
     start = time.perf_counter()
     model = spec.build(config, ctx)
     out["build_s"] = round(time.perf_counter() - start, 2)
-    lr = 0.01 if job == "bpr" else 1e-3  # bpr: one epoch should already give structured vectors for ANN
-    train = TrainConfig(epochs=1, batch_size=4096, lr=lr, patience=0, device="cpu")
+    if job == "enhanced":  # an epoch takes hours at 10^7 here: time STEPS steps, extrapolate to the epoch
+        out.update(_timed_steps(model, split, ctx))
+        return out
+    train = TrainConfig(epochs=1, batch_size=BATCH, lr=0.01, patience=0, device="cpu")
     result = fit(model, ctx, split, train, None)
     out["epoch_s"] = round(result.history[0]["seconds"], 2)
     out["loss"] = round(result.history[0]["loss"], 5)
     out["valid_ndcg@10"] = round(result.history[0]["ndcg@10"], 5)
-    if job == "bpr":
-        out.update(_ann(model, split, ds.n_users, ds.n_items))
+    out.update(_ann(model, split, ds.n_users, ds.n_items))
     return out
+
+
+def _timed_steps(model, split, ctx) -> dict:
+    """Seconds per training step (after WARMUP steps) x steps per epoch: the extrapolated epoch time."""
+    import torch
+
+    from ..data.sampling import NegativeSampler, training_batches
+    from ..data.splits import interaction_matrix
+    from ..train.loop import train_step
+
+    sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    batches = training_batches(split.train, sampler, BATCH, np.random.default_rng(0))
+    if hasattr(model, "on_epoch_start"):
+        model.on_epoch_start(1, generator)
+    model.train()
+    losses, start = [], None
+    for step, (users, pos, neg) in enumerate(batches):
+        if step == WARMUP:
+            start = time.perf_counter()
+        losses.append(train_step(model, optimizer, users, pos, neg, generator=generator))
+        if step + 1 == WARMUP + STEPS:
+            break
+    per_step = (time.perf_counter() - start) / max(1, len(losses) - WARMUP) if start else float("nan")
+    n_steps = -(-len(split.train) // BATCH)
+    return {"epoch_s": round(per_step * n_steps, 2), "step_s": round(per_step, 4), "steps_timed": len(losses) - WARMUP,
+            "steps_per_epoch": n_steps, "extrapolated": True, "loss": round(float(np.mean(losses)), 5)}  # fmt: skip
 
 
 def _ann(model, split, n_users: int, n_items: int) -> dict:
@@ -221,6 +257,31 @@ def _encode_job(job: str, folder: Path) -> dict:
     }
 
 
+def _ddp_job(job: str, folder: Path) -> dict:
+    """`gpt2rec train --model bpr` in 1 process and with `--nproc 2` (same seed, same global batch):
+    seconds per epoch and the test metrics of both."""
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for nproc in (1, 2):
+            run = Path(tmp) / f"run{nproc}"
+            args = ["train", "--model", "bpr", "--dataset", str(folder / "interactions.parquet"),
+                    "--users", str(folder / "users.parquet"), "--items", str(folder / "items.parquet"),
+                    "--epochs", str(DDP_EPOCHS), "--batch-size", str(BATCH), "--lr", "0.01", "--patience", "0",
+                    "--dim", "64", "--device", "cpu", "--quiet", "--out", str(run)]  # fmt: skip
+            if nproc > 1:
+                args += ["--nproc", str(nproc)]
+            subprocess.run([sys.executable, "-m", "gpt2rec", *args], check=True, capture_output=True)
+            history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+            test = read_json(run / "metrics.json")["test"]
+            out[f"p{nproc}_epoch_s"] = round(float(np.mean([h["seconds"] for h in history])), 2)
+            out[f"p{nproc}_losses"] = [round(h["loss"], 6) for h in history]
+            out[f"p{nproc}_test_ndcg@10"] = round(test["ndcg@10"], 5)
+            out[f"p{nproc}_test_recall@10"] = round(test["recall@10"], 5)
+    return out
+
+
 # ---------------------------------------------------------------------------- analysis
 def growth_exponent(xs, ys) -> float | None:
     """Slope of log y against log x (least squares): y ~ x^slope."""
@@ -265,8 +326,13 @@ def report(data: dict) -> str:
         if "texts_per_s" in r:
             notes = (f"{r['processes']} process(es): {r['texts']:,} texts ({r['unique_texts']:,} distinct) in "
                      f"{r['encode_s']:.1f}s = {r['texts_per_s']:,.0f} texts/s, {r['unique_per_s']:.0f} distinct/s")  # fmt: skip
+        if r["job"] == "ddp":
+            notes = (f"bpr, {DDP_EPOCHS} epochs, global batch {BATCH}: 1 process {r['p1_epoch_s']}s/epoch, test "
+                     f"ndcg@10 {r['p1_test_ndcg@10']}; 2 processes (gloo) {r['p2_epoch_s']}s/epoch, test ndcg@10 "
+                     f"{r['p2_test_ndcg@10']}; losses {r['p1_losses']} vs {r['p2_losses']}")  # fmt: skip
         if "build_s" in r and r["job"] == "enhanced":
-            notes = f"build (render + encode through the cache) {r['build_s']:.1f}s"
+            notes = (f"build (render + encode through the cache) {r['build_s']:.1f}s; epoch extrapolated from "
+                     f"{r.get('steps_timed', '?')} steps of {r.get('steps_per_epoch', '?')}")  # fmt: skip
         lines.append(
             f"| {r['job']} | {r['interactions']:,} | {r['users']:,} | {r['items']:,} | {r.get('load_s', '')} | "
             f"{r.get('epoch_s', '')} | {r['peak_rss_gib']:.2f} | {notes} |"
