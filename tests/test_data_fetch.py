@@ -159,7 +159,9 @@ def test_download_with_progress_then_verify(monkeypatch, tmp_path):
 
 def test_bad_download_is_deleted(monkeypatch):
     monkeypatch.setattr(
-        fetch_mod, "_download", lambda url, dest: dest.parent.mkdir(parents=True) or dest.write_bytes(b"<html>")
+        fetch_mod,
+        "_download",
+        lambda url, dest: dest.parent.mkdir(parents=True, exist_ok=True) or dest.write_bytes(b"<html>"),
     )
     with pytest.raises(DataError, match=r"ml-latest-small.zip: not a valid zip file"):
         fetch("ml-latest-small")

@@ -13,7 +13,9 @@ the name in the checkpoint on first use, with its trained adapters).
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,6 +27,7 @@ from .errors import DataError, UserError
 from .run import Run, plain, top_k
 from .text.templates import item_texts, user_texts
 
+MAX_AGE = 120
 _DERIVED = {"age_group": "age"}  # template field -> the profile column it comes from
 
 
@@ -60,13 +63,27 @@ def check_profile(model, profile: dict) -> dict:
             [f"missing field(s) {missing}"] if missing else []
         )
         raise UserError(f"profile has {' and '.join(parts)}; valid fields: {valid} (required: {required})")
-    out = dict(profile)
-    if "age" in out:
-        try:
-            out["age"] = int(out["age"])
-        except (TypeError, ValueError):
-            raise UserError(f"profile age must be a whole number of years, got {out['age']!r}") from None
+    out = {}
+    for name, value in profile.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) and value is not None:
+            raise UserError(f"profile {name} must be text or a number, got {json.dumps(value)[:60]}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"profile {name} must be a finite value, got {value}")
+        out[name] = value
+    if out.get("age") is not None:
+        out["age"] = _age(out["age"])
     return out
+
+
+def _age(value) -> int:
+    """A whole number of years in 0..MAX_AGE (31, 31.0 and "31" are fine; 31.5, -40, 1e308 are not)."""
+    try:
+        age = float(value)
+    except (TypeError, ValueError, OverflowError):
+        age = math.nan
+    if not (math.isfinite(age) and age == int(age) and 0 <= age <= MAX_AGE):
+        raise UserError(f"profile age must be a whole number of years between 0 and {MAX_AGE}, got {value!r}")
+    return int(age)
 
 
 def _encode(model, rendered, kind: str) -> torch.Tensor:
@@ -159,11 +176,15 @@ def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
 
 
 def read_profile(arg: str) -> dict:
-    """A profile from a JSON string or a path to a JSON file."""
-    text = Path(arg).read_text(encoding="utf-8") if arg and Path(arg).is_file() else arg
+    """A profile from a JSON text or a path to a JSON file (text that starts with '{' is never a path).
+
+    NaN / Infinity, deep nesting and non-object values are a UserError."""
+    text = arg.strip() if isinstance(arg, str) else arg
+    if isinstance(text, str) and text and not text.startswith("{"):
+        text = _profile_file(Path(arg))
     try:
-        value = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(
             f'--profile must be a JSON object or a JSON file, e.g. \'{{"gender": "F", "age": 31}}\' ({exc})'
         ) from None
@@ -172,16 +193,38 @@ def read_profile(arg: str) -> dict:
     return value
 
 
+def _profile_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise UserError(f"--profile {path} is not a UTF-8 JSON file; give a JSON object or its file") from None
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the "name"
+        raise UserError(
+            f'--profile {str(path)[:60]!r} is neither a JSON object nor a file; give e.g. \'{{"gender": "F", "age": 31}}\''
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise UserError("--profile is neither a JSON object nor a file name (too long for one)") from None
+        raise
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows; give a finite value")
+
+
 def read_items(path: str | Path) -> pd.DataFrame:
     """New items from a CSV/TSV (columns title, genres 'A|B', optional item_id, year) or JSON list."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
+    from .data.tables import check_text_file
+
+    check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column")
     try:
         if path.suffix.lower() == ".json":
             return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
         return pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    except (ValueError, pd.errors.ParserError) as exc:
+    except (ValueError, RecursionError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
 
 

@@ -9,8 +9,11 @@ training interactions. Running train_run again on an unfinished folder resumes i
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import dataclass, field
+import typing
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +22,12 @@ import torch
 from . import distributed as dist
 from .data.load import DataConfig, load_dataset
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
-from .errors import UserError
+from .errors import NonFiniteLossError, UserError
 from .models.base import ModelContext
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
+from .train import runfolder
 from .train.loop import TrainConfig, fit
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
@@ -39,6 +43,8 @@ TRAIN_DEFAULTS: dict[str, dict] = {
     "enhanced": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
 }
 SPLIT_DIR = "split"
+MAX_WIDTH = 16384  # widest sane embedding / layer; larger values are typos that would exhaust memory
+WIDTH_FIELDS = ("dim", "hidden", "mlp_layers", "n_heads", "lora_r")
 
 
 @dataclass
@@ -59,7 +65,43 @@ class RunConfig:
         self.model_config = to_dict(self.model_config_obj())  # validated, defaults filled in
 
     def model_config_obj(self):
-        return from_dict(get_spec(self.model).config_cls, dict(self.model_config or {}))
+        if not isinstance(self.model_config, dict):
+            raise UserError(f"model_config must be a JSON object of {self.model} settings, got {self.model_config!r}")
+        cls = get_spec(self.model).config_cls
+        check_numbers(cls, self.model_config)
+        try:
+            config = from_dict(cls, dict(self.model_config))
+        except (TypeError, ValueError, OverflowError) as exc:  # e.g. "dim": "abc" in a config file
+            raise UserError(f"model_config of {self.model} is invalid ({exc}); fix it in --config or --set") from None
+        check_widths(config)
+        return config
+
+
+def check_numbers(cls, values: dict) -> None:
+    """Integer and float fields of `values` (e.g. a config file's "dim") hold finite numbers."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        kind = hints.get(name)
+        if kind not in (int, float) or value is None:
+            continue
+        try:
+            ok = (
+                not isinstance(value, bool) and math.isfinite(float(value)) and (kind is float or float(value) % 1 == 0)
+            )
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            what = "a whole number" if kind is int else "a finite number"
+            raise UserError(f"model_config {name}={value!r} is not {what}; fix it in --config or --set")
+
+
+def check_widths(model_config) -> None:
+    """Layer widths within MAX_WIDTH, so a typo (--dim 10000000000) fails before allocating anything."""
+    for name in WIDTH_FIELDS:
+        value = getattr(model_config, name, None)
+        for width in value if isinstance(value, (tuple, list)) else [value]:
+            if isinstance(width, int) and not 1 <= width <= MAX_WIDTH:
+                raise UserError(f"{name} {width} is outside 1..{MAX_WIDTH}; give a layer width such as --dim 64")
 
 
 def default_train(model: str, overrides: dict | None = None) -> TrainConfig:
@@ -107,39 +149,80 @@ def _check_same_run(out: Path, config: dict) -> None:
 
 
 def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> dict:
-    """Train, evaluate and save a run into `out_dir`; returns {"valid", "test", "train"} metrics."""
+    """Train, evaluate and save a run into `out_dir`; returns {"valid", "test", "train"} metrics.
+
+    One process at a time writes `out_dir` (a second one gets a UserError). A new run is built in a
+    staging sibling folder and appears at `out_dir` only once it can be resumed (after its first
+    epoch; closed-form models once complete), so a failed or interrupted start leaves nothing.
+    """
     out = Path(out_dir)
     cfg = to_dict(config)
-    _check_same_run(out, cfg)
-    dataset = load_dataset(config.data)
-    split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
-    if len(split.train) == 0:
-        raise UserError("the split left no training interactions; choose another split or ratios")
-    device = pick_device(config.train.device)
-    torch.manual_seed(config.train.seed)
-    ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
-    spec = get_spec(config.model)
-    model = spec.build(config.model_config_obj(), ctx)  # before writing: a model that cannot be built
-    main = dist.is_main()  # under torchrun rank 0 writes the run folder and evaluates
-    if main:
-        out.mkdir(parents=True, exist_ok=True)  # (e.g. genre_content without genres) leaves no run behind
-        ckpt.save_config(out, cfg)
-        ckpt.save_id_maps(out, dataset)
-        write_split(split, dataset, out / SPLIT_DIR)
-    fit_info = fit_model(spec, model, ctx, split, config.train, out, verbose=verbose and main)
-    if not main:
-        return {"train": fit_info}
-    metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
-    metrics["train"] = fit_info
-    ckpt.save_model(out, model)
-    ckpt.save_metrics(out, metrics)
+    main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
+    with runfolder.lock(out) if main else nullcontext():
+        _check_same_run(out, cfg)
+        dataset = load_dataset(config.data)
+        split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
+        if len(split.train) == 0:
+            raise UserError("the split left no training interactions; choose another split or ratios")
+        device = pick_device(config.train.device)
+        torch.manual_seed(config.train.seed)
+        ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
+        spec = get_spec(config.model)
+        model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
+        with runfolder.staging(out) if main else nullcontext(None) as work:  # built leaves no run
+            work = Path(dist.broadcast_object(str(work)))  # every rank reads (resumes from) rank 0's folder
+            verbose = verbose and main
+            if work != out:
+                if main:
+                    ckpt.save_config(work, cfg)
+                    ckpt.save_id_maps(work, dataset)
+                    write_split(split, dataset, work / SPLIT_DIR)
+                if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
+                    fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=verbose)
+                    check_finite(model, config.train)
+                    work = runfolder.publish(work, out) if main else out
+                    dist.barrier()  # published before any rank looks for its checkpoint
+            fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
+            check_finite(model, config.train)
+            if not main:
+                return {"train": fit_info}
+            metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
+            metrics["train"] = fit_info
+            ckpt.save_model(work, model)
+            ckpt.save_metrics(work, metrics)
+            runfolder.publish(work, out)
     return metrics
+
+
+def check_finite(model: torch.nn.Module, train: TrainConfig) -> None:
+    """Refuse to save weights that hold NaN or infinity as a successful run."""
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise NonFiniteLossError(
+                f"training diverged: {name} holds NaN/inf values (learning rate {train.lr:g} too high, or "
+                "non-finite data); lower --lr and train into a new --out"
+            )
+
+
+def _build(spec, model_config, ctx: ModelContext):
+    """spec.build, with a size the machine cannot hold as one line instead of an allocator trace."""
+    try:
+        return spec.build(model_config, ctx)
+    except MemoryError:
+        raise UserError(f"not enough memory to build {spec.name} with {model_config}; use a smaller dim") from None
+    except RuntimeError as exc:
+        if "alloc" not in str(exc).lower():
+            raise
+        raise UserError(f"not enough memory to build {spec.name} with {model_config}; use a smaller dim") from None
 
 
 def load_run(run_dir: str | Path, device=None):
     run_dir = Path(run_dir)
     cfg = ckpt.read_config(run_dir)
-    config = RunConfig(**cfg)
+    try:
+        config = RunConfig(**cfg)
+    except TypeError as exc:  # sections this gpt2rec does not know, or a wrong shape
+        raise runfolder.damaged(run_dir / ckpt.CONFIG, f"is not a run config ({exc})") from None
     dataset = load_dataset(config.data)
     device = pick_device(device if device is not None else config.train.device)
     model = ckpt.load_model(run_dir, dataset, device)

@@ -3,7 +3,8 @@
 Each subcommand parses its arguments and calls one library function.
 
 Every subcommand module exposes `register(subparsers)`, which adds its parser and sets `func`.
-A `UserError` becomes one line on stderr and exit code 2; no traceback.
+A `UserError`, an `OSError` (permissions, disk full, ...) or a non-finite training loss becomes one
+line on stderr and exit code 2; no traceback. A closed output pipe (`| head`) ends quietly.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import UserError
+from ..errors import NonFiniteLossError, UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,19 +26,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
     try:
-        code = args.func(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
+        return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"gpt2rec: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except NonFiniteLossError as exc:
+        return _fail(str(exc))
+    except BrokenPipeError:
+        return _closed_pipe()
+    except OSError as exc:
+        from ..data.home import home_dir
+        from ..utils.oserrors import describe
+
+        return _fail(describe(exc, home_dir()))
+    except MemoryError:
+        return _fail("out of memory; use a smaller --dim, --batch-size or dataset")
     except KeyboardInterrupt:
         print("gpt2rec: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    return int(code or 0)
+
+
+def _fail(message: str) -> int:
+    line = " ".join(str(message).split()) or "unknown error"  # always one line
+    try:
+        print(f"gpt2rec: error: {line}", file=sys.stderr)
+    except OSError:  # stderr itself is gone: nothing left to tell
+        pass
+    return 2
+
+
+def _closed_pipe() -> int:
+    """The reader of our output (e.g. `| head`) went away: stop quietly, like other Unix tools."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, as a shell reports `yes | head`
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # output still buffered here can meet a closed pipe too
+    except BrokenPipeError:
+        code = _closed_pipe()
+    sys.exit(code)

@@ -71,8 +71,31 @@ def add_data_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--encoding", default=d.get("encoding"), help="text encoding of your files")
 
 
+_ESCAPES = {"\\t": "\t", "\\\\": "\\"}
+
+
 def unescape_sep(sep: str | None) -> str | None:
-    return sep.encode().decode("unicode_escape") if sep else None  # "\t" typed on a shell
+    """A separator as typed on a shell: `\\t` (backslash t) means tab; any other backslash is an error."""
+    if sep is None:
+        return None
+    from ..errors import UserError
+
+    if sep == "":
+        raise UserError("--sep is empty; give a separator such as ',' or '\\t' (tab), or leave it out")
+    out, i = [], 0
+    while i < len(sep):
+        pair = sep[i : i + 2]
+        if sep[i] == "\\":
+            if pair not in _ESCAPES:
+                raise UserError(
+                    f"--sep {sep!r}: unknown escape {pair!r}; only \\t (tab) is understood, e.g. --sep '\\t'"
+                )
+            out.append(_ESCAPES[pair])
+            i += 2
+        else:
+            out.append(sep[i])
+            i += 1
+    return "".join(out)
 
 
 def data_config(args) -> DataConfig:  # noqa: F821

@@ -25,7 +25,9 @@ def run(args) -> int:
 
     if (args.user is None) == (args.profile is None):
         raise UserError("give exactly one of --user ID (a known user) or --profile JSON (a new user)")
-    if args.explain or args.profile or args.items:
+    if args.k < 1:  # checked here once for every path (--user, --explain, --profile, --items)
+        raise UserError(f"-k must be a positive number of items, got {args.k}; e.g. -k 10")
+    if args.explain or args.profile is not None or args.items is not None:
         return _run_text(args)
     items = recommend(args.run_dir, args.user, args.k, device=args.device)
     if args.json:
@@ -43,7 +45,7 @@ def _run_text(args) -> int:
     from ..explain import explain_run
 
     if args.explain:
-        if args.profile or args.items:
+        if args.profile is not None or args.items is not None:
             from ..errors import UserError
 
             raise UserError("--explain works with --user alone (not with --profile or --items)")

@@ -107,8 +107,8 @@ def _read_config_file(path: str) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"config file {path} not found; check the path") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"config file {path} is not valid JSON ({exc}); fix it or drop --config") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"config file {path} is not valid UTF-8 JSON ({exc}); fix it or drop --config") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a JSON object with model/model_config/data/split/train")
     unknown = set(data) - {"model", "model_config", "data", "split", "train", "split_dir"}

@@ -83,6 +83,8 @@ def fetch(name: str, force: bool = False) -> Path:
     if target.is_dir() and not force:
         return target
     archive = downloads_dir() / f"{name}.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)  # an unwritable cache is named as such, not as
+    target.parent.mkdir(parents=True, exist_ok=True)  # "GroupLens is unreachable"
     if archive.exists():  # downloaded earlier, or saved there by hand
         verify_archive(archive, src)
     else:

@@ -87,6 +87,9 @@ def _sep(path: Path, cols: Columns) -> str:
 def _read(path: Path, cols: Columns, fix: str, as_text: bool = False) -> pd.DataFrame:
     if path.suffix.lower() in PARQUET_SUFFIXES:
         check_file(path, fix)
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PAR1":
+                raise DataError(f"{path}: not a Parquet file (no PAR1 header); give CSV/TSV a .csv/.tsv suffix; {fix}")
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
@@ -102,6 +105,9 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
     """Integer Unix seconds; date-time strings are converted."""
     s = df[col]
     if pd.api.types.is_datetime64_any_dtype(s):
+        if s.isna().any():
+            line = s.isna().idxmax()
+            raise DataError(f"{path}: line {line}: timestamp ({col}) is missing (NaT); fix that row; {fix}")
         return (s.astype("datetime64[s]").astype(np.int64)).to_numpy()
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all():

@@ -48,6 +48,8 @@ class DataConfig:
                 ) from None
         if self.sep == "":
             raise UserError("sep is empty; give a separator such as ',' or '\\t', or leave it unset")
+        if self.sep is not None and (not isinstance(self.sep, str) or set(self.sep) & set('\r\n"')):
+            raise UserError(f"sep {self.sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
         if not self.user_col or not self.item_col:
             raise UserError("user_col and item_col must name columns of your interactions file")
         import codecs

@@ -39,6 +39,50 @@ def check_file(path: str | Path, fix: str) -> Path:
     return path
 
 
+# leading bytes of files that are not delimited text -> what the file is and how to fix it
+_MAGIC = (
+    (b"\x1f\x8b", "is gzip-compressed", "decompress it first (gunzip FILE) and pass the text file"),
+    (b"BZh", "is bzip2-compressed", "decompress it first (bunzip2 FILE) and pass the text file"),
+    (b"\xfd7zXZ\x00", "is xz-compressed", "decompress it first (unxz FILE) and pass the text file"),
+    (b"\x28\xb5\x2f\xfd", "is zstd-compressed", "decompress it first (unzstd FILE) and pass the text file"),
+    (
+        b"PK\x03\x04",
+        "is a zip archive (an Excel .xlsx workbook is one)",
+        "extract it, or save the sheet as CSV (UTF-8)",
+    ),
+    (b"\xd0\xcf\x11\xe0", "is an Excel (.xls) workbook", "save the sheet as CSV (UTF-8) and pass that file"),
+    (b"PAR1", "is a Parquet file", "give it a .parquet suffix so it is read as Parquet"),
+)
+_UTF16 = ("utf-16", "utf-16-le", "utf-16-be", "utf16", "utf_16", "utf_16_le", "utf_16_be")
+
+
+def check_text_file(path: Path, encoding: str, fix: str) -> None:
+    """Refuse compressed, spreadsheet, Parquet and UTF-16 files read as text, naming the real fix
+    (a wrong guess like "try latin-1" for a gzip file helps nobody)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    for magic, what, how in _MAGIC:
+        if head.startswith(magic):
+            if magic == b"PK\x03\x04" and path.suffix.lower() in (".xlsx", ".xlsm"):
+                what, how = "is an Excel (.xlsx) workbook", "save the sheet as CSV (UTF-8) and pass that file"
+            raise DataError(f"{path}: file {what}, not delimited text; {how}")
+    utf16 = encoding.lower().replace("_", "-") in _UTF16
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not utf16:
+        raise DataError(f"{path}: file is UTF-16 encoded (it starts with a UTF-16 byte-order mark); "
+                        "re-save it as UTF-8, or pass --encoding utf-16")  # fmt: skip
+    if b"\x00" in head and not utf16:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        kind = "UTF-16 text" if max(even, odd) > len(head) // 4 else "binary data"
+        raise DataError(
+            f"{path}: file holds NUL bytes ({kind}), not {encoding} text; "
+            + (
+                "re-save it as UTF-8, or pass --encoding utf-16"
+                if kind == "UTF-16 text"
+                else f"give a CSV/TSV file; {fix}"
+            )
+        )
+
+
 def read_delimited(
     path: str | Path,
     sep: str,
@@ -58,6 +102,7 @@ def read_delimited(
     as_text: read every value as a string (metadata), else let pandas infer numbers.
     """
     path = check_file(path, fix)
+    check_text_file(path, encoding, fix)
     source: object = path
     psep = sep
     if len(sep) > 1:  # pandas' C parser wants one character: rewrite, e.g. "::" -> "\x1f"
@@ -137,25 +182,72 @@ def require_columns(df: pd.DataFrame, path: Path, columns: list[str], sep: str, 
     raise DataError(f"{path}: missing column(s) {missing}; found {found}{hint}; {fix}")
 
 
+# integers a float64 holds exactly: a larger float-valued ID may already have lost digits
+_EXACT_FLOAT = 2**53
+_INT64 = np.iinfo(np.int64)
+
+
 def int_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str | None = None) -> np.ndarray:
-    """Column `col` as int64; a missing or non-integer value names its line and value."""
+    """Column `col` as int64; a missing, non-integer or out-of-range value names its line and value.
+
+    Values beyond the int64 range (a 20-digit ID, `1e300`) or float values too large to be exact
+    are errors, never wrapped or rounded into another (possibly existing) ID.
+    """
     s = df[col]
     if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        if s.dtype == np.uint64 and len(s) and int(s.max()) > _INT64.max:
+            return _raise_range(df, s, s > _INT64.max, col, path, fix, what)
         return s.to_numpy(np.int64)
     num = pd.to_numeric(s, errors="coerce")
-    bad = num.isna() | (num % 1 != 0)
+    if num.dtype == object:  # huge integers (beyond uint64) stay Python ints
+        big = num.map(lambda v: isinstance(v, int) and not _INT64.min <= v <= _INT64.max).astype(bool)
+        if big.any():
+            return _raise_range(df, s, big, col, path, fix, what)
+        num = pd.to_numeric(num, errors="coerce")
+    if num.dtype == np.uint64:
+        if int(num.max()) > _INT64.max:
+            return _raise_range(df, s, num > _INT64.max, col, path, fix, what)
+        return num.to_numpy().astype(np.int64)
+    values = num.to_numpy(np.float64, na_value=np.nan) if num.dtype.kind == "f" else num.to_numpy()
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = np.isnan(values) | (np.mod(values, 1) != 0)
+            bad |= np.isinf(values)
+        if bad.any():
+            raise _value_error(df, s, pd.Series(bad, index=df.index), col, path, "an integer", fix, what)
+        big = np.abs(values) >= _EXACT_FLOAT
+        if big.any():
+            return _raise_range(df, s, pd.Series(big, index=df.index), col, path, fix, what)
+        return values.astype(np.int64)
+    bad = num.isna()
     if bad.any():
         raise _value_error(df, s, bad, col, path, "an integer", fix, what)
     return num.to_numpy().astype(np.int64)
 
 
+def _raise_range(df, s, big, col, path, fix, what):
+    line = big.idxmax() if hasattr(big, "idxmax") else df.index[int(np.argmax(big))]
+    label = what or col
+    raise DataError(
+        f"{path}: line {line}: {label} {_shown(s.loc[line])} is beyond the 64-bit integer range (or too large to be exact); "
+        f"use integers between {_INT64.min} and {_INT64.max} (map longer IDs to smaller numbers); {fix}"
+    )
+
+
 def float_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str | None = None) -> np.ndarray:
+    """Column `col` as float64; a missing, non-numeric, NaN or infinite value (or one beyond the
+    float32 range the model keeps ratings in) names its line and value."""
     s = df[col]
     num = pd.to_numeric(s, errors="coerce")
     bad = num.isna()
     if bad.any():
         raise _value_error(df, s, bad, col, path, "a number", fix, what)
-    return num.to_numpy().astype(np.float64)
+    values = num.to_numpy().astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(values.astype(np.float32))
+    if bad.any():
+        raise _value_error(df, s, pd.Series(bad, index=df.index), col, path, "a finite number", fix, what)
+    return values
 
 
 def check_unique(df: pd.DataFrame, cols: list[str], path: Path, fix: str) -> None:
@@ -204,8 +296,11 @@ def _value_error(df, s, bad, col, path, kind, fix, what) -> DataError:
     label = what or col
     if pd.isna(value):
         return DataError(f"{path}: line {line} has no {label} value (too few fields?); fix that line; {fix}")
-    shown = repr(value) if isinstance(value, str) else f"{getattr(value, 'item', lambda: value)()!r}"
-    return DataError(f"{path}: line {line}: {label} {shown} is not {kind}; fix that line; {fix}")
+    return DataError(f"{path}: line {line}: {label} {_shown(value)} is not {kind}; fix that line; {fix}")
+
+
+def _shown(value) -> str:
+    return repr(value) if isinstance(value, str) else repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _first_line(path: Path) -> str:

@@ -12,7 +12,6 @@ model through the registry: spec.build(config, ModelContext(...)), then load_sta
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,8 @@ from ..errors import DataError
 from ..models.base import ModelContext
 from ..models.registry import get_spec
 from ..utils.config import from_dict, to_dict
-from ..utils.io import flat_tensors, read_json, save_tensors_meta, write_json
+from ..utils.io import flat_tensors, save_tensors_meta, write_json
+from . import runfolder
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -33,6 +33,11 @@ METRICS = "metrics.json"
 
 def _require(run_dir: Path, name: str) -> Path:
     path = run_dir / name
+    if not path.is_file() and (run_dir / "last.safetensors").is_file():
+        raise DataError(
+            f"training in {run_dir} has not finished ({name} is missing); "
+            "run the same gpt2rec train command again to resume it"
+        )
     if not path.is_file():
         raise DataError(
             f"{run_dir} is not a complete run folder ({name} is missing); "
@@ -46,11 +51,10 @@ def save_config(run_dir: str | Path, config: dict) -> None:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    run_dir = Path(run_dir)
-    try:
-        return read_json(_require(run_dir, CONFIG))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{run_dir / CONFIG} is not valid JSON ({exc}); retrain into a new folder") from None
+    config = runfolder.read_json_file(_require(Path(run_dir), CONFIG), dict)
+    if not isinstance(config.get("model"), str):
+        raise runfolder.damaged(Path(run_dir) / CONFIG, "names no model")
+    return config
 
 
 def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
@@ -64,7 +68,14 @@ def save_id_maps(run_dir: str | Path, dataset) -> None:
 
 def read_id_maps(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     run_dir = Path(run_dir)
-    return np.asarray(read_json(_require(run_dir, USER_IDS))), np.asarray(read_json(_require(run_dir, ITEM_IDS)))
+    return _id_list(_require(run_dir, USER_IDS)), _id_list(_require(run_dir, ITEM_IDS))
+
+
+def _id_list(path: Path) -> np.ndarray:
+    ids = runfolder.read_json_file(path, list)
+    if not ids or not all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in ids):
+        raise runfolder.damaged(path, "does not hold a list of raw IDs")
+    return np.asarray(ids)
 
 
 def save_metrics(run_dir: str | Path, metrics: dict) -> None:
@@ -72,7 +83,7 @@ def save_metrics(run_dir: str | Path, metrics: dict) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> dict:
-    return read_json(_require(Path(run_dir), METRICS))
+    return runfolder.read_json_file(_require(Path(run_dir), METRICS), dict)
 
 
 def build_model(config: dict, n_users: int, n_items: int, dataset=None, train=None, device=None) -> torch.nn.Module:
@@ -85,8 +96,6 @@ def build_model(config: dict, n_users: int, n_items: int, dataset=None, train=No
 
 def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = None) -> torch.nn.Module:
     """Rebuild the run's model from config.json + ID maps and load model.safetensors (strict)."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     user_ids, item_ids = read_id_maps(run_dir)
@@ -96,7 +105,7 @@ def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = 
             f"{dataset.n_users} / {dataset.n_items}; load the dataset the run was trained on"
         )
     model = build_model(config, len(user_ids), len(item_ids), dataset, None, device)
-    state = load_file(str(_require(run_dir, MODEL)), device=str(device or "cpu"))
+    state, _ = runfolder.read_safetensors(_require(run_dir, MODEL), device=str(device or "cpu"))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

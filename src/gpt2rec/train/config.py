@@ -34,8 +34,11 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 < self.lr < float("inf"), f"lr must be a finite number > 0, got {self.lr}"),
+            (
+                0 <= self.weight_decay < float("inf"),
+                f"weight_decay must be a finite number >= 0, got {self.weight_decay}",
+            ),
             (self.patience >= 0, f"patience must be >= 0 (0 disables early stopping), got {self.patience}"),
             (self.num_neg >= 1, f"num_neg must be >= 1, got {self.num_neg}"),
         ]
@@ -50,9 +53,14 @@ class TrainConfig:
 
 
 def metric_k(metric: str) -> int:
+    """K of a validation metric `name@K`; an unknown name is refused here, before anything trains."""
+    from ..eval.metrics import RANKING_METRICS
+
     name, _, k = str(metric).partition("@")
     if not name or not k.isdigit() or int(k) < 1:
         raise UserError(f"metric {metric!r} must look like name@K, e.g. ndcg@10 or recall@20")
+    if name not in RANKING_METRICS:
+        raise UserError(f"unknown metric {name!r} in {metric!r}; choose one of {', '.join(RANKING_METRICS)} as name@K")
     return int(k)
 
 

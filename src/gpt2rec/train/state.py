@@ -22,6 +22,7 @@ from ..errors import DataError, UserError
 from ..utils.config import to_dict
 from ..utils.io import flat_tensors, save_tensors_meta, write_json, write_text
 from .config import TrainConfig, resumable_view
+from .runfolder import damaged, read_safetensors
 
 STATE_VERSION = 1
 
@@ -108,16 +109,13 @@ def save_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, sta
 
 def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, config: TrainConfig):
     """Restore model, optimizer and RNGs from `run_dir`; returns (state, best model state or None)."""
-    from safetensors import safe_open
-
     fix = f"delete {run_dir} or train into a new --out folder"
     path = run_dir / "last.safetensors"
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if "train_state" not in meta:
-        raise DataError(f"{path} has no training state; {fix}")
-    state = json.loads(meta["train_state"])
+    tensors, meta = read_safetensors(path)
+    try:
+        state = json.loads(meta["train_state"])
+    except (KeyError, ValueError):
+        raise damaged(path, "holds no readable training state") from None
     old, new = resumable_view(state["config"]), resumable_view(to_dict(config))
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -148,11 +146,9 @@ def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, con
 
 
 def _read_best(path: Path, epoch: int, fix: str) -> dict:
-    from safetensors import safe_open
-
     if not path.is_file():
         raise DataError(f"{path} is missing, so the best model of epoch {epoch} is lost; {fix}")
-    with safe_open(str(path), framework="pt") as f:
-        if json.loads((f.metadata() or {}).get("epoch", "0")) != epoch:
-            raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
-        return {k[len("model.") :]: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = read_safetensors(path)
+    if meta.get("epoch") != str(epoch):
+        raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
+    return {k[len("model.") :]: v for k, v in tensors.items()}

@@ -7,12 +7,55 @@ import random
 import numpy as np
 import torch
 
+from ..errors import UserError
 
-def pick_device(name: str | None = None) -> torch.device:
-    """`None`/"auto" -> CUDA if available, else CPU; otherwise the named device."""
+
+def pick_device(name: str | torch.device | None = None) -> torch.device:
+    """`None`/"auto" -> CUDA if available, else CPU; otherwise the named device, checked to exist.
+
+    An unknown name ("banana") or a device this machine lacks ("cuda" without a GPU, "cuda:3" with
+    one GPU) is a UserError naming the devices that are there.
+    """
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"unknown device {name!r}; use one of: {', '.join(available_devices())} (or auto)") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise UserError(
+                f"device {name!r} is not available on this machine ({count} CUDA GPU(s) found); "
+                f"use one of: {', '.join(available_devices())} (or auto)"
+            )
+        return device
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return device
+    if device.type != "mps" and _has_backend(device.type):
+        return device
+    raise UserError(f"device {name!r} is not available on this machine; use one of: {', '.join(available_devices())}")
+
+
+def available_devices() -> list[str]:
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def _has_backend(kind: str) -> bool:
+    """Other accelerators torch knows (xpu, ...): usable when their module says so."""
+    module = getattr(torch, kind, None)
+    is_available = getattr(module, "is_available", None)
+    try:
+        return bool(is_available()) if callable(is_available) else False
+    except Exception:  # a half-installed back end: treat as absent
+        return False
 
 
 def seed_everything(seed: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() names no file: name the one we were writing
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+    except Exception as exc:  # safetensors reports a failed write as its own error type
+        code = re.search(r"(?:Os \{ code: |os error )(\d+)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
