@@ -82,3 +82,22 @@ def test_ranks_take_disjoint_rows_weighted_to_the_global_mean(monkeypatch):
     lone = rep.shard(users[:1], pos[:1], neg[:1])  # a 1-row last batch: rank 1 runs a row at weight 0
     assert lone[3] == 0.0 and len(lone[0]) == 1
     assert not may_skip_parameters(model)  # plain embeddings: find_unused_parameters stays off
+
+
+def test_cli_train_nproc_2_writes_the_run_one_process_writes(tmp_path, monkeypatch):
+    from conftest import write_ml100k_folder
+    from gpt2rec.cli import main
+
+    (tmp_path / "ml").mkdir()
+    data = write_ml100k_folder(tmp_path / "ml", n_users=16, n_items=20)
+    args = ["train", "--model", "bpr", "--dataset", str(data), "--epochs", "3", "--batch-size", "16", "--lr", "0.05",
+            "--dim", "8", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    monkeypatch.setenv("PYTHONPATH", SRC)  # the torchrun workers import this checkout
+    assert main([*args, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    for part in ("valid", "test"):
+        for key, value in m1[part].items():
+            assert m2[part][key] == pytest.approx(value, abs=1e-6), (part, key)
+    assert not list(tmp_path.glob(".two*.partial"))  # staged, then published once

@@ -9,6 +9,8 @@ Sizes (interactions, users, items): 10^5 (10^4, 10^4), 10^6 (10^5, 31,623), 10^7
 - `enhanced`: the headline model (cached strategy, the smallest LM `minilm`), text tables through the
   embedding cache (sentences repeat, so each distinct one is encoded once); its epoch time is
   extrapolated from 60 timed training steps (a full epoch at 10^7 takes hours on 2 cores);
+- `ann`: BPR-MF on 10^6 interactions over 10^5 items (its own catalog), ANN recall@10 and speed-up
+  at HNSW search breadths 64, 128, 256;
 - `encode` / `encode2` (first size only): `gpt2rec encode` throughput in 1 and 2 processes (torchrun);
 - `ddp` (first size only): `gpt2rec train --model bpr` in 1 process and with `--nproc 2`: epoch time
   and test metrics (the same global batch, so the same trajectory up to float summation order).
@@ -40,6 +42,8 @@ LM = "minilm"
 VALID_USERS = 1_000
 BATCH = 4096
 DDP_EPOCHS = 3
+ANN_SIZE = (1_000_000, 100_000, 100_000)  # interactions, users, items of the ANN job
+ANN_EFS = (64, 128, 256)
 WARMUP, STEPS = 3, 60  # enhanced: steps timed (after warm-up) to extrapolate an epoch
 ANN_USERS = 2_000
 
@@ -69,13 +73,17 @@ def run_scale(cfg: ScaleConfig) -> dict:
     work = home_dir() / "bench-scale"
     for n, users, items in cfg.sizes:
         folder = _synth(work, n, users, items)
+        ann_folder = _synth(work, *ANN_SIZE) if n == SIZES[1][0] else None
         first = n == cfg.sizes[0][0]
         jobs = list(cfg.models) + (["encode", "encode2"] if cfg.encode and first else []) + (["ddp"] if first else [])
+        if n == SIZES[1][0]:
+            jobs.append("ann")  # on its own catalog: 10^6 interactions over 10^5 items
         for job in jobs:
             if (job, n) in done:
                 continue
             print(f"bench scale: {job} at {n:,} interactions ...", flush=True)
-            record = _run_job(job, folder, work, cfg.threads) | {"interactions": n, "users": users, "items": items}
+            where, size = (ann_folder, ANN_SIZE) if job == "ann" else (folder, (n, users, items))
+            record = _run_job(job, where, work, cfg.threads) | dict(zip(("interactions", "users", "items"), size))
             data["records"] = [r for r in data["records"] if (r["job"], r["interactions"]) != (job, n)] + [record]
             write_json(path, data)
     data["fits"] = fits(data["records"])
@@ -88,7 +96,7 @@ def run_scale(cfg: ScaleConfig) -> dict:
 def _synth(work: Path, n: int, users: int, items: int) -> Path:
     from ..data.synth import SynthConfig, write
 
-    folder = work / f"synth-{n}"
+    folder = work / f"synth-{n}-{users}-{items}"
     cfg = SynthConfig(users=users, items=items, interactions=n, seed=0)
     stamp = folder / "synth.json"
     if not stamp.is_file() or read_json(stamp).get("interactions") != n:
@@ -152,7 +160,7 @@ def _train_job(job: str, folder: Path) -> dict:
 
     ds, split, out = _load(folder)
     ctx = ModelContext(ds.n_users, ds.n_items, dataset=ds, train=split.train, device=torch.device("cpu"))
-    spec = get_spec(job)
+    spec = get_spec("bpr" if job == "ann" else job)
     if job == "enhanced":
         template = TemplateConfig(user_template=USER_TEMPLATE, item_template=ITEM_TEMPLATE)
         config = spec.config_cls(lm=LM, template=template)
@@ -169,7 +177,11 @@ def _train_job(job: str, folder: Path) -> dict:
     out["epoch_s"] = round(result.history[0]["seconds"], 2)
     out["loss"] = round(result.history[0]["loss"], 5)
     out["valid_ndcg@10"] = round(result.history[0]["ndcg@10"], 5)
-    out.update(_ann(model, split, ds.n_users, ds.n_items))
+    if job == "ann":  # the ANN trade-off at 10^5 items: recall and speed-up per search breadth
+        for ef in ANN_EFS:
+            out.update(_ann(model, split, ds.n_users, ds.n_items, ef, f"@ef{ef}"))
+    else:
+        out.update(_ann(model, split, ds.n_users, ds.n_items))
     return out
 
 
@@ -201,7 +213,7 @@ def _timed_steps(model, split, ctx) -> dict:
             "steps_per_epoch": n_steps, "extrapolated": True, "loss": round(float(np.mean(losses)), 5)}  # fmt: skip
 
 
-def _ann(model, split, n_users: int, n_items: int) -> dict:
+def _ann(model, split, n_users: int, n_items: int, ef_search: int = 256, suffix: str = "") -> dict:
     """Top-10 of ANN_USERS users: exact (blocked) vs HNSW; recall of ANN against exact, speed-up."""
     from ..data.splits import interaction_matrix
     from ..retrieval import RetrievalConfig, Retriever
@@ -214,19 +226,20 @@ def _ann(model, split, n_users: int, n_items: int) -> dict:
     want, _ = exact.topk(users, 10, seen)
     exact_s = time.perf_counter() - start
     start = time.perf_counter()
-    ann = Retriever(model, RetrievalConfig(mode="ann"))
+    ann = Retriever(model, RetrievalConfig(mode="ann", ef_search=ef_search))
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     got, _ = ann.topk(users, 10, seen)
     ann_s = time.perf_counter() - start
     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)]))
-    return {
+    out = {
         "ann_recall@10": round(recall, 4),
         "exact_search_s": round(exact_s, 3),
         "ann_search_s": round(ann_s, 3),
         "ann_build_s": round(build_s, 2),
         "ann_speedup": round(exact_s / max(ann_s, 1e-9), 2),
     }
+    return {k + suffix: v for k, v in out.items()}
 
 
 def _encode_job(job: str, folder: Path) -> dict:
@@ -320,6 +333,10 @@ def report(data: dict) -> str:
                          f"failed: {r['error'][:120]} |")  # fmt: skip
             continue
         notes = ""
+        if r["job"] == "ann":
+            notes = "; ".join(f"ef {ef}: recall@10 {r[f'ann_recall@10@ef{ef}']:.3f}, speed-up "
+                              f"{r[f'ann_speedup@ef{ef}']:.1f}x" for ef in ANN_EFS if f"ann_recall@10@ef{ef}" in r)  # fmt: skip
+            notes += f" (exact {r.get('exact_search_s@ef256', '?')}s for {ANN_USERS} users)"
         if "ann_recall@10" in r:
             notes = (f"ANN recall@10 {r['ann_recall@10']:.3f}, speed-up {r['ann_speedup']:.1f}x "
                      f"(exact {r['exact_search_s']:.2f}s, ANN {r['ann_search_s']:.2f}s + build {r['ann_build_s']:.1f}s)")  # fmt: skip
