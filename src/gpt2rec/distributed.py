@@ -42,9 +42,26 @@ def setup(device: str | None = None) -> torch.device | None:
     return dev
 
 
-def teardown() -> None:
+def teardown(finished: bool = True) -> None:
+    """Leave the process group. `finished`: this rank ended normally, so wait for the others first
+    (a rank that leaves while another still works can abort the job); after an error, leave at once."""
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
+
+
+def run_ranked(func, device: str | None = None) -> int:
+    """`func(this rank's device or None)` inside torchrun's process group (or in one process), leaving
+    the group cleanly: after every rank finished, or at once on an error."""
+    dev = setup(device)
+    try:
+        code = func(dev)
+    except BaseException:
+        teardown(finished=False)
+        raise
+    teardown()
+    return code
 
 
 def rank() -> int:

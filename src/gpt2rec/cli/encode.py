@@ -42,11 +42,7 @@ def encode_cmd(args) -> int:
 
     if args.nproc is not None and not dist.launched():
         return dist.launch(args.nproc, dist.without_nproc(args.argv))
-    device = dist.setup(args.device)
-    try:
-        return _encode(args, str(device) if device is not None else args.device)
-    finally:
-        dist.teardown()
+    return dist.run_ranked(lambda device: _encode(args, str(device) if device else args.device), args.device)
 
 
 def _encode(args, device) -> int:

@@ -175,11 +175,7 @@ def run(args) -> int:
 
     if args.nproc is not None and not dist.launched():
         return dist.launch(args.nproc, dist.without_nproc(args.argv))
-    dist.setup(args.device)
-    try:
-        return _train(args)
-    finally:
-        dist.teardown()
+    return dist.run_ranked(lambda device: _train(args), args.device)
 
 
 def _train(args) -> int:
