@@ -117,3 +117,15 @@ def pairs_frame(pairs):
             "timestamp": np.zeros(len(pairs), np.int64),
         }
     )
+
+
+@pytest.fixture(scope="session")
+def served_run_dir(tmp_path_factory, tiny_tokenizer_object):
+    """The tiny enhanced run of `serve_fixtures` (comedy and horror fans), trained once per session
+    with lm='tiny-gpt2'; tests that write serve a copy of it (`serve_fixtures.served_copy`)."""
+    from gpt2rec.models.text_features import register_lm
+    from serve_fixtures import train_tiny_run
+
+    register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
+    yield train_tiny_run(tmp_path_factory.mktemp("served"), "tiny-gpt2")
+    register_lm("tiny-gpt2", None)

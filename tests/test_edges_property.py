@@ -122,6 +122,11 @@ def test_non_text_files_get_the_right_fix(scratch, data, needle):
     assert "latin-1" not in str(err.value)
 
 
+def test_utf16_without_a_bom_is_one_line(scratch):
+    with pytest.raises(UserError, match="cannot be read as utf-16"):
+        load_generic(write(scratch, "plain.csv", b"user_id,item_id\n1,2\n"), columns=Columns(encoding="utf-16"))
+
+
 def test_xlsx_is_named_as_excel(scratch):
     with pytest.raises(UserError, match="Excel"):
         load_generic(write(scratch, "book.xlsx", b"PK\x03\x04 sheet"), columns=Columns(sep=","))

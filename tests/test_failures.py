@@ -75,6 +75,7 @@ def leftovers(out: Path) -> list[str]:
         (["--lr", "inf"], "lr must be a finite number"),
         (["--lr", "nan"], "lr must be a finite number"),
         (["--set", "dim=abc"], "dim"),
+        (["--implicit-threshold", "nan"], "implicit_threshold nan is not a number"),
     ],
 )
 def test_bad_train_flags_write_nothing(ml, tmp_path, capsys, flags, needle):
@@ -82,6 +83,12 @@ def test_bad_train_flags_write_nothing(ml, tmp_path, capsys, flags, needle):
     argv = ["train", "--dataset", str(ml), "--model", "bpr", "--epochs", "1", "--quiet", "--out", str(out), *flags]
     one_line_error(capsys, main(argv), needle)
     assert leftovers(out) == []
+
+
+def test_nan_split_ratio_is_one_line(ml, tmp_path, capsys):
+    out = tmp_path / "split"
+    one_line_error(capsys, main(["data", "split", str(ml), "--ratios", "nan", "0.1", "0.1", "--out", str(out)]), "nan")
+    assert not out.exists()
 
 
 def test_cuda_without_a_gpu_is_one_line(run_dir, capsys):

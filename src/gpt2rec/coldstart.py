@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -158,9 +159,25 @@ def normalise_items(model, items_df: pd.DataFrame) -> pd.DataFrame:
 
 def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
     """Scores (n_new,) of items given only as metadata rows, for the known internal user `user`."""
-    df = normalise_items(model, items_df)
+    _require_cold_start(model)
     if not 0 <= int(user) < model.n_users:
         raise UserError(f"user index {user} is out of range (0..{model.n_users - 1})")
+    table = new_item_table(model, items_df)
+    return user_vectors(model, [int(user)])[0] @ table.vectors.T + table.bias  # (N,)
+
+
+@dataclass
+class NewItems:
+    """New items encoded once: LM field vectors `text` (N, Fi, D), fused vectors (N, d), biases (N,)."""
+
+    text: torch.Tensor
+    vectors: torch.Tensor
+    bias: torch.Tensor
+
+
+def new_item_table(model, items_df: pd.DataFrame) -> NewItems:
+    """Encode metadata rows once (the ID view is the learned 'unknown' vector) for repeated scoring."""
+    df = normalise_items(model, items_df)
     rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), model.config.template)
     was_training = model.training
     model.eval()
@@ -168,9 +185,20 @@ def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
         with torch.no_grad():
             text = _encode(model, rendered, "item")  # (N, Fi, D)
             items, _ = model.represent("item", None, text=text, ids=model.unknown_item.expand(len(df), -1))  # (N, d)
-            u, _ = model.represent("user", torch.tensor([int(user)], device=model.user_emb.weight.device))  # (1, d)
-            bias = model.unknown_bias if model.bias is not None else 0.0  # new items: the 'unknown' bias
-            return (u @ items.T)[0] + bias  # (N,)
+            bias = model.unknown_bias if model.bias is not None else items.new_zeros(1)  # new items: 'unknown' bias
+            return NewItems(text, items, bias.expand(len(df)).clone())
+    finally:
+        model.train(was_training)
+
+
+def user_vectors(model, users) -> torch.Tensor:
+    """Fused vectors (B, d) of known internal users (eval mode, no gradients)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            idx = torch.as_tensor(list(users), dtype=torch.long, device=model.user_emb.weight.device)  # (B,)
+            return model.represent("user", idx)[0]  # (B, d)
     finally:
         model.train(was_training)
 

@@ -85,6 +85,7 @@ def run_demo(
     _show_recommendations(out / "enhanced", user)
     _show_cold_start(out / "enhanced")
     print(f"\n[demo] done in {time.perf_counter() - start:.0f} s; runs are in {out}")
+    print(f"[demo] try it in a browser: gpt2rec serve {out / 'enhanced'}  then open http://127.0.0.1:8000/")
     return results
 
 

@@ -85,6 +85,7 @@ class Run:
     user_ids: list = field(init=False)  # raw IDs as Python values, by internal index
     item_ids: list = field(init=False)
     titles: list[str] = field(init=False)
+    train_matrix: Any = field(init=False, repr=False)  # scipy CSR (U, I) of the training interactions
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -94,7 +95,7 @@ class Run:
         self.titles = items["title"].astype(str).tolist() if "title" in items else [str(x) for x in self.item_ids]
         self._user_pos = {id_key(x): i for i, x in enumerate(self.user_ids)}
         self._item_pos = {id_key(x): i for i, x in enumerate(self.item_ids)}
-        self._train = interaction_matrix(self.split.train, self.n_users, self.n_items)  # CSR (U, I)
+        self.train_matrix = interaction_matrix(self.split.train, self.n_users, self.n_items)  # CSR (U, I)
         self._retriever: Retriever | None = None
 
     @property
@@ -137,7 +138,8 @@ class Run:
     # ---- history and ranking ------------------------------------------------------------------
     def seen(self, user: int) -> np.ndarray:
         """Internal indices of the items user `user` trained on (sorted)."""
-        return self._train.indices[self._train.indptr[user] : self._train.indptr[user + 1]].astype(np.int64)
+        m = self.train_matrix
+        return m.indices[m.indptr[user] : m.indptr[user + 1]].astype(np.int64)
 
     def score_users(self, users: Sequence[int]) -> torch.Tensor:
         """Scores (B, I) of every catalogue item for internal users `users` (one model call)."""
@@ -152,7 +154,7 @@ class Run:
     def top_items(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k unseen item indices and scores for internal user `user` (through `retriever()`: exact
         below the ANN threshold, approximate above it for inner-product models)."""
-        items, scores = self.retriever().topk(np.array([user]), k, self._train[[user]])
+        items, scores = self.retriever().topk(np.array([user]), k, self.train_matrix[[user]])
         finite = np.isfinite(scores[0])  # a user who has seen nearly everything gets fewer than k
         return items[0][finite], scores[0][finite]
 

@@ -88,7 +88,7 @@ def unescape_sep(sep: str | None) -> str | None:
         if sep[i] == "\\":
             if pair not in _ESCAPES:
                 raise UserError(
-                    f"--sep {sep!r}: unknown escape {pair!r}; only \\t (tab) is understood, e.g. --sep '\\t'"
+                    f"--sep '{sep}': unknown escape '{pair}'; only \\t (tab) and \\\\ are understood, e.g. --sep '\\t'"
                 )
             out.append(_ESCAPES[pair])
             i += 2

@@ -1,4 +1,8 @@
-"""`gpt2rec recommend RUN_DIR --user ID -k 10`: top items for a user, never one they trained on."""
+"""`gpt2rec recommend RUN_DIR --user ID -k 10`: top items for a user, never one they trained on.
+
+Also: `--explain`, a new user (`--profile JSON`), new items (`--items FILE`), and a request in plain
+words (`--query "a funny animated film for kids"`, blended with `--user` when given).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--explain", action="store_true", help="say why each item is recommended")
     p.add_argument("--profile", metavar="JSON", help="a NEW user's profile (JSON text or file) instead of --user")
     p.add_argument("--items", metavar="FILE", help="rank NEW items (CSV/TSV/JSON: title, genres 'A|B') for --user")
+    p.add_argument("--query", metavar="TEXT", help='a request in plain words, e.g. "a funny animated film for kids"')
+    p.add_argument("--blend", type=float, default=0.5, help="with --query and --user: share of the user's own scores")
     p.set_defaults(func=run)
 
 
@@ -23,6 +29,8 @@ def run(args) -> int:
     from ..errors import UserError
     from ..pipeline import recommend
 
+    if args.query is not None:
+        return _run_query(args)
     if (args.user is None) == (args.profile is None):
         raise UserError("give exactly one of --user ID (a known user) or --profile JSON (a new user)")
     if args.k < 1:  # checked here once for every path (--user, --explain, --profile, --items)
@@ -36,6 +44,23 @@ def run(args) -> int:
     width = max((len(str(r["item_id"])) for r in items), default=1)
     for rank, r in enumerate(items, 1):
         print(f"{rank:>3}. {str(r['item_id']):>{width}}  {r['score']:9.4f}  {r['title']}")
+    return 0
+
+
+def _run_query(args) -> int:
+    """--query (library: gpt2rec.query), for --user when given."""
+    from ..errors import UserError
+    from ..pipeline import open_run
+    from ..query import query_rows
+
+    if args.profile or args.items or args.explain:
+        raise UserError("--query works alone or with --user (not with --profile, --items or --explain)")
+    rows = query_rows(open_run(args.run_dir, args.device), args.query, args.k, args.user, args.blend)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for rank, r in enumerate(rows, 1):
+        print(f"{rank:>3}. {str(r['item_id']):>5}  {r['score']:9.4f}  {r['title']}")
     return 0
 
 

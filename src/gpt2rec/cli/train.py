@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=SPLIT_KINDS, help="split kind (default random 8:1:1)")
     p.add_argument("--split-seed", type=int, help="seed of the split")
     p.add_argument("--split-dir", help="use a split written by `gpt2rec data split` instead")
+    p.add_argument(
+        "--feedback", metavar="RUN_DIR", help="add the items and interactions `gpt2rec serve` stored in RUN_DIR"
+    )
     add_data_options(p, defaults=False)
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--lr", type=float, help="Adam learning rate")
@@ -86,6 +89,8 @@ def build_config(args):
         data["dataset"] = args.dataset
     if args.implicit_threshold is not None:
         data["implicit_threshold"] = args.implicit_threshold
+    if args.feedback:
+        data["feedback"], data["feedback_until"] = args.feedback, None  # the served folder's writes up to now
     for name in FILE_OPTIONS:
         if getattr(args, name) is not None:
             data[name] = unescape_sep(args.sep) if name == "sep" else getattr(args, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class DataConfig:
     sep: str | None = field(default=None, metadata={"help": "field separator (default: from the file suffix)"})
     genres_sep: str = field(default="|", metadata={"help": "separator inside the items' genres column"})
     encoding: str = field(default="utf-8", metadata={"help": "text encoding of your files"})
+    feedback: str | None = field(
+        default=None, metadata={"help": "a served run folder whose stored new items and interactions are added"}
+    )
+    feedback_until: float | None = field(
+        default=None, metadata={"help": "only feedback written up to this time (set on first use: reloads agree)"}
+    )
 
     def __post_init__(self):
         if not isinstance(self.dataset, str) or not self.dataset.strip():
@@ -42,6 +49,8 @@ class DataConfig:
         if self.implicit_threshold is not None:
             try:
                 self.implicit_threshold = float(self.implicit_threshold)
+                if not math.isfinite(self.implicit_threshold):
+                    raise ValueError(self.implicit_threshold)
             except (TypeError, ValueError):
                 raise UserError(
                     f"implicit_threshold {self.implicit_threshold!r} is not a number; give e.g. 4 or leave it unset"
@@ -52,6 +61,10 @@ class DataConfig:
             raise UserError(f"sep {self.sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
         if not self.user_col or not self.item_col:
             raise UserError("user_col and item_col must name columns of your interactions file")
+        if self.feedback and self.feedback_until is None:
+            from .feedback import last_write
+
+            self.feedback_until = last_write(self.feedback)
         import codecs
 
         try:
@@ -70,7 +83,12 @@ def load_dataset(config: DataConfig | str) -> Dataset:
     """Load (fetching MovieLens first if it is not cached) and apply the implicit threshold."""
     if isinstance(config, (str, Path)):
         config = DataConfig(dataset=str(config))
-    return _load(config).implicit(config.implicit_threshold)
+    dataset = _load(config)
+    if config.feedback:
+        from .feedback import merge_feedback
+
+        dataset = merge_feedback(dataset, config.feedback, config.feedback_until)
+    return dataset.implicit(config.implicit_threshold)
 
 
 def _load(config: DataConfig) -> Dataset:

@@ -19,6 +19,7 @@ Each part keeps the dataset's row order and its columns (internal indices).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ class SplitConfig:
             raise UserError(f"split ratios {self.ratios!r} are not numbers; give three, e.g. 0.8 0.1 0.1") from None
         if len(ratios) != 3:
             raise UserError(f"split ratios {ratios} must be three numbers (train valid test), e.g. 0.8 0.1 0.1")
-        if any(r < 0 for r in ratios) or ratios[0] <= 0:
+        if not all(math.isfinite(r) for r in ratios) or any(r < 0 for r in ratios) or ratios[0] <= 0:
             raise UserError(f"split ratios {ratios} must be >= 0 with a positive train share, e.g. 0.8 0.1 0.1")
         if abs(sum(ratios) - 1.0) > 1e-6:
             raise UserError(

@@ -112,6 +112,8 @@ def read_delimited(
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise _decode_error(path, encoding, line, exc.start, raw[exc.start : exc.end], fix) from None
+        except UnicodeError as exc:
+            raise DataError(f"{path}: cannot be read as {encoding} ({exc}); check --encoding; {fix}") from None
         source, psep = io.StringIO(text.replace(sep, _PLACEHOLDER)), _PLACEHOLDER
     kwargs = dict(
         sep=psep,
@@ -130,6 +132,8 @@ def read_delimited(
         df = pd.read_csv(source, **kwargs)
     except UnicodeDecodeError:
         raise locate_decode_error(path, encoding, fix) from None
+    except UnicodeError as exc:  # e.g. "UTF-16 stream does not start with BOM"
+        raise DataError(f"{path}: cannot be read as {encoding} ({exc}); check --encoding; {fix}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file has no data (only blank lines); {fix}") from None
     except pd.errors.ParserError as exc:
@@ -228,9 +232,10 @@ def int_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str | Non
 def _raise_range(df, s, big, col, path, fix, what):
     line = big.idxmax() if hasattr(big, "idxmax") else df.index[int(np.argmax(big))]
     label = what or col
+    hint = " (map longer IDs to smaller numbers)" if "ID" in label else ""
     raise DataError(
         f"{path}: line {line}: {label} {_shown(s.loc[line])} is beyond the 64-bit integer range (or too large to be exact); "
-        f"use integers between {_INT64.min} and {_INT64.max} (map longer IDs to smaller numbers); {fix}"
+        f"use integers between {_INT64.min} and {_INT64.max}{hint}; {fix}"
     )
 
 

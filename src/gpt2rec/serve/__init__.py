@@ -1,0 +1,5 @@
+"""`gpt2rec serve`: an HTTP API and a web page over one run folder (needs the `serve` extra).
+
+Modules: `service.py` (the answers, no HTTP), `batcher.py` (micro-batching), `schemas.py` (request
+bodies), `app.py` (routes and errors), `server.py` (binding rules and uvicorn), `static/` (the page).
+"""

@@ -1,0 +1,65 @@
+"""Start the server: loopback by default; a non-loopback address only with an API key for writes.
+
+serve("runs/enhanced", host="127.0.0.1", port=8000, api_key_env=None)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+
+from ..errors import UserError, require
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key_from_env(var: str | None) -> str | None:
+    """The API key held in environment variable `var` (None: no key)."""
+    if var is None:
+        return None
+    key = os.environ.get(var, "")
+    if len(key) < 16:
+        raise UserError(f"environment variable {var} must hold an API key of at least 16 characters; set it first")
+    return key
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    if not is_loopback(host) and api_key is None:
+        raise UserError(
+            f"refusing to listen on {host} without an API key: writes would be open to the network; "
+            "set one with --api-key-env VAR (VAR holding the key) or use --host 127.0.0.1"
+        )
+
+
+def serve(
+    run_dir, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None, device=None, threads: int = 1
+) -> None:
+    uvicorn = require("uvicorn", "serve")
+    require("fastapi", "serve")
+    if not 0 < int(port) < 65536:
+        raise UserError(f"port must be between 1 and 65535, got {port}")
+    key = api_key_from_env(api_key_env)
+    check_bind(host, key)
+    import torch
+
+    from .app import create_app
+    from .service import load_service
+
+    if int(threads) < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(int(threads))  # small per-request products: one thread beats contended ones
+
+    app = create_app(load_service(run_dir, device), api_key=key)
+    writes = "need the X-API-Key header" if key else "are open (loopback only)"
+    print(f"gpt2rec serve: http://{host}:{port}/ (API docs at /docs; writes {writes}); Ctrl+C stops it", flush=True)
+    uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)

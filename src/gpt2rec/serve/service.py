@@ -1,0 +1,285 @@
+"""The served run: a `Run` plus what arrived while serving (new items, new interactions), and every
+answer the HTTP layer gives, as plain Python (no HTTP here; `app.py` maps it to routes).
+
+Items are indexed 0..I-1 (the run's catalogue) then I.. (items added while serving, scored from
+their metadata by the enhanced model). New interactions are excluded from the user's next answers
+at once; they are folded into the model only by the next training run (`train --feedback`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..coldstart import new_item_table, profile_rows, score_new_user, user_vectors
+from ..data.feedback import FeedbackStore
+from ..errors import UserError
+from ..explain import explain
+from ..query import encode_query, mix, require_text_model, standardise, text_match
+from ..run import Run, UnknownIdError, id_key, top_k
+
+
+class Conflict(UserError):
+    """A write that contradicts what the run holds (e.g. an item ID already in use)."""
+
+
+class Service:
+    def __init__(self, run: Run):
+        self.run = run
+        self.model = run.model
+        self.store = FeedbackStore(run.path)
+        self._lock = threading.RLock()  # writes and the LM (one encoder, not thread-safe to build)
+        self.text_model = hasattr(self.model, "ensure_lm") and hasattr(self.model, "item_cache")
+        # items added while serving: raw IDs, titles, and their encoded tables
+        self.new_ids: list = []
+        self.new_titles: list[str] = []
+        self._new_pos: dict[str, int] = {}
+        # (text (N, Fi, D), vectors (N, d), bias (N,)) of the added items, replaced in one assignment
+        # after their IDs are listed, so a scoring thread never sees a half-added item
+        self._new: tuple | None = None
+        self._extra_seen: dict[int, set[int]] = {}  # user -> items seen while serving (indices)
+        self._collab = _column_normalised(run)  # (U, I) CSR, unit-norm columns: item-item cosine
+        self._reload()
+
+    # ---- state ----------------------------------------------------------------------------------
+    def _reload(self) -> None:
+        """Replay the feedback database (a restart serves what was written before it)."""
+        items = self.store.items()
+        if items:
+            self._append_items([i for i, _ in items], [m for _, m in items])
+        for row in self.store.interactions().itertuples(index=False):
+            try:
+                self._remember(self.run.user_index(row.user_id), self.item_index(row.item_id))
+            except UnknownIdError:
+                continue  # written against another catalogue: kept for training, not served
+
+    @property
+    def n_items(self) -> int:
+        return self.run.n_items + len(self.new_ids)
+
+    def item_index(self, raw) -> int:
+        pos = self._new_pos.get(id_key(raw))
+        return self.run.n_items + pos if pos is not None else self.run.item_index(raw)
+
+    def item_id(self, idx: int):
+        return self.run.item_ids[idx] if idx < self.run.n_items else self.new_ids[idx - self.run.n_items]
+
+    def title(self, idx: int) -> str:
+        return self.run.titles[idx] if idx < self.run.n_items else self.new_titles[idx - self.run.n_items]
+
+    def row(self, idx: int, score: float) -> dict:
+        return {"item_id": self.item_id(int(idx)), "title": self.title(int(idx)), "score": float(score)}
+
+    def seen(self, user: int) -> np.ndarray:
+        extra = self._extra_seen.get(user)
+        base = self.run.seen(user)
+        return base if not extra else np.concatenate([base, np.array(list(extra), np.int64)])
+
+    def health(self) -> dict:
+        info = getattr(self.model, "meta_info", {}) if self.text_model else {}
+        lm = getattr(self.model, "lm", None)
+        return {
+            "status": "ok",
+            "version": __version__,
+            "model": self.run.config.model if self.run.config is not None else type(self.model).__name__,
+            "lm": info.get("lm"),
+            "lm_loaded": bool(getattr(lm, "attached", False)),
+            "users": self.run.n_users,
+            "items": self.n_items,
+            "catalogue_items": self.run.n_items,
+            "can_add_items": self.text_model,
+            "user_fields": info.get("user_columns", []),
+            **self.store.counts(),
+        }
+
+    # ---- scoring ----------------------------------------------------------------------------------
+    def scores(self, users: list[int]) -> torch.Tensor:
+        """Scores (B, I + N) of every item, catalogue and added, for internal users (one model call)."""
+        base = self.run.score_users(users)  # (B, I)
+        if self._new is None:
+            return base
+        _, vectors, bias = self._new
+        extra = user_vectors(self.model, users) @ vectors.T + bias  # (B, N)
+        return torch.cat([base, extra.float().cpu()], dim=1)
+
+    def recommend_many(self, users: list[int], k: int) -> list[list[dict]]:
+        """Top-k unseen rows for each internal user; one scoring call and one top-k for the batch."""
+        scores = self.scores(users)  # (B, I + N)
+        seen = [self.seen(u) for u in users]
+        rows = np.repeat(np.arange(len(users)), [len(s) for s in seen])  # (S,)
+        scores[torch.as_tensor(rows), torch.as_tensor(np.concatenate(seen))] = float("-inf")
+        values, items = torch.topk(scores, min(int(k), scores.shape[1]), dim=1)  # (B, k)
+        out = []
+        for vals, idx in zip(values.tolist(), items.tolist()):
+            out.append([self.row(i, v) for i, v in zip(idx, vals) if v != float("-inf")])
+        return out
+
+    def explain_rows(self, user: int, rows: list[dict]) -> list[dict]:
+        """Add field weights, similar liked items and the reason to a user's rows (catalogue items
+        through `gpt2rec.explain`; added items by text similarity alone)."""
+        if not self.text_model:
+            return [{**r, "explanation": None} for r in rows]
+        history = self.run.seen(user)
+        idx = [self.item_index(r["item_id"]) for r in rows]
+        known = [i for i in idx if i < self.run.n_items]
+        with self._lock, torch.no_grad():
+            found = {e.item: e for e in explain(self.model, self.run.dataset, user, known, history)}
+        out = []
+        for r, i in zip(rows, idx):
+            e = found.get(i)
+            if e is None:
+                sim = self._text_similar(i, history, 2)
+                titles = [self.title(j) for j, _ in sim]
+                reason = "New in the catalogue, scored from its metadata" + (
+                    f"; close to {' and '.join(titles)} you liked." if titles else "."
+                )
+                ex = {"user_fields": {}, "item_fields": {}, "similar": [self.item_id(j) for j, _ in sim]}
+                ex.update({"similar_titles": titles, "reason": reason})
+            else:
+                ex = {"user_fields": e.user_fields, "item_fields": e.item_fields, "reason": e.reason}
+                ex.update({"similar": [self.item_id(j) for j in e.similar], "similar_titles": e.similar_titles})
+            out.append({**r, "explanation": ex})
+        return out
+
+    def _item_text(self) -> torch.Tensor:
+        """LM field vectors of every item, catalogue then added: (I + N, Fi, D)."""
+        cache = self.model.item_cache.float().cpu()
+        return cache if self._new is None else torch.cat([cache, self._new[0]])
+
+    def _text_similar(self, item: int, among: np.ndarray, n: int) -> list[tuple[int, float]]:
+        if len(among) == 0:
+            return []
+        vec = F.normalize(self._item_text().mean(1), dim=-1)  # (I + N, D)
+        sim = vec[torch.as_tensor(among)] @ vec[item]  # (H,)
+        order = torch.argsort(sim, descending=True)[:n].tolist()
+        return [(int(among[j]), float(sim[j])) for j in order]
+
+    def profile(self, profile: dict | None, liked: list, k: int) -> list[dict]:
+        """A new user from profile fields and/or liked items (an anonymous session)."""
+        liked_idx = [self.item_index(x) for x in liked]
+        if not liked_idx:  # profile alone: the model's cold-start path (catalogue items)
+            require_text_model(self.model)
+            with self._lock:
+                return profile_rows(self.run, profile, k)
+        scores = standardise(self._liked_scores(liked_idx))
+        if profile:
+            require_text_model(self.model)
+            with self._lock:
+                fields = score_new_user(self.model, profile).float().cpu()  # (I,)
+            scores = 0.5 * scores + 0.5 * torch.cat([standardise(fields), torch.zeros(self.n_items - len(fields))])
+        return self._rank(scores, k, liked_idx)
+
+    def _liked_scores(self, liked: list[int]) -> torch.Tensor:
+        """Item-item similarity to the liked items (I + N,): collaborative cosine plus text cosine."""
+        collab = torch.zeros(self.n_items)
+        known = [i for i in liked if i < self.run.n_items]
+        if known:
+            sims = (self._collab[:, known].T @ self._collab).toarray().sum(0)  # (I,)
+            collab[: self.run.n_items] = torch.as_tensor(sims, dtype=torch.float32)
+        if not self.text_model:
+            return collab
+        vec = F.normalize(self._item_text().mean(1), dim=-1)  # (I + N, D)
+        text = (vec @ vec[torch.as_tensor(liked)].T).mean(1)  # (I + N,)
+        return standardise(collab) + standardise(text)
+
+    def _rank(self, scores: torch.Tensor, k: int, exclude) -> list[dict]:
+        items, values = top_k(scores, k, exclude)
+        return [self.row(i, v) for i, v in zip(items, values)]
+
+    def query(self, text: str, k: int, user: int | None, blend: float) -> list[dict]:
+        """A plain-words request, over catalogue and added items; blended with `user`'s scores."""
+        with self._lock:
+            vec = encode_query(self.model, text)  # (D,)
+        sim = text_match(vec, self._item_text())  # (I + N,)
+        scores, seen = sim, []
+        if user is not None:
+            scores, seen = mix(sim, self.scores([user])[0], blend), self.seen(user)
+        items, values = top_k(scores, k, seen)
+        return [{**self.row(i, v), "text_score": float(sim[i])} for i, v in zip(items, values)]
+
+    def similar(self, item: int, k: int) -> list[dict]:
+        """Items like `item`: mean of the text cosine and the collaborative (co-interaction) cosine."""
+        parts = {}
+        if item < self.run.n_items:
+            col = self._collab[:, [item]]
+            collab = torch.zeros(self.n_items)
+            collab[: self.run.n_items] = torch.as_tensor((col.T @ self._collab).toarray()[0], dtype=torch.float32)
+            parts["collaborative"] = collab
+        if self.text_model:
+            vec = F.normalize(self._item_text().mean(1), dim=-1)  # (I + N, D)
+            parts["text"] = vec @ vec[item]
+        scores = sum(parts.values()) / len(parts)
+        items, values = top_k(scores, k, [item])
+        return [{**self.row(i, v), **{p: float(s[i]) for p, s in parts.items()}} for i, v in zip(items, values)]
+
+    # ---- writes ---------------------------------------------------------------------------------
+    def add_item(self, item_id, meta: dict) -> dict:
+        if not self.text_model:
+            raise UserError(f"this run's model ({self.health()['model']}) cannot score items from metadata alone")
+        with self._lock:
+            item_id = self._new_item_id() if item_id is None else self._check_new_id(item_id)
+            self._append_items([item_id], [meta])  # encodes first: a bad item is never stored
+            self.store.add_item(item_id, meta)
+        return {"item_id": item_id, "title": self.new_titles[-1]}
+
+    def _check_new_id(self, raw):
+        if self.run.has_item(raw) or id_key(raw) in self._new_pos:
+            raise Conflict(f"item_id {raw!r} is already in use; leave item_id out to get a fresh one")
+        catalogue = self.run.item_ids
+        if catalogue and isinstance(catalogue[0], int) and not isinstance(raw, int):
+            raise UserError(f"item_id must be an integer like the catalogue's IDs (e.g. {catalogue[0]}); got {raw!r}")
+        return raw
+
+    def _new_item_id(self):
+        ids = self.run.item_ids + self.new_ids
+        if ids and all(isinstance(x, int) for x in ids):
+            return max(ids) + 1
+        return f"new-{len(self.new_ids) + 1}"
+
+    def _append_items(self, ids: list, metas: list[dict]) -> None:
+        df = pd.DataFrame([{"item_id": i, **m} for i, m in zip(ids, metas)])
+        table = new_item_table(self.model, df)
+        parts = (table.text.float().cpu(), table.vectors, table.bias)
+        for i, m in zip(ids, metas):
+            self.new_ids.append(i)
+            self.new_titles.append(str(m.get("title", i)))
+        new = parts if self._new is None else tuple(torch.cat([a, b]) for a, b in zip(self._new, parts))
+        self._new = new
+        for n, i in enumerate(ids, len(self.new_ids) - len(ids)):
+            self._new_pos[id_key(i)] = n
+
+    def add_interaction(self, raw_user, raw_item, rating: float) -> dict:
+        user, item = self.run.user_index(raw_user), self.item_index(raw_item)
+        with self._lock:
+            self.store.add_interaction(self.run.user_ids[user], self.item_id(item), rating)
+            self._remember(user, item)
+        return {"user_id": self.run.user_ids[user], "item_id": self.item_id(item), "rating": float(rating)}
+
+    def _remember(self, user: int, item: int) -> None:
+        self._extra_seen.setdefault(user, set()).add(item)
+
+
+def _column_normalised(run: Run):
+    """The training matrix with unit-norm item columns (U, I): X.T @ X is the item-item cosine."""
+    x = run.train_matrix.astype(np.float32).tocsc(copy=True)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(0)).ravel())
+    norms[norms == 0] = 1.0
+    return (x @ _diag(1.0 / norms)).tocsc()
+
+
+def _diag(values):
+    import scipy.sparse as sp
+
+    return sp.diags(values.astype(np.float32))
+
+
+def load_service(run_dir: str | Path, device=None) -> Service:
+    from ..pipeline import open_run
+
+    return Service(open_run(run_dir, device))

@@ -1,0 +1,180 @@
+"""`gpt2rec serve`: every endpoint through FastAPI's TestClient on a tiny run with obvious answers
+(see serve_fixtures: comedy fans and horror fans, each with three unseen films of their block)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from serve_fixtures import served_copy  # noqa: E402
+
+COMEDIES, HORRORS = set(range(1, 7)), set(range(7, 13))
+TRAIN = {1: {1, 3, 4}, 7: {7, 9, 10}}  # leave-one-out: the three earliest of each user's five films
+KEY = "k" * 24
+
+
+@pytest.fixture
+def run_dir(served_run_dir, tiny_lm):
+    return served_run_dir  # tiny_lm: the LM stays registered however tests are ordered
+
+
+@pytest.fixture
+def client(run_dir, tmp_path):
+    return served_copy(run_dir, tmp_path / "run")
+
+
+def ids(rows):
+    return [r["item_id"] for r in rows]
+
+
+def test_health_names_model_lm_and_counts(client):
+    h = client.get("/v1/health").json()
+    assert (h["model"], h["lm"], h["users"], h["items"]) == ("enhanced", "tiny-gpt2", 12, 12)
+    assert h["new_items"] == h["new_interactions"] == 0 and h["user_fields"] == ["gender", "age", "occupation"]
+
+
+def test_user_gets_the_unseen_films_of_their_block(client):
+    for user, block in ((1, COMEDIES), (7, HORRORS)):
+        rows = client.get(f"/v1/users/{user}/recommendations", params={"k": 3}).json()["items"]
+        assert set(ids(rows)) == block - TRAIN[user]  # the obvious answer, and never a seen film
+        assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    all_rows = client.get("/v1/users/1/recommendations", params={"k": 100}).json()["items"]
+    assert len(all_rows) == 9 and not set(ids(all_rows)) & TRAIN[1]
+
+
+def test_explanations_have_field_weights_similar_liked_items_and_a_reason(client):
+    rows = client.get("/v1/users/1/recommendations", params={"k": 2, "explain": True}).json()["items"]
+    for r in rows:
+        ex = r["explanation"]
+        assert abs(sum(ex["user_fields"].values()) - 1) < 1e-5 and abs(sum(ex["item_fields"].values()) - 1) < 1e-5
+        assert (
+            set(ex["similar"]) <= TRAIN[1] and len(ex["similar"]) == 2 and ex["reason"].startswith("Because you liked")
+        )
+
+
+def test_batch_is_one_scoring_call_and_matches_single_answers(client):
+    single = {u: client.get(f"/v1/users/{u}/recommendations", params={"k": 3}).json()["items"] for u in (1, 7)}
+    out = client.post("/v1/recommendations", json={"user_ids": [1, "7"], "k": 3}).json()["results"]
+    assert [r["user_id"] for r in out] == [1, 7]
+    assert [ids(r["items"]) for r in out] == [ids(single[1]), ids(single[7])]
+
+
+def test_concurrent_requests_share_one_model_call(client):
+    import httpx
+
+    app = client.app
+    before = app.state.batcher.calls
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await asyncio.gather(*(http.get(f"/v1/users/{u}/recommendations?k=1") for u in range(1, 13)))
+
+    answers = asyncio.run(burst())
+    assert all(a.status_code == 200 for a in answers)
+    assert [a.json()["items"][0]["item_id"] in (COMEDIES if u <= 6 else HORRORS) for u, a in enumerate(answers, 1)]
+    assert app.state.batcher.calls - before == 1  # twelve users waiting -> one model call
+
+
+def test_profile_liked_items_and_fields(client):
+    rows = client.post("/v1/recommendations/profile", json={"liked": [1, 3], "k": 4}).json()["items"]
+    assert set(ids(rows)) == COMEDIES - {1, 3}  # an anonymous session that liked comedies gets comedies
+    profile = {"gender": "F", "age": 30, "occupation": "writer"}
+    rows = client.post("/v1/recommendations/profile", json={"profile": profile, "k": 3}).json()["items"]
+    assert len(rows) == 3 and all(r["reason"].endswith("users with the profiles nearest yours had it") for r in rows)
+    both = client.post("/v1/recommendations/profile", json={"profile": profile, "liked": [7], "k": 3}).json()
+    assert 7 not in ids(both["items"])
+
+
+def test_query_in_plain_words(client):
+    for words, block in (("Horror", HORRORS), ("Comedy", COMEDIES)):
+        rows = client.post("/v1/recommendations/query", json={"query": words, "k": 6}).json()["items"]
+        assert set(ids(rows)) == block  # the genre named in the request ranks its six films first
+    # blend=1: the user's own scores alone, seen films excluded
+    rows = client.post("/v1/recommendations/query", json={"query": "Horror", "user_id": 1, "blend": 1.0, "k": 3})
+    assert set(ids(rows.json()["items"])) == COMEDIES - TRAIN[1]
+
+
+def test_similar_items_text_and_collaborative(client):
+    rows = client.get("/v1/items/1/similar", params={"k": 3}).json()["items"]
+    # comedies 2, 3, 4 share users with comedy 1 in training (5 and 6 only by text)
+    assert set(ids(rows)) == {2, 3, 4} and all(r["collaborative"] > 0 for r in rows)
+
+
+def test_new_item_is_recommendable_at_once_and_after_restart(client, run_dir, tmp_path):
+    added = client.post("/v1/items", json={"title": "Funny Film 13 (1999)", "genres": ["Comedy"]})
+    assert added.status_code == 201 and added.json() == {"item_id": 13, "title": "Funny Film 13 (1999)"}
+    ranking = ids(client.get("/v1/users/1/recommendations", params={"k": 100}).json()["items"])
+    assert 13 in ranking and ranking.index(13) < min(ranking.index(h) for h in HORRORS)  # a comedy for a comedy fan
+    again = served_copy(run_dir, tmp_path / "run")  # a restart reloads the item from the database
+    assert again.get("/v1/health").json()["items"] == 13
+    assert 13 in ids(again.get("/v1/users/1/recommendations", params={"k": 100}).json()["items"])
+    assert ids(again.get("/v1/items/13/similar", params={"k": 12}).json()["items"])
+
+
+def test_interaction_is_excluded_at_once_and_survives_a_restart(client, run_dir, tmp_path):
+    first = ids(client.get("/v1/users/1/recommendations", params={"k": 1}).json()["items"])[0]
+    done = client.post("/v1/interactions", json={"user_id": 1, "item_id": first, "rating": 5})
+    assert done.status_code == 201
+    assert first not in ids(client.get("/v1/users/1/recommendations", params={"k": 100}).json()["items"])
+    again = served_copy(run_dir, tmp_path / "run")
+    assert first not in ids(again.get("/v1/users/1/recommendations", params={"k": 100}).json()["items"])
+    assert again.get("/v1/health").json()["new_interactions"] == 1
+
+
+def test_writes_need_the_api_key_when_the_server_has_one(run_dir, tmp_path):
+    locked = served_copy(run_dir, tmp_path / "run", api_key=KEY)
+    body = {"user_id": 1, "item_id": 2}
+    refused = locked.post("/v1/interactions", json=body)
+    assert refused.status_code == 401 and refused.json()["field"] == "X-API-Key"
+    assert locked.post("/v1/interactions", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
+    assert locked.post("/v1/interactions", json=body, headers={"X-API-Key": KEY}).status_code == 201
+    assert locked.get("/v1/users/1/recommendations").status_code == 200  # reads stay open
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status, field",
+    [
+        ("get", "/v1/users/1/recommendations?k=0", None, 422, "k"),
+        ("get", "/v1/users/1/recommendations?k=101", None, 422, "k"),
+        ("get", "/v1/users/1/recommendations?k=ten", None, 422, "k"),
+        ("get", "/v1/users/99/recommendations", None, 404, "user_id"),
+        ("get", "/v1/items/99/similar", None, 404, "item_id"),
+        ("post", "/v1/recommendations", {"user_ids": []}, 422, "user_ids"),
+        ("post", "/v1/recommendations", {"user_ids": [1, 99]}, 404, "user_ids.1"),
+        ("post", "/v1/recommendations/profile", {}, 422, "profile"),
+        ("post", "/v1/recommendations/profile", {"profile": {"hobby": "chess"}}, 422, "profile"),
+        ("post", "/v1/recommendations/profile", {"liked": [99]}, 404, "liked.0"),
+        ("post", "/v1/recommendations/query", {"query": " "}, 422, "query"),
+        ("post", "/v1/recommendations/query", {"query": "x", "blend": 2}, 422, "blend"),
+        ("post", "/v1/items", {"genres": ["Comedy"]}, 422, "title"),
+        ("post", "/v1/items", {"title": "X", "colour": "red"}, 422, "colour"),
+        ("post", "/v1/items", {"title": "X", "item_id": 3}, 409, "item_id"),
+        ("post", "/v1/items", {"title": "X", "item_id": "abc"}, 422, "item_id"),
+        ("post", "/v1/interactions", {"user_id": 1, "item_id": 99}, 404, "item_id"),
+        ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": "NaN"}, 422, "rating"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(client, method, path, body, status, field):
+    answer = client.get(path) if method == "get" else client.post(path, json=body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == field and answer.json()["error"]
+
+
+def test_bodies_are_bounded_and_must_be_json(client):
+    big = client.post("/v1/items", content=b"[" + b"1," * 40000 + b"1]", headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["field"] == "body"
+    form = client.post("/v1/items", content=b"title=x", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415
+
+
+def test_page_and_docs_are_served(client):
+    page = client.get("/")
+    assert (
+        page.status_code == 200 and "<title>gpt2rec</title>" in page.text and "http" not in page.text.split("<body")[1]
+    )
+    assert client.get("/static/app.js").status_code == 200
+    assert "/v1/recommendations/query" in client.get("/openapi.json").json()["paths"]

@@ -1,0 +1,112 @@
+"""The web page in a real browser (Debian's chromium + chromium-driver, driven by selenium) against
+a live server on 127.0.0.1: pick a user, submit a profile and a plain-words request, add an item,
+and find the result cards and their explanations in the DOM."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (dev extra)")
+
+from serve_fixtures import served_copy  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="no chromium/chromedriver: apt-get install chromium chromium-driver"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_url(served_run_dir, tiny_lm, tmp_path):
+    import uvicorn
+
+    app = served_copy(served_run_dir, tmp_path / "run").app
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start within 30 s"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_window_size(1280, 900)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, css, count=1, timeout=20):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, css)) >= count)
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def test_page_in_a_real_browser(live_url, browser, request):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(live_url + "/")
+    wait_for(browser, "#user-select option", 12)
+    assert "enhanced model" in browser.find_element(By.ID, "status").text
+
+    Select(browser.find_element(By.ID, "user-select")).select_by_value("1")  # a comedy fan
+    browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "results-title").text == "For user 1")
+    cards = wait_for(browser, ".card", 3)
+    assert "Funny Film" in cards[0].find_element(By.TAG_NAME, "h3").text
+    assert cards[0].find_element(By.CSS_SELECTOR, ".reason").text.startswith("Because you liked")
+    assert len(cards[0].find_elements(By.CSS_SELECTOR, ".bar span")) == 5  # 3 profile + 2 item fields
+    if request.config.getoption("--screenshots", default=None):
+        browser.save_screenshot(str(request.config.getoption("--screenshots")) + "/serve-1280.png")
+
+    fields = {e.get_attribute("name"): e for e in browser.find_elements(By.CSS_SELECTOR, "#profile-fields input")}
+    assert set(fields) == {"gender", "age", "occupation"}
+    for name, value in (("gender", "F"), ("age", "30"), ("occupation", "writer")):
+        fields[name].send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#profile-form button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "results-title").text == "For your profile")
+    assert "profiles nearest yours" in wait_for(browser, ".card .reason", 3)[0].text
+
+    query = browser.find_element(By.ID, "query")
+    query.clear()
+    query.send_keys("Horror")
+    browser.find_element(By.CSS_SELECTOR, "#query-form button").click()
+    WebDriverWait(browser, 20).until(lambda d: "Horror" in d.find_element(By.ID, "results-title").text)
+    titles = [c.find_element(By.TAG_NAME, "h3").text for c in wait_for(browser, ".card", 6)[:6]]
+    assert all("Scary Film" in t for t in titles), titles
+
+    browser.find_element(By.ID, "item-title").send_keys("Scary Film 13 (1999)")
+    browser.find_element(By.ID, "item-genres").send_keys("Horror")
+    browser.find_element(By.CSS_SELECTOR, "#item-form button").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "results-title").text.startswith("Added"))
+    assert any(c.get_attribute("data-item-id") == "13" for c in wait_for(browser, ".card", 1))

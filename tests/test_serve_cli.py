@@ -1,0 +1,55 @@
+"""The serve-related CLI: `recommend --query`, `serve`'s binding rules, and `train --feedback`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from gpt2rec.cli import main  # noqa: E402
+from serve_fixtures import served_copy  # noqa: E402
+
+
+@pytest.fixture
+def run_dir(served_run_dir, tiny_lm):
+    return served_run_dir  # tiny_lm: the LM stays registered however tests are ordered
+
+
+def test_recommend_query_ranks_the_named_genre_first(run_dir, capsys):
+    assert main(["recommend", str(run_dir), "--query", "Horror", "-k", "6", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["item_id"] for r in rows} == set(range(7, 13))
+    assert main(["recommend", str(run_dir), "--query", "Horror", "--user", "1", "--blend", "1", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(line.split()[1]) for line in lines] and all("Funny" in line for line in lines)  # user 1 likes comedies
+    assert main(["recommend", str(run_dir), "--query", " "]) == 2
+    assert "non-empty" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_public_address_without_a_key(run_dir, capsys, monkeypatch):
+    assert main(["serve", str(run_dir), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to listen on 0.0.0.0 without an API key" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("SHORT_KEY", "abc")
+    assert main(["serve", str(run_dir), "--api-key-env", "SHORT_KEY"]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+
+
+def test_train_with_feedback_includes_new_items_and_interactions(run_dir, tmp_path, capsys):
+    client = served_copy(run_dir, tmp_path / "served")
+    assert client.post("/v1/items", json={"title": "Funny Film 13 (1999)", "genres": ["Comedy"]}).status_code == 201
+    for user in (1, 2, 3):
+        assert client.post("/v1/interactions", json={"user_id": user, "item_id": 13}).status_code == 201
+    served = tmp_path / "served"
+    argv = ["train", "--config", str(served / "config.json"), "--feedback", str(served), "--epochs", "1",
+            "--out", str(tmp_path / "next"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "next" / "item_ids.json").read_text())[-1] == 13
+    parts = [(tmp_path / "next" / "split" / f"{p}.tsv").read_text() for p in ("train", "valid", "test")]
+    held = {tuple(line.split("\t")[:2]) for part in parts for line in part.splitlines()[1:]}
+    assert {("1", "13"), ("2", "13"), ("3", "13")} <= held
+    # writes after training do not change what the new run reloads
+    client.post("/v1/items", json={"title": "Scary Film 14 (1999)", "genres": ["Horror"]})
+    assert main(["recommend", str(tmp_path / "next"), "--user", "1", "-k", "2"]) == 0
