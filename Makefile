@@ -20,6 +20,7 @@ setup: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(STAMP) lint
 	rc=0; $(PY) -m pytest -q || rc=$$?; \

@@ -123,3 +123,17 @@ def test_train_reads_own_files_with_data_flags(tmp_path, capsys):
     assert main(base + ["--items", str(tmp_path / "items.tsv"), "--out", str(tmp_path / "bare")]) == 0
     data = json.loads((tmp_path / "bare" / "config.json").read_text())["data"]
     assert data["sep"] == "\t" and data["items"] == str(tmp_path / "items.tsv")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_one_progress_bar_per_run_and_epoch_lines_only_with_v(ml_folder, tmp_path, capsys, verbose):
+    argv = ["train", "--model", "bpr", "--dataset", str(ml_folder), "--epochs", "3", "--batch-size", "16",
+            "--dim", "4", "--patience", "0", "--out", str(tmp_path / "run")] + (["-v"] if verbose else [])  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    bar = err.replace("\r", "\n")
+    assert "training" in bar and "3/3" in bar and "ndcg@10=" in bar  # the bar, its postfix the metric
+    epochs = [line for line in err.splitlines() if line.startswith("gpt2rec: epoch ")]
+    assert [line.split()[2].split("/")[0] for line in epochs] == (["1", "2", "3"] if verbose else [])
+    assert verbose or "resuming" not in err  # the run's own first checkpoint is no resume to report
+    assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 3  # kept either way

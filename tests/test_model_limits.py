@@ -8,6 +8,7 @@ from gpt2rec.errors import UserError
 from gpt2rec.models.base import ModelContext
 from gpt2rec.models.limits import check_dense_items
 from gpt2rec.models.registry import get_spec
+from gpt2rec.utils.config import from_dict
 
 
 def test_ease_at_1e5_items_needs_335_gib():
@@ -29,5 +30,7 @@ def test_build_refuses_above_the_configured_cap_and_builds_below(name, per_cell)
 
 
 def test_cap_must_be_positive():
+    with pytest.raises(ValueError, match="max_memory_gb must be > 0"):
+        get_spec("ease").config_cls(max_memory_gb=0)  # in the library
     with pytest.raises(UserError, match="max_memory_gb must be > 0"):
-        get_spec("ease").config_cls(max_memory_gb=0)
+        from_dict(get_spec("ease").config_cls, {"max_memory_gb": "0"})  # at the edge

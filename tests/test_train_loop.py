@@ -125,5 +125,7 @@ def test_resume_refuses_other_settings(tmp_path):
     "field, value", [("epochs", 0), ("lr", -1.0), ("patience", -1), ("metric", "ndcg"), ("num_neg", 0)]
 )
 def test_train_config_rejects_bad_values(field, value):
-    with pytest.raises(UserError):
-        TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match=field if field != "metric" else "name@K"):
+        TrainConfig(**{field: value})  # inside the library: a ValueError
+    with pytest.raises(UserError, match="TrainConfig"):
+        from_dict(TrainConfig, {field: value})  # at the edge (JSON, command line): one-line UserError

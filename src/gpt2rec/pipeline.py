@@ -9,6 +9,7 @@ training interactions. Running train_run again on an unfinished folder resumes i
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import typing
@@ -28,20 +29,14 @@ from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
 from .train import runfolder
-from .train.loop import TrainConfig, fit
+from .train.config import TrainConfig, default_train, resumable_view
+from .train.loop import fit
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
 
+log = logging.getLogger(__name__)
+
 EVAL_KS = (5, 10, 20)
-# Training settings chosen on ML-100K validation (random 8:1:1) for models whose best epoch lies
-# beyond TrainConfig's generic defaults; any field given explicitly overrides these.
-TRAIN_DEFAULTS: dict[str, dict] = {
-    "bpr": {"epochs": 300, "patience": 10},
-    "neumf": {"epochs": 200, "patience": 10},
-    # GPT-2 recommenders: one pass over every entity per step, so large batches are cheap (4 negatives each)
-    "basic": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
-    "enhanced": {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
-}
 SPLIT_DIR = "split"
 MAX_WIDTH = 16384  # widest sane embedding / layer; larger values are typos that would exhaust memory
 WIDTH_FIELDS = ("dim", "hidden", "mlp_layers", "n_heads", "lora_r")
@@ -53,7 +48,7 @@ class RunConfig:
     model_config: dict = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    train: TrainConfig | None = None  # None: TrainConfig with the model's TRAIN_DEFAULTS
+    train: TrainConfig | None = None  # None: TrainConfig with the model's spec.train_defaults
     split_dir: str | None = None
 
     def __post_init__(self):
@@ -104,11 +99,6 @@ def check_widths(model_config) -> None:
                 raise UserError(f"{name} {width} is outside 1..{MAX_WIDTH}; give a layer width such as --dim 64")
 
 
-def default_train(model: str, overrides: dict | None = None) -> TrainConfig:
-    """TrainConfig for `model`: generic defaults, then TRAIN_DEFAULTS[model], then `overrides`."""
-    return from_dict(TrainConfig, {**TRAIN_DEFAULTS.get(model, {}), **(overrides or {})})
-
-
 def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, run_dir, verbose: bool = True) -> dict:
     """Closed-form fit (spec.fit) or the gradient loop; returns what to record about training."""
     start = time.perf_counter()
@@ -142,8 +132,7 @@ def _check_same_run(out: Path, config: dict) -> None:
         return
     old = ckpt.read_config(out)
     config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
-    keep = {"epochs", "device", "eval_batch_size", "patience"}
-    strip = lambda c: {**c, "train": {k: v for k, v in (c.get("train") or {}).items() if k not in keep}}  # noqa: E731
+    strip = lambda c: {**c, "train": resumable_view(c.get("train") or {})}  # noqa: E731
     if strip(old) != strip(config):
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
 
@@ -172,13 +161,16 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         with runfolder.staging(out) if main else nullcontext(None) as work:  # built leaves no run
             work = Path(dist.broadcast_object(str(work)))  # every rank reads (resumes from) rank 0's folder
             verbose = verbose and main
-            if work != out:
+            if work == out:
+                log.debug("resuming the unfinished run in %s", out)
+            else:
                 if main:
                     ckpt.save_config(work, cfg)
                     ckpt.save_id_maps(work, dataset)
                     write_split(split, dataset, work / SPLIT_DIR)
                 if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
-                    fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=verbose)
+                    # (no bar of its own: the resumed fit's bar starts at epoch 1, one bar per run)
+                    fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out) if main else out
                     dist.barrier()  # published before any rank looks for its checkpoint

@@ -85,7 +85,7 @@ def _pair_scores(model, users, items, user=None, item=None) -> torch.Tensor:
 
 def run_deletion_test(run) -> None:
     """Deletion test of every enhanced model with attention (warm, first seed, main LM)."""
-    from .runner import ensure_trained
+    from .training import ensure_trained
 
     chosen = [e for e in plan.entries(run.config)
               if e.model == "enhanced" and e.overrides.get("use_attention", True) and plan.WARM in e.protocols]  # fmt: skip

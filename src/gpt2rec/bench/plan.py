@@ -11,7 +11,7 @@ Hyperparameters are chosen on validation only:
 - models with a `grid` try each candidate on the FIRST seed of a protocol, pick the best validation
   score, and reuse that choice for the other seeds (`--quick` uses the first candidate only);
 - everything else is the model's documented default.
-Epoch caps: the models' defaults (`pipeline.TRAIN_DEFAULTS`), `DYNAMIC_TRAIN` (end2end),
+Epoch caps: the models' defaults (`ModelSpec.train_defaults`), `DYNAMIC_TRAIN` (end2end),
 hybrid `HYBRID_EPOCHS` (cached, then dynamic); `--quick` caps every model at `QUICK_EPOCHS`.
 """
 
@@ -132,9 +132,9 @@ QUICK_LMS = ("minilm",)
 
 
 def train_settings(entry: ModelEntry) -> dict:
-    """The entry's training settings: the model's documented defaults (`pipeline.default_train`,
+    """The entry's training settings: the model's documented defaults (`ModelSpec.train_defaults`,
     chosen on ML-100K validation), then `TRAIN`, then the entry's overrides."""
-    from ..pipeline import default_train
+    from ..train.config import default_train
     from ..utils.config import to_dict
 
     return to_dict(default_train(entry.model, {**TRAIN, **entry.train}))
@@ -249,10 +249,6 @@ class Job:
     @property
     def key(self) -> tuple:
         return (self.protocol, self.model, self.lm, self.seed)
-
-
-def main_lm(lms: list[str]) -> str | None:
-    return lms[0] if lms else None
 
 
 def entries(config: BenchConfig, best: ModelEntry | None = None) -> list[ModelEntry]:

@@ -8,173 +8,23 @@ phase, so a partial run still has a readable report.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data.dataset import Dataset
-from ..data.splits import Split
 from ..errors import UserError
-from ..models.base import ModelContext
-from ..models.registry import get_spec
-from ..utils.config import from_dict, to_dict
-from ..utils.device import pick_device, seed_everything
-from . import plan
-from .measure import PeakMemory, Timer, load_average, machine_info
+from ..utils.config import to_dict
+from ..utils.device import pick_device
+from . import faithfulness, plan, report, speed
+from .measure import load_average, machine_info
 from .plan import BenchConfig, Job, ModelEntry
-from .protocols import evaluate, protocol_split
 from .store import ResultStore
-
-LM_FIELD = "lm"  # the field of the GPT-2 models' configs that names the language model
-
-
-@dataclass
-class Trained:
-    model: torch.nn.Module
-    entry: ModelEntry
-    candidate: dict
-    info: dict
-    valid: dict
-
-
-@dataclass
-class BenchRun:
-    """Shared state of one bench process."""
-
-    config: BenchConfig
-    dataset: Dataset
-    store: ResultStore
-    device: torch.device
-    lms: list[str]
-    out_dir: Path
-    argv: list[str] | None = None
-    splits: dict = field(default_factory=dict)
-    kept: dict = field(default_factory=dict)  # (model, lm) -> Trained, warm protocol first seed
-    best: ModelEntry | None = None
-
-    def split(self, protocol: str, seed: int) -> Split:
-        key = (protocol, seed)
-        if key not in self.splits:
-            self.splits = {k: v for k, v in self.splits.items() if k[0] == protocol}  # bound memory
-            self.splits[key] = protocol_split(self.dataset, protocol, seed)
-        return self.splits[key]
-
-    def log(self, message: str) -> None:
-        print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- training one model
-
-
-def model_config(entry: ModelEntry, candidate: dict, lm: str | None):
-    spec = get_spec(entry.model)
-    values = {**entry.overrides, **candidate.get("model", {})}
-    if lm is not None:
-        values[LM_FIELD] = lm
-    return spec, from_dict(spec.config_cls, values)
-
-
-def train_config(run: BenchRun, entry: ModelEntry, candidate: dict, seed: int, metric: str = "ndcg@10"):
-    from ..train.loop import TrainConfig
-
-    values = {**plan.train_settings(entry), **candidate.get("train", {})}
-    values.update(epochs=run.config.epochs_for(entry), seed=seed, device=str(run.device), metric=metric)
-    return TrainConfig(**values)
-
-
-def train_one(run: BenchRun, entry: ModelEntry, candidate: dict, job: Job, split: Split) -> Trained:
-    """Build and train one model on `split`, then evaluate it on the protocol's validation part."""
-    from ..train.loop import fit
-
-    spec, cfg = model_config(entry, candidate, job.lm)
-    seed_everything(job.seed)
-    ctx = ModelContext(run.dataset.n_users, run.dataset.n_items, run.dataset, split.train, run.device)
-    with Timer() as build:
-        model = spec.build(cfg, ctx)
-    info = {"build_seconds": build.seconds, "config": to_dict(cfg), "curve": []}
-    if spec.fit is not None:
-        with Timer() as t:
-            spec.fit(model, ctx)
-        info.update(train_seconds=t.seconds, epochs=0, best_epoch=None, seconds_per_epoch=t.seconds)
-        valid = evaluate(model, run.dataset, split, job.protocol, "valid", job.seed)
-    else:
-        tcfg = train_config(run, entry, candidate, job.seed, plan.PROTOCOLS[job.protocol].metric)
-        result = fit(model, ctx, split, tcfg, None, validate=protocol_validation(run, split, job))
-        valid = result.best_valid
-        curve = [float(h.get(tcfg.metric, float("nan"))) for h in result.history]
-        info.update(_fit_info(result.history, result.best_epoch, tcfg), curve=curve)
-    return Trained(model, entry, candidate, info, valid)
-
-
-def protocol_validation(run: BenchRun, split: Split, job: Job):
-    """Early stopping on the PROTOCOL's validation (sampled negatives, cold candidates); None for the
-    full-ranking protocols, whose validation is the loop's own. The loop's full ranking would rank
-    e.g. cold items among all items, where they never surface."""
-    if plan.PROTOCOLS[job.protocol].evaluation == "full":
-        return None
-    return lambda model: evaluate(model, run.dataset, split, job.protocol, "valid", job.seed)
-
-
-def _fit_info(history: list, best_epoch: int, tcfg) -> dict:
-    return {
-        "train_seconds": float(sum(h["seconds"] for h in history)), "epochs": len(history), "best_epoch": best_epoch,
-        "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None,
-        "train_config": to_dict(tcfg),
-    }  # fmt: skip
-
-
-def _score(metrics: dict, protocol: str) -> float:
-    return float(metrics.get(plan.PROTOCOLS[protocol].metric, float("-inf")))
-
-
-def choose(run: BenchRun, entry: ModelEntry, job: Job, split: Split) -> Trained:
-    """Train the chosen candidate; on a protocol's first seed, try the grid and keep the best on
-    validation (stored under `selections`, reused by the other seeds)."""
-    sel_key = f"{job.protocol}|{job.model}|{job.lm}"
-    chosen = run.store.section("selections").get(sel_key)
-    grid = list(entry.grid) or [{}]
-    if run.config.quick:
-        grid = grid[:1]
-    if chosen is not None or len(grid) == 1:
-        candidate = chosen["chosen"] if chosen is not None else grid[0]
-        return train_one(run, entry, candidate, job, split)
-    best, tried = None, []
-    for candidate in grid:
-        trained = train_one(run, entry, candidate, job, split)
-        tried.append({"candidate": candidate, "valid": _score(trained.valid, job.protocol)})
-        if best is None or tried[-1]["valid"] > _score(best.valid, job.protocol):
-            best = trained
-    run.store.put("selections", sel_key, {"chosen": best.candidate, "tried": tried, "seed": job.seed,
-                                          "metric": plan.PROTOCOLS[job.protocol].metric})  # fmt: skip
-    return best
-
-
-def run_job(run: BenchRun, job: Job, entry: ModelEntry) -> dict:
-    split = run.split(job.protocol, job.seed)
-    with PeakMemory() as mem:
-        trained = choose(run, entry, job, split)
-        with Timer() as t_eval:
-            metrics = evaluate(trained.model, run.dataset, split, job.protocol, "test", job.seed)
-    encoding = run.store.section("speed").get("encoding", {}).get(job.lm or "", {})
-    info = trained.info
-    record = {
-        "protocol": job.protocol, "model": job.model, "lm": job.lm, "seed": job.seed,
-        "metrics": metrics, "valid_metrics": trained.valid,
-        "train_seconds": info["train_seconds"], "epochs": info["epochs"], "best_epoch": info["best_epoch"],
-        "seconds_per_epoch": info["seconds_per_epoch"], "build_seconds": info["build_seconds"],
-        "encode_texts_per_s": encoding.get("texts_per_s") if job.lm else None,
-        "eval_seconds": t_eval.seconds, "peak_rss_mb": mem.peak_mb, "peak_gpu_mb": mem.gpu_mb,
-        "valid_curve": info["curve"], "config": info["config"], "train_config": info.get("train_config"),
-        "group": entry.group, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }  # fmt: skip
-    if job.protocol == plan.WARM and job.seed == 0:
-        run.kept[(job.model, job.lm)] = trained
-    return record
+from .training import BenchRun, run_job
 
 
 def run_jobs(run: BenchRun, jobs: list[Job]) -> None:
@@ -223,7 +73,7 @@ def best_enhanced(run: BenchRun) -> ModelEntry | None:
     return plan.ablation_base(plan.entry_named(name), lm)
 
 
-def available_lms(config: BenchConfig, log=print) -> list[str]:
+def available_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> list[str]:
     """Requested LMs in preference order; by default those of `plan.LM_ORDER` that load offline
     (`gpt2` only when in the local Hugging Face cache). Unavailable defaults are skipped, with a note."""
     from ..text.offline import in_hf_cache, resolve_lm
@@ -264,13 +114,11 @@ def run_bench(config: BenchConfig, dataset: Dataset | None = None, argv: list[st
 
 
 def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | None) -> dict:
-    from . import faithfulness, report, speed
-
     device = pick_device(config.device)
     dataset = dataset if dataset is not None else load_bench_dataset(config)
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
-    lms = available_lms(config, log=lambda m: print(f"bench: {m}", file=sys.stderr))
+    lms = available_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
     check_signature(store, config)
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
     previous = store.section("meta").get("last_run")
@@ -314,16 +162,3 @@ def check_signature(store: ResultStore, config: BenchConfig) -> None:
             "delete it (or pass --out DIR) to start afresh, or rerun with the same settings to resume"
         )
     store.put("meta", "signature", sig)
-
-
-def ensure_trained(run: BenchRun, model: str, lm: str | None) -> Trained | None:
-    """The warm first-seed model kept in memory; retrained when this process did not train it,
-    except a dynamic-strategy model (minutes per epoch): None then, and the caller says so."""
-    key = (model, lm)
-    if key not in run.kept:
-        entry = plan.entry_named(model, run.best)
-        if entry.overrides.get("strategy") in plan.DYNAMIC_STRATEGIES:
-            return None
-        job = Job(plan.WARM, model, lm, 0)
-        run.kept[key] = choose(run, entry, job, run.split(plan.WARM, 0))
-    return run.kept[key]

@@ -145,7 +145,7 @@ def _fresh(run, name: str, lm, overrides: dict | None = None, split=None):
     """A freshly built model of bench entry `name` (plus `overrides`) on the warm first-seed split."""
     from ..models.base import ModelContext
     from ..utils.device import seed_everything
-    from .runner import model_config
+    from .training import model_config
 
     entry = plan.entry_named(name, run.best)
     spec, cfg = model_config(entry, {"model": dict(overrides or {})}, lm)
@@ -306,7 +306,7 @@ def recommend_latency(model, split, n_users: int, n_items: int, calls: int, seed
 
 
 def measure_latency(run) -> dict:
-    from .runner import ensure_trained
+    from .training import ensure_trained
 
     calls = QUICK_LATENCY_CALLS if run.config.quick else LATENCY_CALLS
     split = run.split(plan.WARM, 0)

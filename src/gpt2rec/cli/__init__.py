@@ -3,6 +3,8 @@
 Each subcommand parses its arguments and calls one library function.
 
 Every subcommand module exposes `register(subparsers)`, which adds its parser and sets `func`.
+The library reports through `logging` (logger "gpt2rec"); the CLI shows its INFO messages on
+stderr, and with `-v` its DEBUG ones too (e.g. one line per training epoch), above the progress bars.
 A `UserError`, an `OSError` (permissions, disk full, ...) or a non-finite training loss becomes one
 line on stderr and exit code 2; no traceback. A closed output pipe (`| head`) ends quietly.
 """
@@ -10,7 +12,10 @@ line on stderr and exit code 2; no traceback. A closed output pipe (`| head`) en
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import NonFiniteLossError, UserError
 
@@ -22,7 +27,28 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in commands.MODULES:
         module.register(subparsers)
+    for sub in subparsers.choices.values():
+        sub.add_argument("-v", "--verbose", action="store_true", help="more detail (e.g. one line per epoch)")
     return parser
+
+
+@contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """Library log messages on stderr for the duration of a command, written above tqdm bars."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logger = logging.getLogger("gpt2rec")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("gpt2rec: %(message)s"))
+    level = logger.level
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.addHandler(handler)
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
-        return int(args.func(args) or 0)
+        with _logging(getattr(args, "verbose", False)):
+            return int(args.func(args) or 0)
     except UserError as exc:
         return _fail(str(exc))
     except NonFiniteLossError as exc:

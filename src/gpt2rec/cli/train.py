@@ -8,10 +8,7 @@ Running the same command again on an unfinished RUN_DIR resumes the training.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import types
-import typing
 from pathlib import Path
 
 from ..errors import UserError
@@ -125,50 +122,23 @@ def _read_config_file(path: str) -> dict:
 
 def parse_sets(items: list[str], config_cls) -> dict:
     """["dim=32", "mlp_layers=64,32"] -> {"dim": 32, "mlp_layers": (64, 32)}, typed by config_cls."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
-    hints = typing.get_type_hints(config_cls)
+    from ..utils.config import convert, field_types, type_name
+
+    types_ = field_types(config_cls)
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise UserError(f"--set {item!r} must look like key=value, e.g. --set dim=64")
-        if key not in fields:
-            valid = ", ".join(fields) or "(none)"
+        if key not in types_:
+            valid = ", ".join(types_) or "(none)"
             raise UserError(f"--set {key}: {config_cls.__name__} has no such field; valid fields: {valid}")
         try:
-            out[key] = _typed(hints.get(key, str), raw.strip())
+            out[key] = convert(types_[key], raw.strip(), key)
         except ValueError:
-            raise UserError(f"--set {key}={raw!r}: not a valid {_type_name(hints.get(key))}") from None
+            raise UserError(f"--set {key}={raw!r}: not a valid {type_name(types_[key])}") from None
     return out
-
-
-def _typed(tp, raw: str):
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if raw.lower() in ("none", "null", ""):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _typed(inner[0], raw) if inner else raw
-    if tp is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(raw)
-    if tp is int:
-        return int(raw)
-    if tp is float:
-        return float(raw)
-    if origin in (tuple, list):
-        elem = args[0] if args else str
-        parts = [p for p in raw.replace("(", "").replace(")", "").split(",") if p.strip()]
-        return tuple(_typed(elem, p.strip()) for p in parts)
-    return raw
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def format_metrics(metrics: dict, keys=("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "recall@20")) -> str:

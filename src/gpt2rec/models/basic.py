@@ -124,4 +124,6 @@ SPEC = ModelSpec(
     config_cls=BasicConfig,
     build=build,
     description="frozen-LM text embeddings of user/item metadata + ID embeddings, scored by an MLP",
+    # one pass over every entity per step, so large batches are cheap (4 negatives each)
+    train_defaults={"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
 )

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec
 
 INITS = ("xavier", "normal")
@@ -26,13 +25,12 @@ class BPRConfig:
     reg: float = field(default=0.0, metadata={"help": "L2 weight on the batch's embeddings"})
 
     def __post_init__(self):
-        if int(self.dim) < 1:
-            raise UserError(f"bpr dim must be >= 1, got {self.dim}; pass e.g. --dim 64")
+        if self.dim < 1:
+            raise ValueError(f"bpr dim must be >= 1, got {self.dim}; pass e.g. --dim 64")
         if self.init not in INITS:
-            raise UserError(f"bpr init must be one of {INITS}, got {self.init!r}")
-        if float(self.init_std) <= 0 or float(self.reg) < 0:
-            raise UserError(f"bpr needs init_std > 0 and reg >= 0, got {self.init_std}, {self.reg}")
-        self.dim, self.init_std, self.reg = int(self.dim), float(self.init_std), float(self.reg)
+            raise ValueError(f"bpr init must be one of {INITS}, got {self.init!r}")
+        if self.init_std <= 0 or self.reg < 0:
+            raise ValueError(f"bpr needs init_std > 0 and reg >= 0, got {self.init_std}, {self.reg}")
 
 
 class BPRMF(nn.Module):
@@ -95,4 +93,5 @@ SPEC = ModelSpec(
     config_cls=BPRConfig,
     build=build,
     description="BPR matrix factorisation (Rendle et al. 2009)",
+    train_defaults={"epochs": 300, "patience": 10},
 )

@@ -13,7 +13,6 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .history import UserHistory
 from .limits import check_dense_items
@@ -27,11 +26,10 @@ class EASEConfig:
     )
 
     def __post_init__(self):
-        if not float(self.reg) > 0:
-            raise UserError(f"ease reg (lambda) must be > 0, got {self.reg}; try --set reg=300")
-        if not float(self.max_memory_gb) > 0:
-            raise UserError(f"ease max_memory_gb must be > 0, got {self.max_memory_gb}")
-        self.reg, self.max_memory_gb = float(self.reg), float(self.max_memory_gb)
+        if not self.reg > 0:
+            raise ValueError(f"ease reg (lambda) must be > 0, got {self.reg}; try --set reg=300")
+        if not self.max_memory_gb > 0:
+            raise ValueError(f"ease max_memory_gb must be > 0, got {self.max_memory_gb}")
 
 
 class EASE(nn.Module):

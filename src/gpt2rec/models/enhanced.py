@@ -452,4 +452,6 @@ SPEC = ModelSpec(
     config_cls=EnhancedConfig,
     build=build,
     description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
+    # one pass over every entity per step, so large batches are cheap (4 negatives each)
+    train_defaults={"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
 )

@@ -37,11 +37,10 @@ class GenreContentConfig:
     cold_user: str = field(default="popularity", metadata={"help": "users without history: popularity | none"})
 
     def __post_init__(self):
-        if float(self.tiebreak) < 0:
-            raise UserError(f"genre_content tiebreak must be >= 0, got {self.tiebreak}; try --set tiebreak=0.001")
+        if self.tiebreak < 0:
+            raise ValueError(f"genre_content tiebreak must be >= 0, got {self.tiebreak}; try --set tiebreak=0.001")
         if self.cold_user not in COLD_USER_MODES:
-            raise UserError(f"genre_content cold_user must be one of {COLD_USER_MODES}, got {self.cold_user!r}")
-        self.tiebreak = float(self.tiebreak)
+            raise ValueError(f"genre_content cold_user must be one of {COLD_USER_MODES}, got {self.cold_user!r}")
 
 
 class GenreContent(nn.Module):

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec
 from .history import UserHistory
 from .limits import check_dense_items
@@ -30,13 +29,12 @@ class ItemKNNConfig:
     )
 
     def __post_init__(self):
-        if int(self.k) < 1:
-            raise UserError(f"itemknn k must be >= 1, got {self.k}; pass e.g. --set k=100")
-        if float(self.shrinkage) < 0:
-            raise UserError(f"itemknn shrinkage must be >= 0, got {self.shrinkage}")
-        if not float(self.max_memory_gb) > 0:
-            raise UserError(f"itemknn max_memory_gb must be > 0, got {self.max_memory_gb}")
-        self.k, self.shrinkage, self.max_memory_gb = int(self.k), float(self.shrinkage), float(self.max_memory_gb)
+        if self.k < 1:
+            raise ValueError(f"itemknn k must be >= 1, got {self.k}; pass e.g. --set k=100")
+        if self.shrinkage < 0:
+            raise ValueError(f"itemknn shrinkage must be >= 0, got {self.shrinkage}")
+        if not self.max_memory_gb > 0:
+            raise ValueError(f"itemknn max_memory_gb must be > 0, got {self.max_memory_gb}")
 
 
 class ItemKNN(nn.Module):

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec
 
 
@@ -28,17 +27,15 @@ class NeuMFConfig:
     chunk_elements: int = field(default=1 << 24, metadata={"help": "memory budget of score_users"})
 
     def __post_init__(self):
-        self.mlp_layers = tuple(int(x) for x in self.mlp_layers)
-        if int(self.dim) < 1:
-            raise UserError(f"neumf dim must be >= 1, got {self.dim}")
+        if self.dim < 1:
+            raise ValueError(f"neumf dim must be >= 1, got {self.dim}")
         if len(self.mlp_layers) < 2 or min(self.mlp_layers) < 1 or self.mlp_layers[0] % 2:
-            raise UserError(
+            raise ValueError(
                 f"neumf mlp_layers must have >= 2 positive widths, the first even; got "
                 f"{self.mlp_layers}; e.g. --set mlp_layers=64,32,16"
             )
-        if not 0 <= float(self.dropout) < 1 or float(self.init_std) <= 0:
-            raise UserError(f"neumf needs 0 <= dropout < 1 and init_std > 0, got {self.dropout}, {self.init_std}")
-        self.dim, self.dropout, self.init_std = int(self.dim), float(self.dropout), float(self.init_std)
+        if not 0 <= self.dropout < 1 or self.init_std <= 0:
+            raise ValueError(f"neumf needs 0 <= dropout < 1 and init_std > 0, got {self.dropout}, {self.init_std}")
 
 
 class NeuMF(nn.Module):
@@ -101,4 +98,5 @@ SPEC = ModelSpec(
     config_cls=NeuMFConfig,
     build=build,
     description="NeuMF: GMF + MLP branches fused by a linear layer (He et al. 2017)",
+    train_defaults={"epochs": 200, "patience": 10},
 )

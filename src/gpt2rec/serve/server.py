@@ -5,6 +5,7 @@ serve("runs/enhanced", host="127.0.0.1", port=8000, api_key_env=None)
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -60,6 +61,8 @@ def serve(
     torch.set_num_threads(int(threads))  # small per-request products: one thread beats contended ones
 
     app = create_app(load_service(run_dir, device), api_key=key)
+    gc.collect()
+    gc.freeze()  # the loaded run's objects never change: keep the collector from rescanning them (tail latency)
     writes = "need the X-API-Key header" if key else "are open (loopback only)"
     print(f"gpt2rec serve: http://{host}:{port}/ (API docs at /docs; writes {writes}); Ctrl+C stops it", flush=True)
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)

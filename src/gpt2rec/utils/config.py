@@ -1,49 +1,131 @@
-"""Typed dataclass configs <-> plain JSON dicts (nested dataclasses, tuples and optionals)."""
+"""The one config converter: plain JSON dicts and command-line strings -> typed dataclass configs.
+
+`from_dict(cls, data)` builds a config from a dict whose values are JSON values or command-line
+strings ("64", "0.5", "true", "64,32", "none"), converting each to its field's type (nested
+dataclasses, optionals, tuples included). It is the edge where user input enters: an unknown
+field, a value of the wrong type, or a value the config's `__post_init__` rejects (a ValueError)
+becomes one `UserError` naming the field and the fix. `__post_init__` methods only validate.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, TypeVar
 
 from ..errors import UserError
 
 T = TypeVar("T")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+def field_types(cls: type) -> dict[str, Any]:
+    """{field name: resolved type} of the fields a dataclass takes in its constructor."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+
+
 def from_dict(cls: type[T], data: dict) -> T:
-    """Build `cls` from a dict, recursing into dataclass-typed fields; unknown keys are an error."""
+    """Build `cls` from a dict of JSON values or strings; UserError on any bad field or value."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = set(data) - names
+    types_ = field_types(cls)
+    unknown = set(data) - set(types_)
     if unknown:
-        raise UserError(f"unknown field(s) {sorted(unknown)} for {cls.__name__}; valid fields: {sorted(names)}")
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _convert(hints.get(name, Any), value)
-    return cls(**kwargs)
+        raise UserError(f"unknown field(s) {sorted(unknown)} for {cls.__name__}; valid fields: {sorted(types_)}")
+    try:
+        kwargs = {name: convert(types_[name], value, name) for name, value in data.items()}
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise UserError(f"{cls.__name__}: {exc}") from None
 
 
-def _convert(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        for arg in args:
-            if arg is type(None):
-                continue
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return from_dict(arg, value)
+def convert(tp: Any, value: Any, name: str = "value") -> Any:
+    """`value` (a JSON value or a command-line string) as type `tp`; ValueError naming `name` if it
+    does not fit. Strings parse as the type says: "a,b" for tuples, "none" for optionals."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or tp is object:
         return value
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
-    return value
+    if origin in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        if optional and (value is None or _means_none(value, args)):
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return convert(arg, value, name)
+            except ValueError:
+                continue
+        raise ValueError(f"{name}={value!r} is not a valid {type_name(tp)}")
+    if value is None:
+        raise ValueError(f"{name} must be a {type_name(tp)}, got None")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return from_dict(tp, value)
+        raise ValueError(f"{name} must be a JSON object of {tp.__name__} fields, got {value!r}")
+    if origin in (tuple, list) or tp in (tuple, list):
+        if isinstance(value, str):
+            value = [p.strip() for p in value.strip().strip("()[]").split(",") if p.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if (origin is tuple and len(args) == 2 and args[1] is Ellipsis) or (origin is list and args):
+            items = [convert(args[0], v, name) for v in value]
+        elif origin is tuple and args:
+            if len(args) != len(value):
+                raise ValueError(f"{name} needs {len(args)} values, got {len(value)}")
+            items = [convert(a, v, name) for a, v in zip(args, value)]
+        else:
+            items = list(value)
+        return tuple(items) if (origin or tp) is tuple else items
+    if tp is bool:
+        return _to_bool(value, name)
+    if tp in (int, float):
+        return _to_number(tp, value, name)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        return value
+    return value  # dicts and other plain JSON values pass through
+
+
+def _means_none(value: Any, args: tuple) -> bool:
+    """ "none" / "null" (any case) is None; so is "" unless the type also takes strings ("" is a string)."""
+    if not isinstance(value, str):
+        return False
+    return value.lower() in ("none", "null") or (value == "" and str not in args)
+
+
+def _to_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name}={value!r} is not a boolean (true/false)")
+
+
+def _to_number(tp: type, value: Any, name: str):
+    if isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not a{'n integer' if tp is int else ' number'}")
+    try:
+        if isinstance(value, str):
+            value = value.strip()
+            return int(value) if tp is int else float(value)
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a{'n integer' if tp is int else ' number'}") from None
+
+
+def type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")

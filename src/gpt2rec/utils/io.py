@@ -43,20 +43,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive advisory lock (fcntl) on `path`, held for the block; a no-op where fcntl is missing."""
+    """An exclusive inter-process lock on the file `path` (created if missing), held for the block."""
+    from filelock import FileLock
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: atomic writes still keep files whole
+    with FileLock(str(path)):
         yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
