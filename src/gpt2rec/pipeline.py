@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-import typing
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,31 +61,12 @@ class RunConfig:
         if not isinstance(self.model_config, dict):
             raise UserError(f"model_config must be a JSON object of {self.model} settings, got {self.model_config!r}")
         cls = get_spec(self.model).config_cls
-        check_numbers(cls, self.model_config)
         try:
             config = from_dict(cls, dict(self.model_config))
         except (TypeError, ValueError, OverflowError) as exc:  # e.g. "dim": "abc" in a config file
             raise UserError(f"model_config of {self.model} is invalid ({exc}); fix it in --config or --set") from None
         check_widths(config)
         return config
-
-
-def check_numbers(cls, values: dict) -> None:
-    """Integer and float fields of `values` (e.g. a config file's "dim") hold finite numbers."""
-    hints = typing.get_type_hints(cls)
-    for name, value in values.items():
-        kind = hints.get(name)
-        if kind not in (int, float) or value is None:
-            continue
-        try:
-            ok = (
-                not isinstance(value, bool) and math.isfinite(float(value)) and (kind is float or float(value) % 1 == 0)
-            )
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            what = "a whole number" if kind is int else "a finite number"
-            raise UserError(f"model_config {name}={value!r} is not {what}; fix it in --config or --set")
 
 
 def check_widths(model_config) -> None:
@@ -161,9 +140,9 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         with runfolder.staging(out) if main else nullcontext(None) as work:  # built leaves no run
             work = Path(dist.broadcast_object(str(work)))  # every rank reads (resumes from) rank 0's folder
             verbose = verbose and main
-            if work == out:
+            if work == out and (out / ckpt.CONFIG).is_file():
                 log.debug("resuming the unfinished run in %s", out)
-            else:
+            else:  # a new run (or a folder of other files)
                 if main:
                     ckpt.save_config(work, cfg)
                     ckpt.save_id_maps(work, dataset)
@@ -187,8 +166,8 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
 
 
 def check_finite(model: torch.nn.Module, train: TrainConfig) -> None:
-    """Refuse to save weights that hold NaN or infinity as a successful run."""
-    for name, value in model.state_dict().items():
+    """Refuse weights that hold NaN or infinity (never saved, never served as a run)."""
+    for name, value in model.named_parameters():  # buffers may hold -inf on purpose (masks)
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise NonFiniteLossError(
                 f"training diverged: {name} holds NaN/inf values (learning rate {train.lr:g} too high, or "
@@ -218,6 +197,10 @@ def load_run(run_dir: str | Path, device=None):
     dataset = load_dataset(config.data)
     device = pick_device(device if device is not None else config.train.device)
     model = ckpt.load_model(run_dir, dataset, device)
+    try:
+        check_finite(model, config.train)
+    except NonFiniteLossError:  # written by hand or by an older gpt2rec: scores would all be NaN
+        raise runfolder.damaged(run_dir / ckpt.MODEL, "holds NaN/inf weights") from None
     split = read_split(dataset, run_dir / SPLIT_DIR)
     return config, dataset, model, split
 

@@ -20,10 +20,17 @@ from contextlib import contextmanager
 from ..errors import NonFiniteLossError, UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (via UserError) instead of the usage block."""
+
+    def error(self, message: str):
+        raise UserError(f"{message}; see: {self.prog} --help")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import commands
 
-    parser = argparse.ArgumentParser(prog="gpt2rec", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gpt2rec", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in commands.MODULES:
         module.register(subparsers)

@@ -64,5 +64,5 @@ def serve(
     gc.collect()
     gc.freeze()  # the loaded run's objects never change: keep the collector from rescanning them (tail latency)
     writes = "need the X-API-Key header" if key else "are open (loopback only)"
-    print(f"gpt2rec serve: http://{host}:{port}/ (API docs at /docs; writes {writes}); Ctrl+C stops it", flush=True)
+    log.info("serving http://%s:%s/ (API docs at /docs; writes %s); Ctrl+C stops it", host, port, writes)
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)

@@ -57,6 +57,8 @@ def lock(out: str | Path) -> Iterator[None]:
 def staging(out: Path) -> Iterator[Path]:
     """The folder to write a run into: `out` itself when it exists, else a fresh staging folder that
     is removed again if the block fails before `publish` moved it into place. Call under `lock`."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder made beforehand: stage the run like a new one
     if out.is_dir():
         yield out
         return

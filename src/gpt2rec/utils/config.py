@@ -10,6 +10,7 @@ becomes one `UserError` naming the field and the fix. `__post_init__` methods on
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -112,6 +113,13 @@ def _to_bool(value: Any, name: str) -> bool:
 
 
 def _to_number(tp: type, value: Any, name: str):
+    number = _parse_number(tp, value, name)
+    if tp is float and not math.isfinite(number):  # NaN / inf settings only ever break training
+        raise ValueError(f"{name}={value!r} is not a finite number")
+    return number
+
+
+def _parse_number(tp: type, value: Any, name: str):
     if isinstance(value, bool):
         raise ValueError(f"{name}={value!r} is not a{'n integer' if tp is int else ' number'}")
     try:
