@@ -113,7 +113,14 @@ def test_plan_quick_has_one_seed_and_the_quick_subset():
     assert {j.protocol for j in jobs if j.model == "basic"} == {"warm"}
     full = plan.plan_jobs(plan.BenchConfig(), ["gemma3-270m", "minilm"])
     seeds = {p: {j.seed for j in full if j.protocol == p} for p in plan.PROTOCOLS}
-    assert seeds == {"warm": {0, 1, 2}, "ncf": {0, 1, 2}, "cold-item": set(range(5)), "cold-user": set(range(5))}
+    three = {0, 1, 2}
+    assert seeds == {"warm": three, "ncf": three, "cold-item": set(range(5)), "cold-user": set(range(5)),
+                     "sparse-20": three, "sparse-50": three, "warm-tail": three}  # fmt: skip
+    # the headline model and its text-off ablation: same protocols where text-off applies, no LM for text-off
+    assert {j.protocol for j in full if j.model == "l3ae-text-off"} == {"warm", "ncf", "sparse-20", "sparse-50",
+                                                                        "warm-tail"}  # fmt: skip
+    assert {j.lm for j in full if j.model == "l3ae-text-off"} == {None}
+    assert {j.lm for j in full if j.model == "l3ae" and j.protocol == "warm"} == {"gemma3-270m", "minilm"}
     # ID-only baselines never run where one side is unseen in training
     assert not [j for j in full if j.model in ("bpr", "ease", "neumf") and j.protocol.startswith("cold")]
     # "all" entries compare every LM on warm and use the main (first) LM elsewhere;
@@ -322,7 +329,10 @@ def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeyp
     assert {("warm", "enhanced-end2end"), ("warm", "enhanced-hybrid"), ("warm", "neumf"), ("ncf", "itemknn")} <= models
     # grids were tried on validation and the winner is the best validation score among the tried
     sel = result["selections"]["warm|ease|None"]
-    assert len(sel["tried"]) == 3 and sel["chosen"] == max(sel["tried"], key=lambda t: t["valid"])["candidate"]
+    assert (
+        len(sel["tried"]) == len(plan.entry_named("ease").grid)
+        and sel["chosen"] == max(sel["tried"], key=lambda t: t["valid"])["candidate"]
+    )
     # the ablations are pinned to the base's LM and named after it
     base = result["selections"]["ablation_base"]
     ablations = {r["model"] for r in result["records"] if r["group"] == "ablation"}

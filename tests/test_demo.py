@@ -12,12 +12,13 @@ def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm,
     train = {"epochs": 2, "batch_size": 16, "patience": 0}
     results = run_demo(tmp_path / "demo", lm=tiny_lm, user=1, dataset=str(ml_folder), train=train)
     out = capsys.readouterr().out
-    assert set(results) == {"bpr", "enhanced"}
+    assert set(results) == {"bpr", "ease", "l3ae", "enhanced"}
     assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in results.values())
     assert "language model: tiny-gpt2" in out
-    assert "Because you liked" in out  # explanations of the enhanced run
+    assert "Because you liked" in out  # explanations of the l3ae run (the liked items carrying the score)
+    assert "top 5 for user 1 from l3ae" in out
     assert "a brand-new user" in out and out.count("(score") >= 6  # 5 explained + cold-start rows
     assert "users with the profiles nearest yours had it" in out  # why, for the new user
     # a second demo reuses both finished runs instead of training again
     assert run_demo(tmp_path / "demo", lm=tiny_lm, user=1, dataset=str(ml_folder), train=train) == results
-    assert capsys.readouterr().out.count("reusing the finished run") == 2
+    assert capsys.readouterr().out.count("reusing the finished run") == 4

@@ -64,7 +64,7 @@ def test_missing_local_folder_and_default_lm(no_network, tmp_path):
     assert offline.default_lm() == "gemma3-270m"  # gpt2 not cached
 
 
-def test_missing_offline_package_names_the_extra(monkeypatch):
+def test_missing_offline_package_names_the_extra(monkeypatch, tmp_path):
     import importlib
 
     real = importlib.import_module
@@ -78,7 +78,7 @@ def test_missing_offline_package_names_the_extra(monkeypatch):
     with pytest.raises(MissingDependencyError, match=r"gpt2rec\[offline\]"):
         offline.resolve_lm("minilm")
     with pytest.raises(MissingDependencyError, match=r"gpt2rec\[offline\]"):
-        offline.materialize_gemma(root=None)
+        offline.materialize_gemma(root=tmp_path)  # an empty root: a built model in the home must not hide it
 
 
 def test_local_folder_round_trip(tiny_gpt2, tmp_path):

@@ -1,5 +1,6 @@
 """The main job end to end (`make demo` / `gpt2rec demo`): ML-100K, the default language model,
-the enhanced recommender (cached strategy) next to BPR-MF, explanations and a cold-start user.
+the headline model (l3ae) and the enhanced recommender (cached strategy) next to BPR-MF and EASE,
+explanations (l3ae: the liked items that carry each score) and a cold-start user (enhanced).
 
 Runs are kept in `out_dir`; a second demo reuses finished runs and the embedding cache.
 """
@@ -67,6 +68,9 @@ def run_demo(
     split = SplitConfig(kind="random", seed=seed)
     runs = {
         "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
+        "ease": RunConfig(model="ease", data=data, split=split, train={"seed": seed}),
+        # the headline model: EASE guided by the LM's reading of the items (closed form, seconds)
+        "l3ae": RunConfig(model="l3ae", model_config={"lm": lm_name}, data=data, split=split, train={"seed": seed}),
         "enhanced": RunConfig(
             model="enhanced",
             model_config={"lm": lm_name, "strategy": "cached"},
@@ -82,7 +86,7 @@ def run_demo(
     for key in SHOWN:
         print(f"{key:<14}" + "".join(f"{results[n].get(key, float('nan')):>12.4f}" for n in results))
 
-    _show_recommendations(out / "enhanced", user)
+    _show_recommendations(out / "l3ae", user)
     _show_cold_start(out / "enhanced")
     print(f"\n[demo] done in {time.perf_counter() - start:.0f} s; runs are in {out}")
     print(f"[demo] try it in a browser: gpt2rec serve {out / 'enhanced'}  then open http://127.0.0.1:8000/")
@@ -92,7 +96,9 @@ def run_demo(
 def _show_recommendations(run_dir: Path, user: int) -> None:
     from .explain import explain_run
 
-    print(f"\n[demo] top 5 for user {user}, with explanations (gpt2rec recommend {run_dir} --user {user} --explain)")
+    print(
+        f"\n[demo] top 5 for user {user} from {run_dir.name}, with explanations (gpt2rec recommend {run_dir} --user {user} --explain)"
+    )
     for rank, row in enumerate(explain_run(run_dir, user, 5), 1):
         print(f"{rank:>3}. {row['title']}  (score {row['score']:.3f})")
         print(f"     {row['reason']}")

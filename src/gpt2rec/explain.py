@@ -6,7 +6,9 @@
 - `user_fields` / `item_fields`: the cross-attention weights of the user's ID over their profile
   fields and of the item's ID over its fields (each set sums to 1) — enhanced model with attention.
 - `similar`: the items in the user's training history closest to the recommended item in the LM's
-  text space (cosine of the items' text vectors).
+  text space (cosine of the items' text vectors); for an item-item model (l3ae) the history items with
+  the largest share of the score (`item_contributions`, B_ij: deleting item i lowers the score by
+  exactly that much).
 """
 
 from __future__ import annotations
@@ -56,16 +58,21 @@ def explain(
     scores: Sequence[float] | None = None,
 ) -> list[Explanation]:
     """One `Explanation` per recommended item (internal indices) for internal user `user`."""
-    if not hasattr(model, "item_text_vectors"):
-        raise UserError(f"explanations need a text model (basic or enhanced); {type(model).__name__} reads no metadata")
+    if not hasattr(model, "item_text_vectors") and not hasattr(model, "item_contributions"):
+        raise UserError(
+            f"explanations need a text model (basic, enhanced, l3ae); {type(model).__name__} reads no metadata"
+        )
     items = [int(i) for i in items]
     history = np.unique(np.asarray(history, dtype=np.int64))
-    device = model.item_text_vectors().device
     with torch.no_grad():
         if hasattr(model, "prepare_for_eval"):
             model.prepare_for_eval()
-        text = F.normalize(model.item_text_vectors().float(), dim=-1)  # (I, D)
-        sim = text[torch.tensor(items, device=device)] @ text[torch.as_tensor(history, device=device)].T  # (K, H)
+        if hasattr(model, "item_contributions"):  # item-item models: each liked item's exact share of the score
+            sim = model.item_contributions(torch.tensor(items), torch.as_tensor(history))  # (K, H)
+        else:
+            device = model.item_text_vectors().device
+            text = F.normalize(model.item_text_vectors().float(), dim=-1)  # (I, D)
+            sim = text[torch.tensor(items, device=device)] @ text[torch.as_tensor(history, device=device)].T  # (K, H)
         uw = iw = None
         if getattr(getattr(model, "config", None), "use_attention", False):
             users = torch.full((len(items),), int(user), dtype=torch.long)

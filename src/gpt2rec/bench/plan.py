@@ -32,6 +32,7 @@ class ProtocolSpec:
     evaluation: str  # full | sampled | candidates
     metric: str  # the validation metric used to choose
     description: str
+    train_fraction: float = 1.0  # < 1: the training part subsampled per interaction (sparse levels)
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
@@ -47,8 +48,19 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
         ProtocolSpec("cold-user", "cold-user", 5, "full", "ndcg@10",
                      "20% of users never in training (half valid, half test); ranked among all items "
                      "from their profile alone"),
+        ProtocolSpec("sparse-20", "random", 3, "full", "ndcg@10",
+                     "warm's split with the training part subsampled (seeded, per interaction) to 20%; valid and "
+                     "test unchanged; every model re-tuned on validation", 0.2),
+        ProtocolSpec("sparse-50", "random", 3, "full", "ndcg@10",
+                     "warm's split with the training part subsampled (seeded, per interaction) to 50%; valid and "
+                     "test unchanged; every model re-tuned on validation", 0.5),
+        ProtocolSpec("warm-tail", "random", 3, "tail", "ndcg@10",
+                     "warm's split and training; candidates = items outside the top 20% by training popularity, "
+                     "truth = each user's held-out interactions with them (training items masked)"),
     )
 }  # fmt: skip
+PROTOCOL_ALIASES = {"sparse": ("sparse-20", "sparse-50")}  # --protocols sparse = both levels
+TAIL_HEAD_FRACTION = 0.2  # warm-tail: the most popular 20% of items are left out of the candidates
 COLD_FRACTION = 0.2
 SAMPLED_NEGATIVES = 99
 KS = (5, 10, 20)
@@ -60,7 +72,10 @@ TRAIN: dict = {}  # bench-wide overrides of the models' own defaults (none: the 
 QUICK_EPOCHS = 2
 
 WARM, NCF, COLD_ITEM, COLD_USER = "warm", "ncf", "cold-item", "cold-user"
-ALL = (WARM, NCF, COLD_ITEM, COLD_USER)
+SPARSE_20, SPARSE_50, WARM_TAIL = "sparse-20", "sparse-50", "warm-tail"
+BASE = (WARM, NCF, COLD_ITEM, COLD_USER)
+WARM_VIEWS = (SPARSE_20, SPARSE_50, WARM_TAIL)  # warm's split: subsampled training, or the tail candidates
+ALL = BASE + WARM_VIEWS
 ID_PROTOCOLS = (WARM, NCF)  # ID-only models: every test user and item must be seen in training
 
 
@@ -85,6 +100,7 @@ class ModelEntry:
     quick: tuple[str, ...] = ()
     group: str = "main"  # main | ablation
     seeds: int | None = None  # cap on the protocol's seeds (None: all of them)
+    lm_overrides: dict = field(default_factory=dict)  # lm -> model overrides with that LM only
 
 
 # Dynamic strategies run the LM's top block on every step (at most `dynamic_sample` users and as
@@ -95,17 +111,36 @@ DYNAMIC_STRATEGIES = ("end2end", "hybrid")
 DYNAMIC_TRAIN = {"epochs": 15, "batch_size": 8192, "patience": 3, "num_neg": 4}
 DYNAMIC_MODEL = {"top_n_blocks": 1}  # LoRA on the top block only
 HYBRID_EPOCHS = (12, 4)  # cached, then dynamic; no early stop (the best validation epoch is kept)
+# L3AE: reg x text_weight x text_reg (ranges from a first look at warm seed 0 VALIDATION, see the
+# bench README); the text-off ablation gets every reg value of the grid.
+# (warm and warm-tail were chosen over the first 18 points, reg <= 300; the sparse levels need a
+# larger reg, so 1000 and 3000 were added before they ran: see "Choices made on validation")
+L3AE_REGS = (300.0, 100.0, 30.0, 1000.0, 3000.0)
+L3AE_GRID = tuple(
+    {"model": {"reg": r, "text_weight": w, "text_reg": t}}
+    for r in L3AE_REGS for w in (300.0, 100.0, 1000.0) for t in (3.0, 10.0)
+)  # fmt: skip
+# How a decoder reads the items for l3ae, chosen on warm seed 0 VALIDATION (best of a 12-point
+# reg x text_weight x text_reg grid, `benchmarks/README.md`): PromptEOL + last token, final layer,
+# 0.2663; the same at layer 12 of 18, 0.2632; mean pooling 0.2651 (minilm's default fields: 0.2697).
+L3AE_LM_POOLING = {"gemma3-270m": {"pooling": "last", "prompt": "eol"}}
 ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("popularity", "popularity", ALL, quick=ALL),
     ModelEntry("itemknn", "itemknn", ID_PROTOCOLS, grid=({"model": {"k": 100}}, {"model": {"k": 50}}, {"model": {"k": 200}})),
-    ModelEntry("ease", "ease", ID_PROTOCOLS, quick=ID_PROTOCOLS,
-               grid=({"model": {"reg": 300.0}}, {"model": {"reg": 100.0}}, {"model": {"reg": 1000.0}})),
-    ModelEntry("bpr", "bpr", ID_PROTOCOLS, quick=ID_PROTOCOLS,
+    ModelEntry("ease", "ease", ID_PROTOCOLS + WARM_VIEWS, quick=ID_PROTOCOLS,
+               grid=({"model": {"reg": 300.0}}, {"model": {"reg": 100.0}}, {"model": {"reg": 1000.0}},
+                     {"model": {"reg": 30.0}}, {"model": {"reg": 3000.0}})),
+    ModelEntry("bpr", "bpr", ID_PROTOCOLS + WARM_VIEWS, quick=ID_PROTOCOLS,
                grid=({"model": {"reg": 0.0}}, {"model": {"reg": 1e-3}})),
     ModelEntry("neumf", "neumf", ID_PROTOCOLS),
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
-    ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=ALL),
+    # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
+    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM,) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
+               lm_overrides=L3AE_LM_POOLING),
+    ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0},
+               grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
+    ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached"}, GPT2_TRAIN, quick=BASE),
     ModelEntry("enhanced-end2end", "enhanced", (WARM,), "cheapest", {"strategy": "end2end", **DYNAMIC_MODEL},
                DYNAMIC_TRAIN),
     ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",
@@ -200,12 +235,12 @@ class BenchConfig:
     plots: bool = field(default=True, metadata={"help": "write PNG figures"})
 
     def __post_init__(self):
-        self.protocols = tuple(self.protocols or ())
+        self.protocols = tuple(p for name in self.protocols or () for p in PROTOCOL_ALIASES.get(name, (name,)))
         self.models = tuple(self.models or ())
         self.lms = tuple(self.lms or ())
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad:
-            raise UserError(f"unknown protocol(s) {bad}; choose from: {', '.join(PROTOCOLS)}")
+            raise UserError(f"unknown protocol(s) {bad}; choose from: {', '.join([*PROTOCOLS, *PROTOCOL_ALIASES])}")
         known = {e.name for e in ENTRIES}
         bad = [m for m in self.models if m not in known and "/" not in m]
         if bad:

@@ -6,9 +6,15 @@
 - cold-item (`candidates`): rank only among the cold items of the part (valid or test);
   seen = train (+ valid for test), which never holds a cold item.
 - cold-user (`full`): the cold users of the part ranked among all items; they have no seen items.
+- sparse-20 / sparse-50 (`full`): warm's split, then the training part subsampled per interaction
+  (seeded) to that fraction; valid and test are warm's, unchanged.
+- warm-tail (`tail`): warm's split; ranked among the items outside the top 20% by training
+  popularity (`eval.tail`), seen items masked; truth = the held-out interactions with those items.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,12 +22,24 @@ import pandas as pd
 from ..data.dataset import Dataset
 from ..data.splits import Split, SplitConfig, make_split
 from ..eval.protocols import evaluate_candidates, evaluate_full, evaluate_sampled, sample_eval_negatives
-from .plan import COLD_FRACTION, KS, PROTOCOLS, SAMPLED_NEGATIVES
+from ..eval.tail import tail_items
+from .plan import COLD_FRACTION, KS, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
 
 
 def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:
     spec = PROTOCOLS[protocol]
-    return make_split(dataset, SplitConfig(kind=spec.split_kind, seed=seed, cold_fraction=COLD_FRACTION))
+    split = make_split(dataset, SplitConfig(kind=spec.split_kind, seed=seed, cold_fraction=COLD_FRACTION))
+    if spec.train_fraction < 1.0:
+        split = replace(split, train=subsample(split.train, spec.train_fraction, seed))
+    return split
+
+
+def subsample(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """round(fraction * rows) training interactions drawn uniformly without replacement (seeded; its
+    own random stream, so the split itself is warm's), in their original order."""
+    rng = np.random.default_rng([seed, 20_50])
+    keep = np.sort(rng.choice(len(train), size=int(round(fraction * len(train))), replace=False))
+    return train.iloc[keep].reset_index(drop=True)
 
 
 def cold_items_of(split: Split, part: str) -> np.ndarray:
@@ -55,5 +73,8 @@ def evaluate(
         return evaluate_sampled(model, target, negatives, ks=(10,), batch_size=256)  # x100 candidate pairs
     if spec.evaluation == "candidates":
         cand = cold_items_of(split, part)
+        return evaluate_candidates(model, target, seen_for(split, part), cand, n_users, n_items, KS, batch_size, pop)
+    if spec.evaluation == "tail":
+        cand = tail_items(pop, TAIL_HEAD_FRACTION)
         return evaluate_candidates(model, target, seen_for(split, part), cand, n_users, n_items, KS, batch_size, pop)
     return evaluate_full(model, target, seen_for(split, part), n_users, n_items, KS, batch_size, pop)

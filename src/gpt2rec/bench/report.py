@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 from ..utils.io import write_text
-from . import plan
+from . import headline, plan
 from .summary import Row, label, rows, targets, usable
 
 QUALITY_METRICS = {
     "full": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
     "candidates": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
     "sampled": ("hit@10", "ndcg@10"),
+    "tail": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
 }
 
 
@@ -167,7 +168,8 @@ def plan_table() -> str:
     for e in plan.ENTRIES:
         train = plan.train_settings(e)
         grid = "; ".join(json.dumps(c, sort_keys=True) for c in e.grid) or "—"
-        body.append([e.name, e.model, " ".join(e.protocols), e.lm or "—", json.dumps(e.overrides) if e.overrides else "—",
+        over = {**e.overrides, **{f"with {lm}": v for lm, v in e.lm_overrides.items()}}
+        body.append([e.name, e.model, " ".join(e.protocols), e.lm or "—", json.dumps(over) if over else "—",
                      "closed form" if get_spec(e.model).fit else json.dumps(train), grid])  # fmt: skip
     return table(["model", "registry", "protocols", "lm", "overrides", "training", "grid (validation)"], body)
 
@@ -185,9 +187,29 @@ def time_section(data: dict) -> str:
     return table(["protocol", "model", "job seconds (all seeds)"], body) + "\n"
 
 
+def paired_section(data: dict) -> str:
+    header, body = headline.paired_rows(data)
+    if not body:
+        return "Not run (no headline-model records).\n"
+    return (
+        f"Test ndcg@10 of the headline model (`{headline.HEADLINE}`) minus the other model's, seed by seed (the "
+        "same split draw), with the 95% t interval of the mean difference.\n\n" + table(header, body) + "\n"
+    )
+
+
+def claims_section(data: dict) -> str:
+    header, body = headline.claims_rows(data)
+    if not body:
+        return "Not measured (no paired records).\n"
+    return (
+        "Each claim of the design as a paired difference over seeds (test, the protocol's metric): "
+        "confirmed when the 95% interval lies above 0, refuted when below.\n\n" + table(header, body) + "\n"
+    )
+
+
 def targets_section(data: dict, dataset_name: str) -> str:
     mark = {True: "met", False: "NOT met", None: "not measured"}
-    body = [[t.name, t.value, mark[t.met]] for t in targets(data, dataset_name)]
+    body = [[t.name, t.value, mark[t.met]] for t in targets(data, dataset_name) + headline.targets(data)]
     return table(["target", "value", "status"], body) + "\n"
 
 
@@ -234,6 +256,8 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
         ]
     out += ["## Quality (test, mean ± std over seeds)", ""]
     out += [s for s in (quality_section(rs, p) for p in plan.PROTOCOLS) if s]
+    out += ["## Headline model: paired differences", "", paired_section(data)]
+    out += ["## The design's claims, checked", "", claims_section(data)]
     out += ["## Ablations", "", ablation_section(data, rs)]
     out += ["## Speed", "", speed_section(data, rs)]
     out += ["## Faithfulness of explanations", "", faithfulness_section(data)]

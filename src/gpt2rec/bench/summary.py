@@ -13,7 +13,7 @@ import numpy as np
 
 from . import plan
 
-GPT2_MODELS = ("basic", "enhanced")  # registry names of the GPT-2 recommenders
+GPT2_MODELS = ("basic", "enhanced", "l3ae")  # bench names' prefixes of the GPT-2 (LM-reading) recommenders
 
 
 def label(model: str, lm: str | None) -> str:
@@ -39,7 +39,8 @@ class Row:
 
     @property
     def is_gpt2(self) -> bool:
-        return self.model.split("-")[0].split("/")[0] in GPT2_MODELS
+        # an LM-reading model with its text removed (l3ae-text-off, lm None) is not a GPT-2 row
+        return self.model.split("-")[0].split("/")[0] in GPT2_MODELS and self.lm is not None
 
 
 def _stats(dicts: list[dict]) -> tuple[dict, dict]:

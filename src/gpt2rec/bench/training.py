@@ -68,7 +68,7 @@ class BenchRun:
 
 def model_config(entry: ModelEntry, candidate: dict, lm: str | None):
     spec = get_spec(entry.model)
-    values = {**entry.overrides, **candidate.get("model", {})}
+    values = {**entry.overrides, **entry.lm_overrides.get(lm, {}), **candidate.get("model", {})}
     if lm is not None:
         values[LM_FIELD] = lm
     return spec, from_dict(spec.config_cls, values)

@@ -55,20 +55,26 @@ def build(config: EASEConfig, ctx: ModelContext) -> EASE:
     return EASE(config, ctx.n_users, ctx.n_items).to(ctx.device)
 
 
+def interaction_gram(train, n_users: int, n_items: int, device) -> torch.Tensor:
+    """X^T X (I, I) float64 of the distinct training (user, item) pairs."""
+    pairs = train[["user", "item"]].drop_duplicates()
+    x = sp.csr_matrix(
+        (np.ones(len(pairs)), (pairs["user"].to_numpy(), pairs["item"].to_numpy())), shape=(n_users, n_items)
+    )  # (U, I)
+    return torch.as_tensor((x.T @ x).toarray(), dtype=torch.float64, device=device)
+
+
+def ease_weights(gram: torch.Tensor, reg: float) -> torch.Tensor:
+    """EASE from a Gram matrix G (I, I): -P / diag(P) column-wise with P = (G + reg I)^-1, zero diagonal."""
+    p = torch.linalg.inv(gram + reg * torch.eye(len(gram), dtype=gram.dtype, device=gram.device))  # (I, I) SPD
+    b = -p / p.diagonal().unsqueeze(0)  # column j divided by P_jj
+    return b.fill_diagonal_(0.0)
+
+
 @torch.no_grad()
 def fit(model: EASE, ctx: ModelContext) -> None:
-    pairs = ctx.train[["user", "item"]].drop_duplicates()
-    x = sp.csr_matrix(
-        (np.ones(len(pairs)), (pairs["user"].to_numpy(), pairs["item"].to_numpy())),
-        shape=(ctx.n_users, ctx.n_items),
-    )  # (U, I)
-    device = model.weight.device
-    gram = torch.as_tensor((x.T @ x).toarray(), dtype=torch.float64, device=device)  # (I, I)
-    gram.diagonal().add_(model.config.reg)
-    p = torch.linalg.inv(gram)  # (I, I), symmetric positive definite
-    b = -p / p.diagonal().unsqueeze(0)  # column j divided by P_jj
-    b.fill_diagonal_(0.0)
-    model.weight.copy_(b.float())
+    gram = interaction_gram(ctx.train, ctx.n_users, ctx.n_items, model.weight.device)  # (I, I)
+    model.weight.copy_(ease_weights(gram, model.config.reg).float())
     model.history.fit(ctx.train)
 
 

@@ -45,6 +45,12 @@ def _genre_content() -> ModelSpec:
     return SPEC
 
 
+def _l3ae() -> ModelSpec:
+    from .l3ae import SPEC
+
+    return SPEC
+
+
 def _basic() -> ModelSpec:
     from .basic import SPEC
 
@@ -64,6 +70,7 @@ _LOADERS: dict[str, Callable[[], ModelSpec]] = {
     "bpr": _bpr,
     "neumf": _neumf,
     "genre_content": _genre_content,
+    "l3ae": _l3ae,
     "basic": _basic,
     "enhanced": _enhanced,
 }

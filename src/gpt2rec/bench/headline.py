@@ -1,0 +1,153 @@
+"""The headline model against EASE and against its own text-off ablation: paired per-seed
+differences with 95% intervals, and the targets of the warm / sparse / tail goals.
+
+Seeds are paired: seed s of every model sees the same split (the same draw), so the difference
+d_s = metric(headline, s) - metric(other, s) removes the split's noise. The interval is the t
+interval of the mean of the d_s (n - 1 degrees of freedom); with 3 seeds it is wide, and says so.
+Which LM's row is the headline of a protocol is chosen by mean VALIDATION ndcg@10, never by test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import plan
+from .summary import Row, Target, find, rows
+
+HEADLINE = "l3ae"
+TEXT_OFF = "l3ae-text-off"
+METRIC = "ndcg@10"
+COLD_ITEM_FLOOR = 0.2348  # the committed enhanced-cached [minilm] cold-item ndcg@10: no regression below it
+# (protocol, factor vs EASE, stretch factor or None)
+EASE_TARGETS = ((plan.WARM, 1.0, 1.03), (plan.SPARSE_20, 1.15, None), (plan.SPARSE_50, 1.05, None),
+                (plan.WARM_TAIL, 1.0, 1.1))  # fmt: skip
+
+
+def paired(a: Row | None, b: Row | None, metric: str = METRIC) -> dict | None:
+    """Per-seed differences a - b on the seeds both have: mean, 95% t interval, every seed's sign."""
+    if a is None or b is None:
+        return None
+    va = {r["seed"]: r["metrics"].get(metric) for r in a.records}
+    vb = {r["seed"]: r["metrics"].get(metric) for r in b.records}
+    seeds = sorted(s for s in va if s in vb and va[s] is not None and vb[s] is not None)
+    if not seeds:
+        return None
+    d = np.asarray([va[s] - vb[s] for s in seeds], dtype=np.float64)
+    half = float("nan")
+    if len(d) > 1:
+        from scipy.stats import t
+
+        half = float(t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {"seeds": seeds, "diffs": d.tolist(), "mean": float(d.mean()), "low": float(d.mean() - half),
+            "high": float(d.mean() + half), "ratio": float(np.mean([va[s] for s in seeds]) /
+                                                           max(np.mean([vb[s] for s in seeds]), 1e-12))}  # fmt: skip
+
+
+def headline_row(rs: list[Row], protocol: str) -> Row | None:
+    """The headline model's row on `protocol`: of its LMs, the highest mean validation score."""
+    metric = plan.PROTOCOLS[protocol].metric
+    cands = [r for r in rs if r.protocol == protocol and r.model == HEADLINE and r.group == "main"]
+    return max(cands, key=lambda r: r.valid.get(metric, float("-inf")), default=None)
+
+
+def _fmt_pair(p: dict) -> str:
+    return f"{p['mean']:+.4f} [{p['low']:+.4f}, {p['high']:+.4f}] (x{p['ratio']:.3f}, {len(p['seeds'])} seeds)"
+
+
+def targets(data: dict) -> list[Target]:
+    rs = rows(data.get("records", []))
+    out = []
+    for protocol, factor, stretch in EASE_TARGETS:
+        head, ease = headline_row(rs, protocol), find(rs, protocol, "ease")
+        p = paired(head, ease)
+        names = [(f"{protocol}: headline ndcg@10 >= {factor:g}x EASE" + (" (every seed)" if factor == 1 else ""),
+                  factor)] + ([(f"{protocol}: stretch >= {stretch:g}x EASE", stretch)] if stretch else [])  # fmt: skip
+        for name, f in names:
+            if p is None:
+                out.append(Target(name, "not measured", None))
+                continue
+            every = all(x >= 0 for x in p["diffs"]) if f == 1 else True
+            out.append(Target(name, f"{head.label} vs ease: {_fmt_pair(p)}", p["ratio"] >= f and every))
+    head = headline_row(rs, plan.WARM)
+    p = paired(head, find(rs, plan.WARM, TEXT_OFF))
+    name = "warm: headline above its text-off ablation (95% CI of the paired difference > 0)"
+    out.append(Target(name, "not measured", None) if p is None else
+               Target(name, f"{head.label} vs {TEXT_OFF}: {_fmt_pair(p)}", p["low"] > 0))  # fmt: skip
+    cold = [r for r in rs if r.protocol == plan.COLD_ITEM and r.is_gpt2 and r.group == "main"]
+    best = max(cold, key=lambda r: r.valid.get(METRIC, float("-inf")), default=None)
+    name = f"cold-item: best GPT-2 ndcg@10 >= {COLD_ITEM_FLOOR} (no regression)"
+    out.append(Target(name, "not measured", None) if best is None else
+               Target(name, f"{best.label} {best.mean[METRIC]:.4f}", round(best.mean[METRIC], 4) >= COLD_ITEM_FLOOR))  # fmt: skip
+    out.extend(lm_targets(rs))
+    out.append(cost_target(rs))
+    return out
+
+
+def cost_target(rs: list[Row]) -> Target:
+    """Goal 5 for a closed-form headline: its whole fit (LM vectors from the cache, both inversions)
+    against BPR-MF's training to its early stop, both from the warm records (same runs, same threads)."""
+    name = "cost: headline closed-form fit (s) <= BPR-MF training (s), warm"
+    head, bpr = headline_row(rs, plan.WARM), find(rs, plan.WARM, "bpr")
+    if head is None or bpr is None or "train_seconds" not in head.mean or "train_seconds" not in bpr.mean:
+        return Target(name, "not measured", None)
+    fit, train = head.mean["train_seconds"], bpr.mean["train_seconds"]
+    per_epoch = bpr.mean.get("seconds_per_epoch")
+    extra = f"; x{fit / per_epoch:.0f} of one BPR-MF epoch ({per_epoch:.2f} s)" if per_epoch else ""
+    return Target(name, f"{head.label} fit {fit:.1f} s vs bpr {train:.1f} s{extra}", fit <= train)
+
+
+def lm_targets(rs: list[Row]) -> list[Target]:
+    """Goal 6: the headline model with the decoder (gemma3-270m) within 3% of it with MiniLM."""
+    out = []
+    for protocol in (plan.WARM, plan.COLD_ITEM):
+        dec, enc = find(rs, protocol, HEADLINE, "gemma3-270m"), find(rs, protocol, HEADLINE, "minilm")
+        name = f"{protocol}: headline [gemma3-270m] ndcg@10 >= 0.97x [minilm]"
+        if dec is None or enc is None:
+            out.append(Target(name, "not measured", None))
+            continue
+        ratio = dec.mean[METRIC] / enc.mean[METRIC]
+        out.append(Target(name, f"{dec.mean[METRIC]:.4f} vs {enc.mean[METRIC]:.4f} (x{ratio:.3f})", ratio >= 0.97))
+    return out
+
+
+def paired_rows(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: headline vs EASE and vs its text-off ablation, per protocol, paired over seeds."""
+    rs = rows(data.get("records", []))
+    body = []
+    for protocol in plan.PROTOCOLS:
+        for head in [r for r in rs if r.protocol == protocol and r.model == HEADLINE]:
+            for other in ("ease", TEXT_OFF):
+                p = paired(head, find(rs, protocol, other))
+                if p is not None:
+                    diffs = ", ".join(f"{x:+.4f}" for x in p["diffs"])
+                    body.append([protocol, head.label, other, f"{p['mean']:+.4f}", f"[{p['low']:+.4f}, {p['high']:+.4f}]",
+                                 f"x{p['ratio']:.3f}", diffs])  # fmt: skip
+    return ["protocol", "headline", "vs", "mean Δ ndcg@10", "95% CI", "ratio", "per seed"], body
+
+
+# The design's own claims: (claim, the model that should win, the one it should beat), each with the
+# base LM of the ablations. Checked wherever both rows exist, as paired differences over seeds.
+CLAIMS = (
+    ("dynamic end-to-end extraction beats the cached mode", "enhanced-end2end", "enhanced-cached"),
+    ("cross-attention beats concatenation", "enhanced-cached", "enhanced-cached/no-attention"),
+    ("the contrastive term improves generalisation", "enhanced-cached", "enhanced-cached/no-contrastive"),
+    ("the LM's text adds to the IDs (enhanced)", "enhanced-cached", "enhanced-cached/ids-only"),
+    ("the LM's text adds to the IDs (headline)", HEADLINE, TEXT_OFF),
+)
+
+
+def claims_rows(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: each claim per protocol, verdict from the 95% CI of the paired difference."""
+    rs = rows(data.get("records", []))
+    body = []
+    for claim, a, b in CLAIMS:
+        for protocol in plan.PROTOCOLS:
+            for row_a in [r for r in rs if r.protocol == protocol and r.model == a]:
+                row_b = find(rs, protocol, b, row_a.lm) or find(rs, protocol, b, None)
+                p = paired(row_a, row_b, plan.PROTOCOLS[protocol].metric)
+                if p is None or len(p["seeds"]) < 2:
+                    continue
+                verdict = "confirmed" if p["low"] > 0 else "refuted" if p["high"] < 0 else "not shown (CI spans 0)"
+                body.append([claim, protocol, f"{row_a.label} vs {row_b.label}", f"{p['mean']:+.4f}",
+                             f"[{p['low']:+.4f}, {p['high']:+.4f}]", len(p["seeds"]), verdict])  # fmt: skip
+    return ["claim", "protocol", "compared", "mean Δ", "95% CI", "seeds", "verdict"], body

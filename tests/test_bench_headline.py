@@ -1,0 +1,96 @@
+"""The warm views of the benchmark (sparse levels, the long tail) and the headline model's paired
+differences and targets, on numbers worked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import pairs_frame
+from gpt2rec.bench import headline, plan
+from gpt2rec.bench.protocols import subsample
+from gpt2rec.eval.tail import tail_items
+
+
+def _rec(protocol, model, ndcg, seed, lm=None, valid=None):
+    return {"protocol": protocol, "model": model, "lm": lm, "seed": seed, "metrics": {"ndcg@10": ndcg},
+            "group": "main", "valid_metrics": {"ndcg@10": ndcg if valid is None else valid}}  # fmt: skip
+
+
+def test_tail_items_leave_out_the_most_popular_fifth():
+    # 10 items; the head is the 2 most popular (items 3 and 7); the tie at 5 between items 1 and 4
+    # is below the cut, so both stay in the tail
+    pop = np.array([1, 5, 0, 9, 5, 2, 3, 8, 0, 1])
+    assert tail_items(pop, 0.2).tolist() == [0, 1, 2, 4, 5, 6, 8, 9]
+    # a tie AT the cut (items 1 and 4, both 5) goes to the lower index: 30% -> head {3, 7, 1}
+    assert tail_items(pop, 0.3).tolist() == [0, 2, 4, 5, 6, 8, 9]
+    assert tail_items(pop, 0.0).tolist() == list(range(10))
+
+
+def test_subsample_keeps_the_fraction_seeded_and_in_order():
+    train = pairs_frame([(u, i) for u in range(10) for i in range(10)])  # 100 rows
+    half = subsample(train, 0.5, seed=3)
+    assert len(half) == 50 and half.equals(subsample(train, 0.5, seed=3))
+    assert not half.equals(subsample(train, 0.5, seed=4))
+    keys = half["user"] * 10 + half["item"]
+    assert keys.is_monotonic_increasing  # original order kept
+    assert len(subsample(train, 0.2, seed=0)) == 20
+
+
+def test_sparse_protocols_change_only_the_training_part():
+    from gpt2rec.bench.protocols import protocol_split
+    from gpt2rec.data.dataset import Dataset
+
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame({"user_id": rng.integers(0, 30, 600), "item_id": rng.integers(0, 40, 600),
+                        "rating": 5.0, "timestamp": np.arange(600)}).drop_duplicates(["user_id", "item_id"])  # fmt: skip
+    ds = Dataset.from_frames("syn", raw)
+    warm, sparse = protocol_split(ds, plan.WARM, 1), protocol_split(ds, plan.SPARSE_20, 1)
+    assert sparse.valid.equals(warm.valid) and sparse.test.equals(warm.test)
+    assert len(sparse.train) == round(0.2 * len(warm.train))
+    merged = sparse.train.merge(warm.train, on=["user", "item"])  # a subset of warm's training part
+    assert len(merged) == len(sparse.train)
+    assert plan.BenchConfig(protocols=("sparse",)).protocols == ("sparse-20", "sparse-50")
+
+
+def test_paired_difference_and_its_interval_by_hand():
+    from gpt2rec.bench.summary import rows
+
+    recs = [_rec("warm", "l3ae", v, s, "m") for s, v in enumerate((0.31, 0.33, 0.35))]
+    recs += [_rec("warm", "ease", v, s) for s, v in enumerate((0.30, 0.30, 0.33))]
+    rs = rows(recs)
+    p = headline.paired(headline.headline_row(rs, "warm"), next(r for r in rs if r.model == "ease"))
+    # d = (0.01, 0.03, 0.02): mean 0.02, sd 0.01, t(0.975, 2) = 4.3027 -> half width 0.02484
+    assert p["diffs"] == pytest.approx([0.01, 0.03, 0.02])
+    assert p["mean"] == pytest.approx(0.02)
+    assert p["low"] == pytest.approx(0.02 - 4.302653 * 0.01 / np.sqrt(3), abs=1e-6)
+    assert p["ratio"] == pytest.approx(0.99 / 0.93)
+
+
+def test_headline_targets_pair_seeds_and_read_validation_for_the_lm():
+    recs = []
+    for s in range(3):
+        recs += [_rec("warm", "ease", 0.30, s), _rec("warm", "l3ae-text-off", 0.30 + 0.001 * s, s)]
+        recs += [_rec("warm", "l3ae", 0.32 + 0.001 * s, s, "minilm", valid=0.2)]
+        recs += [_rec("warm", "l3ae", 0.40, s, "gemma3-270m", valid=0.1)]  # best on test, worse on validation
+        recs += [_rec("sparse-20", "ease", 0.10, s), _rec("sparse-20", "l3ae", 0.11, s, "minilm")]
+    by_name = {t.name: t for t in headline.targets({"records": recs})}
+    warm = by_name["warm: headline ndcg@10 >= 1x EASE (every seed)"]
+    assert warm.met is True and "l3ae [minilm]" in warm.value
+    assert by_name["warm: stretch >= 1.03x EASE"].met is True  # 0.321 / 0.30
+    assert by_name["sparse-20: headline ndcg@10 >= 1.15x EASE"].met is False  # x1.10
+    assert by_name["sparse-50: headline ndcg@10 >= 1.05x EASE"].met is None
+    text = by_name["warm: headline above its text-off ablation (95% CI of the paired difference > 0)"]
+    assert text.met is True  # every seed +0.02 exactly: zero width
+    assert by_name["warm: headline [gemma3-270m] ndcg@10 >= 0.97x [minilm]"].met is True
+
+
+def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
+    from gpt2rec.bench.training import model_config
+
+    entry = plan.entry_named("l3ae")
+    _, dec = model_config(entry, {"model": {"reg": 30.0}}, "gemma3-270m")
+    _, enc = model_config(entry, {"model": {"reg": 30.0}}, "minilm")
+    assert (dec.pooling, dec.prompt, dec.reg) == ("last", "eol", 30.0)
+    assert (enc.pooling, enc.prompt, enc.lm) == ("fields", "", "minilm")

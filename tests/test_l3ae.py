@@ -1,0 +1,131 @@
+"""L3AE closed form: known answers on tiny matrices, and the model on metadata with an obvious answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gpt2rec.errors import UserError
+from gpt2rec.models.ease import ease_weights
+from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, semantic_matrix
+
+
+def _gram(seed: int = 0, users: int = 30, items: int = 6) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(users, items, generator=g) < 0.4).double()  # (U, I)
+    return x.T @ x  # (I, I)
+
+
+def test_two_items_ease_by_hand():
+    # G = [[2, 1], [1, 2]], lambda = 1: P = inv([[3, 1], [1, 3]]) = [[3, -1], [-1, 3]] / 8,
+    # B_01 = -P_01 / P_11 = 1/3
+    b = ease_weights(torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64), 1.0)
+    assert torch.allclose(b, torch.tensor([[0.0, 1 / 3], [1 / 3, 0.0]], dtype=torch.float64))
+
+
+def test_text_weight_zero_is_exactly_ease():
+    gram, c = _gram(), torch.rand(6, 6, dtype=torch.float64).fill_diagonal_(0)
+    assert torch.equal(l3ae_weights(gram, c, 5.0, 0.0), ease_weights(gram, 5.0))
+    # and the general formula agrees with EASE as text_weight -> 0
+    assert torch.allclose(l3ae_weights(gram, c, 5.0, 1e-9), ease_weights(gram, 5.0), atol=1e-7)
+
+
+def test_no_interactions_by_hand():
+    # G = 0: P = I / (reg + mu), so B = mu / (reg + mu) * C; reg = 1, mu = 3 -> 0.75 C
+    c = torch.tensor([[0.0, 0.4, -0.2], [0.1, 0.0, 0.3], [0.5, -0.6, 0.0]], dtype=torch.float64)
+    b = l3ae_weights(torch.zeros(3, 3, dtype=torch.float64), c, 1.0, 3.0)
+    assert torch.allclose(b, 0.75 * c)
+
+
+def test_huge_text_weight_pulls_b_to_c():
+    gram = _gram(1)
+    c = semantic_matrix(torch.randn(6, 4, generator=torch.Generator().manual_seed(2)), 0.5)
+    far = (l3ae_weights(gram, c, 2.0, 1.0) - c).abs().max()
+    near = (l3ae_weights(gram, c, 2.0, 1e7) - c).abs().max()
+    assert near < 1e-4 < far
+
+
+def test_solution_is_the_constrained_minimum():
+    """B has zero diagonal and the gradient of the objective vanishes off the diagonal."""
+    gram, reg, mu = _gram(3), 2.0, 4.0
+    c = semantic_matrix(torch.randn(6, 3, generator=torch.Generator().manual_seed(4)), 1.0)
+    b = l3ae_weights(gram, c, reg, mu)
+    grad = -gram @ (torch.eye(6, dtype=torch.float64) - b) + reg * b + mu * (b - c)  # (I, I), /2
+    off = ~torch.eye(6, dtype=torch.bool)
+    assert torch.all(b.diagonal() == 0)
+    assert grad[off].abs().max() < 1e-9
+
+
+def test_semantic_matrix_links_items_with_similar_text():
+    # items 0 and 1 share a direction, item 2 is orthogonal: C_01 > 0, C_02 = C_12 = 0
+    vecs = torch.tensor([[1.0, 0.0, 0.1], [1.0, 0.0, -0.1], [0.0, 1.0, 0.0]])
+    c = semantic_matrix(vecs, 0.1)
+    assert c[0, 1] > 0.4 and c[1, 0] > 0.4
+    assert abs(c[0, 2]) < 1e-9 and abs(c[2, 1]) < 1e-9
+
+
+@pytest.mark.parametrize("bad", [{"reg": 0}, {"text_reg": -1}, {"text_weight": -0.5}, {"pooling": "cls"}])
+def test_bad_config_is_one_line_error(bad):
+    with pytest.raises(UserError):
+        L3AEConfig(**bad)
+
+
+def _fitted(tiny_lm, text_weight=1.0):
+    from gpt2rec.models.base import ModelContext
+    from gpt2rec.models.registry import get_spec
+    from test_model_contract import make_data
+
+    dataset, split = make_data()
+    spec = get_spec("l3ae")
+    cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=text_weight, pooling="mean")
+    ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train)
+    model = spec.build(cfg, ctx)
+    spec.fit(model, ctx)
+    return model, split
+
+
+def test_explanations_name_the_liked_items_that_carry_the_score_deletion_test(tiny_lm):
+    """The reason's liked items are the largest B_ij; deleting one lowers the score by exactly B_ij,
+    more than deleting any other liked item (the deletion test passes by construction)."""
+    model, split = _fitted(tiny_lm)
+    user, item = 0, 1  # item 1 is user 0's held-out test item (block 0)
+    history = torch.as_tensor(sorted(split.train.loc[split.train["user"] == 0, "item"].tolist()))
+    contrib = model.item_contributions(torch.tensor([item]), history)[0]  # (H,)
+    x = torch.zeros(model.n_items)
+    x[history] = 1.0
+    full = float(x @ model.weight[:, item])
+    assert full == pytest.approx(float(model.score_users(torch.tensor([user]))[0, item]), abs=1e-5)
+    drops = []
+    for h in history.tolist():
+        x_minus = x.clone()
+        x_minus[h] = 0.0
+        drops.append(full - float(x_minus @ model.weight[:, item]))
+    assert drops == pytest.approx(contrib.tolist(), abs=1e-5)
+    top = int(torch.argmax(contrib))
+    assert drops[top] == max(drops) and drops[top] > float(np.median(drops))
+
+    from gpt2rec.explain import explain
+
+    (e,) = explain(model, None, user, [item], history.tolist(), n_similar=1)
+    assert e.similar == [int(history[top])]
+
+
+def test_cold_item_is_scored_from_its_text(tiny_lm):
+    """An item with no training interaction gets its column from C (mu (P C)_:j), so it is scored;
+    with the text off it scores 0 for everybody."""
+    from gpt2rec.models.base import ModelContext
+    from gpt2rec.models.registry import get_spec
+    from test_model_contract import make_data
+
+    dataset, split = make_data()
+    cold = 3
+    train = split.train[split.train["item"] != cold]
+    for weight, expect_zero in ((1.0, False), (0.0, True)):
+        spec = get_spec("l3ae")
+        cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=weight, pooling="mean")
+        ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, train)
+        model = spec.build(cfg, ctx)
+        spec.fit(model, ctx)
+        col = model.score_users(torch.arange(dataset.n_users))[:, cold]  # (U,)
+        assert bool((col.abs() < 1e-8).all()) == expect_zero
