@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import distributed as dist
 from .data.load import DataConfig, load_dataset
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
 from .errors import NonFiniteLossError, UserError
@@ -123,7 +126,8 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
     """
     out = Path(out_dir)
     cfg = to_dict(config)
-    with runfolder.lock(out):
+    main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
+    with runfolder.lock(out) if main else nullcontext():
         _check_same_run(out, cfg)
         dataset = load_dataset(config.data)
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
@@ -134,20 +138,33 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
         spec = get_spec(config.model)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
-        with runfolder.staging(out) as work:  # built (e.g. genre_content without genres) leaves no run
+        created = False
+        with runfolder.staging(out) if main else nullcontext(None) as work:  # built leaves no run
+            work = Path(dist.broadcast_object(str(work)))  # every rank reads (resumes from) rank 0's folder
+            verbose = verbose and main
             if work == out and (out / ckpt.CONFIG).is_file():
                 log.debug("resuming the unfinished run in %s", out)
             else:  # a new run (or a folder of other files)
-                ckpt.save_config(work, cfg)
-                ckpt.save_id_maps(work, dataset)
-                write_split(split, dataset, work / SPLIT_DIR)
+                if main:
+                    ckpt.save_config(work, cfg)
+                    ckpt.save_id_maps(work, dataset)
+                    write_split(split, dataset, work / SPLIT_DIR)
                 if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
                     # (no bar of its own: the resumed fit's bar starts at epoch 1, one bar per run)
                     fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
                     check_finite(model, config.train)
-                    work = runfolder.publish(work, out)
-            fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
-            check_finite(model, config.train)
+                    work = runfolder.publish(work, out) if main else out
+                    created = main
+                    dist.barrier()  # published before any rank looks for its checkpoint
+            try:
+                fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
+                check_finite(model, config.train)
+            except NonFiniteLossError:
+                if created:  # a run started by this call that diverged is a failed start: leave nothing
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+            if not main:
+                return {"train": fit_info}
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
             metrics["train"] = fit_info
             ckpt.save_model(work, model)

@@ -7,7 +7,7 @@ so even a catalog of millions of items needs only (B, block) scores; any other m
 through `score_users` in user blocks of `budget // n_items` rows.
 
 Approximate search (ANN) is used for factor models when the catalog has at least `ann_threshold`
-items (mode "auto") or always (mode "ann"); models without factors fall back to exact search. The
+items and the caller expects at least `ann_min_queries` queries (mode "auto"), or always (mode "ann"); models without factors fall back to exact search. The
 index is a faiss HNSW graph over the item vectors made L2-searchable by the usual MIPS augmentation
 (x -> [x, sqrt(M^2 - |x|^2)], q -> [q, 0], so the nearest in L2 has the largest inner product);
 `index="flat"` uses an exact `IndexFlatIP` instead (for checks). The candidates are rescored exactly
@@ -36,9 +36,12 @@ USER_BLOCK = 4096  # users per ANN query / factor block
 class RetrievalConfig:
     mode: str = field(default="auto", metadata={"help": "auto (ANN from ann_threshold items), exact or ann"})
     ann_threshold: int = field(default=50_000, metadata={"help": "catalog size from which auto uses ANN"})
+    ann_min_queries: int = field(
+        default=10_000, metadata={"help": "auto: ANN only when a caller expects at least this many queries"}
+    )
     index: str = field(default="hnsw", metadata={"help": "faiss index: hnsw (approximate) or flat (exact)"})
     hnsw_m: int = field(default=32, metadata={"help": "HNSW graph degree"})
-    ef_search: int = field(default=128, metadata={"help": "HNSW search breadth (recall vs speed)"})
+    ef_search: int = field(default=256, metadata={"help": "HNSW search breadth (recall vs speed)"})
     ef_construction: int = field(default=80, metadata={"help": "HNSW build breadth"})
     budget: int = field(default=DEFAULT_BUDGET, metadata={"help": "most scores held in memory at once"})
 
@@ -47,7 +50,7 @@ class RetrievalConfig:
             raise UserError(f"retrieval mode must be one of {MODES}, got {self.mode!r}")
         if self.index not in INDEXES:
             raise UserError(f"retrieval index must be one of {INDEXES}, got {self.index!r}")
-        for name in ("ann_threshold", "hnsw_m", "ef_search", "ef_construction", "budget"):
+        for name in ("ann_threshold", "ann_min_queries", "hnsw_m", "ef_search", "ef_construction", "budget"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"retrieval {name} must be >= 1, got {getattr(self, name)}")
             setattr(self, name, int(getattr(self, name)))
@@ -61,7 +64,9 @@ class Retriever:
     """`topk(users, k, seen)` for one model in eval mode; build it after training (it snapshots the
     item vectors and, for ANN, the index)."""
 
-    def __init__(self, model, config: RetrievalConfig | None = None):
+    def __init__(self, model, config: RetrievalConfig | None = None, queries: int | None = None):
+        """`queries`: how many users the caller will ask for (None: many, e.g. a server). In mode
+        "auto" a small evaluation stays exact, since building the index would cost more than it saves."""
         self.model = model
         self.config = config or RetrievalConfig()
         self.n_items = int(model.n_items)
@@ -70,7 +75,8 @@ class Retriever:
             with torch.no_grad():
                 self.items = model.item_factors().float()  # (I, D)
         cfg = self.config
-        wants_ann = cfg.mode == "ann" or (cfg.mode == "auto" and self.n_items >= cfg.ann_threshold)
+        many = queries is None or queries >= cfg.ann_min_queries
+        wants_ann = cfg.mode == "ann" or (cfg.mode == "auto" and self.n_items >= cfg.ann_threshold and many)
         self.index = _build_index(self.items, cfg) if wants_ann and self.items is not None else None
 
     @property
@@ -136,19 +142,29 @@ class Retriever:
         return np.concatenate(out_i), np.concatenate(out_s)
 
     def _ann(self, users, k, seen):
-        """ANN candidates (k plus the most seen items of any row), rescored exactly, seen dropped."""
+        """ANN candidates rescored exactly, seen items dropped. First 2k + 16 candidates per user; the
+        rows left with fewer than k unseen ones (heavy users) search again for k + their seen count."""
         q = self._user_vectors(users)  # (B, D)
-        extra = int(np.diff(seen.indptr).max()) if seen is not None and seen.nnz else 0
-        want = min(self.n_items, k + extra)
+        degree = np.diff(seen.indptr) if seen is not None else np.zeros(len(users), np.int64)  # (B,)
+        first = min(self.n_items, 2 * k + 16)
+        items, scores = self._ann_rows(q, first, k, seen)
+        short = np.flatnonzero((np.isinf(scores).any(1)) & (degree + k > first))
+        if len(short):
+            want = min(self.n_items, k + int(degree[short].max()))
+            more_i, more_s = self._ann_rows(q[torch.from_numpy(short).to(q.device)], want, k,
+                                            seen[short] if seen is not None else None)  # fmt: skip
+            items[short], scores[short] = more_i, more_s
+        return items, scores
+
+    def _ann_rows(self, q: torch.Tensor, want: int, k: int, seen):
         query = q.cpu().numpy().astype(np.float32)
         if self.config.index == "hnsw":
             query = np.concatenate([query, np.zeros((len(query), 1), np.float32)], 1)  # (B, D + 1)
         _, cand = self.index.search(np.ascontiguousarray(query), want)  # (B, want), -1 = none found
         cand_t = torch.from_numpy(cand.astype(np.int64)).to(q.device)
-        valid = cand_t >= 0
         safe = cand_t.clamp_min(0)
         s = (q.unsqueeze(1) * self.items[safe]).sum(-1)  # (B, want) exact scores
-        s = s.masked_fill(~valid, float("-inf"))
+        s = s.masked_fill(cand_t < 0, float("-inf"))
         if seen is not None and seen.nnz:
             hit = member(seen, cand.astype(np.int64))  # (B, want) bool: candidate already seen
             s = s.masked_fill(torch.from_numpy(hit).to(s.device), float("-inf"))

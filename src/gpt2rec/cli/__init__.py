@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
         with _logging(getattr(args, "verbose", False)):
             return int(args.func(args) or 0)
     except UserError as exc:

@@ -1,4 +1,5 @@
 """`gpt2rec bench [--quick]`: the benchmark (quality per protocol, ablations, speed, faithfulness).
+`gpt2rec bench scale [--quick]`: time and memory against data size (see gpt2rec.bench.scale).
 
 Writes benchmarks/results/<dataset>.json (one record per protocol, model, lm and seed), <dataset>.md
 and PNG figures. Interrupt it at any time: running the same command again resumes.
@@ -15,7 +16,14 @@ def register(subparsers) -> None:
         "bench", help="run the benchmark (resumable)", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="one seed, few epochs, a subset of models (~10 min)")
+    parser.add_argument(
+        "what", nargs="?", choices=["quality", "scale"], default="quality",
+        help="quality (default): the ML benchmark; scale: time and memory on synthetic 10^5..10^7 interactions",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="quality: one seed, few epochs, a subset of models (~10 min); scale: stop at 10^6 interactions",
+    )  # fmt: skip
     parser.add_argument("--dataset", default=None, help="only this dataset (name or MovieLens folder)")
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
     parser.add_argument("--protocols", nargs="+", default=None, help="subset: warm ncf cold-item cold-user")
@@ -36,6 +44,13 @@ def register(subparsers) -> None:
 def bench_cmd(args, argv: list[str] | None = None) -> int:
     """Run the benchmark for each dataset in turn and print where the reports are."""
     import sys
+
+    if args.what == "scale":
+        from ..bench.scale import ScaleConfig, run_scale
+
+        paths = run_scale(ScaleConfig(quick=args.quick, out_dir=args.out, threads=args.threads or 1))
+        print(f"scale: {paths['md']} ({paths['json']}, {paths['png']})")
+        return 0
 
     from ..bench import BenchConfig, run_bench
     from ..bench.plan import datasets_to_run

@@ -58,6 +58,10 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
+    p.add_argument(
+        "--nproc", type=int, default=None,
+        help="data-parallel training in N processes (runs torchrun --nproc-per-node N; or launch torchrun yourself)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -142,13 +146,24 @@ def format_metrics(metrics: dict, keys=("ndcg@10", "recall@10", "hit@10", "mrr@1
 
 
 def run(args) -> int:
+    from .. import distributed as dist
+
+    if args.nproc is not None and not dist.launched():
+        return dist.launch(args.nproc, dist.without_nproc(args.argv))
+    return dist.run_ranked(lambda device: _train(args), args.device)
+
+
+def _train(args) -> int:
+    from .. import distributed as dist
     from ..pipeline import train_run
 
     config = build_config(args)
-    verbose = not args.quiet
+    verbose = not args.quiet and dist.is_main()
     if verbose:
         print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
     metrics = train_run(config, args.out, verbose=verbose)
+    if not dist.is_main():
+        return 0
     info = metrics.get("train", {})
     extra = f", best epoch {info['best_epoch']}" if "best_epoch" in info else ""
     print(f"trained in {info.get('seconds', 0.0):.1f}s{extra}")

@@ -124,7 +124,7 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
     all_hits, all_top = [], []
     with eval_mode(model):
         if cand is None:  # the whole catalog: memory-bounded exact search, or ANN for big catalogs
-            retriever = Retriever(model, retrieval)
+            retriever = Retriever(model, retrieval, queries=len(users))
             for start in range(0, len(users), batch_size):
                 batch = users[start : start + batch_size]  # (B,)
                 top, _ = retriever.topk(batch, k_max, seen_csr[batch])  # (B, K)

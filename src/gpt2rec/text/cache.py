@@ -113,17 +113,24 @@ class EmbeddingCache:
         progress: bool = True,
         refresh: bool = False,
         fields: Sequence[str] | None = None,
+        distributed: bool = False,
     ):
         """`encoder.encode(texts, spans, fields=fields)` through the cache (same return type).
 
         `template`: a string naming how the texts were made (e.g. `TemplateConfig.signature()`); the
-        texts themselves are hashed too. `refresh=True` recomputes and overwrites the entry."""
+        texts themselves are hashed too. `refresh=True` recomputes and overwrites the entry.
+        `distributed=True` under torchrun (every rank calls it): the ranks share the encoding and rank
+        0 writes the one entry a single process would write (see `TextEncoder.encode`)."""
         texts = list(texts)
         by_field = encoder.config.pooling == "fields"
         key = self.key(encoder.fingerprint(), template, texts, spans if by_field else None)
         if by_field:
             fields = list(fields) if fields is not None else list(spans[0]) if spans else []
             key["fields"] = fields
+        from .. import distributed as dist
+
+        if distributed and dist.world_size() > 1:
+            return self._encode_distributed(encoder, key, texts, spans, progress, refresh, fields)
         if not refresh and (found := self.load(key)) is not None:
             self.hits += 1
             return _unpack(found, encoder, key)
@@ -136,6 +143,24 @@ class EmbeddingCache:
             value = encoder.encode(texts, spans, progress=progress, fields=fields)
             tensors = {"states": value[0], "mask": value[1]} if isinstance(value, tuple) else {"embeddings": value}
             self.save(key, tensors)
+        return value
+
+    def _encode_distributed(self, encoder, key, texts, spans, progress, refresh, fields):
+        """Every rank reads the entry; if any lacks it, all encode their share and rank 0 writes it."""
+        from .. import distributed as dist
+
+        found = None if refresh else self.load(key)
+        if all(dist.all_gather_object(found is not None)):
+            self.hits += 1
+            return _unpack(found, encoder, key)
+        self.misses += 1
+        value = encoder.encode(texts, spans, progress=progress and dist.is_main(), fields=fields, distributed=True)
+        if dist.is_main():
+            tensors = {"states": value[0], "mask": value[1]} if isinstance(value, tuple) else {"embeddings": value}
+            path = self.path(key)
+            with file_lock(path.with_name(path.name + ".lock")):
+                self.save(key, tensors)
+        dist.barrier()  # the entry exists before any rank moves on
         return value
 
 

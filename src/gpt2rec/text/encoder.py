@@ -207,23 +207,41 @@ class TextEncoder(nn.Module):
         ids, mask = self.pad([prepared.input_ids[j] for j in rows])
         return self.pool(self.hidden(ids, mask), mask, prepared, rows)
 
-    def encode(self, texts: Sequence[str], spans: Sequence[Spans] | None = None, progress: bool = True, fields=None):
-        """Embed texts without gradients, in eval mode: (N, D), (N, F, D) or ((N, L, D), (N, L))."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Spans] | None = None,
+        progress: bool = True,
+        fields=None,
+        distributed: bool = False,
+    ):
+        """Embed texts without gradients, in eval mode: (N, D), (N, F, D) or ((N, L, D), (N, L)).
+
+        `distributed=True` under torchrun (every rank must call it): rank r runs every world-th batch
+        of the distinct texts, the very batches one process would run, so the gathered vectors (on
+        every rank) are identical to a single-process encode."""
         from tqdm.auto import tqdm
+
+        from .. import distributed as dist
 
         prepared = self.prepare(texts, spans)
         self._set_fields(prepared, fields)
+        shards = dist.world_size() if distributed else 1
+        mine = prepared.batches[dist.rank() :: shards] if shards > 1 else prepared.batches
         was_training = self.training
         self.eval()
         results: dict[int, object] = {}
         try:
             with torch.no_grad():
-                for rows in tqdm(prepared.batches, desc="encoding", unit="batch", disable=not progress, leave=False):
+                for rows in tqdm(mine, desc="encoding", unit="batch", disable=not progress, leave=False):
                     out = self._run(prepared, rows)
                     for k, j in enumerate(rows):
                         results[j] = (out[0][k], out[1][k]) if isinstance(out, tuple) else out[k]
         finally:
             self.train(was_training)
+        if shards > 1:  # CPU copies travel (gloo and nccl alike); every rank gets every row
+            mine_cpu = {j: tuple(t.cpu() for t in v) if isinstance(v, tuple) else v.cpu() for j, v in results.items()}
+            results = {j: v for part in dist.all_gather_object(mine_cpu) for j, v in part.items()}
         return self._assemble(prepared, results)
 
     def encode_train(self, texts: Sequence[str], spans: Sequence[Spans] | None = None, fields=None):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed as dist
 from ..utils.io import save_tensors, write_json
 from .cache import EmbeddingCache
 from .encoder import TextEncoder
@@ -46,7 +47,8 @@ def encode_dataset(
     cache = cache if cache is not None else EmbeddingCache()
     _warm_up(encoder)
     hits_before = cache.hits
-    limit = _InterleavedLimit(encoder) if measure_limit else None
+    # the bare-forward limit is timed in one process only (a rank sees only its share of batches)
+    limit = _InterleavedLimit(encoder) if measure_limit and dist.world_size() == 1 else None
     start = time.perf_counter()
     try:
         rendered = {"users": user_texts(dataset, template), "items": item_texts(dataset, template)}
@@ -60,6 +62,7 @@ def encode_dataset(
                 template=template.signature() + name,
                 progress=progress,
                 refresh=refresh,
+                distributed=True,  # under torchrun the ranks share the work; else one process
             )
     finally:
         if limit is not None:
@@ -78,6 +81,7 @@ def encode_dataset(
         "device": str(encoder.device),
         "torch_threads": torch.get_num_threads(),
         "batch_size": encoder.config.batch_size,
+        "processes": dist.world_size(),
         "users": len(rendered["users"]),
         "items": len(rendered["items"]),
         "texts": n_texts,
@@ -99,7 +103,7 @@ def encode_dataset(
                 "limit_batches": limit.batches,
             }
         )
-    if out_dir is not None:
+    if out_dir is not None and dist.is_main():  # under torchrun rank 0 writes the folder
         out = Path(out_dir)
         for name, value in vectors.items():
             tensors = {"states": value[0], "mask": value[1]} if isinstance(value, tuple) else {"embeddings": value}

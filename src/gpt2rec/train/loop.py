@@ -28,12 +28,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed as dist
 from ..data.sampling import NegativeSampler, training_batches
 from ..data.splits import Split, interaction_matrix
 from ..errors import NonFiniteLossError, UserError
 from ..losses import bpr_loss
 from ..utils.device import pick_device
 from .config import RESUMABLE_CHANGES, TrainConfig, metric_k
+from .ddp import Replicas, StepLoss
 from .state import Randomness, fresh_state, load_checkpoint, save_checkpoint
 
 __all__ = ["RESUMABLE_CHANGES", "NonFiniteLossError", "TrainConfig", "TrainResult", "fit", "metric_k", "train_step"]
@@ -76,6 +78,8 @@ def fit(
     """
     t0 = time.perf_counter()
     device = pick_device(config.device)
+    if dist.world_size() > 1 and device.type == "cuda":  # under torchrun: this rank's own GPU
+        device = torch.device("cuda", torch.cuda.current_device())
     model.to(device)
     validate = validate or full_ranking_validation(ctx, split, config)
     sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
@@ -86,20 +90,22 @@ def fit(
     if run_dir is not None and (run_dir / "last.safetensors").is_file():
         state, best_state = load_checkpoint(run_dir, model, optimizer, randomness, config)
         log.debug("resuming from epoch %d in %s", state["epoch"], run_dir)
+    replicas = Replicas(model, loss_fn, score_negatives, device)  # DDP under torchrun, else a pass-through
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", disable=not progress)
     try:
         while state["epoch"] < config.epochs and not state["stopped_early"]:
             epoch = state["epoch"] + 1
             start = time.perf_counter()
-            loss = _train_epoch(model, optimizer, split, sampler, config, randomness, loss_fn, epoch, device)
-            valid = _validate(model, validate, config.metric)
+            loss = _train_epoch(model, optimizer, split, sampler, config, randomness, replicas, epoch, device)
+            valid = replicas.from_main(_validate(model, validate, config.metric) if replicas.main else None)
             record = {"epoch": epoch, "loss": loss, **valid, "seconds": time.perf_counter() - start}
             improved = _record_epoch(state, record, config)
             if improved:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if run_dir is not None:
+            if run_dir is not None and replicas.main:  # rank 0 writes the run folder
                 save_checkpoint(run_dir, model, optimizer, randomness, state, write_best=improved)
-            _report(bar, record, config, improved)
+            if replicas.main:
+                _report(bar, record, config, improved)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
     finally:
@@ -131,40 +137,49 @@ def full_ranking_validation(ctx, split: Split, config: TrainConfig) -> Validate:
     return validate
 
 
-def _train_epoch(model, optimizer, split, sampler, config, randomness: Randomness, loss_fn, epoch, device) -> float:
-    """One pass over the shuffled training pairs; returns the mean loss per pair."""
+def _train_epoch(model, optimizer, split, sampler, config, randomness: Randomness, replicas, epoch, device) -> float:
+    """One pass over the shuffled training pairs; returns the mean loss per pair. Under torchrun every
+    rank draws the same global batches and trains on its own rows of each (`Replicas.shard`)."""
     if hasattr(model, "on_epoch_start"):
         model.on_epoch_start(epoch, randomness.generator)
     model.train()
     total, count = 0.0, 0
     for users, pos, neg in training_batches(split.train, sampler, config.batch_size, randomness.numpy, config.num_neg):
+        users, pos, neg, weight = replicas.shard(users, pos, neg)
         users, pos, neg = users.to(device), pos.to(device), neg.to(device)
-        value = train_step(model, optimizer, users, pos, neg, loss_fn, randomness.generator)
+        value = train_step(model, optimizer, users, pos, neg, generator=randomness.generator, loss=replicas.loss,
+                           weight=weight)  # fmt: skip
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"the training loss became {value} in epoch {epoch}; the learning rate ({config.lr}) is likely "
                 "too high, or the data holds non-finite values; lower --lr or check the data"
             )
-        total += value * len(users)
-        count += len(users)
-    return total / max(1, count)
+        total += value * len(users) * (weight > 0)
+        count += len(users) * (weight > 0)
+    return replicas.global_sum(total) / max(1.0, replicas.global_sum(count))
 
 
-def train_step(model, optimizer, users, pos, neg, loss_fn: LossFn = bpr_loss, generator=None) -> float:
+def train_step(
+    model, optimizer, users, pos, neg, loss_fn: LossFn = bpr_loss, generator=None, *, loss=None, weight: float = 1.0
+) -> float:
     """One optimisation step on a batch (users (B,), pos (B,), neg (B,) or (B, N)); returns the loss.
 
+    `loss(users, pos, neg, weight)`: how the step's loss is computed (the DDP wrapper of `Replicas`
+    under torchrun); by default `loss_fn` on the model's scores plus its `extra_loss`, times `weight`.
     A non-finite loss is returned without stepping, so the weights stay as they were.
     """
     if hasattr(model, "on_step_start"):
         model.on_step_start(generator)
-    loss = loss_fn(model.score_pairs(users, pos), score_negatives(model, users, neg))
-    if hasattr(model, "extra_loss"):
-        loss = loss + model.extra_loss(users, pos, neg)
-    value = float(loss.detach())
+    if loss is None:
+        loss = StepLoss(model, loss_fn, score_negatives)
+        value_t = loss(users, pos, neg)
+    else:
+        value_t = loss(users, pos, neg, 1.0)
+    value = float(value_t.detach())
     if not math.isfinite(value):
         return value
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (value_t * weight if weight != 1.0 else value_t).backward()
     optimizer.step()
     if hasattr(model, "on_step_end"):
         model.on_step_end()

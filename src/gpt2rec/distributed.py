@@ -1,0 +1,120 @@
+"""torch.distributed plumbing: the process group under `torchrun`, rank queries, gathers, `--nproc`.
+
+    torchrun --nproc-per-node 2 -m gpt2rec encode --dataset ...     # or: gpt2rec encode --nproc 2 ...
+
+`setup()` joins the process group that torchrun describes in the environment (WORLD_SIZE, RANK,
+LOCAL_RANK, MASTER_ADDR/PORT): `nccl` when the ranks run on CUDA, `gloo` on CPU; each CUDA rank takes
+the GPU of its LOCAL_RANK. Without torchrun (or with a world size of 1) nothing is initialised and
+every helper answers as a single process, so the same code runs with and without it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+
+from .errors import UserError
+
+
+def launched() -> bool:
+    """True inside a torchrun job of more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device: str | None = None) -> torch.device | None:
+    """Join torchrun's process group (once); returns this rank's device, or None outside torchrun.
+
+    `device`: None/"auto" -> this rank's CUDA device (LOCAL_RANK) when CUDA is present, else CPU."""
+    if not launched():
+        return None
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and (device in (None, "", "auto") or str(device).startswith("cuda"))
+    dev = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dev
+
+
+def teardown(finished: bool = True) -> None:
+    """Leave the process group. `finished`: this rank ended normally, so wait for the others first
+    (a rank that leaves while another still works can abort the job); after an error, leave at once."""
+    if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def run_ranked(func, device: str | None = None) -> int:
+    """`func(this rank's device or None)` inside torchrun's process group (or in one process), leaving
+    the group cleanly: after every rank finished, or at once on an error."""
+    dev = setup(device)
+    try:
+        code = func(dev)
+    except BaseException:
+        teardown(finished=False)
+        raise
+    teardown()
+    return code
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def all_gather_object(obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank ([obj] in a single process)."""
+    if world_size() == 1:
+        return [obj]
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj, src: int = 0):
+    """`obj` of rank `src` on every rank."""
+    if world_size() == 1:
+        return obj
+    box = [obj if rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def launch(nproc: int, argv: Sequence[str]) -> int:
+    """Run `gpt2rec ARGV` as `torchrun --standalone --nproc-per-node NPROC -m gpt2rec ARGV`; its exit code."""
+    if int(nproc) < 1:
+        raise UserError(f"--nproc must be >= 1, got {nproc}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(nproc)}"]
+    return subprocess.call([*cmd, "-m", "gpt2rec", *argv])
+
+
+def without_nproc(argv: Sequence[str]) -> list[str]:
+    """`argv` minus its `--nproc N` / `--nproc=N` option (for the relaunched command line)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
