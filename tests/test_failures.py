@@ -330,9 +330,11 @@ def test_interrupt_during_start_up_is_one_line(ml, tmp_path):
     assert leftovers(out) == []
 
 
-def test_diverging_learning_rate_is_one_line_and_saves_nothing(ml, tmp_path, capsys):
+@pytest.mark.parametrize("batch", ["16", "4096"])  # NaN in the first epoch / only after the first one
+def test_diverging_learning_rate_is_one_line_and_saves_nothing(ml, tmp_path, capsys, batch):
     out = tmp_path / "run"
-    argv = ["train", "--dataset", str(ml), *TRAIN, "--lr", "1e30", "--out", str(out)]
+    argv = ["train", "--dataset", str(ml), *TRAIN, "--epochs", "5", "--batch-size", batch, "--lr", "1e30"]
+    argv += ["--out", str(out)]
     one_line_error(capsys, main(argv), "lower --lr")
     assert leftovers(out) == []
 

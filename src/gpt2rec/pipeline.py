@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -137,6 +138,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
         spec = get_spec(config.model)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
+        created = False
         with runfolder.staging(out) if main else nullcontext(None) as work:  # built leaves no run
             work = Path(dist.broadcast_object(str(work)))  # every rank reads (resumes from) rank 0's folder
             verbose = verbose and main
@@ -152,9 +154,15 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
                     fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out) if main else out
+                    created = main
                     dist.barrier()  # published before any rank looks for its checkpoint
-            fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
-            check_finite(model, config.train)
+            try:
+                fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
+                check_finite(model, config.train)
+            except NonFiniteLossError:
+                if created:  # a run started by this call that diverged is a failed start: leave nothing
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
             if not main:
                 return {"train": fit_info}
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
