@@ -154,6 +154,7 @@ def test_writes_need_the_api_key_when_the_server_has_one(run_dir, tmp_path):
         ("post", "/v1/items", {"title": "X", "colour": "red"}, 422, "colour"),
         ("post", "/v1/items", {"title": "X", "item_id": 3}, 409, "item_id"),
         ("post", "/v1/items", {"title": "X", "item_id": "abc"}, 422, "item_id"),
+        ("post", "/v1/items", {"title": "X", "item_id": 2**64}, 422, "item_id"),  # beyond int64: orjson crashed
         ("post", "/v1/interactions", {"user_id": 1, "item_id": 99}, 404, "item_id"),
         ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": "NaN"}, 422, "rating"),
     ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from pathlib import Path
 
 import orjson
@@ -43,6 +44,9 @@ class JSONBytes(Response):
 class ApiError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None):
         self.status, self.message, self.field = status, message, field
+
+
+_UNION_TAG = re.compile(r"int|str|float|bool|.*[-\[].*")
 
 
 def _error(status: int, message: str, field: str | None = None) -> JSONBytes:
@@ -113,7 +117,8 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ())]
+        # union members add type tags to the location ("int", "constrained-int"); they are not fields
+        loc = [str(p) for p in first.get("loc", ()) if not _UNION_TAG.fullmatch(str(p))]
         field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "body"
         return _error(422, f"{field}: {first.get('msg', 'invalid value')}", field)
 

@@ -12,8 +12,9 @@ MAX_LIKED = 100
 MAX_PROFILE_FIELDS = 20
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-RawId = StrictInt | Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-FieldValue = StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=200)]
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]  # orjson and the ID maps hold 64-bit integers
+RawId = Int64 | Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+FieldValue = Int64 | StrictFloat | Annotated[str, StringConstraints(max_length=200)]
 K = Annotated[int, Field(ge=1, le=MAX_K, description=f"number of items (1..{MAX_K})")]
 
 
