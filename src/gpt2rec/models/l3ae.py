@@ -24,12 +24,10 @@ import hashlib
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
 
 from ..errors import UserError
 from .base import ModelContext, ModelSpec, saved_value
-from .ease import ease_weights, interaction_gram
-from .history import UserHistory
+from .ease import EASE, ease_weights, interaction_gram
 from .limits import check_dense_items
 from .text_features import LMSettings, encode_rendered, field_names, make_encoder, resolve_lm_name
 
@@ -79,25 +77,8 @@ class L3AEConfig(LMSettings):
         return EOL_PROMPT if self.prompt == "eol" else self.prompt
 
 
-class L3AE(nn.Module):
-    def __init__(self, config: L3AEConfig, n_users: int, n_items: int, history_nnz: int = 0):
-        super().__init__()
-        self.config = config
-        self.n_users = n_users
-        self.n_items = n_items
-        self.history = UserHistory(n_users, n_items, history_nnz)
-        self.register_buffer("weight", torch.zeros(n_items, n_items))  # (I, I) B
-
-    def checkpoint_meta(self) -> dict:
-        return {"history_nnz": self.history.nnz}
-
-    def score_users(self, users: torch.Tensor) -> torch.Tensor:
-        return self.history.dense(users) @ self.weight  # (B, I) @ (I, I) -> (B, I)
-
-    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        hist = self.history.dense(users)  # (B, I)
-        cols = self.weight[:, items.to(hist.device)].T  # (B, I)
-        return (hist * cols).sum(1)  # (B,)
+class L3AE(EASE):
+    """EASE's scorer (history @ B) with the text-regularised B; adds per-liked-item contributions."""
 
     def item_contributions(self, items: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         """(K, H): B[h, k], the share of item k's score that comes from liked item h (the score is
