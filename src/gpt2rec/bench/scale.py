@@ -23,6 +23,7 @@ The synthetic files are written once under `$GPT2REC_HOME/bench-scale/`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -46,6 +47,8 @@ ANN_SIZE = (1_000_000, 100_000, 100_000)  # interactions, users, items of the AN
 ANN_EFS = (64, 128, 256)
 WARMUP, STEPS = 3, 60  # enhanced: steps timed (after warm-up) to extrapolate an epoch
 ANN_USERS = 2_000
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,7 +84,7 @@ def run_scale(cfg: ScaleConfig) -> dict:
         for job in jobs:
             if (job, n) in done:
                 continue
-            print(f"bench scale: {job} at {n:,} interactions ...", flush=True)
+            _log.info("bench scale: %s at %s interactions ...", job, f"{n:,}")
             where, size = (ann_folder, ANN_SIZE) if job == "ann" else (folder, (n, users, items))
             record = _run_job(job, where, work, cfg.threads) | dict(zip(("interactions", "users", "items"), size))
             data["records"] = [r for r in data["records"] if (r["job"], r["interactions"]) != (job, n)] + [record]
