@@ -19,8 +19,9 @@ HERE = Path(__file__).resolve().parent
 SRC = str(HERE.parent / "src")
 
 
-def _torchrun(run_dir: Path, epochs: int, *extra: str) -> subprocess.CompletedProcess:
+def _torchrun(run_dir: Path, epochs: int, *extra: str, lazy: bool = False) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, str(HERE)]), OMP_NUM_THREADS="1")
+    env["DDP_FIT_LAZY"] = "1" if lazy else "0"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            str(HERE / "ddp_fit.py"), str(run_dir), str(epochs), *extra]  # fmt: skip
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -55,6 +56,18 @@ def test_two_processes_match_one_and_resume_after_a_rank_dies(tmp_path):
     w3 = _weights(tmp_path / "crash")
     for k in w2:
         assert (w2[k] - w3[k]).abs().max() < 1e-6, k  # the resumed job ends where the unbroken one did
+
+
+def test_two_processes_with_sparse_gradients_match_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDP_FIT_LAZY", "1")
+    one = train(str(tmp_path / "one"), 3)  # lazy Adam, one process
+    proc = _torchrun(tmp_path / "two", 3, lazy=True)  # gloo all-reduces the sparse embedding gradients
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    two = json.loads((tmp_path / "two" / "losses.json").read_text())
+    assert two["losses"] == pytest.approx(one, abs=1e-5)
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for k in w1:
+        assert (w1[k] - w2[k]).abs().max() < 1e-5, k
 
 
 def test_ranks_take_disjoint_rows_weighted_to_the_global_mean(monkeypatch):

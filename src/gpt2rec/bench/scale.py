@@ -195,9 +195,10 @@ def _timed_steps(model, split, ctx) -> dict:
     from ..data.sampling import NegativeSampler, training_batches
     from ..data.splits import interaction_matrix
     from ..train.loop import train_step
+    from ..train.optim import make_optimizer
 
     sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model, 1e-3, 0.0, lazy=None)  # as the training loop does
     generator = torch.Generator().manual_seed(0)
     batches = training_batches(split.train, sampler, BATCH, np.random.default_rng(0))
     if hasattr(model, "on_epoch_start"):
