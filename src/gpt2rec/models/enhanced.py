@@ -238,8 +238,7 @@ class EnhancedRecommender(nn.Module):
     def neighbour_scores(self, text: torch.Tensor) -> torch.Tensor:
         """Scores (C, I) of users known only by their profile field vectors `text` (C, Fu, D)."""
         known = self.user_known.nonzero().squeeze(1)  # (K,)
-        cache = self.text.user_cache
-        return self.neighbours(text, cache[known], known, self.user_keys.mean, self.user_keys.std)
+        return self.neighbours(text, self.text.read("user", known), known, self.user_keys.mean, self.user_keys.std)
 
     def _with_cold_users(self, users: torch.Tensor, scores: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Replace the scores of users without training interactions by `neighbour_scores` (eval
@@ -248,7 +247,7 @@ class EnhancedRecommender(nn.Module):
             return scores
         cold = ~self.user_known[users]  # (B,)
         if cold.any():
-            rows = self.neighbour_scores(self.text.user_cache[users[cold]])  # (C, I)
+            rows = self.neighbour_scores(self.text.read("user", users[cold]))  # (C, I)
             scores = scores.clone()
             scores[cold] = rows if items is None else rows.gather(1, items[cold].unsqueeze(1)).squeeze(1)
         return scores
@@ -312,7 +311,7 @@ class EnhancedRecommender(nn.Module):
     def item_text_vectors(self) -> torch.Tensor:
         """One LM vector per item (I, D): the mean of its field vectors (for 'similar items')."""
         self._prepare()
-        return self.text.item_cache.mean(1)
+        return self.text.full("item").mean(1)
 
     @_stepwise
     def extra_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
