@@ -94,3 +94,21 @@ def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
     _, enc = model_config(entry, {"model": {"reg": 30.0}}, "minilm")
     assert (dec.pooling, dec.prompt, dec.reg) == ("last", "eol", 30.0)
     assert (enc.pooling, enc.prompt, enc.lm) == ("fields", "", "minilm")
+
+
+def test_claim_verdicts_over_protocols():
+    recs = []
+    for s in range(3):
+        # cross-attention: +0.01 +/- 0.001 on warm and cold-item -> confirmed everywhere
+        # contrastive: +0.02 on cold-item, -0.01 on warm -> confirmed only on cold-item; refuted on warm
+        # end2end: -0.01 on warm only -> refuted
+        for protocol in ("warm", "cold-item"):
+            recs += [_rec(protocol, "enhanced-cached", 0.30 + 0.001 * s, s, "m"),
+                     _rec(protocol, "enhanced-cached/no-attention", 0.29, s, "m")]  # fmt: skip
+        recs += [_rec("warm", "enhanced-cached/no-contrastive", 0.31 + 0.001 * s, s, "m"),
+                 _rec("cold-item", "enhanced-cached/no-contrastive", 0.28 + 0.001 * s, s, "m"),
+                 _rec("warm", "enhanced-end2end", 0.29 + 0.002 * s, s, "m")]  # fmt: skip
+    verdicts = {claim: v for claim, v, _ in headline.claim_verdicts({"records": recs})}
+    assert verdicts["cross-attention beats concatenation"] == "confirmed"
+    assert verdicts["the contrastive term improves generalisation"] == "confirmed only on cold-item; refuted on warm"
+    assert verdicts["dynamic end-to-end extraction beats the cached mode"] == "refuted"

@@ -136,6 +136,37 @@ CLAIMS = (
 )
 
 
+def verdict(p: dict) -> str:
+    return "confirmed" if p["low"] > 0 else "refuted" if p["high"] < 0 else "not shown (CI spans 0)"
+
+
+def claim_verdicts(data: dict) -> list[list[str]]:
+    """[claim, overall verdict, where]: confirmed (the 95% CI above 0 on every protocol measured),
+    refuted (below 0 somewhere, above 0 nowhere), confirmed only where it applies (above 0 on some
+    protocols), or not shown (no interval clear of 0)."""
+    _, body = claims_rows(data)
+    out = []
+    for claim, *_ in CLAIMS:
+        mine = [(r[1], r[-1]) for r in body if r[0] == claim]
+        if not mine:
+            continue
+        yes = [p for p, v in mine if v == "confirmed"]
+        no = [p for p, v in mine if v == "refuted"]
+        where = "; ".join(f"{p}: {v}" for p, v in mine)
+        if yes and len(yes) == len(mine):
+            overall = "confirmed"
+        elif yes:
+            overall = f"confirmed only on {', '.join(dict.fromkeys(yes))}" + (
+                f"; refuted on {', '.join(no)}" if no else ""
+            )
+        elif no:
+            overall = "refuted"
+        else:
+            overall = "not shown"
+        out.append([claim, overall, where])
+    return out
+
+
 def claims_rows(data: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows: each claim per protocol, verdict from the 95% CI of the paired difference."""
     rs = rows(data.get("records", []))
@@ -147,7 +178,6 @@ def claims_rows(data: dict) -> tuple[list[str], list[list[str]]]:
                 p = paired(row_a, row_b, plan.PROTOCOLS[protocol].metric)
                 if p is None or len(p["seeds"]) < 2:
                     continue
-                verdict = "confirmed" if p["low"] > 0 else "refuted" if p["high"] < 0 else "not shown (CI spans 0)"
                 body.append([claim, protocol, f"{row_a.label} vs {row_b.label}", f"{p['mean']:+.4f}",
-                             f"[{p['low']:+.4f}, {p['high']:+.4f}]", len(p["seeds"]), verdict])  # fmt: skip
+                             f"[{p['low']:+.4f}, {p['high']:+.4f}]", len(p["seeds"]), verdict(p)])  # fmt: skip
     return ["claim", "protocol", "compared", "mean Δ", "95% CI", "seeds", "verdict"], body
