@@ -152,10 +152,11 @@ def faithfulness_section(data: dict) -> str:
         for side, v in sides.items():
             d = v["difference"]
             share = ", ".join(f"{k} {x:.0%}" for k, x in v.get("top_field_share", {}).items())
-            body.append([model, f"{side} fields", v["pairs"], share, _num(v["top_drop"]["mean"], 4),
+            masked = f"{side} fields" if side in ("item", "user") else f"{side}, the 2 named vs 2 random others"
+            body.append([model, masked, v["pairs"], share or "—", _num(v["top_drop"]["mean"], 4),
                          _num(v["random_drop"]["mean"], 4), f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
                          "yes" if d["ci95"][0] > 0 else "no"])  # fmt: skip
-    head = ["model", "masked", "pairs", "top field (share)", "mean drop (top field)", "mean drop (random other field)",
+    head = ["model", "masked", "pairs", "top field (share)", "mean drop (top / named)", "mean drop (random other)",
             "difference [95% CI]", "top > random"]  # fmt: skip
     return f"{f.get('method', '')}\n\n" + table(head, body) + "\n"
 
