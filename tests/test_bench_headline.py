@@ -10,6 +10,7 @@ import pytest
 from conftest import pairs_frame
 from gpt2rec.bench import headline, plan
 from gpt2rec.bench.protocols import subsample
+from gpt2rec.bench.summary import rows
 from gpt2rec.eval.tail import tail_items
 
 
@@ -112,3 +113,14 @@ def test_claim_verdicts_over_protocols():
     assert verdicts["cross-attention beats concatenation"] == "confirmed"
     assert verdicts["the contrastive term improves generalisation"] == "confirmed only on cold-item; refuted on warm"
     assert verdicts["dynamic end-to-end extraction beats the cached mode"] == "refuted"
+
+
+def test_cost_target_reads_the_headline_fit_from_the_speed_section():
+    recs = [_rec("warm", "l3ae", 0.34, s, "minilm") for s in range(3)]
+    speed = {"epoch": {"l3ae [minilm]": {"seconds": 4.0, "how": "closed-form fit"},
+                       "bpr": {"seconds": 0.08, "how": "one full epoch"}}}  # fmt: skip
+    (t,) = headline.cost_targets(rows(recs), speed)
+    assert t.met is True and t.value == "l3ae [minilm] fit 4.00 s (x50 of one BPR-MF epoch, 0.08 s)"
+    speed["epoch"]["l3ae [minilm]"]["seconds"] = 12.0
+    assert headline.cost_targets(rows(recs), speed)[0].met is False
+    assert headline.cost_targets(rows(recs), {})[0].met is None
