@@ -19,6 +19,7 @@ SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user")
 TRAIN_FLAGS = {
     "epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
     "patience": "patience", "seed": "seed", "device": "device", "metric": "metric", "num_neg": "num_neg",
+    "loss": "loss",
     "lazy_adam": "lazy_adam",
 }  # fmt: skip
 
@@ -43,6 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--metric", help="validation metric for early stopping, e.g. ndcg@10")
     p.add_argument("--num-neg", type=int, help="negatives per positive")
+    p.add_argument("--loss", help="training loss: bpr (default), softmax (sampled softmax) or bce")
     p.add_argument(
         "--dense-adam", dest="lazy_adam", action="store_false", default=None,
         help="dense Adam over whole embedding tables (default: lazy row updates, linear-time epochs)",
