@@ -357,7 +357,7 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
         "users": str(tmp_path / "users.csv"),
         "items": str(tmp_path / "items.csv"),
     }
-    config = RunConfig(
+    config = RunConfig.create(
         model="enhanced",
         model_config={"lm": tiny_lm, "dim": 8, "n_heads": 2},
         data=data,

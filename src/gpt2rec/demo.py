@@ -67,11 +67,13 @@ def run_demo(
     )
     split = SplitConfig(kind="random", seed=seed)
     runs = {
-        "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
-        "ease": RunConfig(model="ease", data=data, split=split, train={"seed": seed}),
+        "bpr": RunConfig.create(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
+        "ease": RunConfig.create(model="ease", data=data, split=split, train={"seed": seed}),
         # the headline model: EASE guided by the LM's reading of the items (closed form, seconds)
-        "l3ae": RunConfig(model="l3ae", model_config={"lm": lm_name}, data=data, split=split, train={"seed": seed}),
-        "enhanced": RunConfig(
+        "l3ae": RunConfig.create(
+            model="l3ae", model_config={"lm": lm_name}, data=data, split=split, train={"seed": seed}
+        ),
+        "enhanced": RunConfig.create(
             model="enhanced",
             model_config={"lm": lm_name, "strategy": "cached"},
             data=data,
