@@ -262,7 +262,10 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
     faith = result["faithfulness"]["models"]
     assert set(faith) == {f"enhanced-cached [{tiny_lm}]", f"l3ae [{tiny_lm}]"}
     # the headline's explanation names liked items: its deletion test masks those, not fields
-    assert set(faith[f"l3ae [{tiny_lm}]"]) == {"liked items"} and faith[f"l3ae [{tiny_lm}]"]["liked items"]["pairs"] > 0
+    assert (
+        set(faith[f"l3ae [{tiny_lm}]"]) == {"liked items", "shared genre"}
+        and faith[f"l3ae [{tiny_lm}]"]["liked items"]["pairs"] > 0
+    )
 
     md = paths["md"].read_text()
     for heading in (

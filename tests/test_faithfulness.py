@@ -47,3 +47,18 @@ def test_reasons_differ_when_the_evidence_differs():
     assert (e5.similar, e4.similar) == ([0, 1], [3, 2])
     assert e5.reason == "Because you liked item 0 and item 1." and e4.reason == "Because you liked item 3 and item 2."
     assert e5.similarity == pytest.approx([3.0, 2.0])
+
+
+def test_the_shared_genre_clause_is_tested_by_deleting_the_liked_items_of_that_genre():
+    from gpt2rec.bench.faithfulness import history_deletion_test
+
+    model, split = hand_model()
+    # item 5 and the named liked items 0, 1 are Drama; the liked items 2, 3 are not: k = 2,
+    # deleting {0, 1} drops item 5's score by 3 + 2, deleting {2, 3} by 0.5 + 0.5
+    genres = [["Drama"], ["Drama", "War"], ["Comedy"], ["Comedy"], ["Comedy"], ["Drama", "Comedy"]]
+    out = history_deletion_test(model, split, 2, N_ITEMS, pairs=10, genres=genres)["shared genre"]
+    assert out["pairs"] == 2 and out["top_drop"]["mean"] == pytest.approx(5.0)
+    assert out["random_drop"]["mean"] == pytest.approx(1.0) and out["difference"]["ci95"][0] == pytest.approx(4.0)
+    from gpt2rec.explain import shared_genres
+
+    assert shared_genres(genres, 5, [0, 1]) == ["Drama"] and shared_genres(genres, 4, [3, 2]) == ["Comedy"]

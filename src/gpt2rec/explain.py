@@ -84,7 +84,7 @@ def explain(
     ufields = model.fields("user") if hasattr(model, "fields") else []
     ifields = model.fields("item") if hasattr(model, "fields") else []
     titles = _titles(dataset, model.n_items)
-    genres = _genres(dataset)
+    genres = item_genres(dataset)
     out = []
     for k, item in enumerate(items):
         order = _top(sim[k], n_similar) if len(history) else []
@@ -126,9 +126,9 @@ def reason(e: Explanation, genres: list[list[str]] | None) -> str:
         liked = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         text = f"Because you liked {liked}"
         if genres is not None:
-            shared = [g for g in genres[e.item] if all(g in genres[i] for i in e.similar)]
+            shared = shared_genres(genres, e.item, e.similar)
             if shared:
-                text += (" — both " if len(e.similar) > 1 else " — also ") + " and ".join(shared[:2])
+                text += (" — both " if len(e.similar) > 1 else " — also ") + " and ".join(shared)
         parts.append(text)
     else:
         parts.append("Recommended from your profile")
@@ -136,6 +136,11 @@ def reason(e: Explanation, genres: list[list[str]] | None) -> str:
         top = max(e.item_fields, key=e.item_fields.get)
         parts.append(f"its {_FIELD_WORDS.get(top, top.replace('_', ' '))} weighed most")
     return "; ".join(parts) + "."
+
+
+def shared_genres(genres: list[list[str]], item: int, similar: Sequence[int]) -> list[str]:
+    """The genres the sentence names: those of `item` that every named liked item has (at most two)."""
+    return [g for g in genres[item] if all(g in genres[i] for i in similar)][:2]
 
 
 def short_title(title: str) -> str:
@@ -153,7 +158,7 @@ def _titles(dataset, n_items: int) -> list[str]:
     return [f"item {i}" for i in range(n_items)]
 
 
-def _genres(dataset) -> list[list[str]] | None:
+def item_genres(dataset) -> list[list[str]] | None:
     if dataset is None or "genres" not in dataset.items.columns:
         return None
     return [list(g) if isinstance(g, (list, tuple, np.ndarray)) else [] for g in dataset.items["genres"].tolist()]

@@ -16,7 +16,10 @@ liked X and Y"). For the same kind of pairs:
     drop(S) = score(u, i) - score(u, i with the items S deleted from u's history)
 rescored through the model (`score_history`), S = the `NAMED` items the explanation names against
 S = as many of the user's other liked items drawn uniformly (users with fewer than 2 x `NAMED`
-liked items are skipped); the same difference and interval.
+liked items are skipped); the same difference and interval. The sentence also names the genres the
+recommended item shares with the named items ("— both Sci-Fi"); that clause is tested the same
+way: S = k of the liked items with those genres against k liked items without them (k the smaller
+of the two counts; pairs with no shared genre, or no liked item outside it, are skipped).
 """
 
 from __future__ import annotations
@@ -88,8 +91,11 @@ def deletion_test(model, split, n_users: int, n_items: int, pairs: int, seed: in
 
 
 @torch.no_grad()
-def history_deletion_test(model, split, n_users: int, n_items: int, pairs: int, seed: int = 0) -> dict:
-    """The liked items an item-item model's explanation names vs as many random other liked items."""
+def history_deletion_test(
+    model, split, n_users: int, n_items: int, pairs: int, seed: int = 0, genres: list[list[str]] | None = None
+) -> dict:
+    """The liked items an item-item model's explanation names vs as many random other liked items;
+    with `genres`, also the liked items with the genres the sentence names vs as many without."""
     from ..data.splits import interaction_matrix
     from ..eval.protocols import eval_mode, model_device
     from ..explain import named_history
@@ -111,11 +117,35 @@ def history_deletion_test(model, split, n_users: int, n_items: int, pairs: int, 
         others = noise.masked_fill(hist == 0, -1.0).scatter(1, named, -1.0).topk(NAMED, dim=1).indices  # (B, NAMED)
         for name, deleted in (("top", named), ("random", others)):
             drops[name] = (base - model.score_history(hist.scatter(1, deleted, 0.0), items)).cpu().numpy()
-    return {"liked items": {
-        "pairs": int(len(users_np)), "fields": [], "top_field_share": {},
-        "top_drop": mean_ci95(drops["top"]), "random_drop": mean_ci95(drops["random"]),
-        "difference": mean_ci95(drops["top"] - drops["random"]),
-    }}  # fmt: skip
+        out = {"liked items": _summary(drops["top"], drops["random"])}
+        if genres is not None:
+            out["shared genre"] = _genre_drops(model, hist, items, named, genres, rng)
+    return out
+
+
+def _summary(top: np.ndarray, random: np.ndarray) -> dict:
+    return {"pairs": int(len(top)), "fields": [], "top_field_share": {}, "top_drop": mean_ci95(top),
+            "random_drop": mean_ci95(random), "difference": mean_ci95(top - random)}  # fmt: skip
+
+
+def _genre_drops(model, hist, items, named, genres, rng) -> dict:
+    """drop(k liked items with the named genres) vs drop(k liked items without them), per pair."""
+    from ..explain import shared_genres
+
+    top, random = [], []
+    for b, item in enumerate(items.tolist()):
+        shared = shared_genres(genres, item, named[b].tolist())
+        liked = torch.nonzero(hist[b]).flatten().cpu().numpy()
+        has = np.asarray([all(g in genres[h] for g in shared) for h in liked], dtype=bool)
+        k = min(int(has.sum()), int((~has).sum()))
+        if not shared or k == 0:
+            continue
+        row, col = hist[b : b + 1], items[b : b + 1]
+        base = float(model.score_history(row, col))
+        for chosen, out in ((liked[has], top), (liked[~has], random)):
+            deleted = torch.as_tensor(rng.choice(chosen, size=k, replace=False), device=row.device)
+            out.append(base - float(model.score_history(row.index_fill(1, deleted, 0.0), col)))
+    return _summary(np.asarray(top), np.asarray(random))
 
 
 def _pair_scores(model, users, items, user=None, item=None) -> torch.Tensor:
@@ -146,8 +176,13 @@ def run_deletion_test(run) -> None:
             run.log(f"faithfulness: {key} skipped (trained by an earlier run; not retrained)")
             continue
         run.log(f"faithfulness: {key}")
-        test = history_deletion_test if entry.model in ITEM_ITEM else deletion_test
-        models[key] = test(trained.model, run.split(plan.WARM, 0), run.dataset.n_users, run.dataset.n_items, pairs)
+        args = (trained.model, run.split(plan.WARM, 0), run.dataset.n_users, run.dataset.n_items, pairs)
+        if entry.model in ITEM_ITEM:
+            from ..explain import item_genres
+
+            models[key] = history_deletion_test(*args, genres=item_genres(run.dataset))
+        else:
+            models[key] = deletion_test(*args)
         run.store.put("faithfulness", "models", models)
     if not models:
         run.store.put("faithfulness", "skipped", "no enhanced model with attention (and an LM) in this run")

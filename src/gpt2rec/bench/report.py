@@ -87,6 +87,12 @@ def plan_main_lm(data: dict) -> str | None:
 def speed_section(data: dict, rs: list[Row]) -> str:
     speed = data.get("speed", {})
     parts = []
+    m = speed.get("measured")
+    if m:
+        parts.append(f"Measured by `{m.get('command')}` (started {m.get('started')}); load average (1/5/15 min) at "
+                     f"its start {m.get('load_average_start')}, before the epoch timings "
+                     f"{m.get('load_average_before_training')}, at the end {m.get('load_average_end')}"
+                     + (f". {m['note']}" if m.get("note") else "") + ".")  # fmt: skip
     enc = speed.get("encoding", {})
     if enc:
         body = [[lm, e["texts"], e["unique"], e["batch_size"], _num(e["texts_per_s"], 1), _num(e["limit_texts_per_s"], 1),
@@ -152,7 +158,12 @@ def faithfulness_section(data: dict) -> str:
         for side, v in sides.items():
             d = v["difference"]
             share = ", ".join(f"{k} {x:.0%}" for k, x in v.get("top_field_share", {}).items())
-            masked = f"{side} fields" if side in ("item", "user") else f"{side}, the 2 named vs 2 random others"
+            masked = {
+                "item": "item fields",
+                "user": "user fields",
+                "liked items": "liked items: the 2 named vs 2 others",
+                "shared genre": "liked items with the named genre vs as many without",
+            }.get(side, side)
             body.append([model, masked, v["pairs"], share or "—", _num(v["top_drop"]["mean"], 4),
                          _num(v["random_drop"]["mean"], 4), f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
                          "yes" if d["ci95"][0] > 0 else "no"])  # fmt: skip
