@@ -569,3 +569,23 @@ def test_encode_distinct_sends_each_repeated_text_once_and_keeps_batches_otherwi
     few = [Rendered(t) for t in ["x", "yy", "x"]]  # 2 of 3 distinct: every text encoded as before
     table, rows = encode_distinct(enc, few, None, use_cache=False)
     assert enc.seen[-1] == ["x", "yy", "x"] and table.tolist() == [[1.0], [2.0]] and rows.tolist() == [0, 1, 0]
+
+
+def test_enhanced_retrieval_by_factors_equals_its_scores_and_cold_users_keep_theirs(tiny_lm):
+    pytest.importorskip("faiss")
+    from gpt2rec.retrieval import RetrievalConfig, Retriever
+
+    model, dataset, _ = enhanced(tiny_lm)
+    model.eval()
+    users = np.arange(dataset.n_users)  # user 7 has no training interaction: neighbours path
+    assert model.factor_users(torch.from_numpy(users)).tolist() == [True] * 7 + [False]
+    with torch.no_grad():
+        dense = model.score_users(torch.from_numpy(users))  # (8, 6)
+        torch.testing.assert_close(model.user_factors(torch.arange(7)) @ model.item_factors().T, dense[:7])
+    want = torch.topk(dense, 3, dim=1)
+    for config in (RetrievalConfig(mode="exact"), RetrievalConfig(mode="ann", index="flat")):
+        retriever = Retriever(model, config)
+        assert retriever.kind == ("exact-factors" if config.mode == "exact" else "ann")
+        items, scores = retriever.topk(users, 3)
+        np.testing.assert_allclose(scores, want.values.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(items, want.indices.numpy())

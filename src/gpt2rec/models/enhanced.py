@@ -270,6 +270,29 @@ class EnhancedRecommender(nn.Module):
         items, bias = self._item_table()  # (I, d), (I,)
         return self._with_cold_users(users, u @ items.T + bias, None)  # (B, I)
 
+    # ---- factors for retrieval (exact item blocks, ANN): score = [u, 1] . [i, bias] -----------------
+    def user_factors(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) -> (B, d + 1) with score_users(users) == user_factors(users) @ item_factors().T for the
+        users where `factor_users` is True (eval mode)."""
+        self._prepare()
+        u, _ = self.represent("user", users.to(self.user_emb.weight.device))  # (B, d)
+        return torch.cat([u, torch.ones_like(u[:, :1])], 1)  # (B, d + 1)
+
+    def item_factors(self) -> torch.Tensor:
+        """(I, d + 1): every item's representation, its bias as the last column."""
+        self._prepare()
+        items, bias = self._item_table()  # (I, d), (I,) or 0.0
+        bias = torch.as_tensor(bias, dtype=items.dtype, device=items.device).expand(len(items))
+        return torch.cat([items, bias.unsqueeze(1)], 1)  # (I, d + 1)
+
+    def factor_users(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: users scored by the inner product (not cold users with the neighbours path,
+        whose scores `score_users` computes from their nearest known profiles)."""
+        users = users.to(self.user_known.device)
+        if self.neighbours is None:
+            return torch.ones(len(users), dtype=torch.bool, device=users.device)
+        return self.user_known[users]
+
     def score_user_text(self, text: torch.Tensor) -> torch.Tensor:
         """Scores (C, I) of new users given only their profile field vectors `text` (C, Fu, D)."""
         self._prepare()
