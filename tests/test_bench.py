@@ -133,8 +133,19 @@ def test_plan_quick_has_one_seed_and_the_quick_subset():
     assert {(j.lm, j.seed) for j in full if j.model == "basic"} == {("gemma3-270m", s) for s in range(3)}  # "main" LM
     assert {j.lm for j in full if j.model == "enhanced-end2end"} == {"minilm"}
     assert {j.protocol for j in full if j.model == "basic"} == {"warm", "ncf"}
-    # every configuration at the protocol's seeds, the dynamic strategies included
-    assert {j.seed for j in full if j.model in ("enhanced-end2end", "enhanced-hybrid")} == {0, 1, 2}
+    # every configuration at the protocol's seeds, the dynamic strategies included; end2end wherever
+    # the design's claims are checked (warm, the sparse levels, cold-item), hybrid on warm
+    assert {j.seed for j in full if j.model == "enhanced-hybrid"} == {0, 1, 2}
+    end2end = {p: {j.seed for j in full if j.model == "enhanced-end2end" and j.protocol == p} for p in plan.PROTOCOLS}
+    assert end2end == {**{p: set() for p in plan.PROTOCOLS}, "warm": three, "sparse-20": three, "sparse-50": three,
+                       "cold-item": set(range(5))}  # fmt: skip
+    # the claims' ablations (attention, contrastive) on the same protocols; ids-only where items have IDs
+    best = plan.ablation_base(plan.entry_named("enhanced-cached"), "minilm")
+    abl = plan.plan_jobs(plan.BenchConfig(), ["minilm"], best)
+    where = {m: {j.protocol for j in abl if j.model == m} for m in {j.model for j in abl}}
+    assert where["enhanced-cached/no-attention"] == where["enhanced-cached/no-contrastive"] == set(plan.CLAIM_PROTOCOLS)
+    assert where["enhanced-cached/ids-only"] == {"warm", "sparse-20", "sparse-50"}
+    assert where["enhanced-cached/text-only"] == {"warm"}
 
 
 def test_report_sums_the_parts_of_a_resumed_run():
@@ -248,7 +259,13 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
     assert {"encoding", "epoch", "end2end", "latency"} <= set(result["speed"])
     assert result["speed"]["encoding"][tiny_lm]["ratio_to_limit"] > 0
     assert result["speed"]["epoch"]["bpr"]["ratio_to_bpr"] == pytest.approx(1.0)
-    assert set(result["faithfulness"]["models"]) == {f"enhanced-cached [{tiny_lm}]"}
+    faith = result["faithfulness"]["models"]
+    assert set(faith) == {f"enhanced-cached [{tiny_lm}]", f"l3ae [{tiny_lm}]"}
+    # the headline's explanation names liked items: its deletion test masks those, not fields
+    assert (
+        set(faith[f"l3ae [{tiny_lm}]"]) == {"liked items", "shared genre"}
+        and faith[f"l3ae [{tiny_lm}]"]["liked items"]["pairs"] > 0
+    )
 
     md = paths["md"].read_text()
     for heading in (

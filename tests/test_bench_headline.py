@@ -10,6 +10,7 @@ import pytest
 from conftest import pairs_frame
 from gpt2rec.bench import headline, plan
 from gpt2rec.bench.protocols import subsample
+from gpt2rec.bench.summary import rows
 from gpt2rec.eval.tail import tail_items
 
 
@@ -94,3 +95,32 @@ def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
     _, enc = model_config(entry, {"model": {"reg": 30.0}}, "minilm")
     assert (dec.pooling, dec.prompt, dec.reg) == ("last", "eol", 30.0)
     assert (enc.pooling, enc.prompt, enc.lm) == ("fields", "", "minilm")
+
+
+def test_claim_verdicts_over_protocols():
+    recs = []
+    for s in range(3):
+        # cross-attention: +0.01 +/- 0.001 on warm and cold-item -> confirmed everywhere
+        # contrastive: +0.02 on cold-item, -0.01 on warm -> confirmed only on cold-item; refuted on warm
+        # end2end: -0.01 on warm only -> refuted
+        for protocol in ("warm", "cold-item"):
+            recs += [_rec(protocol, "enhanced-cached", 0.30 + 0.001 * s, s, "m"),
+                     _rec(protocol, "enhanced-cached/no-attention", 0.29, s, "m")]  # fmt: skip
+        recs += [_rec("warm", "enhanced-cached/no-contrastive", 0.31 + 0.001 * s, s, "m"),
+                 _rec("cold-item", "enhanced-cached/no-contrastive", 0.28 + 0.001 * s, s, "m"),
+                 _rec("warm", "enhanced-end2end", 0.29 + 0.002 * s, s, "m")]  # fmt: skip
+    verdicts = {claim: v for claim, v, _ in headline.claim_verdicts({"records": recs})}
+    assert verdicts["cross-attention beats concatenation"] == "confirmed"
+    assert verdicts["the contrastive term improves generalisation"] == "confirmed only on cold-item; refuted on warm"
+    assert verdicts["dynamic end-to-end extraction beats the cached mode"] == "refuted"
+
+
+def test_cost_target_reads_the_headline_fit_from_the_speed_section():
+    recs = [_rec("warm", "l3ae", 0.34, s, "minilm") for s in range(3)]
+    speed = {"epoch": {"l3ae [minilm]": {"seconds": 4.0, "how": "closed-form fit"},
+                       "bpr": {"seconds": 0.08, "how": "one full epoch"}}}  # fmt: skip
+    (t,) = headline.cost_targets(rows(recs), speed)
+    assert t.met is True and t.value == "l3ae [minilm] fit 4.00 s (x50 of one BPR-MF epoch, 0.08 s)"
+    speed["epoch"]["l3ae [minilm]"]["seconds"] = 12.0
+    assert headline.cost_targets(rows(recs), speed)[0].met is False
+    assert headline.cost_targets(rows(recs), {})[0].met is None

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..utils.io import write_text
-from . import headline, plan
+from . import headline, plan, tuning
 from .summary import Row, label, rows, targets, usable
 
 QUALITY_METRICS = {
@@ -75,7 +75,7 @@ def ablation_section(data: dict, rs: list[Row]) -> str:
     missing = plan.missing_ablations(plan.entry_named(base))
     if missing:
         lines.append(f"Not run: {', '.join(missing)} (the model's config has no field for them: "
-                     f"{', '.join(str(o) for s, o in plan.ABLATIONS if s in missing)}).\n")  # fmt: skip
+                     f"{', '.join(str(o) for s, o, _ in plan.ABLATIONS if s in missing)}).\n")  # fmt: skip
     return "\n".join(lines) + "\n" + table(["protocol", "variant", "seeds", "test ndcg@10", "Δ vs full"], body) + "\n"
 
 
@@ -87,6 +87,12 @@ def plan_main_lm(data: dict) -> str | None:
 def speed_section(data: dict, rs: list[Row]) -> str:
     speed = data.get("speed", {})
     parts = []
+    m = speed.get("measured")
+    if m:
+        parts.append(f"Measured by `{m.get('command')}` (started {m.get('started')}); load average (1/5/15 min) at "
+                     f"its start {m.get('load_average_start')}, before the epoch timings "
+                     f"{m.get('load_average_before_training')}, at the end {m.get('load_average_end')}"
+                     + (f". {m['note']}" if m.get("note") else "") + ".")  # fmt: skip
     enc = speed.get("encoding", {})
     if enc:
         body = [[lm, e["texts"], e["unique"], e["batch_size"], _num(e["texts_per_s"], 1), _num(e["limit_texts_per_s"], 1),
@@ -152,10 +158,16 @@ def faithfulness_section(data: dict) -> str:
         for side, v in sides.items():
             d = v["difference"]
             share = ", ".join(f"{k} {x:.0%}" for k, x in v.get("top_field_share", {}).items())
-            body.append([model, f"{side} fields", v["pairs"], share, _num(v["top_drop"]["mean"], 4),
+            masked = {
+                "item": "item fields",
+                "user": "user fields",
+                "liked items": "liked items: the 2 named vs 2 others",
+                "shared genre": "liked items with the named genre vs as many without",
+            }.get(side, side)
+            body.append([model, masked, v["pairs"], share or "—", _num(v["top_drop"]["mean"], 4),
                          _num(v["random_drop"]["mean"], 4), f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
                          "yes" if d["ci95"][0] > 0 else "no"])  # fmt: skip
-    head = ["model", "masked", "pairs", "top field (share)", "mean drop (top field)", "mean drop (random other field)",
+    head = ["model", "masked", "pairs", "top field (share)", "mean drop (top / named)", "mean drop (random other)",
             "difference [95% CI]", "top > random"]  # fmt: skip
     return f"{f.get('method', '')}\n\n" + table(head, body) + "\n"
 
@@ -201,10 +213,29 @@ def claims_section(data: dict) -> str:
     header, body = headline.claims_rows(data)
     if not body:
         return "Not measured (no paired records).\n"
+    overall = table(["claim", "verdict", "per protocol"], headline.claim_verdicts(data))
     return (
         "Each claim of the design as a paired difference over seeds (test, the protocol's metric): "
-        "confirmed when the 95% interval lies above 0, refuted when below.\n\n" + table(header, body) + "\n"
+        "confirmed when the 95% interval lies above 0, refuted when below.\n\n" + table(header, body) + "\n\n"
+        "Verdicts over the protocols (confirmed: on every protocol measured; confirmed only on ...: where it "
+        "applies):\n\n" + overall + "\n"
     )
+
+
+def tuning_section(data: dict) -> str:
+    """Each baseline's coordinate search (`gpt2rec bench tune`): every point tried, best first."""
+    parts = []
+    for key, t in data.get("tuning", {}).items():
+        protocol, model = key.split("|", 1)
+        axes = t.get("axes") or {k: list(v) for k, v in tuning.TUNING.get(model, ("", {}, {}))[2].items()}
+        tried = sorted(t.get("tried", []), key=lambda x: -x["valid"])
+        body = [[str(x["candidate"]), f"{x['valid']:.4f}", "chosen" if x["candidate"] == t.get("chosen") else ""]
+                for x in tried]  # fmt: skip
+        parts.append(f"### {model} on {protocol} (seed {t.get('seed', 0)} validation {t.get('metric', 'ndcg@10')})\n\n"
+                     f"Axes: {', '.join(f'{k} {v}' for k, v in axes.items())}; start {t.get('start')}; "
+                     f"{len(tried)} points trained" + ("" if t.get("chosen") else " (unfinished)") + ".\n\n"
+                     + table(["candidate", f"valid {t.get('metric', 'ndcg@10')}", ""], body) + "\n")  # fmt: skip
+    return "\n".join(parts)
 
 
 def targets_section(data: dict, dataset_name: str) -> str:
@@ -254,6 +285,10 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
             table(["protocol / model / lm", "chosen", "tried"], body),
             "",
         ]
+    tuned = tuning_section(data)
+    if tuned:
+        doc = tuning.__doc__.split("\n\n", 1)[1].strip()
+        out += ["## Baselines tuned on validation", "", " ".join(doc.split()), "", tuned]
     out += ["## Quality (test, mean ± std over seeds)", ""]
     out += [s for s in (quality_section(rs, p) for p in plan.PROTOCOLS) if s]
     out += ["## Headline model: paired differences", "", paired_section(data)]

@@ -139,7 +139,14 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     if run.best is not None:
         run_jobs(run, plan.plan_jobs(config, lms, best=run.best))
     if config.speed:
+        before = load_average()
         speed.measure_training_and_latency(run)
+        if run.store.section("speed").get("measured", {}).get("started") != store.data["meta"]["last_run"]["started"]:
+            run.store.put("speed", "measured", {  # which run measured the speed figures, under what load
+                "command": store.data["meta"]["last_run"]["command"], "started": store.data["meta"]["last_run"]["started"],
+                "load_average_start": store.data["meta"]["last_run"]["load_average_start"],
+                "load_average_before_training": before, "load_average_end": load_average(),
+            })  # fmt: skip
     if config.faithfulness:
         faithfulness.run_deletion_test(run)
     seconds = time.perf_counter() - start

@@ -1,5 +1,6 @@
 """`gpt2rec bench [--quick]`: the benchmark (quality per protocol, ablations, speed, faithfulness).
 `gpt2rec bench scale [--quick]`: time and memory against data size (see gpt2rec.bench.scale).
+`gpt2rec bench tune [--models bpr]`: a baseline's coordinate search on validation (gpt2rec.bench.tuning).
 
 Writes benchmarks/results/<dataset>.json (one record per protocol, model, lm and seed), <dataset>.md
 and PNG figures. Interrupt it at any time: running the same command again resumes.
@@ -17,8 +18,9 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument(
-        "what", nargs="?", choices=["quality", "scale"], default="quality",
-        help="quality (default): the ML benchmark; scale: time and memory on synthetic 10^5..10^7 interactions",
+        "what", nargs="?", choices=["quality", "scale", "tune"], default="quality",
+        help="quality (default): the ML benchmark; scale: time and memory on synthetic 10^5..10^7 interactions; "
+             "tune: a baseline's coordinate search on warm validation (written to the results store)",
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
@@ -44,6 +46,7 @@ def register(subparsers) -> None:
 def bench_cmd(args, argv: list[str] | None = None) -> int:
     """Run the benchmark for each dataset in turn and print where the reports are."""
     import sys
+    from dataclasses import replace
 
     if args.what == "scale":
         from ..bench.scale import ScaleConfig, run_scale
@@ -60,6 +63,12 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
         lms=tuple(args.lms or ()), seeds=args.seeds, epochs=args.epochs, device=args.device, threads=args.threads,
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
     )  # fmt: skip
+    if args.what == "tune":
+        from ..bench.tuning import run_tuning
+
+        paths = run_tuning(replace(base, dataset=args.dataset or "ml-100k"))
+        print(f"tune: {paths['md']} ({paths['json']})")
+        return 0
     argv = argv if argv is not None else sys.argv[2:]
     for config in datasets_to_run(base, args.dataset):
         paths = run_bench(config, argv=argv)

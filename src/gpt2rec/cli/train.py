@@ -19,6 +19,7 @@ SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user")
 TRAIN_FLAGS = {
     "epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
     "patience": "patience", "seed": "seed", "device": "device", "metric": "metric", "num_neg": "num_neg",
+    "loss": "loss",
 }  # fmt: skip
 
 
@@ -42,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--metric", help="validation metric for early stopping, e.g. ndcg@10")
     p.add_argument("--num-neg", type=int, help="negatives per positive")
+    p.add_argument("--loss", help="training loss: bpr (default), softmax (sampled softmax) or bce")
     p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
     p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
     p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")

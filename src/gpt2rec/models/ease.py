@@ -48,7 +48,11 @@ class EASE(nn.Module):
         return self.history.dense(users) @ self.weight  # (B, I) @ (I, I) -> (B, I)
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        hist = self.history.dense(users)  # (B, I)
+        return self.score_history(self.history.dense(users), items)
+
+    def score_history(self, hist: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of `items` (B,) for histories given as rows (B, I) of 0/1: X_u B[:, i]. Lets a
+        caller score a user's history with some items deleted (the explanations' deletion test)."""
         cols = self.weight[:, items.to(hist.device)].T  # (B, I)
         return (hist * cols).sum(1)  # (B,)
 

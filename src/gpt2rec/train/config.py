@@ -20,6 +20,7 @@ class TrainConfig:
     device: str | None = field(default=None, metadata={"help": "cuda, cpu, ...; None picks CUDA when present"})
     eval_batch_size: int = field(default=1024, metadata={"help": "users scored at once in validation"})
     num_neg: int = field(default=1, metadata={"help": "negatives per positive"})
+    loss: str = field(default="bpr", metadata={"help": "bpr, softmax (sampled softmax) or bce (gpt2rec.losses.LOSSES)"})
 
     def __post_init__(self):
         checks = [
@@ -33,6 +34,7 @@ class TrainConfig:
             ),
             (self.patience >= 0, f"patience must be >= 0 (0 disables early stopping), got {self.patience}"),
             (self.num_neg >= 1, f"num_neg must be >= 1, got {self.num_neg}"),
+            (self.loss in _loss_names(), f"loss must be one of {', '.join(_loss_names())}, got {self.loss!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -42,6 +44,12 @@ class TrainConfig:
     @property
     def eval_ks(self) -> tuple[int, ...]:
         return tuple(sorted({10, 20, metric_k(self.metric)}))
+
+
+def _loss_names() -> tuple[str, ...]:
+    from ..losses import LOSSES
+
+    return tuple(LOSSES)
 
 
 def metric_k(metric: str) -> int:

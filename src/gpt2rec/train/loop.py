@@ -32,7 +32,7 @@ from .. import distributed as dist
 from ..data.sampling import NegativeSampler, training_batches
 from ..data.splits import Split, interaction_matrix
 from ..errors import NonFiniteLossError, UserError
-from ..losses import bpr_loss
+from ..losses import LOSSES, bpr_loss
 from ..utils.device import pick_device
 from .config import RESUMABLE_CHANGES, TrainConfig, metric_k
 from .ddp import Replicas, StepLoss
@@ -62,12 +62,13 @@ def fit(
     config: TrainConfig,
     run_dir: str | Path | None,
     *,
-    loss_fn: LossFn = bpr_loss,
+    loss_fn: LossFn | None = None,
     validate: Validate | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     progress: bool = False,
 ) -> TrainResult:
-    """Train `model` on `split.train` with `loss_fn`, validate each epoch, keep the best state.
+    """Train `model` on `split.train` with `loss_fn` (default: `config.loss`, BPR unless set),
+    validate each epoch, keep the best state.
 
     `validate(model)` returns the epoch's metrics, which must include `config.metric` (the one
     maximised for early stopping); the default ranks every item for the users of `split.valid`.
@@ -90,6 +91,7 @@ def fit(
     if run_dir is not None and (run_dir / "last.safetensors").is_file():
         state, best_state = load_checkpoint(run_dir, model, optimizer, randomness, config)
         log.debug("resuming from epoch %d in %s", state["epoch"], run_dir)
+    loss_fn = loss_fn if loss_fn is not None else LOSSES[config.loss]
     replicas = Replicas(model, loss_fn, score_negatives, device)  # DDP under torchrun, else a pass-through
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", disable=not progress)
     try:

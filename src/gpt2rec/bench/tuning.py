@@ -1,0 +1,131 @@
+"""Tuning a baseline as carefully as the GPT-2 models: a coordinate search over a grid, on VALIDATION.
+
+The full product of the axes (dimension x L2 x learning rate x negatives x loss) is hundreds of
+trainings; a coordinate search visits one axis at a time with the others held at the best point so
+far, and repeats until a whole round moves nothing (each point trained once: results are memoised).
+Every point tried and its validation score go to the results store (`tuning` section) and the report,
+so the choice can be checked; the bench's own grid for the model (`plan.ENTRIES`) then keeps the
+winner and its neighbours, re-chosen on each protocol's validation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+Candidate = dict  # {"model": {...}, "train": {...}}: a bench grid candidate
+
+# model -> (protocol, start, axes): what `gpt2rec bench tune` searches. BPR-MF starts from its old
+# defaults (dim 64, reg 1e-3 chosen by the bench, lr 1e-3, one negative, the BPR loss); the axes in
+# the order visited (the loss after the negatives: with one negative sampled softmax IS the BPR loss).
+TUNING: dict[str, tuple[str, Candidate, dict[str, tuple]]] = {
+    "bpr": ("warm", {"model": {"dim": 64, "reg": 1e-3}, "train": {"lr": 1e-3, "num_neg": 1, "loss": "bpr"}}, {
+        "train.lr": (1e-3, 3e-3, 1e-2),
+        "train.num_neg": (1, 4, 16),
+        "train.loss": ("bpr", "softmax"),
+        "model.dim": (32, 64, 128, 256),
+        "model.reg": (0.0, 1e-3, 1e-2, 3e-2, 1e-1),
+    }),
+}  # fmt: skip
+
+
+def with_value(candidate: Candidate, axis: str, value) -> Candidate:
+    """`candidate` with `axis` ("model.dim", "train.lr") set to `value` (a new dict)."""
+    section, _, name = axis.partition(".")
+    if section not in ("model", "train") or not name:
+        raise ValueError(f"axis {axis!r} must look like model.NAME or train.NAME")
+    out = {k: dict(v) for k, v in candidate.items()}
+    out.setdefault(section, {})[name] = value
+    return out
+
+
+def _key(candidate: Candidate) -> str:
+    return json.dumps(candidate, sort_keys=True)
+
+
+def coordinate_search(
+    score: Callable[[Candidate], float], start: Candidate, axes: dict[str, tuple], max_rounds: int = 3
+) -> tuple[Candidate, list[dict]]:
+    """Maximise `score` one axis at a time from `start`; returns (best candidate, every point tried
+    in order as {"candidate", "valid"}). Ties keep the current point (no move without a gain)."""
+    tried: dict[str, dict] = {}
+
+    def value(candidate: Candidate) -> float:
+        key = _key(candidate)
+        if key not in tried:
+            tried[key] = {"candidate": candidate, "valid": float(score(candidate))}
+        return tried[key]["valid"]
+
+    best, best_score = start, value(start)
+    for _ in range(max_rounds):
+        moved = False
+        for axis, values in axes.items():
+            for v in values:
+                cand = with_value(best, axis, v)
+                s = value(cand)
+                if s > best_score:
+                    best, best_score, moved = cand, s, True
+        if not moved:
+            break
+    return best, list(tried.values())
+
+
+def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple], seed: int = 0) -> dict:
+    """Coordinate search for bench entry `model` on `protocol`'s first-seed VALIDATION; stored
+    under `tuning` as `protocol|model` (rerunning reuses the points already tried)."""
+    from . import plan
+    from .plan import Job
+    from .training import _score, train_one
+
+    entry = plan.entry_named(model)
+    key = f"{protocol}|{model}"
+    old = {_key(t["candidate"]): t["valid"] for t in run.store.section("tuning").get(key, {}).get("tried", [])}
+    job, split = Job(protocol, model, None, seed), run.split(protocol, seed)
+
+    def score(candidate: Candidate) -> float:
+        if _key(candidate) in old:
+            return old[_key(candidate)]
+        trained = train_one(run, entry, candidate, job, split)
+        value = _score(trained.valid, protocol)
+        run.log(f"tune {key}: {candidate} -> {value:.4f} ({trained.info['epochs']} epochs)")
+        old[_key(candidate)] = value
+        done = [{"candidate": json.loads(k), "valid": v} for k, v in old.items()]
+        partial = {"tried": done, "seed": seed, "start": start, "axes": {k: list(v) for k, v in axes.items()}}
+        run.store.put("tuning", key, {**run.store.section("tuning").get(key, {}), **partial})  # resumable
+        return value
+
+    best, tried = coordinate_search(score, start, axes)
+    result = {"chosen": best, "tried": tried, "seed": seed, "axes": {k: list(v) for k, v in axes.items()},
+              "start": start, "metric": plan.PROTOCOLS[protocol].metric}  # fmt: skip
+    run.store.put("tuning", key, result)
+    return result
+
+
+def run_tuning(config) -> dict:
+    """`gpt2rec bench tune`: the coordinate search of each model of `TUNING` (or `config.models`)
+    into `config.out_dir`'s results store, then the report rewritten from the store."""
+    import torch
+
+    from ..errors import UserError
+    from ..utils.device import pick_device
+    from . import report
+    from .runner import load_bench_dataset
+    from .store import ResultStore
+    from .training import BenchRun
+
+    models = [m for m in (config.models or TUNING)]
+    bad = [m for m in models if m not in TUNING]
+    if bad:
+        raise UserError(f"no tuning grid for {bad}; tunable: {', '.join(TUNING)}")
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    from pathlib import Path
+
+    out_dir = Path(config.out_dir)
+    store = ResultStore(out_dir / f"{config.stem}.json")
+    run = BenchRun(config, load_bench_dataset(config), store, pick_device(config.device), [], out_dir)
+    for model in models:
+        protocol, start, axes = TUNING[model]
+        result = tune(run, model, protocol, start, axes)
+        run.log(f"tune {protocol}|{model}: chosen {result['chosen']} ({len(result['tried'])} points)")
+    return report.write_all(run)
