@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/example-basic")
     args = parser.parse_args()
 
-    config = RunConfig(
+    config = RunConfig.create(
         model="basic",
         model_config={"lm": args.lm, "dim": 64},
         data=DataConfig(dataset="ml-100k"),

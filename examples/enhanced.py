@@ -36,7 +36,7 @@ def main() -> None:
     name, model_overrides, train_overrides = STRATEGIES[args.strategy]
     epochs = args.epochs or {"cached": 20, "end2end": 1, "hybrid": 4}[name]
     out = args.out or f"runs/example-enhanced-{name}"
-    config = RunConfig(
+    config = RunConfig.create(
         model="enhanced",
         model_config={"lm": args.lm, "strategy": name, **model_overrides},
         data=DataConfig(dataset="ml-100k"),

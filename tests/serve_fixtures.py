@@ -35,7 +35,7 @@ def write_data(folder: Path) -> dict:
 def train_tiny_run(folder: Path, lm: str) -> Path:
     from gpt2rec.pipeline import RunConfig, train_run
 
-    config = RunConfig(
+    config = RunConfig.create(
         model="enhanced",
         model_config={"lm": lm, "dim": 8, "n_heads": 2, "text_cache": False},
         data=write_data(folder),

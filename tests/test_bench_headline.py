@@ -52,7 +52,7 @@ def test_sparse_protocols_change_only_the_training_part():
     assert len(sparse.train) == round(0.2 * len(warm.train))
     merged = sparse.train.merge(warm.train, on=["user", "item"])  # a subset of warm's training part
     assert len(merged) == len(sparse.train)
-    assert plan.BenchConfig(protocols=("sparse",)).protocols == ("sparse-20", "sparse-50")
+    assert plan.BenchConfig(protocols=("sparse",)).protocol_names == ("sparse-20", "sparse-50")
 
 
 def test_paired_difference_and_its_interval_by_hand():

@@ -8,6 +8,7 @@ import pytest
 from gpt2rec.data.generic import Columns, load_generic
 from gpt2rec.data.load import DataConfig, load_dataset
 from gpt2rec.errors import DataError, UserError
+from gpt2rec.utils.config import from_dict
 
 
 def write(path, text, encoding="utf-8"):
@@ -129,10 +130,12 @@ def test_bad_datetime(tmp_path):
 
 
 def test_data_config_validation_and_unknown_names(tmp_path):
-    with pytest.raises(UserError, match="implicit_threshold 'high' is not a number"):
-        DataConfig(implicit_threshold="high")
+    with pytest.raises(UserError, match="implicit_threshold='high' is not a number"):
+        from_dict(DataConfig, {"implicit_threshold": "high"})
     with pytest.raises(UserError, match="unknown encoding 'utf-9'"):
-        DataConfig(encoding="utf-9")
+        from_dict(DataConfig, {"encoding": "utf-9"})
+    with pytest.raises(ValueError, match="implicit_threshold 'high' is not a number"):  # library: ValueError
+        DataConfig(implicit_threshold="high")
     with pytest.raises(
         UserError, match=r"unknown dataset 'ml-7m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"
     ):

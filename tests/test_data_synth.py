@@ -11,6 +11,7 @@ from gpt2rec.cli import main
 from gpt2rec.data.load import DataConfig, load_dataset
 from gpt2rec.data.synth import SynthConfig, generate
 from gpt2rec.errors import UserError
+from gpt2rec.utils.config import from_dict
 
 CFG = dict(users=400, items=300, interactions=6000, n_clusters=6)
 
@@ -51,8 +52,10 @@ def test_item_popularity_is_heavy_tailed():
 
 
 def test_too_dense_request_is_refused():
-    with pytest.raises(UserError, match="do not fit"):
+    with pytest.raises(ValueError, match="do not fit"):
         SynthConfig(users=10, items=10, interactions=80)
+    with pytest.raises(UserError, match="do not fit"):  # the edge (CLI, config files) says it as a UserError
+        from_dict(SynthConfig, {"users": "10", "items": 10, "interactions": 80})
 
 
 def test_cli_writes_parquet_the_generic_loader_reads(tmp_path):

@@ -361,7 +361,7 @@ def test_a_staged_start_trains_exactly_like_one_uninterrupted_fit(ml, tmp_path):
     from gpt2rec.train.loop import fit
 
     train = {"epochs": 4, "batch_size": 16, "lr": 0.05, "seed": 1, "patience": 0}
-    config = RunConfig(model="bpr", model_config={"dim": 8}, data={"dataset": str(ml)}, train=train)
+    config = RunConfig.create(model="bpr", model_config={"dim": 8}, data={"dataset": str(ml)}, train=train)
     train_run(config, tmp_path / "run", verbose=False)
     dataset = load_dataset(config.data)
     split = make_split(dataset, config.split)

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from gpt2rec.data.dataset import Dataset
-from gpt2rec.errors import UserError
 from gpt2rec.models.base import ModelContext
 from gpt2rec.models.basic import BasicConfig
 from gpt2rec.models.basic import build as build_basic
@@ -223,7 +222,7 @@ def test_new_users_are_scored_from_their_profile_neighbours(tiny_lm):
     assert not torch.equal(scores[1], scores[0])  # a known user keeps the model's scores
     model, _, _ = enhanced(tiny_lm, cold_users="model")
     assert model.neighbours is None
-    with pytest.raises(UserError, match="cold_users must be neighbours or model"):
+    with pytest.raises(ValueError, match="cold_users must be neighbours or model"):
         EnhancedConfig(lm=tiny_lm, cold_users="nearest")
 
 
@@ -359,7 +358,7 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
         "users": str(tmp_path / "users.csv"),
         "items": str(tmp_path / "items.csv"),
     }
-    config = RunConfig(
+    config = RunConfig.create(
         model="enhanced",
         model_config={"lm": tiny_lm, "dim": 8, "n_heads": 2},
         data=data,

@@ -9,6 +9,7 @@ import torch
 from gpt2rec.errors import UserError
 from gpt2rec.models.ease import ease_weights
 from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, semantic_matrix
+from gpt2rec.utils.config import from_dict
 
 
 def _gram(seed: int = 0, users: int = 30, items: int = 6) -> torch.Tensor:
@@ -67,8 +68,10 @@ def test_semantic_matrix_links_items_with_similar_text():
 
 @pytest.mark.parametrize("bad", [{"reg": 0}, {"text_reg": -1}, {"text_weight": -0.5}, {"pooling": "cls"}])
 def test_bad_config_is_one_line_error(bad):
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError):
         L3AEConfig(**bad)
+    with pytest.raises(UserError):  # the edge (--set, config files)
+        from_dict(L3AEConfig, bad)
 
 
 def _fitted(tiny_lm, text_weight=1.0):

@@ -13,7 +13,7 @@ from gpt2rec.utils.config import from_dict
 
 def test_ease_at_1e5_items_needs_335_gib():
     # 36 bytes per cell * 10^10 cells / 2^30 = 335.28 GiB
-    with pytest.raises(UserError, match=r"ease needs dense 100000 x 100000 item matrices, about 335\.28 GiB.*use bpr"):
+    with pytest.raises(ValueError, match=r"ease needs dense 100000 x 100000 item matrices, about 335\.28 GiB.*use bpr"):
         check_dense_items("ease", 100_000, 36, 8.0)
 
 
@@ -23,7 +23,7 @@ def test_build_refuses_above_the_configured_cap_and_builds_below(name, per_cell)
     n_items = 2000
     need = per_cell * n_items**2 / 2**30  # ease 0.134 GiB, itemknn 0.0149 GiB
     ctx = ModelContext(n_users=5, n_items=n_items)
-    with pytest.raises(UserError, match=rf"{name} needs .* about {need:.2f} GiB, above its limit max_memory_gb="):
+    with pytest.raises(ValueError, match=rf"{name} needs .* about {need:.2f} GiB, above its limit max_memory_gb="):
         spec.build(spec.config_cls(max_memory_gb=need * 0.9), ctx)
     model = spec.build(spec.config_cls(max_memory_gb=need * 1.1), ctx)
     assert model.n_items == n_items

@@ -63,7 +63,9 @@ def test_seen_items_and_rows_by_hand(tmp_path):
 def test_integer_ids_accept_ints_and_strings(tmp_path):
     rows = [(10, 8), (10, 9), (20, 7), (20, 9), (30, 7), (30, 8)]  # every item held twice
     (tmp_path / "inter.csv").write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in rows))
-    config = RunConfig(model="popularity", data={"dataset": str(tmp_path / "inter.csv")}, split={"ratios": (1, 0, 0)})
+    config = RunConfig.create(
+        model="popularity", data={"dataset": str(tmp_path / "inter.csv")}, split={"ratios": (1, 0, 0)}
+    )
     train_run(config, tmp_path / "run", verbose=False)
     run = open_run(tmp_path / "run")
     assert run.user_ids == [10, 20, 30] and run.user_index(20) == run.user_index("20") == 1

@@ -12,6 +12,7 @@ import pytest
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.data.splits import SPLITTERS, SplitConfig, interaction_matrix, make_split, read_split, write_split
 from gpt2rec.errors import DataError, UserError
+from gpt2rec.utils.config import from_dict
 
 KINDS = list(SPLITTERS)
 
@@ -168,8 +169,10 @@ def test_read_errors(ds, tmp_path):
     ],
 )
 def test_bad_config(kwargs, match):
-    with pytest.raises(UserError, match=match):
+    with pytest.raises(ValueError, match=match):  # the library: __post_init__ validates
         SplitConfig(**kwargs)
+    with pytest.raises(UserError, match=match):  # the edge (CLI, config files): one UserError
+        from_dict(SplitConfig, kwargs)
 
 
 def test_cold_fraction_too_small_errors(ds):
@@ -188,7 +191,6 @@ def test_cli_split_writes_files(ds, tmp_path, monkeypatch):
     from gpt2rec.cli import data_split
 
     fake = types.ModuleType("gpt2rec.data.load")
-    fake.DataConfig = lambda dataset: types.SimpleNamespace(dataset=dataset)
     fake.load_dataset = lambda config: ds
     monkeypatch.setitem(sys.modules, "gpt2rec.data.load", fake)
     parser = argparse.ArgumentParser()

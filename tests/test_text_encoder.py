@@ -5,6 +5,7 @@ import torch
 
 from gpt2rec.errors import UserError
 from gpt2rec.text.encoder import EncoderConfig, TextEncoder, field_weights, last_pool, mean_pool
+from gpt2rec.utils.config import from_dict
 
 TEXTS = [
     "Movie: Toy Story (1995). Genres: Animation, Children's, Comedy.",
@@ -113,12 +114,14 @@ def test_full_finetune_top_blocks_and_gradients(tiny_gpt2):
 
 
 def test_config_validation():
-    with pytest.raises(UserError, match="pooling"):
+    with pytest.raises(ValueError, match="pooling"):
         EncoderConfig(pooling="max")
-    with pytest.raises(UserError, match="top_n_blocks"):
+    with pytest.raises(ValueError, match="top_n_blocks"):
         EncoderConfig(top_n_blocks=1)  # frozen: nothing to fine-tune
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError):
         EncoderConfig(finetune="qlora")
+    with pytest.raises(UserError, match="finetune must be one of"):  # the edge: one UserError
+        from_dict(EncoderConfig, {"finetune": "qlora"})
 
 
 def test_pad_token_fallback_stays_inside_the_vocabulary(tiny_tokenizer_object):

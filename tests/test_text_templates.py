@@ -107,7 +107,7 @@ def test_custom_template_over_columns_and_clear_error():
     assert r.text == "A 24-year-old engineer from 1." and r.field_text("zip_code") == "1"
     with pytest.raises(UserError, match="lacks"):
         user_texts(ds, TemplateConfig(user_template="Lives in {country}."))
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError, match="not a valid format string"):
         TemplateConfig(item_template="Movie: {title")
 
 

@@ -7,7 +7,9 @@ Runs are kept in `out_dir`; a second demo reuses finished runs and the embedding
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.load import DataConfig, load_dataset
@@ -15,18 +17,39 @@ from .data.splits import SplitConfig
 from .pipeline import RunConfig, train_run
 from .train import checkpoint as ckpt
 
+log = logging.getLogger(__name__)
+
 DEMO_PROFILE = {"gender": "F", "age": 25, "occupation": "writer"}
 SHOWN = ("ndcg@10", "recall@10", "hit@10", "mrr@10", "coverage@10")
+EXPLAINED = "l3ae"  # the run whose recommendations are explained
+COLD = "enhanced"  # the run that scores a brand-new user
 
 
-def _run(name: str, config: RunConfig, out: Path) -> dict:
+@dataclass
+class DemoResult:
+    """What the demo found; `gpt2rec demo` prints it."""
+
+    out: Path
+    dataset: dict  # {"name", "users", "items", "ratings"}
+    lm: str  # the language model used
+    lm_fallback: bool  # True when lm="auto" could not use gpt2
+    metrics: dict  # {run name: test metrics}
+    user: int
+    explained: list = field(default_factory=list)  # top-k rows of the EXPLAINED run for `user`, with reasons
+    cold_start: list = field(default_factory=list)  # top-k rows of the COLD run for DEMO_PROFILE
+    reused: list = field(default_factory=list)  # runs that were already finished
+    seconds: float = 0.0
+
+
+def _run(name: str, config: RunConfig, out: Path, reused: list) -> dict:
     """Train (or resume) one run; a finished run with the same config is reused as it is."""
     run_dir = out / name
     if (run_dir / ckpt.METRICS).is_file() and (run_dir / ckpt.CONFIG).is_file():
         if ckpt.read_config(run_dir) == _config_dict(config):
-            print(f"[demo] {name}: reusing the finished run in {run_dir}")
+            log.info("%s: reusing the finished run in %s", name, run_dir)
+            reused.append(name)
             return ckpt.read_metrics(run_dir)
-    print(f"[demo] {name}: training into {run_dir}")
+    log.info("%s: training into %s", name, run_dir)
     return train_run(config, run_dir)
 
 
@@ -46,32 +69,29 @@ def run_demo(
     user: int = 196,
     dataset: str = "ml-100k",
     train: dict | None = None,
-) -> dict:
-    """Fetch, encode, train, compare, explain, cold-start. Returns {model: test metrics}.
+) -> DemoResult:
+    """Fetch, encode, train, compare, explain, cold-start; the findings as a `DemoResult`.
 
-    `dataset` and `train` (TrainConfig overrides for both models) let tests run it small."""
+    `dataset` and `train` (TrainConfig overrides for the trained models) let tests run it small."""
+    from .coldstart import recommend_profile
+    from .explain import explain_run
     from .models.text_features import resolve_lm_name
 
     start = time.perf_counter()
     out = Path(out_dir)
     data = DataConfig(dataset=dataset)
     loaded = load_dataset(data)
-    print(
-        f"[demo] dataset: {loaded.n_users} users, {loaded.n_items} items, "
-        f"{len(loaded.interactions)} ratings (all used as implicit feedback)"
-    )
     lm_name = resolve_lm_name(lm)
-    print(
-        f"[demo] language model: {lm_name}"
-        + (" (gpt2 is not available locally)" if lm == "auto" and lm_name != "gpt2" else "")
-    )
+    log.info("%s: %d users, %d items; language model %s", loaded.name, loaded.n_users, loaded.n_items, lm_name)
     split = SplitConfig(kind="random", seed=seed)
     runs = {
-        "bpr": RunConfig(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
-        "ease": RunConfig(model="ease", data=data, split=split, train={"seed": seed}),
+        "bpr": RunConfig.create(model="bpr", data=data, split=split, train={"seed": seed, **(train or {})}),
+        "ease": RunConfig.create(model="ease", data=data, split=split, train={"seed": seed}),
         # the headline model: EASE guided by the LM's reading of the items (closed form, seconds)
-        "l3ae": RunConfig(model="l3ae", model_config={"lm": lm_name}, data=data, split=split, train={"seed": seed}),
-        "enhanced": RunConfig(
+        "l3ae": RunConfig.create(
+            model="l3ae", model_config={"lm": lm_name}, data=data, split=split, train={"seed": seed}
+        ),
+        "enhanced": RunConfig.create(
             model="enhanced",
             model_config={"lm": lm_name, "strategy": "cached"},
             data=data,
@@ -79,36 +99,18 @@ def run_demo(
             train={"seed": seed, **(train or {})},
         ),
     }
-    results = {name: _run(name, cfg, out)["test"] for name, cfg in runs.items()}
-
-    print(f"\n[demo] test metrics ({loaded.name}, random 8:1:1 split, full ranking; LM = {lm_name})")
-    print(f"{'metric':<14}" + "".join(f"{name:>12}" for name in results))
-    for key in SHOWN:
-        print(f"{key:<14}" + "".join(f"{results[n].get(key, float('nan')):>12.4f}" for n in results))
-
-    _show_recommendations(out / "l3ae", user)
-    _show_cold_start(out / "enhanced")
-    print(f"\n[demo] done in {time.perf_counter() - start:.0f} s; runs are in {out}")
-    print(f"[demo] try it in a browser: gpt2rec serve {out / 'enhanced'}  then open http://127.0.0.1:8000/")
-    return results
-
-
-def _show_recommendations(run_dir: Path, user: int) -> None:
-    from .explain import explain_run
-
-    print(
-        f"\n[demo] top 5 for user {user} from {run_dir.name}, with explanations (gpt2rec recommend {run_dir} --user {user} --explain)"
-    )
-    for rank, row in enumerate(explain_run(run_dir, user, 5), 1):
-        print(f"{rank:>3}. {row['title']}  (score {row['score']:.3f})")
-        print(f"     {row['reason']}")
-
-
-def _show_cold_start(run_dir: Path) -> None:
-    from .coldstart import recommend_profile
-
-    print(f"\n[demo] a brand-new user, from metadata alone: {DEMO_PROFILE}")
-    for rank, row in enumerate(recommend_profile(run_dir, DEMO_PROFILE, 5), 1):
-        print(f"{rank:>3}. {row['title']}  (score {row['score']:.3f})")
-        if row.get("reason"):
-            print(f"     {row['reason']}")
+    reused: list = []
+    metrics = {name: _run(name, cfg, out, reused)["test"] for name, cfg in runs.items()}
+    return DemoResult(
+        out=out,
+        dataset={"name": loaded.name, "users": loaded.n_users, "items": loaded.n_items,
+                 "ratings": len(loaded.interactions)},
+        lm=lm_name,
+        lm_fallback=lm == "auto" and lm_name != "gpt2",
+        metrics=metrics,
+        user=user,
+        explained=explain_run(out / EXPLAINED, user, 5),
+        cold_start=recommend_profile(out / COLD, DEMO_PROFILE, 5),
+        reused=reused,
+        seconds=time.perf_counter() - start,
+    )  # fmt: skip

@@ -13,14 +13,14 @@ import logging
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import distributed as dist
-from .data.load import DataConfig, load_dataset
+from .data.load import DataConfig, load_dataset, pin_feedback
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
 from .errors import NonFiniteLossError, UserError
 from .models.base import ModelContext
@@ -43,31 +43,56 @@ WIDTH_FIELDS = ("dim", "hidden", "mlp_layers", "n_heads", "lora_r")
 
 @dataclass
 class RunConfig:
+    """A whole run's settings. Build one with `RunConfig.create` (the converter: sections as dicts of
+    JSON values or CLI strings, the model's training defaults filled in); the constructor only checks."""
+
     model: str
-    model_config: dict = field(default_factory=dict)
-    data: DataConfig = field(default_factory=DataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    train: TrainConfig | None = None  # None: TrainConfig with the model's spec.train_defaults
+    model_config: dict  # the model's settings as JSON values, every default filled in
+    data: DataConfig
+    split: SplitConfig
+    train: TrainConfig
     split_dir: str | None = None
 
-    def __post_init__(self):
-        if self.train is None or isinstance(self.train, dict):
-            self.train = default_train(self.model, self.train or {})
-        for name, cls in (("data", DataConfig), ("split", SplitConfig), ("train", TrainConfig)):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, from_dict(cls, getattr(self, name)))
-        self.model_config = to_dict(self.model_config_obj())  # validated, defaults filled in
+    @classmethod
+    def create(cls, model: str, model_config=None, data=None, split=None, train=None, split_dir=None) -> RunConfig:
+        """A RunConfig from dicts (or typed configs); `train` starts from the model's spec.train_defaults.
+        Any bad value is one UserError naming it."""
+        if not isinstance(model, str):
+            raise UserError(f"model must be a model name, got {model!r}")
+        data = data if isinstance(data, DataConfig) else from_dict(DataConfig, _section("data", data))
+        split = split if isinstance(split, SplitConfig) else from_dict(SplitConfig, _section("split", split))
+        train = train if isinstance(train, TrainConfig) else default_train(model, _section("train", train))
+        typed = _model_config(model, model_config if model_config is not None else {})
+        return cls(model, to_dict(typed), data, split, train, split_dir)
+
+    def __post_init__(self):  # validation only
+        for name, cls in (("data", DataConfig), ("split", SplitConfig), ("train", TrainConfig), ("model_config", dict)):
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"RunConfig.{name} must be a {cls.__name__}; build from dicts with RunConfig.create")
 
     def model_config_obj(self):
-        if not isinstance(self.model_config, dict):
-            raise UserError(f"model_config must be a JSON object of {self.model} settings, got {self.model_config!r}")
-        cls = get_spec(self.model).config_cls
-        try:
-            config = from_dict(cls, dict(self.model_config))
-        except (TypeError, ValueError, OverflowError) as exc:  # e.g. "dim": "abc" in a config file
-            raise UserError(f"model_config of {self.model} is invalid ({exc}); fix it in --config or --set") from None
-        check_widths(config)
-        return config
+        return _model_config(self.model, self.model_config)
+
+
+def _section(name: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{name} must be a JSON object of settings, got {value!r}")
+    return value
+
+
+def _model_config(model: str, model_config):
+    """`model_config` (a dict of JSON values, or the typed config) as the model's typed config, widths checked."""
+    cls = get_spec(model).config_cls
+    if isinstance(model_config, cls):
+        config = model_config
+    elif not isinstance(model_config, dict):
+        raise UserError(f"model_config must be a JSON object of {model} settings, got {model_config!r}")
+    else:
+        config = from_dict(cls, dict(model_config))
+    check_widths(config)
+    return config
 
 
 def check_widths(model_config) -> None:
@@ -125,6 +150,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
     epoch; closed-form models once complete), so a failed or interrupted start leaves nothing.
     """
     out = Path(out_dir)
+    config = replace(config, data=pin_feedback(config.data))  # reloads of this run see the same feedback
     cfg = to_dict(config)
     main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
     with runfolder.lock(out) if main else nullcontext():
@@ -187,6 +213,8 @@ def _build(spec, model_config, ctx: ModelContext):
     """spec.build, with a size the machine cannot hold as one line instead of an allocator trace."""
     try:
         return spec.build(model_config, ctx)
+    except ValueError as exc:  # the settings do not fit this data (e.g. a catalog too big for a dense model)
+        raise UserError(str(exc)) from None
     except MemoryError:
         raise UserError(f"not enough memory to build {spec.name} with {model_config}; use a smaller dim") from None
     except RuntimeError as exc:
@@ -199,7 +227,7 @@ def load_run(run_dir: str | Path, device=None):
     run_dir = Path(run_dir)
     cfg = ckpt.read_config(run_dir)
     try:
-        config = RunConfig(**cfg)
+        config = RunConfig.create(**cfg)
     except TypeError as exc:  # sections this gpt2rec does not know, or a wrong shape
         raise runfolder.damaged(run_dir / ckpt.CONFIG, f"is not a run config ({exc})") from None
     dataset = load_dataset(config.data)

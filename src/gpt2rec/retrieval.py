@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .errors import UserError, require
+from .errors import require
 from .utils.device import model_device
 
 MODES = ("auto", "exact", "ann")
@@ -45,15 +45,14 @@ class RetrievalConfig:
     ef_construction: int = field(default=80, metadata={"help": "HNSW build breadth"})
     budget: int = field(default=DEFAULT_BUDGET, metadata={"help": "most scores held in memory at once"})
 
-    def __post_init__(self):
+    def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
         if self.mode not in MODES:
-            raise UserError(f"retrieval mode must be one of {MODES}, got {self.mode!r}")
+            raise ValueError(f"retrieval mode must be one of {MODES}, got {self.mode!r}")
         if self.index not in INDEXES:
-            raise UserError(f"retrieval index must be one of {INDEXES}, got {self.index!r}")
+            raise ValueError(f"retrieval index must be one of {INDEXES}, got {self.index!r}")
         for name in ("ann_threshold", "ann_min_queries", "hnsw_m", "ef_search", "ef_construction", "budget"):
-            if int(getattr(self, name)) < 1:
-                raise UserError(f"retrieval {name} must be >= 1, got {getattr(self, name)}")
-            setattr(self, name, int(getattr(self, name)))
+            if getattr(self, name) < 1:
+                raise ValueError(f"retrieval {name} must be >= 1, got {getattr(self, name)}")
 
 
 def has_factors(model) -> bool:

@@ -12,7 +12,6 @@ and "196" are the same user.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,29 +70,19 @@ def recommend_items(model, user: int, k: int, exclude: np.ndarray) -> tuple[np.n
     return top_k(score_users(model, [user])[0], k, exclude)
 
 
-@dataclass
 class Run:
-    """A loaded run folder: `config` (pipeline.RunConfig), `dataset`, `model` (eval mode), `split`."""
+    """A loaded run folder: `config` (pipeline.RunConfig), `dataset`, `model` (eval mode), `split`,
+    and what is derived from them once: raw IDs, titles and the training matrix."""
 
-    path: Path
-    config: Any
-    dataset: Any
-    model: torch.nn.Module
-    split: Any
-    user_ids: list = field(init=False)  # raw IDs as Python values, by internal index
-    item_ids: list = field(init=False)
-    titles: list[str] = field(init=False)
-    train_matrix: Any = field(init=False, repr=False)  # scipy CSR (U, I) of the training interactions
-
-    def __post_init__(self):
-        self.path = Path(self.path)
-        self.user_ids = [plain(x) for x in self.dataset.user_ids.tolist()]
-        self.item_ids = [plain(x) for x in self.dataset.item_ids.tolist()]
-        items = self.dataset.items
+    def __init__(self, path: str | Path, config: Any, dataset: Any, model: torch.nn.Module, split: Any):
+        self.path, self.config, self.dataset, self.model, self.split = Path(path), config, dataset, model, split
+        self.user_ids: list = [plain(x) for x in dataset.user_ids.tolist()]  # raw IDs as Python values, by index
+        self.item_ids: list = [plain(x) for x in dataset.item_ids.tolist()]
+        items = dataset.items
         self.titles = items["title"].astype(str).tolist() if "title" in items else [str(x) for x in self.item_ids]
         self._user_pos = {id_key(x): i for i, x in enumerate(self.user_ids)}
         self._item_pos = {id_key(x): i for i, x in enumerate(self.item_ids)}
-        self.train_matrix = interaction_matrix(self.split.train, self.n_users, self.n_items)  # CSR (U, I)
+        self.train_matrix = interaction_matrix(split.train, self.n_users, self.n_items)  # scipy CSR (U, I)
         self._retriever: Retriever | None = None
 
     @property

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UserError
-
 # ---------------------------------------------------------------- protocols
 
 
@@ -237,23 +235,22 @@ class BenchConfig:
     faithfulness: bool = field(default=True, metadata={"help": "run the explanation deletion test"})
     plots: bool = field(default=True, metadata={"help": "write PNG figures"})
 
-    def __post_init__(self):
-        self.protocols = tuple(p for name in self.protocols or () for p in PROTOCOL_ALIASES.get(name, (name,)))
-        self.models = tuple(self.models or ())
-        self.lms = tuple(self.lms or ())
-        bad = [p for p in self.protocols if p not in PROTOCOLS]
+    def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
+        bad = [p for p in self.protocols if p not in PROTOCOLS and p not in PROTOCOL_ALIASES]
         if bad:
-            raise UserError(f"unknown protocol(s) {bad}; choose from: {', '.join([*PROTOCOLS, *PROTOCOL_ALIASES])}")
+            raise ValueError(f"unknown protocol(s) {bad}; choose from: {', '.join([*PROTOCOLS, *PROTOCOL_ALIASES])}")
         known = {e.name for e in ENTRIES}
         bad = [m for m in self.models if m not in known and "/" not in m]
         if bad:
-            raise UserError(f"unknown bench model(s) {bad}; choose from: {', '.join(sorted(known))}")
-        if self.seeds is not None and int(self.seeds) < 1:
-            raise UserError(f"seeds must be >= 1, got {self.seeds}")
-        if self.threads is not None and int(self.threads) < 1:
-            raise UserError(f"threads must be >= 1, got {self.threads}")
-        if self.epochs is not None and int(self.epochs) < 1:
-            raise UserError(f"epochs must be >= 1, got {self.epochs}")
+            raise ValueError(f"unknown bench model(s) {bad}; choose from: {', '.join(sorted(known))}")
+        for name in ("seeds", "threads", "epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def protocol_names(self) -> tuple[str, ...]:
+        """The protocols asked for, aliases (e.g. sparse) expanded; () means all."""
+        return tuple(p for name in self.protocols for p in PROTOCOL_ALIASES.get(name, (name,)))
 
     @property
     def stem(self) -> str:
@@ -301,7 +298,7 @@ def entries(config: BenchConfig, best: ModelEntry | None = None) -> list[ModelEn
 
 def plan_jobs(config: BenchConfig, lms: list[str], best: ModelEntry | None = None) -> list[Job]:
     """Jobs of one phase, protocol by protocol, seed-major so a partial run covers every model."""
-    protocols = config.protocols or tuple(PROTOCOLS)
+    protocols = config.protocol_names or tuple(PROTOCOLS)
     jobs = []
     for protocol in protocols:
         for seed in range(config.n_seeds(protocol)):
@@ -342,7 +339,7 @@ def entry_named(name: str, best: ModelEntry | None = None) -> ModelEntry:
     for entry in list(ENTRIES) + (ablation_entries(best, False) if best else []):
         if entry.name == name:
             return entry
-    raise UserError(f"no bench model named {name!r}")
+    raise ValueError(f"no bench model named {name!r}")
 
 
 # ---------------------------------------------------------------- datasets

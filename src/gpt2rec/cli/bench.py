@@ -57,12 +57,13 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
 
     from ..bench import BenchConfig, run_bench
     from ..bench.plan import datasets_to_run
+    from ..utils.config import from_dict
 
-    base = BenchConfig(
+    base = from_dict(BenchConfig, dict(
         quick=args.quick, out_dir=args.out, protocols=tuple(args.protocols or ()), models=tuple(args.models or ()),
         lms=tuple(args.lms or ()), seeds=args.seeds, epochs=args.epochs, device=args.device, threads=args.threads,
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
-    )  # fmt: skip
+    ))  # fmt: skip
     if args.what == "tune":
         from ..bench.tuning import run_tuning
 

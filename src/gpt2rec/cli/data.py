@@ -100,13 +100,14 @@ def unescape_sep(sep: str | None) -> str | None:
 
 def data_config(args) -> DataConfig:  # noqa: F821
     from ..data.load import DataConfig
+    from ..utils.config import from_dict
 
     sep = unescape_sep(args.sep)
-    return DataConfig(
+    return from_dict(DataConfig, dict(
         dataset=args.dataset, implicit_threshold=args.implicit_threshold, users=args.users, items=args.items,
         user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,
         timestamp_col=args.timestamp_col, sep=sep, genres_sep=args.genres_sep, encoding=args.encoding,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def fetch_cmd(args) -> int:
@@ -137,10 +138,11 @@ def synth_cmd(args) -> int:
     train on it with `gpt2rec train --dataset DIR/interactions.parquet --users DIR/users.parquet
     --items DIR/items.parquet`."""
     from ..data.synth import SynthConfig, write
+    from ..utils.config import from_dict
 
-    cfg = SynthConfig(
+    cfg = from_dict(SynthConfig, dict(
         users=args.users, items=args.items, interactions=args.interactions, seed=args.seed, n_clusters=args.clusters
-    )
+    ))  # fmt: skip
     summary = write(cfg, args.out)
     print(f"wrote {summary['written_interactions']} interactions, {cfg.users} users, {cfg.items} items to {args.out}")
     return 0

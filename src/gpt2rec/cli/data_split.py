@@ -38,11 +38,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..data.load import DataConfig, load_dataset
+    from ..data.load import load_dataset
     from ..data.splits import SplitConfig, make_split, write_split
+    from ..utils.config import from_dict
 
-    config = SplitConfig(kind=args.kind, ratios=tuple(args.ratios), seed=args.seed, cold_fraction=args.cold_fraction)
-    dataset = load_dataset(DataConfig(dataset=args.dataset))
+    config = from_dict(
+        SplitConfig, dict(kind=args.kind, ratios=args.ratios, seed=args.seed, cold_fraction=args.cold_fraction)
+    )
+    dataset = load_dataset(args.dataset)
     split = make_split(dataset, config)
     out = write_split(split, dataset, args.out)
     sizes = split.sizes()

@@ -103,7 +103,9 @@ def build_config(args):
         if getattr(args, flag) is not None:
             train[name] = getattr(args, flag)
     split_dir = args.split_dir or base.get("split_dir")
-    return RunConfig(model=model, model_config=model_config, data=data, split=split, train=train, split_dir=split_dir)
+    return RunConfig.create(
+        model=model, model_config=model_config, data=data, split=split, train=train, split_dir=split_dir
+    )
 
 
 def _read_config_file(path: str) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -43,34 +43,24 @@ class DataConfig:
         default=None, metadata={"help": "only feedback written up to this time (set on first use: reloads agree)"}
     )
 
-    def __post_init__(self):
+    def __post_init__(self):  # validation only: typed conversion is utils.config.from_dict's job
         if not isinstance(self.dataset, str) or not self.dataset.strip():
-            raise UserError(f"dataset must be a MovieLens name ({', '.join(SOURCES)}) or a path; got {self.dataset!r}")
-        if self.implicit_threshold is not None:
-            try:
-                self.implicit_threshold = float(self.implicit_threshold)
-                if not math.isfinite(self.implicit_threshold):
-                    raise ValueError(self.implicit_threshold)
-            except (TypeError, ValueError):
-                raise UserError(
-                    f"implicit_threshold {self.implicit_threshold!r} is not a number; give e.g. 4 or leave it unset"
-                ) from None
+            raise ValueError(f"dataset must be a MovieLens name ({', '.join(SOURCES)}) or a path; got {self.dataset!r}")
+        t = self.implicit_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
+            raise ValueError(f"implicit_threshold {t!r} is not a number; give e.g. 4 or leave it unset")
         if self.sep == "":
-            raise UserError("sep is empty; give a separator such as ',' or '\\t', or leave it unset")
+            raise ValueError("sep is empty; give a separator such as ',' or '\\t', or leave it unset")
         if self.sep is not None and (not isinstance(self.sep, str) or set(self.sep) & set('\r\n"')):
-            raise UserError(f"sep {self.sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
+            raise ValueError(f"sep {self.sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
         if not self.user_col or not self.item_col:
-            raise UserError("user_col and item_col must name columns of your interactions file")
-        if self.feedback and self.feedback_until is None:
-            from .feedback import last_write
-
-            self.feedback_until = last_write(self.feedback)
+            raise ValueError("user_col and item_col must name columns of your interactions file")
         import codecs
 
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise UserError(f"unknown encoding {self.encoding!r}; use e.g. utf-8 or latin-1") from None
+            raise ValueError(f"unknown encoding {self.encoding!r}; use e.g. utf-8 or latin-1") from None
 
     def columns(self) -> Columns:
         return Columns(
@@ -79,10 +69,22 @@ class DataConfig:
         )  # fmt: skip
 
 
+def pin_feedback(config: DataConfig) -> DataConfig:
+    """`config` with `feedback_until` set to the served folder's last write (when it reads feedback and
+    has no time yet), so every later reload of the run's data sees the same feedback."""
+    if not config.feedback or config.feedback_until is not None:
+        return config
+    from .feedback import last_write
+
+    return replace(config, feedback_until=last_write(config.feedback))
+
+
 def load_dataset(config: DataConfig | str) -> Dataset:
     """Load (fetching MovieLens first if it is not cached) and apply the implicit threshold."""
     if isinstance(config, (str, Path)):
-        config = DataConfig(dataset=str(config))
+        from ..utils.config import from_dict
+
+        config = from_dict(DataConfig, {"dataset": str(config)})
     dataset = _load(config)
     if config.feedback:
         from .feedback import merge_feedback

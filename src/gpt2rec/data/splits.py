@@ -44,31 +44,29 @@ _TRAIN, _VALID, _TEST = 0, 1, 2
 @dataclass
 class SplitConfig:
     kind: str = field(default="random", metadata={"help": "random | loo | temporal | cold-item | cold-user"})
-    ratios: tuple = field(default=(0.8, 0.1, 0.1), metadata={"help": "train, valid, test shares (random, temporal)"})
+    ratios: tuple[float, ...] = field(
+        default=(0.8, 0.1, 0.1), metadata={"help": "train, valid, test shares (random, temporal)"}
+    )
     seed: int = field(default=0, metadata={"help": "random seed (random, cold-item, cold-user)"})
     cold_fraction: float = field(default=0.2, metadata={"help": "share of items/users held out (cold kinds)"})
 
-    def __post_init__(self):
+    def __post_init__(self):  # validation only: typed conversion is utils.config.from_dict's job
         if self.kind not in SPLITTERS:
-            raise UserError(f"unknown split kind {self.kind!r}; choose one of: {', '.join(SPLITTERS)}")
-        try:
-            ratios = tuple(float(r) for r in self.ratios)
-        except (TypeError, ValueError):
-            raise UserError(f"split ratios {self.ratios!r} are not numbers; give three, e.g. 0.8 0.1 0.1") from None
+            raise ValueError(f"unknown split kind {self.kind!r}; choose one of: {', '.join(SPLITTERS)}")
+        ratios = self.ratios
+        if not isinstance(ratios, tuple) or not all(isinstance(r, (int, float)) for r in ratios):
+            raise ValueError(f"split ratios {ratios!r} are not a tuple of numbers; give three, e.g. 0.8 0.1 0.1")
         if len(ratios) != 3:
-            raise UserError(f"split ratios {ratios} must be three numbers (train valid test), e.g. 0.8 0.1 0.1")
+            raise ValueError(f"split ratios {ratios} must be three numbers (train valid test), e.g. 0.8 0.1 0.1")
         if not all(math.isfinite(r) for r in ratios) or any(r < 0 for r in ratios) or ratios[0] <= 0:
-            raise UserError(f"split ratios {ratios} must be >= 0 with a positive train share, e.g. 0.8 0.1 0.1")
+            raise ValueError(f"split ratios {ratios} must be >= 0 with a positive train share, e.g. 0.8 0.1 0.1")
         if abs(sum(ratios) - 1.0) > 1e-6:
-            raise UserError(
+            raise ValueError(
                 f"split ratios {ratios} sum to {sum(ratios):.6g}, not 1; "
                 "give train valid test shares that sum to 1, e.g. 0.8 0.1 0.1"
             )
-        self.ratios = ratios
-        if not 0.0 < float(self.cold_fraction) < 1.0:
-            raise UserError(f"cold_fraction {self.cold_fraction} must lie strictly between 0 and 1, e.g. 0.2")
-        self.cold_fraction = float(self.cold_fraction)
-        self.seed = int(self.seed)
+        if not 0.0 < self.cold_fraction < 1.0:
+            raise ValueError(f"cold_fraction {self.cold_fraction} must lie strictly between 0 and 1, e.g. 0.2")
 
 
 @dataclass

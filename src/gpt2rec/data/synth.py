@@ -55,22 +55,20 @@ class SynthConfig:
     alpha: float = field(default=0.9, metadata={"help": "item popularity exponent (weight = rank^-alpha)"})
     min_per_user: int = field(default=3, metadata={"help": "interactions every user gets at least"})
 
-    def __post_init__(self):
+    def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
         for name in ("users", "items", "interactions"):
-            if int(getattr(self, name)) < 1:
-                raise UserError(f"synth {name} must be >= 1, got {getattr(self, name)}")
-            setattr(self, name, int(getattr(self, name)))
-        if not 1 <= int(self.n_clusters) <= len(GENRES):
-            raise UserError(f"synth n_clusters must be in 1..{len(GENRES)}, got {self.n_clusters}")
+            if getattr(self, name) < 1:
+                raise ValueError(f"synth {name} must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.n_clusters <= len(GENRES):
+            raise ValueError(f"synth n_clusters must be in 1..{len(GENRES)}, got {self.n_clusters}")
         if self.interactions > self.users * self.items // 2:
-            raise UserError(
+            raise ValueError(
                 f"{self.interactions} interactions do not fit {self.users} users x {self.items} items at "
                 f"<= 50% density; raise --users/--items or lower --interactions"
             )
         for name in ("affinity", "signal"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise UserError(f"synth {name} must be in [0, 1], got {getattr(self, name)}")
-        self.n_clusters, self.min_per_user = int(self.n_clusters), int(self.min_per_user)
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"synth {name} must be in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass

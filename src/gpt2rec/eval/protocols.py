@@ -19,7 +19,6 @@ import torch
 
 from ..data.sampling import NegativeSampler, sample_distinct
 from ..data.splits import interaction_matrix
-from ..errors import UserError
 from ..retrieval import RetrievalConfig, Retriever, member
 from ..utils.device import model_device
 from .metrics import beyond_accuracy, ranking_metrics
@@ -100,16 +99,16 @@ def evaluate_candidates(
     n_items = model.n_items if n_items is None else n_items
     cand = np.unique(np.asarray(candidate_items, dtype=np.int64))
     if len(cand) == 0:
-        raise UserError("the candidate item set is empty; pass the items to rank among (e.g. cold test items)")
+        raise ValueError("the candidate item set is empty; pass the items to rank among (e.g. cold test items)")
     if cand[0] < 0 or cand[-1] >= n_items:
-        raise UserError(f"candidate items must be item indices in 0..{n_items - 1}")
+        raise ValueError(f"candidate items must be item indices in 0..{n_items - 1}")
     return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand)
 
 
 def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand, retrieval=None):
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 1:
-        raise UserError(f"cutoffs {ks} must be positive integers, e.g. 5 10 20")
+        raise ValueError(f"cutoffs {ks} must be positive integers, e.g. 5 10 20")
     seen_csr = seen_matrix(seen, n_users, n_items)
     target = interaction_matrix(target_df, n_users, n_items)
     target = target - target.multiply(seen_csr)  # drop held-out items that are also seen
@@ -197,7 +196,7 @@ def evaluate_sampled(
     items = target_df["item"].to_numpy(dtype=np.int64)
     negatives = np.asarray(negatives, dtype=np.int64)
     if len(users) and (negatives[users] < 0).any():
-        raise UserError("some target users have no sampled negatives; sample them from this target frame")
+        raise ValueError("some target users have no sampled negatives; sample them from this target frame")
     device = model_device(model)
     ranks = np.zeros(len(users), dtype=np.int64)
     with eval_mode(model):

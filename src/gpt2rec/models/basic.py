@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec, saved_value
 from .fusion import FieldProjector
 from .text_features import LMSettings, encode_tables, id_embeddings
@@ -36,13 +35,11 @@ class BasicConfig(LMSettings):
     def __post_init__(self):
         super().__post_init__()
         if self.pooling not in ("mean", "last"):
-            raise UserError(f"basic pooling must be 'mean' or 'last', got {self.pooling!r}")
-        self.hidden = tuple(int(h) for h in (self.hidden if isinstance(self.hidden, (list, tuple)) else [self.hidden]))
-        if int(self.dim) < 1 or not self.hidden or min(self.hidden) < 1:
-            raise UserError(f"basic needs dim >= 1 and hidden sizes >= 1; got dim={self.dim}, hidden={self.hidden}")
-        if not 0 <= float(self.dropout) < 1 or float(self.init_std) <= 0:
-            raise UserError(f"basic needs 0 <= dropout < 1 and init_std > 0; got {self.dropout}, {self.init_std}")
-        self.dim, self.dropout, self.init_std = int(self.dim), float(self.dropout), float(self.init_std)
+            raise ValueError(f"basic pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.dim < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"basic needs dim >= 1 and hidden sizes >= 1; got dim={self.dim}, hidden={self.hidden}")
+        if not 0 <= self.dropout < 1 or self.init_std <= 0:
+            raise ValueError(f"basic needs 0 <= dropout < 1 and init_std > 0; got {self.dropout}, {self.init_std}")
 
 
 class BasicRecommender(nn.Module):

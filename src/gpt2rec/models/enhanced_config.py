@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UserError
 from .text_features import LMSettings
 
 STRATEGIES = ("cached", "end2end", "hybrid")
@@ -61,28 +60,9 @@ class EnhancedConfig(LMSettings):
     def __post_init__(self):
         super().__post_init__()
         if self.pooling != "fields":
-            raise UserError(f"enhanced needs pooling='fields' (the attention set), got {self.pooling!r}")
+            raise ValueError(f"enhanced needs pooling='fields' (the attention set), got {self.pooling!r}")
         if self.strategy not in STRATEGIES:
-            raise UserError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in (
-            "use_attention",
-            "freeze_lm",
-            "use_peft",
-            "fast",
-            "use_ids",
-            "use_text",
-            "item_bias",
-            "layer_norm",
-            "use_history",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                setattr(self, name, value.lower() in ("1", "true", "yes", "on"))
-        self.dim, self.n_heads, self.top_n_blocks = int(self.dim), int(self.n_heads), int(self.top_n_blocks)
-        self.contrastive_size, self.dynamic_sample = int(self.contrastive_size), int(self.dynamic_sample)
-        self.dropout, self.id_dropout = float(self.dropout), float(self.id_dropout)
-        self.contrastive_weight, self.temperature = float(self.contrastive_weight), float(self.temperature)
-        self.cold_user_k = int(self.cold_user_k)
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         checks = [
             (self.dim >= 1 and self.n_heads >= 1, f"dim and n_heads must be >= 1, got {self.dim}, {self.n_heads}"),
             (
@@ -100,16 +80,14 @@ class EnhancedConfig(LMSettings):
             (self.cold_user_k >= 1, f"cold_user_k must be >= 1, got {self.cold_user_k}"),
             (self.dynamic_sample >= 0, f"dynamic_sample must be >= 0 (0 = no cap), got {self.dynamic_sample}"),
             (
-                int(self.hybrid_cached_epochs) >= 0 and int(self.hybrid_end2end_epochs) >= 0,
+                self.hybrid_cached_epochs >= 0 and self.hybrid_end2end_epochs >= 0,
                 "hybrid epochs must be >= 0",
             ),
-            (self.top_n_blocks >= 1 and int(self.lora_r) >= 1, "top_n_blocks and lora_r must be >= 1"),
+            (self.top_n_blocks >= 1 and self.lora_r >= 1, "top_n_blocks and lora_r must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
-                raise UserError(f"enhanced config: {message}")
-        if self.lora_targets is not None:
-            self.lora_targets = tuple(self.lora_targets)
+                raise ValueError(f"enhanced config: {message}")
 
     @property
     def dynamic(self) -> bool:
@@ -121,9 +99,9 @@ class EnhancedConfig(LMSettings):
         out = {"finetune": "lora" if self.use_peft else "full", "top_n_blocks": self.top_n_blocks}
         if self.use_peft:
             out.update(
-                lora_r=int(self.lora_r),
-                lora_alpha=int(self.lora_alpha),
-                lora_dropout=float(self.lora_dropout),
+                lora_r=self.lora_r,
+                lora_alpha=self.lora_alpha,
+                lora_dropout=self.lora_dropout,
                 lora_targets=self.lora_targets,
             )
         return out

@@ -4,9 +4,10 @@
 top blocks when fine-tuning without PEFT), registered under flattened names. So
 
 - the training loop's optimizer (built from `model.parameters()`) trains them;
-- `state_dict()` / checkpoints hold them and never the frozen base weights; a model that has them
-  attaches its LM when it is built (also for a checkpoint load), so a plain strict
-  `load_state_dict` restores them. The LM object itself lives outside the module tree.
+- `state_dict()` holds them and never the frozen base weights; a model that has them attaches its
+  LM when it is built (also for a checkpoint load). The LM object itself lives outside the module tree.
+- LoRA adapters are saved apart, by peft's own names: `adapter_state()` / `load_adapter_state()`
+  (see `gpt2rec.train.weights`); fully fine-tuned blocks stay in the model's state_dict.
 
 `StepState` is what one training step shares between its positive, negative and contrastive
 terms: the ID-dropout masks, the `dynamic_sample` draw, every entity's fused representation
@@ -42,6 +43,20 @@ class LMHolder(nn.Module):
         for name, param in runtime.backbone.named_parameters():
             if param.requires_grad:
                 self.register_parameter(_flat(name), param)
+
+    def adapter_state(self) -> dict | None:
+        """The LM's LoRA tensors as peft's `get_peft_model_state_dict` names them; None without LoRA."""
+        if self.runtime is None or self.runtime.config.finetune != "lora":
+            return None
+        from ..text.lora import adapter_state_dict
+
+        return adapter_state_dict(self.runtime.backbone)
+
+    def load_adapter_state(self, tensors: dict) -> None:
+        """Load `adapter_state()`-named tensors (peft's `set_peft_model_state_dict`); ValueError on a mismatch."""
+        from ..text.lora import set_adapter_state
+
+        set_adapter_state(self.runtime.backbone, tensors)
 
     def set_trainable(self, flag: bool) -> None:
         for p in self.parameters(recurse=False):

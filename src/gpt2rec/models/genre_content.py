@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec, saved_value
 
 COLD_USER_MODES = ("popularity", "none")
@@ -94,7 +93,7 @@ def build(config: GenreContentConfig, ctx: ModelContext) -> GenreContent:
         return GenreContent(config, ctx.n_users, ctx.n_items, saved_value(ctx, "n_genres")).to(ctx.device)
     multi_hot, vocab = genre_matrix(ctx.dataset.items["genres"])
     if not vocab:
-        raise UserError(f"dataset {ctx.dataset.name!r} has no item genres; genre_content needs a 'genres' column")
+        raise ValueError(f"dataset {ctx.dataset.name!r} has no item genres; genre_content needs a 'genres' column")
     model = GenreContent(config, ctx.n_users, ctx.n_items, multi_hot.shape[1])
     model.item_genres = F.normalize(torch.from_numpy(multi_hot), dim=1)
     return model.to(ctx.device)

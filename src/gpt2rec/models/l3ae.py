@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import UserError
 from .base import ModelContext, ModelSpec, saved_value
 from .ease import EASE, ease_weights, interaction_gram
 from .limits import check_dense_items
@@ -58,19 +57,17 @@ class L3AEConfig(LMSettings):
     def __post_init__(self):
         super().__post_init__()
         if self.pooling not in POOLINGS:
-            raise UserError(f"l3ae pooling must be one of {POOLINGS}, got {self.pooling!r}; try --set pooling=fields")
-        self.reg, self.text_weight, self.text_reg = float(self.reg), float(self.text_weight), float(self.text_reg)
-        self.max_memory_gb = float(self.max_memory_gb)
+            raise ValueError(f"l3ae pooling must be one of {POOLINGS}, got {self.pooling!r}; try --set pooling=fields")
         if not self.max_memory_gb > 0:
-            raise UserError(f"l3ae max_memory_gb must be > 0, got {self.max_memory_gb}")
+            raise ValueError(f"l3ae max_memory_gb must be > 0, got {self.max_memory_gb}")
         if not self.reg > 0 or not self.text_reg > 0:
-            raise UserError(f"l3ae reg and text_reg must be > 0, got {self.reg}, {self.text_reg}; try reg=300")
+            raise ValueError(f"l3ae reg and text_reg must be > 0, got {self.reg}, {self.text_reg}; try reg=300")
         if self.text_weight < 0:
-            raise UserError(f"l3ae text_weight must be >= 0, got {self.text_weight}; 0 turns the text off")
+            raise ValueError(f"l3ae text_weight must be >= 0, got {self.text_weight}; 0 turns the text off")
         if self.prompt and "{text}" not in self.prompt_format:
-            raise UserError(f"l3ae prompt must contain {{text}} (or be 'eol'), got {self.prompt!r}")
+            raise ValueError(f"l3ae prompt must contain {{text}} (or be 'eol'), got {self.prompt!r}")
         if self.prompt and self.pooling == "fields":
-            raise UserError("l3ae prompt wraps the whole sentence: use it with pooling=last or mean, not fields")
+            raise ValueError("l3ae prompt wraps the whole sentence: use it with pooling=last or mean, not fields")
 
     @property
     def prompt_format(self) -> str:
@@ -155,7 +152,7 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
     gram = interaction_gram(ctx.train, ctx.n_users, ctx.n_items, device)  # (I, I)
     if cfg.text_weight > 0:
         if ctx.dataset is None:
-            raise UserError("l3ae needs the dataset's item metadata to fit (text_weight > 0)")
+            raise ValueError("l3ae needs the dataset's item metadata to fit (text_weight > 0)")
         c = text_matrix(cfg, ctx.dataset, device)  # (I, I)
     else:
         c = torch.zeros_like(gram)

@@ -9,16 +9,14 @@ score by inner products and use ANN retrieval for big catalogs, see `gpt2rec.ret
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 SCALABLE = "bpr or enhanced (inner-product scores, ANN retrieval for big catalogs)"
 
 
 def check_dense_items(model: str, n_items: int, bytes_per_cell: float, max_memory_gb: float) -> None:
-    """Raise a UserError when `bytes_per_cell` * n_items^2 exceeds `max_memory_gb` GiB."""
+    """Raise a ValueError when `bytes_per_cell` * n_items^2 exceeds `max_memory_gb` GiB."""
     need = bytes_per_cell * float(n_items) ** 2 / 2**30
     if need > max_memory_gb:
-        raise UserError(
+        raise ValueError(
             f"{model} needs dense {n_items} x {n_items} item matrices, about {need:,.2f} GiB, above its "
             f"limit max_memory_gb={max_memory_gb:g}; use {SCALABLE} for a catalog this large, or raise the "
             f"limit with --set max_memory_gb={need * 1.1:.0f} if the machine has the memory"

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import UserError
 from ..text.templates import Rendered, TemplateConfig, item_texts, user_texts
 
 _INJECTED: dict[str, Callable[[], tuple]] = {}
@@ -44,24 +43,15 @@ class LMSettings:
     text_cache: bool = field(default=True, metadata={"help": "reuse frozen-LM vectors from the on-disk cache"})
     template: TemplateConfig = field(default_factory=TemplateConfig, metadata={"help": "metadata -> text"})
 
-    def __post_init__(self):
-        if isinstance(self.template, dict):
-            from ..utils.config import from_dict
-
-            self.template = from_dict(TemplateConfig, self.template)
+    def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
+        if not isinstance(self.template, TemplateConfig):
+            raise TypeError(f"template must be a TemplateConfig, got {type(self.template).__name__}")
         if not str(self.lm):
-            raise UserError("lm must name a language model (hub ID, folder, gemma3-270m, minilm) or 'auto'")
-        if int(self.max_length) < 1 or int(self.encode_batch_size) < 1:
-            raise UserError(
+            raise ValueError("lm must name a language model (hub ID, folder, gemma3-270m, minilm) or 'auto'")
+        if self.max_length < 1 or self.encode_batch_size < 1:
+            raise ValueError(
                 f"max_length and encode_batch_size must be >= 1; got {self.max_length}, {self.encode_batch_size}"
             )
-        self.layer, self.max_length, self.encode_batch_size = (
-            int(self.layer),
-            int(self.max_length),
-            int(self.encode_batch_size),
-        )
-        if isinstance(self.text_cache, str):
-            self.text_cache = self.text_cache.lower() in ("1", "true", "yes", "on")
 
 
 def resolve_lm_name(name: str) -> str:

@@ -55,25 +55,25 @@ class EncoderConfig:
     lora_targets: tuple[str, ...] | None = field(default=None, metadata={"help": "None = by architecture"})
     top_n_blocks: int | None = field(default=None, metadata={"help": "fine-tune only the top N blocks"})
 
-    def __post_init__(self):
+    def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
         if self.pooling not in POOLINGS:
-            raise UserError(f"pooling must be one of {POOLINGS}, got '{self.pooling}'")
+            raise ValueError(f"pooling must be one of {POOLINGS}, got '{self.pooling}'")
         if self.finetune not in FINETUNE:
-            raise UserError(f"finetune must be one of {FINETUNE}, got '{self.finetune}'")
+            raise ValueError(f"finetune must be one of {FINETUNE}, got '{self.finetune}'")
         if self.dtype not in DTYPES:
-            raise UserError(f"dtype must be one of {tuple(DTYPES)}, got '{self.dtype}'")
+            raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got '{self.dtype}'")
         for name in ("max_length", "batch_size", "lora_r"):
             if getattr(self, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.lora_dropout < 1.0:
-            raise UserError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.top_n_blocks is not None:
             if self.top_n_blocks < 1:
-                raise UserError(f"top_n_blocks must be >= 1 (or None for all), got {self.top_n_blocks}")
+                raise ValueError(f"top_n_blocks must be >= 1 (or None for all), got {self.top_n_blocks}")
             if self.finetune == "frozen":
-                raise UserError("top_n_blocks only applies when fine-tuning: set finetune='lora' or 'full'")
-        if self.lora_targets is not None:
-            self.lora_targets = tuple(self.lora_targets)
+                raise ValueError("top_n_blocks only applies when fine-tuning: set finetune='lora' or 'full'")
+        if self.lora_targets is not None and not isinstance(self.lora_targets, tuple):
+            raise TypeError(f"lora_targets must be a tuple of module names (or None), got {self.lora_targets!r}")
 
 
 @dataclass

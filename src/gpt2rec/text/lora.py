@@ -125,6 +125,23 @@ def adapter_state_dict(model: nn.Module) -> dict:
     return {k: v.detach() for k, v in get_peft_model_state_dict(model).items()}
 
 
+def set_adapter_state(model: nn.Module, tensors: dict) -> None:
+    """Load LoRA tensors named as `adapter_state_dict` names them into `model`, with peft's
+    `set_peft_model_state_dict`; ValueError unless the names are exactly `model`'s adapters."""
+    from peft import set_peft_model_state_dict
+
+    expected = set(adapter_state_dict(model))
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise ValueError(
+            f"the LoRA adapters do not match the model: {len(missing)} missing {missing[:1]}, "
+            f"{len(extra)} unexpected {extra[:1]}"
+        )
+    result = set_peft_model_state_dict(model, tensors)
+    if result.unexpected_keys:
+        raise ValueError(f"the model has no place for LoRA tensor {result.unexpected_keys[0]}")
+
+
 def save_adapter(encoder, path: str | Path) -> None:
     """Write the encoder's LoRA adapters (only) to `path` (.safetensors), atomically."""
     from safetensors.torch import save_file
@@ -168,18 +185,10 @@ def load_adapter(encoder, path: str | Path) -> None:
         k: v for k, v in theirs.items() if k != "lora_dropout"
     }:
         raise UserError(f"adapter {path} was saved with LoRA settings {theirs}; this encoder uses {ours}")
-    expected = set(adapter_state_dict(encoder.backbone))
-    if set(tensors) != expected:
-        raise UserError(
-            f"adapter {path} holds {len(tensors)} tensors, the encoder expects {len(expected)}; same model?"
-        )
-    from peft import set_peft_model_state_dict
-
-    result = set_peft_model_state_dict(encoder.backbone, tensors)
-    if result.unexpected_keys:
-        raise UserError(
-            f"adapter {path} holds tensors this encoder has no place for ({result.unexpected_keys[0]}, ...)"
-        )
+    try:
+        set_adapter_state(encoder.backbone, tensors)
+    except ValueError as exc:
+        raise UserError(f"adapter {path}: {exc}; same model?") from None
 
 
 def _top_layers(n_blocks: int, top_n: int) -> list[int]:

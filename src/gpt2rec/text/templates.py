@@ -76,9 +76,9 @@ class TemplateConfig:
             if value is not None:
                 _fields(value, name)  # raises on a malformed template
         if self.history < 0:
-            raise UserError(f"history must be >= 0 (number of recent items), got {self.history}")
+            raise ValueError(f"history must be >= 0 (number of recent items), got {self.history}")
         if self.history and _fields(self.history_template, "history_template") != ["history"]:
-            raise UserError(
+            raise ValueError(
                 "history_template must contain exactly one field, {history}; e.g. ' Recently liked: {history}.'"
             )
 
@@ -232,10 +232,10 @@ def _fields(template: str, what: str) -> list[str]:
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
-        raise UserError(f"{what} is not a valid format string ({exc}): {template!r}") from None
+        raise ValueError(f"{what} is not a valid format string ({exc}): {template!r}") from None
     bad = [n for n in names if not n or not n.replace("_", "a").isalnum()]
     if bad:
-        raise UserError(f"{what} must name plain columns like {{title}}, got {bad} in {template!r}")
+        raise ValueError(f"{what} must name plain columns like {{title}}, got {bad} in {template!r}")
     return names
 
 

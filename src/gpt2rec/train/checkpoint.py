@@ -1,15 +1,18 @@
 """Run folders: everything needed to rebuild, evaluate and serve a trained model, no pickle.
 
     config.json        {"model": name, "model_config": {...}, "data": {...}, "split": {...}, "train": {...}, ...}
-    model.safetensors  the model's state_dict; its metadata "model_meta" holds the model's
-                       `checkpoint_meta()` (sizes learned from the data: LM width, field names, ...)
+    model.safetensors  the model's state_dict (without LoRA adapters); its metadata "model_meta" holds
+                       the model's `checkpoint_meta()` (sizes learned from the data: LM width, field names, ...)
+    adapter.safetensors  only for a model whose LM has LoRA adapters: those adapters, named and
+                       restored by peft (`get_peft_model_state_dict` / `set_peft_model_state_dict`)
     user_ids.json      raw user IDs, position = internal index
     item_ids.json      raw item IDs, position = internal index
     metrics.json       {"valid": {...}, "test": {...}, ...}
 
 Every write is atomic. Loading reads JSON and safetensors only (never `torch.load`) and rebuilds the
 model through the registry at the saved shape: spec.build(config, ModelContext(..., saved=model_meta)),
-then a plain load_state_dict(strict=True).
+then a strict load (`train.weights.load_weights`: the model's tensors, then the adapters by peft).
+Run folders written before adapters were saved apart (every tensor in model.safetensors) still load.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ import torch
 from ..errors import DataError
 from ..models.base import ModelContext
 from ..models.registry import get_spec
+from ..text.lora import ADAPTER_FORMAT
 from ..utils.config import from_dict, to_dict
 from ..utils.io import flat_tensors, save_tensors_meta, write_json
 from . import runfolder
+from .weights import load_weights, split_weights
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
+ADAPTER = "adapter.safetensors"
 USER_IDS = "user_ids.json"
 ITEM_IDS = "item_ids.json"
 METRICS = "metrics.json"
@@ -61,8 +67,27 @@ def read_config(run_dir: str | Path) -> dict:
 
 
 def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
+    """model.safetensors (and adapter.safetensors when the LM has LoRA adapters; written first, so a
+    model.safetensors, which marks the run complete, never goes without its adapters)."""
+    run_dir = Path(run_dir)
     meta = model.checkpoint_meta() if hasattr(model, "checkpoint_meta") else {}
-    save_tensors_meta(Path(run_dir) / MODEL, flat_tensors("", model.state_dict()), {"model_meta": meta})
+    own, adapter = split_weights(model)
+    if adapter:
+        save_tensors_meta(run_dir / ADAPTER, flat_tensors("", adapter), {"format": ADAPTER_FORMAT})
+    else:
+        (run_dir / ADAPTER).unlink(missing_ok=True)
+    save_tensors_meta(run_dir / MODEL, flat_tensors("", own), {"model_meta": meta})
+
+
+def read_adapter_file(run_dir: Path) -> dict:
+    """The LoRA adapters saved next to model.safetensors ({} when there are none)."""
+    path = run_dir / ADAPTER
+    if not path.is_file():
+        return {}
+    tensors, meta = runfolder.read_safetensors(path)
+    if meta.get("format") != json.dumps(ADAPTER_FORMAT):
+        raise runfolder.damaged(path, "is not a gpt2rec LoRA adapter file")
+    return tensors
 
 
 def read_model_file(path: Path) -> tuple[dict, dict]:
@@ -126,8 +151,9 @@ def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = 
         model = build_model(config, len(user_ids), len(item_ids), dataset, None, device, saved=meta)
     except ValueError as exc:  # e.g. a file from before the model recorded its shape
         raise DataError(f"{path}: {exc}") from None
+    adapter = read_adapter_file(run_dir)
     try:
-        model.load_state_dict(state, strict=True)
+        load_weights(model, state, adapter)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise DataError(f"{run_dir / MODEL} does not match model {config['model']!r} ({first}); retrain it") from None

@@ -31,12 +31,13 @@ from tqdm.auto import tqdm
 from .. import distributed as dist
 from ..data.sampling import NegativeSampler, training_batches
 from ..data.splits import Split, interaction_matrix
-from ..errors import NonFiniteLossError, UserError
+from ..errors import NonFiniteLossError
 from ..losses import LOSSES, bpr_loss
 from ..utils.device import pick_device
 from .config import RESUMABLE_CHANGES, TrainConfig, metric_k
 from .ddp import Replicas, StepLoss
 from .state import Randomness, fresh_state, load_checkpoint, save_checkpoint
+from .weights import load_weights, snapshot
 
 __all__ = ["RESUMABLE_CHANGES", "NonFiniteLossError", "TrainConfig", "TrainResult", "fit", "metric_k", "train_step"]
 
@@ -103,7 +104,7 @@ def fit(
             record = {"epoch": epoch, "loss": loss, **valid, "seconds": time.perf_counter() - start}
             improved = _record_epoch(state, record, config)
             if improved:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = snapshot(model)
             if run_dir is not None and replicas.main:  # rank 0 writes the run folder
                 save_checkpoint(run_dir, model, optimizer, randomness, state, write_best=improved)
             if replicas.main:
@@ -113,7 +114,7 @@ def fit(
     finally:
         bar.close()
     if best_state is not None:
-        model.load_state_dict(best_state)
+        load_weights(model, *best_state)
     if state["stopped_early"]:
         log.info("early stop: no %s gain for %d epochs; best epoch %d", config.metric, config.patience,
                  state["best_epoch"])  # fmt: skip
@@ -204,7 +205,7 @@ def _validate(model, validate: Validate, metric: str) -> dict:
     finally:
         model.train(was_training)
     if metric not in valid:
-        raise UserError(f"validation metric {metric!r} not computed; choose one of {sorted(valid)}")
+        raise ValueError(f"validation metric {metric!r} not computed; choose one of {sorted(valid)}")
     return valid
 
 

@@ -2,10 +2,12 @@
 
 Run folder files written here (all atomic):
 - `history.jsonl`: one JSON line per finished epoch (loss, validation metrics, seconds).
-- `last.safetensors`: model (`model.*`) and optimizer (`optim.*`) tensors after the last epoch, with
-  the whole training state (epoch, best, patience, RNG states, optimizer hyperparameters) as JSON in
-  the file's metadata, so model and state can never disagree.
-- `best.safetensors`: the model at the best validation epoch (when it is not the last one).
+- `last.safetensors`: model (`model.*`), LoRA adapter (`adapter.*`, peft's names, see
+  `train.weights`) and optimizer (`optim.*`) tensors after the last epoch, with the whole training
+  state (epoch, best, patience, RNG states, optimizer hyperparameters) as JSON in the file's
+  metadata: one file, written atomically, so model, adapters and state can never disagree.
+- `best.safetensors`: the model (`model.*`, `adapter.*`) at the best validation epoch (when it is
+  not the last one).
 - `train_state.json`: a readable copy of that training state.
 """
 
@@ -23,6 +25,7 @@ from ..utils.config import to_dict
 from ..utils.io import flat_tensors, save_tensors_meta, write_json, write_text
 from .config import TrainConfig, resumable_view
 from .runfolder import damaged, read_safetensors
+from .weights import load_weights, snapshot, split_weights
 
 STATE_VERSION = 1
 
@@ -86,9 +89,24 @@ def write_history(run_dir: Path, history: list) -> None:
     write_text(run_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
 
+def _weight_tensors(model) -> dict:
+    own, adapter = split_weights(model)
+    return {**flat_tensors("model", own), **flat_tensors("adapter", adapter)}
+
+
+def _weights_from(tensors: dict) -> tuple[dict, dict]:
+    """(own, adapter) of a file written by `_weight_tensors` (older files: no `adapter.*`)."""
+    parts: dict = {"model": {}, "adapter": {}}
+    for key, value in tensors.items():
+        kind, _, name = key.partition(".")
+        if kind in parts:
+            parts[kind][name] = value
+    return parts["model"], parts["adapter"]
+
+
 def save_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, state: dict, write_best: bool) -> None:
     opt = optimizer.state_dict()
-    tensors = flat_tensors("model", model.state_dict())
+    tensors = _weight_tensors(model)
     scalars = {}
     for pid, pstate in opt["state"].items():
         for key, value in pstate.items():
@@ -100,15 +118,13 @@ def save_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, sta
     # last first: if we die before best.safetensors is written, the best epoch is the last epoch
     save_tensors_meta(run_dir / "last.safetensors", tensors, {"train_state": state})
     if write_best:
-        save_tensors_meta(
-            run_dir / "best.safetensors", flat_tensors("model", model.state_dict()), {"epoch": state["epoch"]}
-        )
+        save_tensors_meta(run_dir / "best.safetensors", _weight_tensors(model), {"epoch": state["epoch"]})
     write_json(run_dir / "train_state.json", state)
     write_history(run_dir, state["history"])
 
 
 def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, config: TrainConfig):
-    """Restore model, optimizer and RNGs from `run_dir`; returns (state, best model state or None)."""
+    """Restore model, optimizer and RNGs from `run_dir`; returns (state, best weights (own, adapter) or None)."""
     fix = f"delete {run_dir} or train into a new --out folder"
     path = run_dir / "last.safetensors"
     tensors, meta = read_safetensors(path)
@@ -120,9 +136,9 @@ def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, con
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UserError(f"{run_dir} holds a run with different training settings ({', '.join(diff)}); {fix}")
-    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = _weights_from(tensors)
     try:
-        model.load_state_dict(model_state, strict=True)
+        load_weights(model, *weights)
     except RuntimeError as exc:
         raise DataError(f"{path} holds another model ({str(exc).splitlines()[0]}); {fix}") from None
     opt_state: dict = {"state": {}, "param_groups": state["optim_groups"]}
@@ -136,7 +152,7 @@ def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, con
     optimizer.load_state_dict(opt_state)
     randomness.restore(state["rng"])
     if state["best_epoch"] == state["epoch"]:
-        best = {k: v.clone() for k, v in model_state.items()}
+        best = snapshot(model)
     elif state["best_epoch"] == 0:
         best = None
     else:
@@ -145,10 +161,10 @@ def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, con
     return state, best
 
 
-def _read_best(path: Path, epoch: int, fix: str) -> dict:
+def _read_best(path: Path, epoch: int, fix: str) -> tuple[dict, dict]:
     if not path.is_file():
         raise DataError(f"{path} is missing, so the best model of epoch {epoch} is lost; {fix}")
     tensors, meta = read_safetensors(path)
     if meta.get("epoch") != str(epoch):
         raise DataError(f"{path} does not hold the best epoch {epoch}; {fix}")
-    return {k[len("model.") :]: v for k, v in tensors.items()}
+    return _weights_from(tensors)

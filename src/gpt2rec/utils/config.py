@@ -42,7 +42,7 @@ def from_dict(cls: type[T], data: dict) -> T:
     try:
         kwargs = {name: convert(types_[name], value, name) for name, value in data.items()}
         return cls(**kwargs)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # what __post_init__ rejects
         raise UserError(f"{cls.__name__}: {exc}") from None
 
 
@@ -56,7 +56,10 @@ def convert(tp: Any, value: Any, name: str = "value") -> Any:
         optional = type(None) in args
         if optional and (value is None or _means_none(value, args)):
             return None
-        for arg in (a for a in args if a is not type(None)):
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) == 1:  # X | None: X's own message
+            return convert(kinds[0], value, name)
+        for arg in kinds:
             try:
                 return convert(arg, value, name)
             except ValueError:
