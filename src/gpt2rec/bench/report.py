@@ -91,7 +91,7 @@ def speed_section(data: dict, rs: list[Row]) -> str:
     if m:
         parts.append(f"Measured by `{m.get('command')}` (started {m.get('started')}); load average (1/5/15 min) at "
                      f"its start {m.get('load_average_start')}, before the epoch timings "
-                     f"{m.get('load_average_before_training')}, at the end {m.get('load_average_end')}"
+                     f"{m.get('load_average_before_training') or '—'}, at the end {m.get('load_average_end')}"
                      + (f". {m['note']}" if m.get("note") else "") + ".")  # fmt: skip
     enc = speed.get("encoding", {})
     if enc:
