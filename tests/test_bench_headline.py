@@ -124,3 +124,20 @@ def test_cost_target_reads_the_headline_fit_from_the_speed_section():
     speed["epoch"]["l3ae [minilm]"]["seconds"] = 12.0
     assert headline.cost_targets(rows(recs), speed)[0].met is False
     assert headline.cost_targets(rows(recs), {})[0].met is None
+
+
+def test_report_prints_the_notes_and_the_tuning_search():
+    from gpt2rec.bench.report import render
+
+    tried = [{"candidate": {"model": {"dim": 64}, "train": {}}, "valid": 0.24},
+             {"candidate": {"model": {"dim": 32}, "train": {}}, "valid": 0.25}]  # fmt: skip
+    data = {"records": [], "notes": {"bpr": "ncf kept its older records"},
+            "tuning": {"warm|bpr": {"tried": tried, "chosen": tried[1]["candidate"], "seed": 0, "metric": "ndcg@10",
+                                    "axes": {"model.dim": [64, 32]}, "start": tried[0]["candidate"]}}}  # fmt: skip
+    md = render(data, "x", [])
+    assert "- bpr: ncf kept its older records" in md
+    lines = [x for x in md.splitlines() if x.startswith("| {'model': {'dim'")]
+    assert lines == [
+        "| {'model': {'dim': 32}, 'train': {}} | 0.2500 | chosen |",
+        "| {'model': {'dim': 64}, 'train': {}} | 0.2400 |  |",
+    ]

@@ -91,7 +91,7 @@ def speed_section(data: dict, rs: list[Row]) -> str:
     if m:
         parts.append(f"Measured by `{m.get('command')}` (started {m.get('started')}); load average (1/5/15 min) at "
                      f"its start {m.get('load_average_start')}, before the epoch timings "
-                     f"{m.get('load_average_before_training')}, at the end {m.get('load_average_end')}"
+                     f"{m.get('load_average_before_training') or '—'}, at the end {m.get('load_average_end')}"
                      + (f". {m['note']}" if m.get("note") else "") + ".")  # fmt: skip
     enc = speed.get("encoding", {})
     if enc:
@@ -275,6 +275,9 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
                f"(main LM: {plan_main_lm(data) or '—'}).")  # fmt: skip
     out += ["", "## Targets", "", targets_section(data, ds.get("name", stem))]
     out += ["## How it was run", "", plan.__doc__.split("\n\n", 1)[1].strip(), "", plan_table(), ""]
+    notes = data.get("notes", {})
+    if notes:  # what a reader must know about records made under other settings (written by hand, dated)
+        out += ["Notes:", ""] + [f"- {k}: {v}" for k, v in notes.items()] + [""]
     sel = {k: v for k, v in data.get("selections", {}).items() if k != "ablation_base"}
     if sel:
         body = [[k.replace("|", " / "), v["chosen"], ", ".join(f"{t['candidate']}: {t['valid']:.4f}" for t in v["tried"])]
