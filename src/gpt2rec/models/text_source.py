@@ -113,7 +113,8 @@ class TextSource(nn.Module):
             )
         runtime = self.ensure_lm()
         rendered = [self.rendered[kind][int(i)] for i in idx.tolist()]
-        encode = self.fast_encoder or runtime.encode_train
+        # not `or`: a FastEncoder with nothing cached yet has len 0, i.e. is falsy
+        encode = self.fast_encoder if self.fast_encoder is not None else runtime.encode_train
         out = encode([r.text for r in rendered], [r.spans for r in rendered], fields=self.fields(kind))
         self.encoder_calls += 1
         cache = self.cache(kind)
