@@ -63,12 +63,13 @@ class LazyAdam(torch.optim.Adam):
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["step"] += 1
         step = float(state["step"])
+        # index_select / index_copy_: several times faster than advanced indexing on big tables
         if group["weight_decay"]:
-            values = values.add(p[rows], alpha=group["weight_decay"])
-        m = state["exp_avg"][rows].lerp_(values, 1 - beta1)  # (R, D)
-        v = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)  # (R, D)
-        state["exp_avg"][rows] = m
-        state["exp_avg_sq"][rows] = v
+            values = values.add(p.index_select(0, rows), alpha=group["weight_decay"])
+        m = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)  # (R, D)
+        v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)  # (R, D)
+        state["exp_avg"].index_copy_(0, rows, m)
+        state["exp_avg_sq"].index_copy_(0, rows, v)
         step_size = group["lr"] / (1 - beta1**step)
         denom = (v.sqrt() / (1 - beta2**step) ** 0.5).add_(group["eps"])  # (R, D)
         p.index_add_(0, rows, m.div_(denom), alpha=-step_size)
