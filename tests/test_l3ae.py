@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -160,3 +161,42 @@ def test_cold_item_is_scored_from_its_text(tiny_lm):
         spec.fit(model, ctx)
         col = model.score_users(torch.arange(dataset.n_users))[:, cold]  # (U,)
         assert bool((col.abs() < 1e-8).all()) == expect_zero
+
+
+def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
+    """Two groups of users, each liking its own block of items, told apart only by their profile
+    (occupation). A user with no training item is scored by the k known users with the nearest
+    profiles: its group mates, so every item of the other block scores exactly 0; with
+    cold_users=none it scores 0 everywhere. A checkpoint round trip keeps the route."""
+    from gpt2rec.data.dataset import Dataset
+    from gpt2rec.models.base import ModelContext
+    from gpt2rec.models.registry import get_spec
+    from test_model_contract import BLOCK, GROUP_SIZES, make_data
+
+    base, split = make_data()
+    group = np.repeat(np.arange(len(GROUP_SIZES)), GROUP_SIZES)  # (U,) internal user -> group
+    users = pd.DataFrame({"user_id": base.users["user_id"], "occupation": [f"job{g}" for g in group]})
+    raw = base.interactions.rename(columns={"user": "user_id", "item": "item_id"})
+    raw[["user_id", "item_id"]] += 1  # raw IDs are internal + 1, as in make_data
+    dataset = Dataset.from_frames("blocks", raw, items=base.items, users=users)
+    cold = 2  # a group-0 user
+    train = split.train[split.train["user"] != cold]
+    spec = get_spec("l3ae")
+    for route in ("neighbours", "none"):
+        cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, pooling="mean", cold_users=route,
+                         cold_user_k=GROUP_SIZES[0] - 1)  # fmt: skip
+        ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, train)
+        model = spec.build(cfg, ctx)
+        spec.fit(model, ctx)
+        row = model.score_users(torch.tensor([cold, 0]))  # (2, I)
+        if route == "none":
+            assert torch.all(row[0] == 0)
+            continue
+        assert torch.all(row[0, BLOCK:] == 0) and torch.all(row[0, :BLOCK] > 0.5)
+        assert torch.allclose(row[1], model.history.dense(torch.tensor([0]))[0] @ model.weight)  # warm: X_u B
+        pairs = model.score_pairs(torch.tensor([cold, cold]), torch.tensor([1, BLOCK + 1]))
+        assert pairs.tolist() == pytest.approx([float(row[0, 1]), 0.0])
+        saved = ModelContext(dataset.n_users, dataset.n_items, saved=model.checkpoint_meta())
+        again = spec.build(cfg, saved)
+        again.load_state_dict(model.state_dict())
+        assert torch.equal(again.score_users(torch.tensor([cold])), row[:1])

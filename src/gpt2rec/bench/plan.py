@@ -135,7 +135,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
-    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM,) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
+    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
                lm_overrides=L3AE_LM_POOLING),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
