@@ -130,7 +130,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                grid=({"model": {"reg": 300.0}}, {"model": {"reg": 100.0}}, {"model": {"reg": 1000.0}},
                      {"model": {"reg": 30.0}}, {"model": {"reg": 3000.0}})),
     ModelEntry("bpr", "bpr", ID_PROTOCOLS + WARM_VIEWS, quick=ID_PROTOCOLS,
-               grid=({"model": {"reg": 0.0}}, {"model": {"reg": 1e-3}})),
+               grid=({"model": {"reg": 1e-2}}, {"model": {"reg": 1e-3}})),  # tuned default, L2 neighbour
     ModelEntry("neumf", "neumf", ID_PROTOCOLS),
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
