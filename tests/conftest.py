@@ -22,8 +22,8 @@ TINY_CORPUS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer_object():
+def train_tiny_tokenizer():
+    """The byte-level BPE tokenizer of the tiny GPT-2 (deterministic: the same in every process)."""
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
@@ -31,6 +31,11 @@ def tiny_tokenizer_object():
         TINY_CORPUS * 3, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
     )
     return bpe._tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_object():
+    return train_tiny_tokenizer()
 
 
 def make_tiny_gpt2(tokenizer_object, seed: int = 0, n_layer: int = 2):

@@ -1,7 +1,8 @@
 """A tiny BPR-MF training run for the distributed-training tests, run as a script under torchrun
 (`torchrun --nproc-per-node 2 tests/ddp_fit.py RUN_DIR EPOCHS [DIE_AT]`) or imported (one process).
 
-Rank 1 exits abruptly at the end of epoch DIE_AT (after rank 0 saved it), like a killed worker."""
+Rank 1 exits abruptly at the end of epoch DIE_AT (after rank 0 saved it), like a killed worker.
+DDP_FIT_LAZY=1 trains with lazy Adam (sparse embedding gradients, all-reduced as sparse tensors)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def train(run_dir: str, epochs: int, die_at: int | None = None) -> list[float]:
     torch.manual_seed(0)
     model = BPRMF(BPRConfig(dim=8, reg=0.01), N_USERS, N_ITEMS)
     ctx = ModelContext(N_USERS, N_ITEMS, train=split.train)
-    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=0.05, patience=0, seed=0, device="cpu")
+    lazy = os.environ.get("DDP_FIT_LAZY") == "1"
+    config = TrainConfig(epochs=epochs, batch_size=BATCH, lr=0.05, patience=0, seed=0, device="cpu", lazy_adam=lazy)
 
     def on_epoch_end(epoch, record):
         if die_at is not None and epoch == die_at and dist.rank() == 1:

@@ -21,7 +21,8 @@ def _records():
         {**base, "job": "bpr", "interactions": 10**5, "epoch_s": 1.0, "peak_rss_gib": 0.5, "ann_recall@10": 0.97,
          "ann_speedup": 6.0, "exact_search_s": 6.0, "ann_search_s": 1.0, "ann_build_s": 2.0},
         {**base, "job": "bpr", "interactions": 10**6, "epoch_s": 10.0, "peak_rss_gib": 1.0, "ann_recall@10": 0.96,
-         "ann_speedup": 7.0, "exact_search_s": 7.0, "ann_search_s": 1.0, "ann_build_s": 3.0},
+         "ann_speedup": 7.0, "exact_search_s": 7.0, "ann_search_s": 1.0, "ann_build_s": 3.0,
+         "load_avg_1_5_15": [2.25, 1.5, 1.0]},
         {"job": "enhanced", "interactions": 10**5, "users": 10, "items": 10, "error": "killed"},
     ]  # fmt: skip
 
@@ -34,4 +35,5 @@ def test_fits_report_and_plot(tmp_path):
     data = {"records": recs, "fits": got, "machine": {"cpus": 2, "load_avg_1_5_15": [1.0, 1.0, 1.0]}}
     md = report(data)
     assert "ANN recall@10 0.970, speed-up 6.0x" in md and "failed: killed" in md and "bpr.epoch_s: 1.0" in md
+    assert "| 1.00 | 2.2/1.5/1.0 | ANN recall@10 0.960" in md  # each job's load average next to its timing
     assert plot(data, tmp_path / "scale.png") and (tmp_path / "scale.png").stat().st_size > 1000

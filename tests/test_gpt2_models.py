@@ -144,7 +144,7 @@ def test_dynamic_sample_caps_lm_passes_per_step_and_refreshes_the_cache(tiny_lm)
     )
     model.train()
     nudge_lm(model)  # the LM now disagrees with the cache, so the rows it encodes are visible
-    before = {kind: model.text.cache(kind).clone() for kind in ("user", "item")}
+    before = {kind: model.text.full(kind).clone() for kind in ("user", "item")}
     users, pos, neg = torch.arange(8), torch.tensor([0, 1, 2, 3, 4, 5, 0, 1]), torch.tensor([5, 4, 3, 2, 1, 0, 2, 3])
     step(model, users, pos, neg, seed=7)
     # the step's draw, from its generator alone: users first (8), then items (6), 2 of each
@@ -154,7 +154,7 @@ def test_dynamic_sample_caps_lm_passes_per_step_and_refreshes_the_cache(tiny_lm)
     # one LM pass per kind: the negatives and the contrastive term reuse the step's memo
     assert model.text.encoder_calls == 2
     for kind in ("user", "item"):
-        changed = (model.text.cache(kind) != before[kind]).flatten(1).any(1).nonzero().squeeze(1).tolist()
+        changed = (model.text.full(kind) != before[kind]).flatten(1).any(1).nonzero().squeeze(1).tolist()
         assert changed == expected[kind]  # the cache keeps the fresh passes, and only those
     lora = list(model.text.lm.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lora)  # gradients reach the LM
@@ -509,3 +509,85 @@ def test_new_item_with_an_existing_items_text_gets_its_score(tiny_lm):
     with torch.no_grad():
         known = model.score_pairs(torch.tensor([2]), torch.tensor([3]))  # (1,)
     torch.testing.assert_close(new, known, atol=1e-5, rtol=1e-5)
+
+
+def test_repeated_texts_are_stored_once_and_read_for_every_entity(tiny_lm):
+    from gpt2rec.models.enhanced import EnhancedRecommender
+    from gpt2rec.text.templates import TemplateConfig
+
+    dataset, train = meta_data()
+    dataset.users["gender"], dataset.users["occupation"] = "M", "writer"  # one user profile, 8 users
+    config = EnhancedConfig(lm=tiny_lm, text_cache=False, dim=8, n_heads=2,
+                            template=TemplateConfig(user_template="{gender} {occupation}"))  # fmt: skip
+    torch.manual_seed(0)
+    model = build_enhanced(config, ctx_for(dataset, train))
+    assert model.text.user_cache.shape[0] == 1 and model.text.user_rows.tolist() == [0] * 8
+    assert model.text.item_cache.shape[0] == 6  # distinct titles: one row each
+    assert model.text.full("user").shape == (8, *model.text.user_cache.shape[1:])
+    torch.testing.assert_close(model.text.read("user", torch.tensor([2, 5])), model.text.user_cache[[0, 0]])
+    # the standardisation counts each user once (8 equal rows): the mean is that one row's field mean
+    torch.testing.assert_close(model.user_keys.mean, model.text.user_cache[0].mean(0))
+    model.eval()
+    with torch.no_grad():
+        scores = model.score_users(torch.arange(8))
+    saved = ModelContext(dataset.n_users, dataset.n_items, device=torch.device("cpu"), saved=model.checkpoint_meta())
+    twin = build_enhanced(config, saved)  # a checkpoint load: built at the saved (distinct) shape
+    twin.load_state_dict(model.state_dict())
+    twin.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(twin.score_users(torch.arange(8)), scores)
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith("_rows")}
+    old["text.user_cache"] = model.text.full("user")  # a checkpoint from before: one row per user
+    info = dict(model.checkpoint_meta()["text"], user_texts=None, item_texts=None)
+    from gpt2rec.models.text_source import TextInfo
+
+    nnz = model.checkpoint_meta()["history_nnz"]
+    legacy = EnhancedRecommender(config, dataset.n_users, dataset.n_items, TextInfo(**info), nnz)
+    legacy.load_state_dict(old)
+    assert legacy.text.user_rows.tolist() == list(range(8))
+    legacy.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(legacy.score_users(torch.arange(8)), scores)
+
+
+def test_encode_distinct_sends_each_repeated_text_once_and_keeps_batches_otherwise():
+    from types import SimpleNamespace
+
+    from gpt2rec.models.text_features import encode_distinct
+    from gpt2rec.text.templates import Rendered
+
+    class Counting:
+        config = SimpleNamespace(pooling="mean")
+        seen: list = []
+
+        def encode(self, texts, spans=None, progress=True, fields=None):
+            self.seen.append(list(texts))
+            return torch.tensor([[float(len(t))] for t in texts])  # (N, 1): the text's length
+
+    enc = Counting()
+    many = [Rendered(t) for t in ["ab", "ab", "abc", "ab", "ab", "ab"]]  # 2 distinct of 6: dedup first
+    table, rows = encode_distinct(enc, many, None, use_cache=False)
+    assert enc.seen[-1] == ["ab", "abc"] and table.tolist() == [[2.0], [3.0]] and rows.tolist() == [0, 0, 1, 0, 0, 0]
+    few = [Rendered(t) for t in ["x", "yy", "x"]]  # 2 of 3 distinct: every text encoded as before
+    table, rows = encode_distinct(enc, few, None, use_cache=False)
+    assert enc.seen[-1] == ["x", "yy", "x"] and table.tolist() == [[1.0], [2.0]] and rows.tolist() == [0, 1, 0]
+
+
+def test_enhanced_retrieval_by_factors_equals_its_scores_and_cold_users_keep_theirs(tiny_lm):
+    pytest.importorskip("faiss")
+    from gpt2rec.retrieval import RetrievalConfig, Retriever
+
+    model, dataset, _ = enhanced(tiny_lm)
+    model.eval()
+    users = np.arange(dataset.n_users)  # user 7 has no training interaction: neighbours path
+    assert model.factor_users(torch.from_numpy(users)).tolist() == [True] * 7 + [False]
+    with torch.no_grad():
+        dense = model.score_users(torch.from_numpy(users))  # (8, 6)
+        torch.testing.assert_close(model.user_factors(torch.arange(7)) @ model.item_factors().T, dense[:7])
+    want = torch.topk(dense, 3, dim=1)
+    for config in (RetrievalConfig(mode="exact"), RetrievalConfig(mode="ann", index="flat")):
+        retriever = Retriever(model, config)
+        assert retriever.kind == ("exact-factors" if config.mode == "exact" else "ann")
+        items, scores = retriever.topk(users, 3)
+        np.testing.assert_allclose(scores, want.values.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(items, want.indices.numpy())

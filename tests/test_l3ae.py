@@ -8,7 +8,7 @@ import torch
 
 from gpt2rec.errors import UserError
 from gpt2rec.models.ease import ease_weights
-from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, semantic_matrix
+from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, semantic_matrix, side_gram
 from gpt2rec.utils.config import from_dict
 
 
@@ -58,6 +58,30 @@ def test_solution_is_the_constrained_minimum():
     assert grad[off].abs().max() < 1e-9
 
 
+def test_side_rows_by_hand():
+    # two items with the same text and no interactions: G = side F F^T = [[1, 1], [1, 1]] (side = 1,
+    # unit vectors); reg = 1: P = inv([[2, 1], [1, 2]]) = [[2, -1], [-1, 2]] / 3, B_01 = -P_01 / P_11 = 1/2
+    g = side_gram(torch.tensor([[3.0, 0.0], [5.0, 0.0]]), 1.0)  # rows L2-normalised first
+    assert torch.allclose(g, torch.ones(2, 2, dtype=torch.float64))
+    b = l3ae_weights(g, torch.zeros(2, 2, dtype=torch.float64), 1.0, 0.0)
+    assert torch.allclose(b, torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64))
+
+
+def test_side_rows_are_ease_on_x_with_the_vectors_stacked_under_it():
+    """Collective EASE (Jeunen et al. 2020): the side term is EASE on [X; sqrt(side) F^T]."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(20, 6, generator=g) < 0.4).double()  # (U, I)
+    vecs = torch.randn(6, 3, generator=g)  # (I, D)
+    unit = torch.nn.functional.normalize(vecs.double(), dim=1)
+    stacked = torch.cat([x, 2.0 * unit.T])  # (U + D, I), side = 4
+    c = semantic_matrix(vecs, 1.0)
+    got = l3ae_weights(x.T @ x + side_gram(vecs, 4.0), c, 3.0, 2.0)
+    assert torch.allclose(got, l3ae_weights(stacked.T @ stacked, c, 3.0, 2.0), atol=1e-12)
+    assert torch.allclose(
+        l3ae_weights(x.T @ x + side_gram(vecs, 4.0), c, 3.0, 0.0), ease_weights(stacked.T @ stacked, 3.0)
+    )
+
+
 def test_semantic_matrix_links_items_with_similar_text():
     # items 0 and 1 share a direction, item 2 is orthogonal: C_01 > 0, C_02 = C_12 = 0
     vecs = torch.tensor([[1.0, 0.0, 0.1], [1.0, 0.0, -0.1], [0.0, 1.0, 0.0]])
@@ -66,7 +90,9 @@ def test_semantic_matrix_links_items_with_similar_text():
     assert abs(c[0, 2]) < 1e-9 and abs(c[2, 1]) < 1e-9
 
 
-@pytest.mark.parametrize("bad", [{"reg": 0}, {"text_reg": -1}, {"text_weight": -0.5}, {"pooling": "cls"}])
+@pytest.mark.parametrize(
+    "bad", [{"reg": 0}, {"text_reg": -1}, {"text_weight": -0.5}, {"side_weight": -1}, {"pooling": "cls"}]
+)
 def test_bad_config_is_one_line_error(bad):
     with pytest.raises(ValueError):
         L3AEConfig(**bad)
@@ -74,14 +100,16 @@ def test_bad_config_is_one_line_error(bad):
         from_dict(L3AEConfig, bad)
 
 
-def _fitted(tiny_lm, text_weight=1.0):
+def _fitted(tiny_lm, text_weight=1.0, side_weight=0.0):
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.registry import get_spec
     from test_model_contract import make_data
 
     dataset, split = make_data()
     spec = get_spec("l3ae")
-    cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=text_weight, pooling="mean")
+    cfg = L3AEConfig(
+        lm=tiny_lm, text_cache=False, reg=1.0, text_weight=text_weight, side_weight=side_weight, pooling="mean"
+    )
     ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train)
     model = spec.build(cfg, ctx)
     spec.fit(model, ctx)
@@ -91,7 +119,7 @@ def _fitted(tiny_lm, text_weight=1.0):
 def test_explanations_name_the_liked_items_that_carry_the_score_deletion_test(tiny_lm):
     """The reason's liked items are the largest B_ij; deleting one lowers the score by exactly B_ij,
     more than deleting any other liked item (the deletion test passes by construction)."""
-    model, split = _fitted(tiny_lm)
+    model, split = _fitted(tiny_lm, side_weight=1.0)
     user, item = 0, 1  # item 1 is user 0's held-out test item (block 0)
     history = torch.as_tensor(sorted(split.train.loc[split.train["user"] == 0, "item"].tolist()))
     contrib = model.item_contributions(torch.tensor([item]), history)[0]  # (H,)
@@ -115,8 +143,8 @@ def test_explanations_name_the_liked_items_that_carry_the_score_deletion_test(ti
 
 
 def test_cold_item_is_scored_from_its_text(tiny_lm):
-    """An item with no training interaction gets its column from C (mu (P C)_:j), so it is scored;
-    with the text off it scores 0 for everybody."""
+    """An item with no training interaction gets its column from C (mu (P C)_:j) and/or from the side
+    rows, so it is scored; with both off it scores 0 for everybody."""
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.registry import get_spec
     from test_model_contract import make_data
@@ -124,9 +152,9 @@ def test_cold_item_is_scored_from_its_text(tiny_lm):
     dataset, split = make_data()
     cold = 3
     train = split.train[split.train["item"] != cold]
-    for weight, expect_zero in ((1.0, False), (0.0, True)):
+    for weight, side, expect_zero in ((1.0, 0.0, False), (0.0, 1.0, False), (0.0, 0.0, True)):
         spec = get_spec("l3ae")
-        cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=weight, pooling="mean")
+        cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=weight, side_weight=side, pooling="mean")
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, train)
         model = spec.build(cfg, ctx)
         spec.fit(model, ctx)

@@ -78,7 +78,7 @@ def query_rows(run: Run, text: str, k: int = 10, raw_user=None, blend: float = 0
     scores and never one of the user's training items. Each row carries its `text_score`."""
     if int(k) <= 0:
         raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
-    sim = text_match(encode_query(run.model, text), run.model.text.item_cache)  # (I,)
+    sim = text_match(encode_query(run.model, text), run.model.text.full("item"))  # (I,)
     scores, seen = sim, ()
     if raw_user is not None:
         user = run.user_index(raw_user)

@@ -4,7 +4,9 @@ Exact search scores users in blocks and never holds more than `budget` scores at
 whose score is an inner product of a user and an item vector (it has `user_factors(users) -> (B, D)`
 and `item_factors() -> (I, D)`, e.g. BPR-MF) is scored in item blocks too, keeping a running top-k,
 so even a catalog of millions of items needs only (B, block) scores; any other model is scored
-through `score_users` in user blocks of `budget // n_items` rows.
+through `score_users` in user blocks of `budget // n_items` rows. A model whose inner product holds
+for some users only says which with `factor_users(users) -> (B,) bool` (the enhanced model's cold
+users are scored from their neighbours); the other rows go through `score_users`.
 
 Approximate search (ANN) is used for factor models when the catalog has at least `ann_threshold`
 items and the caller expects at least `ann_min_queries` queries (mode "auto"), or always (mode "ann"); models without factors fall back to exact search. The
@@ -97,14 +99,26 @@ class Retriever:
             block = users[start : start + USER_BLOCK]
             block_seen = seen[start : start + USER_BLOCK] if seen is not None else None
             if self.index is not None:
-                parts.append(self._ann(block, k, block_seen))
+                parts.append(self._by_factors(self._ann, block, k, block_seen))
             elif self.items is not None:
-                parts.append(self._exact_factors(block, k, block_seen))
+                parts.append(self._by_factors(self._exact_factors, block, k, block_seen))
             else:
                 parts.append(self._exact_scores(block, k, block_seen))
         if not parts:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _by_factors(self, search, users, k, seen):
+        """`search` for the users the model's factors score; `score_users` for the rest."""
+        which = getattr(self.model, "factor_users", None)
+        inner = np.ones(len(users), bool) if which is None else which(torch.from_numpy(users)).cpu().numpy()
+        if inner.all():
+            return search(users, k, seen)
+        items, scores = np.zeros((len(users), k), np.int64), np.full((len(users), k), -np.inf, np.float32)
+        for rows, fn in ((np.flatnonzero(inner), search), (np.flatnonzero(~inner), self._exact_scores)):
+            if len(rows):
+                items[rows], scores[rows] = fn(users[rows], k, seen[rows] if seen is not None else None)
+        return items, scores
 
     def _user_vectors(self, users: np.ndarray) -> torch.Tensor:
         dev = self.items.device

@@ -58,8 +58,8 @@ def deletion_test(model, split, n_users: int, n_items: int, pairs: int, seed: in
     with eval_mode(model):
         items = _top1(model, users, train[users_np])  # (B,)
         w_user, w_item = model.attention_weights(users, items)  # (B, Fu), (B, Fi)
-        for side, idx, weights, table in (("item", items, w_item, model.text.item_cache),
-                                          ("user", users, w_user, model.text.user_cache)):  # fmt: skip
+        for side, idx, weights, table in (("item", items, w_item, model.text.full("item")),
+                                          ("user", users, w_user, model.text.full("user"))):  # fmt: skip
             n_fields = table.shape[1]
             if n_fields < 2:
                 continue

@@ -116,10 +116,11 @@ def _run_job(job: str, folder: Path, work: Path, threads: int) -> dict:
     start = time.perf_counter()
     proc = subprocess.run([*cmd, str(threads)], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    load = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: timings need their load
     if proc.returncode != 0 or not result.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"job": job, "error": " | ".join(tail), "wall_s": wall}
-    return read_json(result) | {"job": job, "wall_s": round(wall, 2)}
+        return {"job": job, "error": " | ".join(tail), "wall_s": wall, "load_avg_1_5_15": load}
+    return read_json(result) | {"job": job, "wall_s": round(wall, 2), "load_avg_1_5_15": load}
 
 
 # ---------------------------------------------------------------------------- worker side
@@ -195,9 +196,10 @@ def _timed_steps(model, split, ctx) -> dict:
     from ..data.sampling import NegativeSampler, training_batches
     from ..data.splits import interaction_matrix
     from ..train.loop import train_step
+    from ..train.optim import make_optimizer
 
     sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model, 1e-3, 0.0, lazy=None)  # as the training loop does
     generator = torch.Generator().manual_seed(0)
     batches = training_batches(split.train, sampler, BATCH, np.random.default_rng(0))
     if hasattr(model, "on_epoch_start"):
@@ -328,11 +330,11 @@ def report(data: dict) -> str:
              f"Synthetic catalogs (`gpt2rec data synth`), one worker process per job, torch threads "
              f"{recs[0].get('threads', '?') if recs else '?'}; machine {data['machine']['cpus']} CPUs, load "
              f"average at the end {data['machine']['load_avg_1_5_15']} (a shared machine: timings are noisy).", "",
-             "| job | interactions | users | items | load s | epoch s | peak RSS GiB | notes |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+             "| job | interactions | users | items | load s | epoch s | peak RSS GiB | load avg after | notes |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]  # fmt: skip
     for r in sorted(recs, key=lambda r: (r["job"], r["interactions"])):
         if "error" in r:
-            lines.append(f"| {r['job']} | {r['interactions']:,} | {r['users']:,} | {r['items']:,} | | | | "
+            lines.append(f"| {r['job']} | {r['interactions']:,} | {r['users']:,} | {r['items']:,} | | | | | "
                          f"failed: {r['error'][:120]} |")  # fmt: skip
             continue
         notes = ""
@@ -355,11 +357,16 @@ def report(data: dict) -> str:
                      f"{r.get('steps_timed', '?')} steps of {r.get('steps_per_epoch', '?')}")  # fmt: skip
         lines.append(
             f"| {r['job']} | {r['interactions']:,} | {r['users']:,} | {r['items']:,} | {r.get('load_s', '')} | "
-            f"{r.get('epoch_s', '')} | {r['peak_rss_gib']:.2f} | {notes} |"
+            f"{r.get('epoch_s', '')} | {r['peak_rss_gib']:.2f} | {_load_text(r)} | {notes} |"
         )
     lines += ["", "Fitted growth exponents (log-log slope against interactions; target: epoch time <= 1.1):", ""]
     lines += [f"- {k}: {v}" for k, v in data.get("fits", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def _load_text(record: dict) -> str:
+    load = record.get("load_avg_1_5_15")
+    return "" if not load else "/".join(f"{x:.1f}" for x in load)
 
 
 def plot(data: dict, path: Path) -> bool:

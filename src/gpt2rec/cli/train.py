@@ -20,6 +20,7 @@ TRAIN_FLAGS = {
     "epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
     "patience": "patience", "seed": "seed", "device": "device", "metric": "metric", "num_neg": "num_neg",
     "loss": "loss",
+    "lazy_adam": "lazy_adam",
 }  # fmt: skip
 
 
@@ -44,6 +45,10 @@ def register(subparsers) -> None:
     p.add_argument("--metric", help="validation metric for early stopping, e.g. ndcg@10")
     p.add_argument("--num-neg", type=int, help="negatives per positive")
     p.add_argument("--loss", help="training loss: bpr (default), softmax (sampled softmax) or bce")
+    p.add_argument(
+        "--dense-adam", dest="lazy_adam", action="store_false", default=None,
+        help="dense Adam over whole embedding tables (default: lazy row updates, linear-time epochs)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
     p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
     p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")

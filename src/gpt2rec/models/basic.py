@@ -110,7 +110,7 @@ def build(config: BasicConfig, ctx: ModelContext) -> BasicRecommender:
         return BasicRecommender(config, ctx.n_users, ctx.n_items, saved_value(ctx, "text_dim")).to(ctx.device)
     tables = encode_tables(config, ctx.dataset, ctx.train, ctx.device, pooling=config.pooling)
     model = BasicRecommender(config, ctx.n_users, ctx.n_items, tables.text_dim)
-    model.set_text(tables.users, tables.items)
+    model.set_text(tables.dense("user"), tables.dense("item"))
     return model.to(ctx.device)
 
 

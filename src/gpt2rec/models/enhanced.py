@@ -162,8 +162,8 @@ class EnhancedRecommender(nn.Module):
         """Fused representations (B, d) and field attention weights (B, F) or None. `text` (B, F, D)
         and `ids` (B, d) replace the entity's cached text / ID view (cold start, deletion tests)."""
         if text is None and ids is None and self.training and self.use_cache:
-            fused, weights, _ = self._step_table(kind)  # every entity once per training step
-            return fused[idx], None if weights is None else weights[idx]
+            fused, weights, _ = self._step_rows(kind, idx)  # each entity once per training step
+            return fused, weights if self.config.use_attention else None
         if text is None and ids is None and idx.numel() > 1:  # repeated entities: compute each once
             uniq, inverse = torch.unique(idx, return_inverse=True)  # (U,), (B,)
             if len(uniq) < len(idx):
@@ -187,23 +187,30 @@ class EnhancedRecommender(nn.Module):
         norm = rows.sum(1, keepdim=True).clamp_min(1.0).rsqrt()  # (B, 1)
         return (rows * norm) @ self.hist_emb.weight  # (B, d)
 
-    def _step_table(self, kind: str):
-        """Cached-path training: (fused (N, d), weights (N, F) | None, mean key (N, d) | None) for ALL
-        N entities of `kind`, computed once per step and shared by the positive, negative and
-        contrastive terms (cheaper than three passes over a batch's repeated entities)."""
-        step = self._training_step()
-        if kind not in step.tables:
-            emb = self.user_emb if kind == "user" else self.item_emb
-            idx = torch.arange(emb.num_embeddings, device=emb.weight.device)  # (N,)
-            fused, weights, mean_key = self._ids(kind, idx), None, None  # (N, d)
-            if self.config.use_text:
-                keys = self._keys(kind, self.text.read(kind, idx))  # (N, F, d)
-                fused, weights = (self.user_fusion if kind == "user" else self.item_fusion)(fused, keys)
-                mean_key = keys.mean(1)
-            if kind == "user" and self.history is not None:
-                fused = fused + self._history_vectors(None)
-            step.tables[kind] = (fused, weights, mean_key)
-        return step.tables[kind]
+    def _step_rows(self, kind: str, idx: torch.Tensor):
+        """Cached-path training: (fused (B, d), weights (B, F) | None, mean key (B, d) | None) of `idx`.
+        Each entity is computed once per step (a memo shared by the positive, negative and
+        contrastive terms), and only the entities the step touches: the cost of a step does not grow
+        with the number of users and items."""
+        d, f = self.config.dim, len(self.fields(kind)) if self.config.use_text else 0
+        packed = self._training_step().memo(f"fused-{kind}", idx, lambda new: self._fuse_rows(kind, new))
+        if not f:
+            return packed, None, None
+        return packed[:, :d], packed[:, d : d + f], packed[:, d + f :]  # (B, d), (B, F), (B, d)
+
+    def _fuse_rows(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
+        """[fused (N, d) | weights (N, F) | mean key (N, d)] of distinct entities `idx` (N,), packed
+        in one tensor for the step's memo (only fused without text)."""
+        fused = self._ids(kind, idx)  # (N, d)
+        if not self.config.use_text:
+            return fused
+        keys = self._keys(kind, self.text.read(kind, idx))  # (N, F, d)
+        fused, weights = (self.user_fusion if kind == "user" else self.item_fusion)(fused, keys)
+        if weights is None:  # concatenation ablation: no field weights
+            weights = fused.new_zeros(len(idx), keys.shape[1])
+        if kind == "user" and self.history is not None:
+            fused = fused + self._history_vectors(idx)
+        return torch.cat([fused, weights, keys.mean(1)], dim=-1)  # (N, d + F + d)
 
     def _weights_key(self) -> tuple:
         """Changes whenever any parameter or buffer changes (in place or replaced)."""
@@ -231,8 +238,7 @@ class EnhancedRecommender(nn.Module):
     def neighbour_scores(self, text: torch.Tensor) -> torch.Tensor:
         """Scores (C, I) of users known only by their profile field vectors `text` (C, Fu, D)."""
         known = self.user_known.nonzero().squeeze(1)  # (K,)
-        cache = self.text.user_cache
-        return self.neighbours(text, cache[known], known, self.user_keys.mean, self.user_keys.std)
+        return self.neighbours(text, self.text.read("user", known), known, self.user_keys.mean, self.user_keys.std)
 
     def _with_cold_users(self, users: torch.Tensor, scores: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Replace the scores of users without training interactions by `neighbour_scores` (eval
@@ -241,7 +247,7 @@ class EnhancedRecommender(nn.Module):
             return scores
         cold = ~self.user_known[users]  # (B,)
         if cold.any():
-            rows = self.neighbour_scores(self.text.user_cache[users[cold]])  # (C, I)
+            rows = self.neighbour_scores(self.text.read("user", users[cold]))  # (C, I)
             scores = scores.clone()
             scores[cold] = rows if items is None else rows.gather(1, items[cold].unsqueeze(1)).squeeze(1)
         return scores
@@ -263,6 +269,29 @@ class EnhancedRecommender(nn.Module):
         u, _ = self.represent("user", users)  # (B, d)
         items, bias = self._item_table()  # (I, d), (I,)
         return self._with_cold_users(users, u @ items.T + bias, None)  # (B, I)
+
+    # ---- factors for retrieval (exact item blocks, ANN): score = [u, 1] . [i, bias] -----------------
+    def user_factors(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) -> (B, d + 1) with score_users(users) == user_factors(users) @ item_factors().T for the
+        users where `factor_users` is True (eval mode)."""
+        self._prepare()
+        u, _ = self.represent("user", users.to(self.user_emb.weight.device))  # (B, d)
+        return torch.cat([u, torch.ones_like(u[:, :1])], 1)  # (B, d + 1)
+
+    def item_factors(self) -> torch.Tensor:
+        """(I, d + 1): every item's representation, its bias as the last column."""
+        self._prepare()
+        items, bias = self._item_table()  # (I, d), (I,) or 0.0
+        bias = torch.as_tensor(bias, dtype=items.dtype, device=items.device).expand(len(items))
+        return torch.cat([items, bias.unsqueeze(1)], 1)  # (I, d + 1)
+
+    def factor_users(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: users scored by the inner product (not cold users with the neighbours path,
+        whose scores `score_users` computes from their nearest known profiles)."""
+        users = users.to(self.user_known.device)
+        if self.neighbours is None:
+            return torch.ones(len(users), dtype=torch.bool, device=users.device)
+        return self.user_known[users]
 
     def score_user_text(self, text: torch.Tensor) -> torch.Tensor:
         """Scores (C, I) of new users given only their profile field vectors `text` (C, Fu, D)."""
@@ -305,7 +334,7 @@ class EnhancedRecommender(nn.Module):
     def item_text_vectors(self) -> torch.Tensor:
         """One LM vector per item (I, D): the mean of its field vectors (for 'similar items')."""
         self._prepare()
-        return self.text.item_cache.mean(1)
+        return self.text.full("item").mean(1)
 
     @_stepwise
     def extra_loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -322,7 +351,7 @@ class EnhancedRecommender(nn.Module):
             idx = step.subset(idx, self.config.contrastive_size)  # InfoNCE is quadratic in the set
             if len(idx) > 1:
                 if self.training and self.use_cache:
-                    text_view = self._step_table(kind)[2][idx]  # (B, d)
+                    text_view = self._step_rows(kind, idx)[2]  # (B, d)
                 else:
                     text_view = self._keys(kind, self._text(kind, idx)).mean(1)  # (B, d)
                 loss = loss + 0.5 * info_nce(emb(idx), text_view, self.config.temperature)

@@ -23,14 +23,17 @@ def build_enhanced(cls, config, ctx: ModelContext):
         user_columns=[c for c in users_df.columns if c != "user_id"],
         item_columns=[c for c in items_df.columns if c != "item_id"],
         item_titles_column="title" if "title" in items_df.columns else None,
+        user_texts=len(tables.users),
+        item_texts=len(tables.items),
     )
     model = cls(config, ctx.n_users, ctx.n_items, info)
     text = model.text
     with torch.no_grad():
-        text.user_cache = tables.users.float()
-        text.item_cache = tables.items.float()
-        model.user_keys.fit_stats(text.user_cache)
-        model.item_keys.fit_stats(text.item_cache)
+        text.set_tables("user", tables.users.float(), tables.user_rows)
+        text.set_tables("item", tables.items.float(), tables.item_rows)
+        # statistics over every entity's fields, as if the table had one row per entity
+        model.user_keys.fit_stats(text.user_cache, torch.bincount(text.user_rows, minlength=len(text.user_cache)))
+        model.item_keys.fit_stats(text.item_cache, torch.bincount(text.item_rows, minlength=len(text.item_cache)))
         for name, col, n in (("user_known", "user", ctx.n_users), ("item_known", "item", ctx.n_items)):
             known = torch.zeros(n, dtype=torch.bool).index_fill_(0, torch.as_tensor(ctx.train[col].unique()), True)
             setattr(model, name, known)

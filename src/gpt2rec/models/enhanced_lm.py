@@ -10,7 +10,7 @@ top blocks when fine-tuning without PEFT), registered under flattened names. So
   (see `gpt2rec.train.weights`); fully fine-tuned blocks stay in the model's state_dict.
 
 `StepState` is what one training step shares between its positive, negative and contrastive
-terms: the ID-dropout masks, the `dynamic_sample` draw, every entity's fused representation
+terms: the ID-dropout masks, the `dynamic_sample` draw, the fused representations of the entities it touched
 (cached path) and the text vectors encoded WITH gradients (dynamic path). The training loop starts
 it (`model.on_step_start(generator)`) and ends it (`model.on_step_end()`); every draw comes from
 that generator, never from torch's global RNG.
@@ -85,7 +85,6 @@ class StepState:
 
     def __init__(self, generator: torch.Generator):
         self.generator = generator
-        self.tables: dict[str, tuple] = {}  # kind -> (fused (N, d), weights (N, F) | None, mean key (N, d) | None)
         self._masks: dict[str, torch.Tensor] = {}
         self._ids: dict[str, torch.Tensor] = {}
         self._rows: dict[str, torch.Tensor] = {}

@@ -34,11 +34,20 @@ class FieldProjector(nn.Module):
             nn.init.normal_(self.field_emb, std=0.02)
 
     @torch.no_grad()
-    def fit_stats(self, table: torch.Tensor) -> None:
-        """Set the standardisation from a table (N, F, D) or (N, D) of LM vectors."""
-        flat = table.reshape(-1, table.shape[-1]).float()  # (N*F, D)
-        self.mean = flat.mean(0).to(self.mean.device)
-        self.std = flat.std(0).clamp_min(1e-4).to(self.std.device) if flat.shape[0] > 1 else torch.ones_like(self.mean)
+    def fit_stats(self, table: torch.Tensor, counts: torch.Tensor | None = None) -> None:
+        """Set the standardisation from a table (N, F, D) or (N, D) of LM vectors, row n standing for
+        `counts[n]` entities (N,) (distinct texts; default 1 each)."""
+        flat = table.reshape(len(table), -1, table.shape[-1]).float()  # (N, F, D)
+        w = torch.ones(len(flat)) if counts is None else counts.float()  # (N,)
+        w = w.to(flat.device)
+        total = float(w.sum()) * flat.shape[1]  # field vectors counted
+        mean = torch.einsum("n,nfd->d", w, flat) / total  # (D,)
+        self.mean = mean.to(self.mean.device)
+        if total > 1:
+            sq = torch.einsum("n,nfd->d", w, (flat - mean).pow(2))  # (D,) one pass per entity row
+            self.std = (sq / (total - 1)).sqrt().clamp_min(1e-4).to(self.std.device)  # unbiased, like Tensor.std
+        else:
+            self.std = torch.ones_like(self.mean)
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         # proj((x - mean) / std) with the standardisation folded into the weights: one pass over x

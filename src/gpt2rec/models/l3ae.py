@@ -5,15 +5,20 @@ Two closed forms, no sampling, no epochs:
 1. A semantic item-item matrix C from the LM vectors of the item sentences. With F (I, D) the
    L2-normalised item vectors, C is EASE with the items as columns and the vector dimensions as rows:
        P_F = (F F^T + text_reg I)^-1,   C = -P_F / diag(P_F) (column-wise),   diag(C) = 0.
-2. EASE on the interactions X (U, I) with an extra pull towards C:
-       B = argmin ||X - X B||^2 + reg ||B||^2 + text_weight ||B - C||^2   s.t. diag(B) = 0
-   Setting the gradient to zero with a Lagrange multiplier per diagonal entry gives, with
-   P = (X^T X + (reg + text_weight) I)^-1 and mu = text_weight,
+2. EASE on the interactions X (U, I) with an extra pull towards C, and (collective EASE with side
+   information, Jeunen, Van Balen, Goethals, RecSys 2020) the item vectors stacked under X as D
+   extra "users" weighted by side_weight, so items with similar text also co-occur:
+       B = argmin ||X - X B||^2 + side_weight ||F^T - F^T B||^2 + reg ||B||^2 + text_weight ||B - C||^2
+       s.t. diag(B) = 0
+   The two data terms share one Gram matrix G = X^T X + side_weight F F^T. Setting the gradient to
+   zero with a Lagrange multiplier per diagonal entry gives, with P = (G + (reg + text_weight) I)^-1
+   and mu = text_weight,
        B_ij = mu (P C)_ij - P_ij (1 + mu (P C)_jj) / P_jj   (i != j),   B_jj = 0.
-   At mu = 0 this is exactly EASE (B = -P / diag(P)); as mu grows, B tends to C.
+   At mu = 0 and side_weight = 0 this is exactly EASE (B = -P / diag(P)); as mu grows, B tends to C.
 
-Scores are X_u B. A cold item (no training interaction) has column j of X^T X zero, so P_ij = 0 for
-i != j and its column is mu (P C)_:j: scored from the items whose text resembles it. The score of j
+Scores are X_u B. A cold item (no training interaction) has column j of X^T X zero; with
+side_weight = 0, P_ij = 0 for i != j and its column is mu (P C)_:j: scored from the items whose text
+resembles it (side_weight > 0 adds the items whose vectors overlap it through G). The score of j
 for user u is a sum of B_ij over the user's items i, which is what the explanation shows (the liked
 items with the largest B_ij).
 """
@@ -45,7 +50,10 @@ class L3AEConfig(LMSettings):
     text_weight: float = field(
         default=300.0, metadata={"help": "mu: pull of B towards the text matrix C (0 = EASE, no LM)"}
     )
-    text_reg: float = field(default=3.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
+    text_reg: float = field(default=30.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
+    side_weight: float = field(
+        default=10.0, metadata={"help": "weight of the item vectors stacked under X (collective EASE; 0 = off)"}
+    )
     max_memory_gb: float = field(
         default=8.0, metadata={"help": "refuse catalogs whose dense item x item matrices need more (GiB)"}
     )
@@ -64,6 +72,8 @@ class L3AEConfig(LMSettings):
             raise ValueError(f"l3ae reg and text_reg must be > 0, got {self.reg}, {self.text_reg}; try reg=300")
         if self.text_weight < 0:
             raise ValueError(f"l3ae text_weight must be >= 0, got {self.text_weight}; 0 turns the text off")
+        if self.side_weight < 0:
+            raise ValueError(f"l3ae side_weight must be >= 0, got {self.side_weight}; 0 turns the side rows off")
         if self.prompt and "{text}" not in self.prompt_format:
             raise ValueError(f"l3ae prompt must contain {{text}} (or be 'eol'), got {self.prompt!r}")
         if self.prompt and self.pooling == "fields":
@@ -89,6 +99,13 @@ def semantic_matrix(vectors: torch.Tensor, text_reg: float) -> torch.Tensor:
     """C (I, I): EASE over the item vectors (I, D), rows L2-normalised, so F F^T holds cosines."""
     f = torch.nn.functional.normalize(vectors.double(), dim=1)  # (I, D)
     return ease_weights(f @ f.T, text_reg)  # (I, I)
+
+
+def side_gram(vectors: torch.Tensor, side_weight: float) -> torch.Tensor:
+    """side_weight F F^T (I, I): the Gram matrix of the L2-normalised item vectors (I, D) stacked as D
+    extra rows under X (collective EASE), to add to X^T X."""
+    f = torch.nn.functional.normalize(vectors.double(), dim=1)  # (I, D)
+    return side_weight * (f @ f.T)  # (I, I)
 
 
 def l3ae_weights(gram: torch.Tensor, c: torch.Tensor, reg: float, text_weight: float) -> torch.Tensor:
@@ -150,12 +167,14 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
     cfg = model.config
     device = model.weight.device
     gram = interaction_gram(ctx.train, ctx.n_users, ctx.n_items, device)  # (I, I)
-    if cfg.text_weight > 0:
+    c = torch.zeros_like(gram)
+    if cfg.text_weight > 0 or cfg.side_weight > 0:
         if ctx.dataset is None:
-            raise ValueError("l3ae needs the dataset's item metadata to fit (text_weight > 0)")
+            raise ValueError("l3ae needs the dataset's item metadata to fit (text_weight or side_weight > 0)")
+    if cfg.text_weight > 0:
         c = text_matrix(cfg, ctx.dataset, device)  # (I, I)
-    else:
-        c = torch.zeros_like(gram)
+    if cfg.side_weight > 0:
+        gram += side_gram(item_vectors(cfg, ctx.dataset, device)[0], cfg.side_weight)
     model.weight.copy_(l3ae_weights(gram, c, cfg.reg, cfg.text_weight).float())
     model.history.fit(ctx.train)
 

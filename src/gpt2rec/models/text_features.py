@@ -117,29 +117,65 @@ def encode_rendered(
 
 @dataclass
 class TextTables:
-    users: torch.Tensor  # (U, D) or (U, Fu, D)
-    items: torch.Tensor  # (I, D) or (I, Fi, D)
+    """Frozen-LM vectors of the DISTINCT user and item texts, and each entity's row among them:
+    metadata sentences repeat (10^6 users of a few hundred profiles), so the tables stay small."""
+
+    users: torch.Tensor  # (Ku, D) or (Ku, Fu, D), Ku distinct user texts
+    items: torch.Tensor  # (Ki, D) or (Ki, Fi, D)
     user_fields: list[str]
     item_fields: list[str]
     user_rendered: list[Rendered]
     item_rendered: list[Rendered]
     lm: str
     encoder: object = None
+    user_rows: torch.Tensor | None = None  # (U,) row of each user in `users` (None: one row each)
+    item_rows: torch.Tensor | None = None  # (I,)
 
     @property
     def text_dim(self) -> int:
         return int(self.users.shape[-1])
 
+    def dense(self, kind: str) -> torch.Tensor:
+        """Every entity's vectors (N, ...) (materialised: for small catalogs)."""
+        table, rows = (self.users, self.user_rows) if kind == "user" else (self.items, self.item_rows)
+        return table if rows is None else table[rows]
+
+
+# encode only the distinct texts when they are at most this share of all texts; above it, encode
+# every text as before (the same cache entry, the same batches) and keep the distinct rows after
+DEDUP_SHARE = 0.5
+
+
+def distinct_rows(rendered: list[Rendered]) -> tuple[list[int], torch.Tensor]:
+    """(index of the first entity of each distinct text, (N,) row of each entity among them)."""
+    first: dict[tuple, int] = {}
+    rows = [first.setdefault((r.text, tuple(sorted(r.spans.items()))), len(first)) for r in rendered]
+    starts = [0] * len(first)
+    for i in range(len(rendered) - 1, -1, -1):  # the first entity of each row wins
+        starts[rows[i]] = i
+    return starts, torch.tensor(rows, dtype=torch.long)
+
+
+def encode_distinct(encoder, rendered: list[Rendered], fields, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vectors of the distinct texts (K, ...), (N,) row of each text): each distinct text through
+    the LM once when texts repeat a lot (`DEDUP_SHARE`)."""
+    starts, rows = distinct_rows(rendered)
+    if len(starts) <= DEDUP_SHARE * len(rendered):
+        return encode_rendered(encoder, [rendered[i] for i in starts], fields, use_cache), rows
+    return encode_rendered(encoder, rendered, fields, use_cache)[torch.as_tensor(starts)], rows
+
 
 def encode_tables(settings: LMSettings, dataset, train, device, pooling: str, keep_encoder: bool = False) -> TextTables:
-    """Render every user and item and encode them with the FROZEN LM (cached on disk)."""
+    """Render every user and item and encode their distinct texts with the FROZEN LM (cached on disk)."""
     lm_name = resolve_lm_name(settings.lm)
     users_r, items_r = render(settings, dataset, train)
     ufields, ifields = field_names(users_r), field_names(items_r)
     encoder = make_encoder(settings, lm_name, device, pooling)
-    u = encode_rendered(encoder, users_r, ufields if pooling == "fields" else None, settings.text_cache)
-    i = encode_rendered(encoder, items_r, ifields if pooling == "fields" else None, settings.text_cache)
-    return TextTables(u, i, ufields, ifields, users_r, items_r, lm_name, encoder if keep_encoder else None)
+    u, urows = encode_distinct(encoder, users_r, ufields if pooling == "fields" else None, settings.text_cache)
+    i, irows = encode_distinct(encoder, items_r, ifields if pooling == "fields" else None, settings.text_cache)
+    return TextTables(
+        u, i, ufields, ifields, users_r, items_r, lm_name, encoder if keep_encoder else None, urows, irows
+    )
 
 
 def id_embeddings(n_users: int, n_items: int, dim: int, std: float) -> tuple[torch.nn.Embedding, torch.nn.Embedding]:

@@ -1,8 +1,10 @@
 """Where the enhanced recommender's text vectors come from: `TextSource`.
 
 It owns
-- the cached per-field LM vectors of every user and item (buffers `user_cache` (U, Fu, D),
-  `item_cache` (I, Fi, D), so checkpoints hold them);
+- the cached per-field LM vectors of the DISTINCT user and item texts (buffers `user_cache`
+  (Ku, Fu, D), `item_cache` (Ki, Fi, D)) and each entity's row among them (`user_rows` (U,),
+  `item_rows` (I,)), so checkpoints hold them; sentences repeat (a million users of a few hundred
+  profiles), and one row per entity would cost gigabytes;
 - what they were made from (`TextInfo`: LM name, field names, metadata columns; saved in the
   checkpoint metadata, so a load builds the buffers at the saved shape);
 - the LM (`LMHolder`, rebuilt from its name on first need) and dynamic encoding with gradients:
@@ -35,6 +37,8 @@ class TextInfo:
     user_columns: list[str]
     item_columns: list[str]
     item_titles_column: str | None = None
+    user_texts: int | None = None  # distinct user texts (rows of user_cache); None: one per user
+    item_texts: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,8 +52,11 @@ class TextSource(nn.Module):
         self.info = info
         self.sizes = {"user": n_users, "item": n_items}
         d, fu, fi = info.text_dim, max(1, len(info.user_fields)), max(1, len(info.item_fields))
-        self.register_buffer("user_cache", torch.zeros(n_users, fu, d))  # (U, Fu, D)
-        self.register_buffer("item_cache", torch.zeros(n_items, fi, d))  # (I, Fi, D)
+        ku, ki = info.user_texts or n_users, info.item_texts or n_items
+        self.register_buffer("user_cache", torch.zeros(ku, fu, d))  # (Ku, Fu, D)
+        self.register_buffer("item_cache", torch.zeros(ki, fi, d))  # (Ki, Fi, D)
+        self.register_buffer("user_rows", torch.arange(n_users) % max(ku, 1))  # (U,) row of each user
+        self.register_buffer("item_rows", torch.arange(n_items) % max(ki, 1))  # (I,)
         self.lm = LMHolder()
         self.rendered: dict[str, list] = {}  # kind -> Rendered per index (after a build with data)
         self.encoder_calls = 0  # LM passes made with gradients (dynamic path)
@@ -60,21 +67,41 @@ class TextSource(nn.Module):
         return self.info.user_fields if kind == "user" else self.info.item_fields
 
     def cache(self, kind: str) -> torch.Tensor:
+        """The distinct texts' vectors (K, F, D)."""
         return self.user_cache if kind == "user" else self.item_cache
+
+    def rows(self, kind: str) -> torch.Tensor:
+        """(N,) each entity's row of `cache(kind)`."""
+        return self.user_rows if kind == "user" else self.item_rows
+
+    def full(self, kind: str) -> torch.Tensor:
+        """Every entity's field vectors (N, F, D), materialised (small catalogs, explanations)."""
+        return self.cache(kind)[self.rows(kind)]
+
+    def set_tables(self, kind: str, table: torch.Tensor, rows: torch.Tensor) -> None:
+        """Adopt distinct vectors `table` (K, F, D) and each entity's row `rows` (N,)."""
+        setattr(self, f"{kind}_cache", table)
+        setattr(self, f"{kind}_rows", rows.to(table.device, torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for kind in ("user", "item"):  # checkpoints from before the distinct tables: one row each
+            if prefix + f"{kind}_rows" not in state_dict and prefix + f"{kind}_cache" in state_dict:
+                state_dict[prefix + f"{kind}_rows"] = torch.arange(self.sizes[kind])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ---- reading ----------------------------------------------------------------------------------
     def read(self, kind: str, idx: torch.Tensor, step: StepState | None = None) -> torch.Tensor:
         """LM field vectors (B, F, D) of `idx`: cached, or (with a training `step`) encoded now with
         gradients for this step's `dynamic_sample` draw and read from the cache for the rest."""
-        cache = self.cache(kind)
+        cache, rows = self.cache(kind), self.rows(kind)[idx]  # rows (B,)
         if step is None:
-            return cache[idx]
+            return cache[rows]
         encode = lambda new: self._encode_dynamic(kind, new)  # noqa: E731
         k = self.settings.dynamic_sample
         if k <= 0:
             return step.memo(kind, idx, encode)
         fresh = step.mask(f"sample-{kind}", self.sizes[kind], idx.device, sample_draw(k))[idx]  # (B,)
-        out = cache[idx]  # (B, F, D) no gradients
+        out = cache[rows]  # (B, F, D) no gradients
         if fresh.any():
             out[fresh] = step.memo(kind, idx[fresh], encode)  # gradients flow through these rows
         return out
@@ -91,7 +118,7 @@ class TextSource(nn.Module):
         self.encoder_calls += 1
         cache = self.cache(kind)
         out = out.to(cache.device, cache.dtype)  # (N, F, D)
-        cache[idx] = out.detach()  # unsampled rows of later steps read it
+        cache[self.rows(kind)[idx]] = out.detach()  # unsampled entities of later steps read it
         return out
 
     @torch.no_grad()
@@ -149,8 +176,9 @@ class TextSource(nn.Module):
         runtime.eval()
         try:
             for kind, buf in (("user", "user_cache"), ("item", "item_cache")):
-                texts = [r.text for r in self.rendered[kind]]
-                spans = [r.spans for r in self.rendered[kind]]
+                first = self._first_entities(kind)  # one entity per distinct text
+                texts = [self.rendered[kind][i].text for i in first]
+                spans = [self.rendered[kind][i].spans for i in first]
                 fields = self.fields(kind)
                 if fast is None:
                     out = runtime.encode(texts, spans, progress=False, fields=fields)
@@ -161,6 +189,13 @@ class TextSource(nn.Module):
         finally:
             runtime.train(was_training)
         self._lm_version = self.lm.version()
+
+    def _first_entities(self, kind: str) -> list[int]:
+        """The first entity of each row of `cache(kind)`, in row order."""
+        rows = self.rows(kind).cpu()
+        first = torch.full((len(self.cache(kind)),), len(rows), dtype=torch.long)
+        first.scatter_reduce_(0, rows, torch.arange(len(rows)), reduce="amin")
+        return first.tolist()
 
     def refresh_if_stale(self) -> None:
         """Refresh the caches when the LM changed (needs the rendered texts: a model loaded without

@@ -149,7 +149,7 @@ class Service:
 
     def _item_text(self) -> torch.Tensor:
         """LM field vectors of every item, catalogue then added: (I + N, Fi, D)."""
-        cache = self.model.text.item_cache.float().cpu()
+        cache = self.model.text.full("item").float().cpu()
         return cache if self._new is None else torch.cat([cache, self._new[0]])
 
     def _text_similar(self, item: int, among: np.ndarray, n: int) -> list[tuple[int, float]]:

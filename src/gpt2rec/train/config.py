@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # the one list of settings that may differ between a run and its resumption (loop and run folder)
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "eval_batch_size", "patience"})
+# (lazy_adam: both optimizers keep the same state, and runs saved before the setting existed resume)
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "eval_batch_size", "patience", "lazy_adam"})
 
 
 @dataclass
@@ -21,6 +22,13 @@ class TrainConfig:
     eval_batch_size: int = field(default=1024, metadata={"help": "users scored at once in validation"})
     num_neg: int = field(default=1, metadata={"help": "negatives per positive"})
     loss: str = field(default="bpr", metadata={"help": "bpr, softmax (sampled softmax) or bce (gpt2rec.losses.LOSSES)"})
+    lazy_adam: bool | None = field(
+        default=None,
+        metadata={
+            "help": "sparse embedding gradients, Adam updating only the rows a step touched (epochs linear in "
+            "the data on big catalogs); False: dense Adam over whole tables; None: lazy from 100,000 table rows"
+        },
+    )
 
     def __post_init__(self):
         checks = [

@@ -36,6 +36,7 @@ from ..losses import LOSSES, bpr_loss
 from ..utils.device import pick_device
 from .config import RESUMABLE_CHANGES, TrainConfig, metric_k
 from .ddp import Replicas, StepLoss
+from .optim import make_optimizer
 from .state import Randomness, fresh_state, load_checkpoint, save_checkpoint
 from .weights import load_weights, snapshot
 
@@ -85,7 +86,9 @@ def fit(
     model.to(device)
     validate = validate or full_ranking_validation(ctx, split, config)
     sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # sparse gradients all-reduce on gloo (CPU); nccl has no sparse all-reduce, so CUDA ranks stay dense
+    lazy = False if dist.world_size() > 1 and device.type == "cuda" else config.lazy_adam
+    optimizer = make_optimizer(model, config.lr, config.weight_decay, lazy)
     randomness = Randomness(config.seed)
     run_dir = Path(run_dir) if run_dir is not None else None
     state, best_state = fresh_state(config), None
