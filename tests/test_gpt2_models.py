@@ -114,7 +114,7 @@ def test_cached_strategy_never_touches_the_lm(tiny_lm):
 
 
 def test_use_cache_switch_changes_the_code_path(tiny_lm):
-    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1)
+    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, contrastive_weight=0.1)
     model.train()
     model.use_cache = True
     step(model, *BATCH)
@@ -139,7 +139,9 @@ def test_use_cache_switch_changes_the_code_path(tiny_lm):
 
 
 def test_dynamic_sample_caps_lm_passes_per_step_and_refreshes_the_cache(tiny_lm):
-    model, _, _ = enhanced(tiny_lm, strategy="end2end", top_n_blocks=1, dynamic_sample=2, id_dropout=0.0)
+    model, _, _ = enhanced(
+        tiny_lm, strategy="end2end", top_n_blocks=1, dynamic_sample=2, id_dropout=0.0, contrastive_weight=0.1
+    )
     model.train()
     nudge_lm(model)  # the LM now disagrees with the cache, so the rows it encodes are visible
     before = {kind: model.text.full(kind).clone() for kind in ("user", "item")}

@@ -233,7 +233,8 @@ def tuning_section(data: dict) -> str:
                 for x in tried]  # fmt: skip
         parts.append(f"### {model} on {protocol} (seed {t.get('seed', 0)} validation {t.get('metric', 'ndcg@10')})\n\n"
                      f"Axes: {', '.join(f'{k} {v}' for k, v in axes.items())}; start {t.get('start')}; "
-                     f"{len(tried)} points trained" + ("" if t.get("chosen") else " (unfinished)") + ".\n\n"
+                     f"{len(tried)} points trained" + ("" if t.get("chosen") else " (unfinished)") + ". "
+                     + (t.get("note") or "") + "\n\n"
                      + table(["candidate", f"valid {t.get('metric', 'ndcg@10')}", ""], body) + "\n")  # fmt: skip
     return "\n".join(parts)
 

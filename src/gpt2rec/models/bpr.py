@@ -18,11 +18,12 @@ INITS = ("xavier", "normal")
 
 @dataclass
 class BPRConfig:
-    dim: int = field(default=64, metadata={"help": "embedding size"})
+    # defaults: `gpt2rec bench tune --models bpr` on ML-100K warm seed-0 VALIDATION (benchmarks/results)
+    dim: int = field(default=128, metadata={"help": "embedding size"})
     init: str = field(default="xavier", metadata={"help": "xavier (xavier_normal) or normal (std=init_std)"})
     init_std: float = field(default=0.1, metadata={"help": "std of the normal initialisation"})
     item_bias: bool = field(default=False, metadata={"help": "learn a per-item bias"})
-    reg: float = field(default=0.0, metadata={"help": "L2 weight on the batch's embeddings"})
+    reg: float = field(default=1e-2, metadata={"help": "L2 weight on the batch's embeddings"})
 
     def __post_init__(self):
         if self.dim < 1:
@@ -93,5 +94,5 @@ SPEC = ModelSpec(
     config_cls=BPRConfig,
     build=build,
     description="BPR matrix factorisation (Rendle et al. 2009)",
-    train_defaults={"epochs": 300, "patience": 10},
+    train_defaults={"epochs": 300, "patience": 10, "num_neg": 4},  # with lr 1e-3 and the BPR loss
 )
