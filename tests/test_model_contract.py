@@ -52,10 +52,12 @@ CASES = [
     Case("l3ae", {"lm": "tiny-gpt2", "text_cache": False, "reg": 1.0, "text_weight": 1.0, "pooling": "mean"}),
     # GPT-2 recommenders on the tiny in-process GPT-2 (registered by the fixture below)
     Case("basic", {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "hidden": (16, 8), "dropout": 0.0}, FAST),
+    # dim 16, batch 16: at dim 8 / batch 32 the enhanced model (contrastive off, its default) put a
+    # cross-block item in 1-4 of the 24 users' top 2 on seeds 0-2; this setting gets all three right
     Case(
         "enhanced",
-        {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "n_heads": 2, "dropout": 0.0, "id_dropout": 0.0},
-        FAST,
+        {"lm": "tiny-gpt2", "text_cache": False, "dim": 16, "n_heads": 2, "dropout": 0.0, "id_dropout": 0.0},
+        FAST | {"batch_size": 16},
     ),
 ]
 

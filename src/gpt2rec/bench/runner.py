@@ -20,7 +20,7 @@ from ..data.dataset import Dataset
 from ..errors import UserError
 from ..utils.config import to_dict
 from ..utils.device import pick_device
-from . import faithfulness, plan, report, speed
+from . import faithfulness, plan, report, speed, tuning
 from .measure import load_average, machine_info
 from .plan import BenchConfig, Job, ModelEntry
 from .store import ResultStore
@@ -169,3 +169,22 @@ def check_signature(store: ResultStore, config: BenchConfig) -> None:
             "delete it (or pass --out DIR) to start afresh, or rerun with the same settings to resume"
         )
     store.put("meta", "signature", sig)
+
+
+def run_tuning(config: BenchConfig) -> dict:
+    """`gpt2rec bench tune`: the coordinate search of each model of `tuning.TUNING` (or
+    `config.models`) into `config.out_dir`'s results store, then the report rewritten from the store."""
+    models = list(config.models or tuning.TUNING)
+    bad = [m for m in models if m not in tuning.TUNING]
+    if bad:
+        raise UserError(f"no tuning grid for {bad}; tunable: {', '.join(tuning.TUNING)}")
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    out_dir = Path(config.out_dir)
+    store = ResultStore(out_dir / f"{config.stem}.json")
+    run = BenchRun(config, load_bench_dataset(config), store, pick_device(config.device), [], out_dir)
+    for model in models:
+        protocol, start, axes = tuning.TUNING[model]
+        result = tuning.tune(run, model, protocol, start, axes)
+        run.log(f"tune {protocol}|{model}: chosen {result['chosen']} ({len(result['tried'])} points)")
+    return report.write_all(run)

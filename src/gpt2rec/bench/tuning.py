@@ -99,33 +99,3 @@ def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple
               "start": start, "metric": plan.PROTOCOLS[protocol].metric}  # fmt: skip
     run.store.put("tuning", key, result)
     return result
-
-
-def run_tuning(config) -> dict:
-    """`gpt2rec bench tune`: the coordinate search of each model of `TUNING` (or `config.models`)
-    into `config.out_dir`'s results store, then the report rewritten from the store."""
-    import torch
-
-    from ..errors import UserError
-    from ..utils.device import pick_device
-    from . import report
-    from .runner import load_bench_dataset
-    from .store import ResultStore
-    from .training import BenchRun
-
-    models = [m for m in (config.models or TUNING)]
-    bad = [m for m in models if m not in TUNING]
-    if bad:
-        raise UserError(f"no tuning grid for {bad}; tunable: {', '.join(TUNING)}")
-    if config.threads:
-        torch.set_num_threads(int(config.threads))
-    from pathlib import Path
-
-    out_dir = Path(config.out_dir)
-    store = ResultStore(out_dir / f"{config.stem}.json")
-    run = BenchRun(config, load_bench_dataset(config), store, pick_device(config.device), [], out_dir)
-    for model in models:
-        protocol, start, axes = TUNING[model]
-        result = tune(run, model, protocol, start, axes)
-        run.log(f"tune {protocol}|{model}: chosen {result['chosen']} ({len(result['tried'])} points)")
-    return report.write_all(run)

@@ -65,7 +65,7 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
     ))  # fmt: skip
     if args.what == "tune":
-        from ..bench.tuning import run_tuning
+        from ..bench.runner import run_tuning
 
         paths = run_tuning(replace(base, dataset=args.dataset or "ml-100k"))
         print(f"tune: {paths['md']} ({paths['json']})")
