@@ -96,3 +96,21 @@ def test_run_folders_from_before_the_split_load_or_say_retrain(tiny_lm, tmp_path
     assert "\n" not in str(err.value)
     (tmp_path / ckpt.ADAPTER).write_bytes(adapter_file)
     assert torch.equal(scores(ckpt.load_model(tmp_path, dataset)), expected)
+
+
+def test_run_folders_from_before_the_distinct_text_tables_load(tiny_lm, tmp_path):
+    """The layout before sentences were deduplicated: one text-cache row per entity, no `*_rows`."""
+    import json
+
+    model, dataset, _ = trained_run(tiny_lm, tmp_path, epochs=1)
+    expected = scores(model)
+    _, meta = ckpt.runfolder.read_safetensors(tmp_path / ckpt.MODEL)
+    own = load_file(str(tmp_path / ckpt.MODEL))
+    model_meta = json.loads(meta["model_meta"])
+    for kind in ("user", "item"):
+        cache = next(k for k in own if k.endswith(f"{kind}_cache"))
+        rows = own.pop(cache.removesuffix("cache") + "rows")  # (N,) each entity's distinct row
+        own[cache] = own[cache][rows].contiguous()  # (N, F, D): one row per entity
+        model_meta["text"][f"{kind}_texts"] = None
+    save_file(own, str(tmp_path / ckpt.MODEL), metadata={**meta, "model_meta": json.dumps(model_meta)})
+    assert torch.equal(scores(ckpt.load_model(tmp_path, dataset)), expected)

@@ -83,12 +83,6 @@ class TextSource(nn.Module):
         setattr(self, f"{kind}_cache", table)
         setattr(self, f"{kind}_rows", rows.to(table.device, torch.long))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for kind in ("user", "item"):  # checkpoints from before the distinct tables: one row each
-            if prefix + f"{kind}_rows" not in state_dict and prefix + f"{kind}_cache" in state_dict:
-                state_dict[prefix + f"{kind}_rows"] = torch.arange(self.sizes[kind])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     # ---- reading ----------------------------------------------------------------------------------
     def read(self, kind: str, idx: torch.Tensor, step: StepState | None = None) -> torch.Tensor:
         """LM field vectors (B, F, D) of `idx`: cached, or (with a training `step`) encoded now with

@@ -94,9 +94,19 @@ def read_model_file(path: Path) -> tuple[dict, dict]:
     """(state_dict on CPU, the model's saved `checkpoint_meta()`; {} for files written before it existed)."""
     state, meta = runfolder.read_safetensors(path)
     try:
-        return state, json.loads(meta.get("model_meta", "{}"))
+        return upgrade_state(state), json.loads(meta.get("model_meta", "{}"))
     except json.JSONDecodeError:
         raise runfolder.damaged(path, "has unreadable model metadata") from None
+
+
+def upgrade_state(state: dict) -> dict:
+    """A state_dict in today's layout. Files from before the text tables were deduplicated hold one
+    `*_cache` row per entity and no `*_rows`: each entity reads its own row."""
+    for key in [k for k in state if k.endswith(("user_cache", "item_cache"))]:
+        rows = key.removesuffix("cache") + "rows"
+        if rows not in state:
+            state[rows] = torch.arange(state[key].shape[0])
+    return state
 
 
 def save_id_maps(run_dir: str | Path, dataset) -> None:
