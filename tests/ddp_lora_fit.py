@@ -30,7 +30,7 @@ def train(run_dir: str, epochs: int) -> list[float]:
     from gpt2rec.data.splits import Split, SplitConfig
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.enhanced import EnhancedConfig
-    from gpt2rec.models.enhanced import build as build_enhanced
+    from gpt2rec.models.enhanced_build import build as build_enhanced
     from gpt2rec.models.text_features import register_lm
     from gpt2rec.train.loop import TrainConfig, fit
     from test_gpt2_models import meta_data

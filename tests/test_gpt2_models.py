@@ -14,7 +14,7 @@ from gpt2rec.models.base import ModelContext
 from gpt2rec.models.basic import BasicConfig
 from gpt2rec.models.basic import build as build_basic
 from gpt2rec.models.enhanced import EnhancedConfig
-from gpt2rec.models.enhanced import build as build_enhanced
+from gpt2rec.models.enhanced_build import build as build_enhanced
 
 OCC = ["engineer", "student", "writer", "retired"]
 GENRES = [
@@ -512,7 +512,6 @@ def test_new_item_with_an_existing_items_text_gets_its_score(tiny_lm):
 
 
 def test_repeated_texts_are_stored_once_and_read_for_every_entity(tiny_lm):
-    from gpt2rec.models.enhanced import EnhancedRecommender
     from gpt2rec.text.templates import TemplateConfig
 
     dataset, train = meta_data()
@@ -536,18 +535,7 @@ def test_repeated_texts_are_stored_once_and_read_for_every_entity(tiny_lm):
     twin.eval()
     with torch.no_grad():
         torch.testing.assert_close(twin.score_users(torch.arange(8)), scores)
-    old = {k: v for k, v in model.state_dict().items() if not k.endswith("_rows")}
-    old["text.user_cache"] = model.text.full("user")  # a checkpoint from before: one row per user
-    info = dict(model.checkpoint_meta()["text"], user_texts=None, item_texts=None)
-    from gpt2rec.models.text_source import TextInfo
-
-    nnz = model.checkpoint_meta()["history_nnz"]
-    legacy = EnhancedRecommender(config, dataset.n_users, dataset.n_items, TextInfo(**info), nnz)
-    legacy.load_state_dict(old)
-    assert legacy.text.user_rows.tolist() == list(range(8))
-    legacy.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(legacy.score_users(torch.arange(8)), scores)
+    # checkpoints from before the distinct tables: test_run_adapters.py (checkpoint.upgrade_state)
 
 
 def test_encode_distinct_sends_each_repeated_text_once_and_keeps_batches_otherwise():

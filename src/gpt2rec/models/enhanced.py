@@ -35,8 +35,6 @@ import torch
 from torch import nn
 
 from ..contrastive import info_nce
-from .base import ModelContext, ModelSpec, saved_value
-from .enhanced_build import build_enhanced
 from .enhanced_config import STRATEGIES, EnhancedConfig
 from .enhanced_lm import StepState, dropout_draw
 from .fusion import CrossAttentionFusion, FieldProjector
@@ -45,7 +43,7 @@ from .profile_neighbours import ProfileNeighbours
 from .text_features import id_embeddings
 from .text_source import TextInfo, TextSource
 
-__all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender", "SPEC", "build"]
+__all__ = ["STRATEGIES", "EnhancedConfig", "EnhancedRecommender"]
 
 
 def _stepwise(method):
@@ -356,27 +354,3 @@ class EnhancedRecommender(nn.Module):
                     text_view = self._keys(kind, self._text(kind, idx)).mean(1)  # (B, d)
                 loss = loss + 0.5 * info_nce(emb(idx), text_view, self.config.temperature)
         return lam * loss
-
-
-def build(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
-    """A model from data (`ctx.dataset`, `ctx.train`), or at a checkpoint's saved shape (`ctx.saved`)."""
-    if ctx.dataset is None or ctx.train is None:  # checkpoint load: everything comes from the state_dict
-        info = TextInfo(**saved_value(ctx, "text"))
-        model = EnhancedRecommender(config, ctx.n_users, ctx.n_items, info, saved_value(ctx, "history_nnz"))
-        if config.dynamic and not config.freeze_lm:  # its adapters are part of the state_dict
-            from .text_features import make_encoder
-
-            runtime = make_encoder(config, info.lm, ctx.device, "fields", **config.finetune_kwargs())
-            model.text.attach_lm(runtime, trainable=False)
-        return model.to(ctx.device)
-    return build_enhanced(EnhancedRecommender, config, ctx)
-
-
-SPEC = ModelSpec(
-    name="enhanced",
-    config_cls=EnhancedConfig,
-    build=build,
-    description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
-    # one pass over every entity per step, so large batches are cheap (4 negatives each)
-    train_defaults={"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
-)

@@ -1,18 +1,20 @@
-"""Building the enhanced recommender from data: render and encode every user and item (frozen LM,
-through the on-disk cache), record which entities have training interactions, fit the per-user
-histories, and attach the LM with its adapters for the dynamic strategies."""
+"""Building the enhanced recommender (its registry entry `SPEC`): from data, render and encode every
+user and item (frozen LM, through the on-disk cache), record which entities have training
+interactions, fit the per-user histories, and attach the LM with its adapters for the dynamic
+strategies; from a checkpoint, the model at its saved shape."""
 
 from __future__ import annotations
 
 import torch
 
-from .base import ModelContext
+from .base import ModelContext, ModelSpec, saved_value
+from .enhanced import EnhancedConfig, EnhancedRecommender
 from .text_features import encode_tables
 from .text_source import TextInfo
 
 
-def build_enhanced(cls, config, ctx: ModelContext):
-    """`cls(config, n_users, n_items, info)` filled from `ctx.dataset` and `ctx.train`."""
+def build_enhanced(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
+    """A model filled from `ctx.dataset` and `ctx.train`."""
     tables = encode_tables(config, ctx.dataset, ctx.train, ctx.device, "fields", keep_encoder=config.dynamic)
     users_df, items_df = ctx.dataset.users, ctx.dataset.items
     info = TextInfo(
@@ -26,7 +28,7 @@ def build_enhanced(cls, config, ctx: ModelContext):
         user_texts=len(tables.users),
         item_texts=len(tables.items),
     )
-    model = cls(config, ctx.n_users, ctx.n_items, info)
+    model = EnhancedRecommender(config, ctx.n_users, ctx.n_items, info)
     text = model.text
     with torch.no_grad():
         text.set_tables("user", tables.users.float(), tables.user_rows)
@@ -50,3 +52,27 @@ def build_enhanced(cls, config, ctx: ModelContext):
         apply_finetune(encoder.backbone, encoder.config)
         text.attach_lm(encoder, trainable=config.strategy == "end2end" and not config.freeze_lm)
     return model.to(ctx.device)
+
+
+def build(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecommender:
+    """A model from data (`ctx.dataset`, `ctx.train`), or at a checkpoint's saved shape (`ctx.saved`)."""
+    if ctx.dataset is None or ctx.train is None:  # checkpoint load: everything comes from the state_dict
+        info = TextInfo(**saved_value(ctx, "text"))
+        model = EnhancedRecommender(config, ctx.n_users, ctx.n_items, info, saved_value(ctx, "history_nnz"))
+        if config.dynamic and not config.freeze_lm:  # its adapters are part of the state_dict
+            from .text_features import make_encoder
+
+            runtime = make_encoder(config, info.lm, ctx.device, "fields", **config.finetune_kwargs())
+            model.text.attach_lm(runtime, trainable=False)
+        return model.to(ctx.device)
+    return build_enhanced(config, ctx)
+
+
+SPEC = ModelSpec(
+    name="enhanced",
+    config_cls=EnhancedConfig,
+    build=build,
+    description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
+    # one pass over every entity per step, so large batches are cheap (4 negatives each)
+    train_defaults={"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
+)

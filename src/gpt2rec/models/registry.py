@@ -58,7 +58,7 @@ def _basic() -> ModelSpec:
 
 
 def _enhanced() -> ModelSpec:
-    from .enhanced import SPEC
+    from .enhanced_build import SPEC
 
     return SPEC
 
