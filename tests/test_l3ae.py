@@ -68,6 +68,18 @@ def test_side_rows_by_hand():
     assert torch.allclose(b, torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64))
 
 
+def test_centering_ignores_a_direction_every_item_shares():
+    # decoder states share one large direction: it makes every cosine ~1 unless removed first
+    vecs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], dtype=torch.float64)
+    shared = vecs + torch.tensor([50.0, 50.0])
+    assert side_gram(shared, 1.0).min() > 0.99  # uncentred: every pair looks alike
+    torch.testing.assert_close(side_gram(shared, 1.0, center=True), side_gram(vecs, 1.0, center=True))
+    torch.testing.assert_close(semantic_matrix(shared, 0.5, center=True), semantic_matrix(vecs, 0.5, center=True))
+    # by hand: the mean row (2/3, 11/30) removed, items 0 and 2 point the same way, item 1 the other
+    g = side_gram(vecs, 1.0, center=True)
+    assert g[0, 2] > 0.9 and g[0, 1] < -0.9
+
+
 def test_side_rows_are_ease_on_x_with_the_vectors_stacked_under_it():
     """Collective EASE (Jeunen et al. 2020): the side term is EASE on [X; sqrt(side) F^T]."""
     g = torch.Generator().manual_seed(5)

@@ -74,6 +74,10 @@ class L3AEConfig(LMSettings):
         default="",
         metadata={"help": "wrap each item sentence: '' none | eol (PromptEOL, use with pooling=last) | '...{text}...'"},
     )
+    center: bool = field(
+        default=False,
+        metadata={"help": "subtract the mean item vector before the cosines (decoder states share one direction)"},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -153,16 +157,24 @@ class L3AE(EASE):
 
 
 # ---- closed forms (pure functions of tensors, float64) --------------------------------------------
-def semantic_matrix(vectors: torch.Tensor, text_reg: float) -> torch.Tensor:
+def unit_rows(vectors: torch.Tensor, center: bool = False) -> torch.Tensor:
+    """(I, D) float64 rows scaled to length 1, after subtracting the mean row when `center`."""
+    f = vectors.double()
+    if center:
+        f = f - f.mean(0, keepdim=True)
+    return torch.nn.functional.normalize(f, dim=1)
+
+
+def semantic_matrix(vectors: torch.Tensor, text_reg: float, center: bool = False) -> torch.Tensor:
     """C (I, I): EASE over the item vectors (I, D), rows L2-normalised, so F F^T holds cosines."""
-    f = torch.nn.functional.normalize(vectors.double(), dim=1)  # (I, D)
+    f = unit_rows(vectors, center)  # (I, D)
     return ease_weights(f @ f.T, text_reg)  # (I, I)
 
 
-def side_gram(vectors: torch.Tensor, side_weight: float) -> torch.Tensor:
+def side_gram(vectors: torch.Tensor, side_weight: float, center: bool = False) -> torch.Tensor:
     """side_weight F F^T (I, I): the Gram matrix of the L2-normalised item vectors (I, D) stacked as D
     extra rows under X (collective EASE), to add to X^T X."""
-    f = torch.nn.functional.normalize(vectors.double(), dim=1)  # (I, D)
+    f = unit_rows(vectors, center)  # (I, D)
     return side_weight * (f @ f.T)  # (I, I)
 
 
@@ -209,9 +221,10 @@ def item_vectors(config: L3AEConfig, dataset, device) -> tuple[torch.Tensor, tup
 def text_matrix(config: L3AEConfig, dataset, device) -> torch.Tensor:
     """C (I, I) of `config`'s LM reading of the items, memoised per (vectors, text_reg)."""
     vectors, key = item_vectors(config, dataset, device)
-    if (key, config.text_reg) not in _SEMANTIC:
-        _SEMANTIC[(key, config.text_reg)] = semantic_matrix(vectors, config.text_reg)
-    return _SEMANTIC[(key, config.text_reg)].to(device)
+    memo = (key, config.text_reg, config.center)
+    if memo not in _SEMANTIC:
+        _SEMANTIC[memo] = semantic_matrix(vectors, config.text_reg, config.center)
+    return _SEMANTIC[memo].to(device)
 
 
 def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
@@ -266,7 +279,7 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
     if cfg.text_weight > 0:
         c = text_matrix(cfg, ctx.dataset, device)  # (I, I)
     if cfg.side_weight > 0:
-        gram += side_gram(item_vectors(cfg, ctx.dataset, device)[0], cfg.side_weight)
+        gram += side_gram(item_vectors(cfg, ctx.dataset, device)[0], cfg.side_weight, cfg.center)
     model.weight.copy_(l3ae_weights(gram, c, cfg.reg, cfg.text_weight).float())
     model.history.fit(ctx.train)
     model.user_known.zero_().index_fill_(0, torch.as_tensor(ctx.train["user"].unique(), device=device), True)
