@@ -6,9 +6,10 @@ Sizes (interactions, users, items): 10^5 (10^4, 10^4), 10^6 (10^5, 31,623), 10^7
 - `bpr`: load the Parquet files, random split, one BPR-MF epoch (dim 64, batch 4096; validation on
   at most 1,000 users so the epoch time is the training pass), then top-10 retrieval for 2,000 users:
   exact (blocked) against faiss HNSW, recall@10 of ANN against exact and the speed-up;
-- `enhanced`: the headline model (cached strategy, the smallest LM `minilm`), text tables through the
-  embedding cache (sentences repeat, so each distinct one is encoded once); its epoch time is
-  extrapolated from 60 timed training steps (a full epoch at 10^7 takes hours on 2 cores);
+- `enhanced`: the GPT-2 model that scales (cached strategy, the smallest LM `minilm`; l3ae, the
+  ML-100K headline, needs dense item x item matrices and refuses 10^5 items), text tables through
+  the embedding cache (sentences repeat, so each distinct one is encoded once); its epoch time is
+  extrapolated from 60 timed training steps (a full epoch at 10^7 is ~9 minutes on one core);
 - `ann`: BPR-MF on 10^6 interactions over 10^5 items (its own catalog), ANN recall@10 and speed-up
   at HNSW search breadths 64, 128, 256;
 - `encode` / `encode2` (first size only): `gpt2rec encode` throughput in 1 and 2 processes (torchrun);
