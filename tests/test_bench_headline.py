@@ -93,8 +93,8 @@ def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
     entry = plan.entry_named("l3ae")
     _, dec = model_config(entry, {"model": {"reg": 30.0}}, "gemma3-270m")
     _, enc = model_config(entry, {"model": {"reg": 30.0}}, "minilm")
-    assert (dec.pooling, dec.prompt, dec.center, dec.reg) == ("mean", "", False, 30.0)
-    assert (enc.pooling, enc.prompt, enc.lm) == ("fields", "", "minilm")
+    assert (dec.item_pooling(dec.lm), dec.prompt, dec.center, dec.reg) == ("mean", "", False, 30.0)
+    assert (enc.item_pooling(enc.lm), enc.prompt, enc.lm) == ("fields", "", "minilm")
 
 
 def test_claim_verdicts_over_protocols():

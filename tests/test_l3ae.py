@@ -59,6 +59,19 @@ def test_solution_is_the_constrained_minimum():
     assert grad[off].abs().max() < 1e-9
 
 
+def test_auto_pooling_reads_decoders_by_their_mean_and_encoders_by_fields():
+    auto = L3AEConfig()
+    assert [auto.item_pooling(lm) for lm in ("gemma3-270m", "gpt2", "minilm", "some/bert")] == [
+        "mean",
+        "mean",
+        "fields",
+        "fields",
+    ]
+    assert L3AEConfig(pooling="last").item_pooling("minilm") == "last"  # an explicit choice stands
+    with pytest.raises(ValueError, match="pooling=last or mean"):
+        L3AEConfig(prompt="eol")  # a prompt wraps the sentence: auto could mean fields
+
+
 def test_side_rows_by_hand():
     # two items with the same text and no interactions: G = side F F^T = [[1, 1], [1, 1]] (side = 1,
     # unit vectors); reg = 1: P = inv([[2, 1], [1, 2]]) = [[2, -1], [-1, 2]] / 3, B_01 = -P_01 / P_11 = 1/2

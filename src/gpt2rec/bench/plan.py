@@ -119,11 +119,6 @@ L3AE_GRID = tuple(
     {"model": {"reg": r, "text_weight": w, "text_reg": t, "side_weight": a}}
     for r in L3AE_REGS for w in (300.0, 1000.0, 3000.0) for t in (30.0, 3.0, 100.0) for a in (10.0, 0.0)
 )  # fmt: skip
-# How a decoder reads the items for l3ae, chosen on seed 0 VALIDATION of warm AND cold-item (see
-# `benchmarks/README.md`): warm alone barely separates them (PromptEOL + last token 0.2663, mean
-# pooling 0.2651, layer 12 of 18 0.2632), cold items do: mean pooling 0.2615 against 0.1749 for
-# PromptEOL + last token (0.1815 with the vectors centred), so mean pooling, uncentred.
-L3AE_LM_POOLING = {"gemma3-270m": {"pooling": "mean"}}
 # The enhanced rows were measured with the contrastive term on (its old default, 0.1); the library
 # default is now off (the claim was refuted on cold-item): the no-contrastive ablation is the default.
 CONTRASTIVE = {"contrastive_weight": 0.1}
@@ -139,8 +134,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
-    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
-               lm_overrides=L3AE_LM_POOLING),
+    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
     ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),

@@ -41,7 +41,11 @@ from .limits import check_dense_items
 from .profile_neighbours import ProfileNeighbours
 from .text_features import LMSettings, encode_rendered, field_names, make_encoder, resolve_lm_name
 
-POOLINGS = ("mean", "fields", "last")
+POOLINGS = ("auto", "mean", "fields", "last")
+# How `pooling="auto"` reads the items, chosen on ML-100K seed-0 VALIDATION of warm and cold-item
+# (`benchmarks/README.md`): the decoders' mean-pooled sentence (gemma3-270m cold-item 0.2615 against
+# 0.1749 for PromptEOL + last token); minilm's per-field vectors averaged (warm 0.2685 vs 0.2681).
+DECODER_LMS = ("gemma3-270m", "gpt2", "openai-community/gpt2", "distilgpt2", "gpt2-medium")
 COLD_USERS = ("neighbours", "none")
 # PromptEOL (Jiang et al. 2023): a decoder summarises the sentence in its next-word state
 EOL_PROMPT = 'This movie: "{text}" means in one word: "'
@@ -50,7 +54,11 @@ EOL_PROMPT = 'This movie: "{text}" means in one word: "'
 @dataclass
 class L3AEConfig(LMSettings):
     pooling: str = field(
-        default="fields", metadata={"help": "item vectors: fields (mean of per-field vectors) | mean | last"}
+        default="auto",
+        metadata={
+            "help": "item vectors: auto (mean for GPT-2 / gemma3-270m, fields otherwise) | fields (mean of "
+            "per-field vectors) | mean | last"
+        },
     )
     # defaults: the bench's choice on ML-100K warm VALIDATION (seed 0, minilm, 18-point grid)
     reg: float = field(default=30.0, metadata={"help": "L2 lambda of the interaction EASE (as ease reg)"})
@@ -97,8 +105,14 @@ class L3AEConfig(LMSettings):
             raise ValueError(f"l3ae cold_user_k must be >= 1, got {self.cold_user_k}")
         if self.prompt and "{text}" not in self.prompt_format:
             raise ValueError(f"l3ae prompt must contain {{text}} (or be 'eol'), got {self.prompt!r}")
-        if self.prompt and self.pooling == "fields":
-            raise ValueError("l3ae prompt wraps the whole sentence: use it with pooling=last or mean, not fields")
+        if self.prompt and self.pooling in ("fields", "auto"):
+            raise ValueError("l3ae prompt wraps the whole sentence: use it with pooling=last or mean")
+
+    def item_pooling(self, lm_name: str) -> str:
+        """`pooling`, with auto resolved for the LM `lm_name` (see DECODER_LMS)."""
+        if self.pooling != "auto":
+            return self.pooling
+        return "mean" if lm_name in DECODER_LMS else "fields"
 
     @property
     def prompt_format(self) -> str:
@@ -205,10 +219,11 @@ def item_vectors(config: L3AEConfig, dataset, device) -> tuple[torch.Tensor, tup
     if config.prompt:  # the spans no longer match the text: the config refuses fields pooling here
         rendered = [Rendered(config.prompt_format.replace("{text}", r.text), {}) for r in rendered]
     digest = hashlib.sha256("\x00".join(r.text for r in rendered).encode("utf-8")).hexdigest()
-    key = (lm, config.pooling, config.layer, config.max_length, config.lm_dtype, digest)
+    pooling = config.item_pooling(lm)
+    key = (lm, pooling, config.layer, config.max_length, config.lm_dtype, digest)
     if key not in _VECTORS:
-        encoder = make_encoder(config, lm, device, config.pooling)
-        fields = field_names(rendered) if config.pooling == "fields" else None
+        encoder = make_encoder(config, lm, device, pooling)
+        fields = field_names(rendered) if pooling == "fields" else None
         vecs = encode_rendered(encoder, rendered, fields, config.text_cache, progress=False)
         vecs = vecs.float().mean(1) if vecs.dim() == 3 else vecs.float()  # (I, F, D) -> (I, D)
         del encoder
