@@ -124,6 +124,10 @@ def test_cost_target_reads_the_headline_fit_from_the_speed_section():
     speed["epoch"]["l3ae [minilm]"]["seconds"] = 12.0
     assert headline.cost_targets(rows(recs), speed)[0].met is False
     assert headline.cost_targets(rows(recs), {})[0].met is None
+    # the headline chosen with gemma3-270m while the speed section timed l3ae with minilm: that fit
+    recs += [_rec("warm", "l3ae", 0.34, s, "gemma3-270m", valid=0.5) for s in range(3)]
+    (t,) = headline.cost_targets(rows(recs), speed)
+    assert t.met is False and t.value.startswith("l3ae [minilm] fit 12.00 s")
 
 
 def test_report_prints_the_notes_and_the_tuning_search():
