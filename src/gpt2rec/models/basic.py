@@ -19,7 +19,7 @@ from torch import nn
 
 from .base import ModelContext, ModelSpec, saved_value
 from .fusion import FieldProjector
-from .text_features import LMSettings, encode_tables, id_embeddings
+from .text_features import LM_TRAIN_DEFAULTS, LMSettings, encode_tables, id_embeddings
 
 # max floats in one (chunk, n_items, hidden) block of score_users
 _BLOCK = 1 << 24
@@ -119,6 +119,5 @@ SPEC = ModelSpec(
     config_cls=BasicConfig,
     build=build,
     description="frozen-LM text embeddings of user/item metadata + ID embeddings, scored by an MLP",
-    # one pass over every entity per step, so large batches are cheap (4 negatives each)
-    train_defaults={"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
+    train_defaults=dict(LM_TRAIN_DEFAULTS),
 )

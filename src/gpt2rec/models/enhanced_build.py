@@ -9,7 +9,7 @@ import torch
 
 from .base import ModelContext, ModelSpec, saved_value
 from .enhanced import EnhancedConfig, EnhancedRecommender
-from .text_features import encode_tables
+from .text_features import LM_TRAIN_DEFAULTS, encode_tables
 from .text_source import TextInfo
 
 
@@ -73,6 +73,5 @@ SPEC = ModelSpec(
     config_cls=EnhancedConfig,
     build=build,
     description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
-    # one pass over every entity per step, so large batches are cheap (4 negatives each)
-    train_defaults={"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4},
+    train_defaults=dict(LM_TRAIN_DEFAULTS),
 )

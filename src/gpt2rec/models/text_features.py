@@ -143,6 +143,9 @@ class TextTables:
 
 # encode only the distinct texts when they are at most this share of all texts; above it, encode
 # every text as before (the same cache entry, the same batches) and keep the distinct rows after
+# Training defaults of the GPT-2 recommenders (basic, enhanced): one pass over every entity per step,
+# so large batches are cheap (4 negatives each)
+LM_TRAIN_DEFAULTS = {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4}
 DEDUP_SHARE = 0.5
 
 
