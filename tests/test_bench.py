@@ -353,6 +353,10 @@ def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeyp
         len(sel["tried"]) == len(plan.entry_named("ease").grid)
         and sel["chosen"] == max(sel["tried"], key=lambda t: t["valid"])["candidate"]
     )
+    # a protocol's extra candidates are tried there only (l3ae: larger reg / text_weight on cold-item)
+    l3ae = plan.entry_named("l3ae")
+    tried = {k.split("|")[0]: len(v["tried"]) for k, v in result["selections"].items() if k.split("|")[1:2] == ["l3ae"]}
+    assert tried["warm"] == len(l3ae.grid) and tried["cold-item"] == len(l3ae.grid) + len(l3ae.extra_grid["cold-item"])
     # the ablations are pinned to the base's LM and named after it
     base = result["selections"]["ablation_base"]
     ablations = {r["model"] for r in result["records"] if r["group"] == "ablation"}

@@ -85,7 +85,7 @@ class ModelEntry:
     lm: which language models it runs with: "" none; "all" every LM on warm (the LM comparison) and
     the main LM elsewhere; "main" the main LM; "cheapest" the cheapest LM (dynamic strategies, whose
     every training step runs the LM); "=name" that LM (the ablations, pinned to the base's LM). grid: candidate overrides {"model": {...}, "train": {...}},
-    the first being the default. quick: the protocols it runs on in --quick. seeds: a cap on the
+    the first being the default; extra_grid: more candidates on a given protocol. quick: the protocols it runs on in --quick. seeds: a cap on the
     protocol's seeds (the knob for the most expensive entries).
     """
 
@@ -96,10 +96,15 @@ class ModelEntry:
     overrides: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     grid: tuple[dict, ...] = ()
+    extra_grid: dict = field(default_factory=dict)  # protocol -> more candidates tried there only
     quick: tuple[str, ...] = ()
     group: str = "main"  # main | ablation
     seeds: int | None = None  # cap on the protocol's seeds (None: all of them)
     lm_overrides: dict = field(default_factory=dict)  # lm -> model overrides with that LM only
+
+    def grid_for(self, protocol: str) -> tuple[dict, ...]:
+        """The candidates tried on `protocol`'s validation: the grid, then that protocol's extras."""
+        return tuple(self.grid) + tuple(self.extra_grid.get(protocol, ()))
 
 
 # Dynamic strategies run the LM's top block on every step (at most `dynamic_sample` users and as
@@ -119,6 +124,14 @@ L3AE_GRID = tuple(
     {"model": {"reg": r, "text_weight": w, "text_reg": t, "side_weight": a}}
     for r in L3AE_REGS for w in (300.0, 1000.0, 3000.0) for t in (30.0, 3.0, 100.0) for a in (10.0, 0.0)
 )  # fmt: skip
+# Cold items have no interactions: their columns of B come from the text matrix C, and cold-item
+# validation kept rising as reg and text_weight grew (B tends to C) up to a plateau from about 10^5:
+# seed 0, best at reg = text_weight = 3000 / 30000 / 300000: minilm 0.2649 / 0.3179 / 0.3319,
+# gemma3-270m 0.2645 / 0.3212 / 0.3339 (`benchmarks/README.md`). So cold-item also tries these.
+L3AE_COLD_ITEM_GRID = tuple(
+    {"model": {"reg": r, "text_weight": w, "text_reg": t, "side_weight": 10.0}}
+    for r in (3e4, 1e5, 3e5) for w in (3e4, 1e5, 3e5) for t in (30.0, 3.0)
+)  # fmt: skip
 # The enhanced rows were measured with the contrastive term on (its old default, 0.1); the library
 # default is now off (the claim was refuted on cold-item): the no-contrastive ablation is the default.
 CONTRASTIVE = {"contrastive_weight": 0.1}
@@ -134,7 +147,8 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
-    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID),
+    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
+               extra_grid={COLD_ITEM: L3AE_COLD_ITEM_GRID}),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
     ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),

@@ -180,6 +180,8 @@ def plan_table() -> str:
     for e in plan.ENTRIES:
         train = plan.train_settings(e)
         grid = "; ".join(json.dumps(c, sort_keys=True) for c in e.grid) or "—"
+        for protocol, extra in e.extra_grid.items():
+            grid += f"; on {protocol} also: " + "; ".join(json.dumps(c, sort_keys=True) for c in extra)
         over = {**e.overrides, **{f"with {lm}": v for lm, v in e.lm_overrides.items()}}
         body.append([e.name, e.model, " ".join(e.protocols), e.lm or "—", json.dumps(over) if over else "—",
                      "closed form" if get_spec(e.model).fit else json.dumps(train), grid])  # fmt: skip

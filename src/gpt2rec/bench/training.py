@@ -132,7 +132,7 @@ def choose(run: BenchRun, entry: ModelEntry, job: Job, split: Split) -> Trained:
     validation (stored under `selections`, reused by the other seeds)."""
     sel_key = f"{job.protocol}|{job.model}|{job.lm}"
     chosen = run.store.section("selections").get(sel_key)
-    grid = list(entry.grid) or [{}]
+    grid = list(entry.grid_for(job.protocol)) or [{}]
     if run.config.quick:
         grid = grid[:1]
     if chosen is not None or len(grid) == 1:
