@@ -95,6 +95,10 @@ def unescape_sep(sep: str | None) -> str | None:
         else:
             out.append(sep[i])
             i += 1
+    if "".join(out).lower() in ("none", "null"):  # the config converter reads these words as "not set"
+        raise UserError(
+            f"--sep '{sep}' reads as 'not set'; leave --sep out to detect the separator, or give it, e.g. ','"
+        )
     return "".join(out)
 
 
