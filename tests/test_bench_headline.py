@@ -87,6 +87,31 @@ def test_headline_targets_pair_seeds_and_read_validation_for_the_lm():
     assert by_name["warm: headline [gemma3-270m] ndcg@10 >= 0.97x [minilm]"].met is True
 
 
+def test_headline_is_the_candidate_best_on_validation_against_its_own_text_off():
+    """Per protocol, the headline is whichever candidate model (l3ae, l3ae_mf) has the higher mean
+    validation, and the text-off target pairs it with its own ablation."""
+    recs = []
+    for s in range(3):
+        recs += [_rec("warm", "ease", 0.30, s), _rec("sparse-20", "ease", 0.10, s)]
+        recs += [_rec("warm", "l3ae", 0.32, s, "minilm", valid=0.2), _rec("warm", "l3ae-text-off", 0.31, s)]
+        recs += [_rec("warm", "l3ae_mf", 0.33 + 0.001 * s, s, "minilm", valid=0.3)]
+        recs += [_rec("warm", "l3ae_mf-text-off", 0.33, s)]  # ties the l3ae_mf row on seed 0
+        recs += [_rec("sparse-20", "l3ae", 0.11, s, "minilm", valid=0.09)]
+        recs += [_rec("sparse-20", "l3ae_mf", 0.12, s, "minilm", valid=0.08)]  # better on test, not validation
+    rs = rows(recs)
+    assert headline.headline_row(rs, "warm").model == "l3ae_mf"
+    assert headline.headline_row(rs, "sparse-20").model == "l3ae"
+    by_name = {t.name: t for t in headline.targets({"records": recs})}
+    text = by_name["warm: headline above its text-off ablation (95% CI of the paired difference > 0)"]
+    assert "vs l3ae_mf-text-off" in text.value and text.met is False  # d = (0, .001, .002): low < 0
+    assert by_name["sparse-20: headline ndcg@10 >= 1.15x EASE"].met is False  # l3ae: x1.10
+    _, body = headline.paired_rows({"records": recs})
+    assert {(r[0], r[1], r[2]) for r in body if r[0] == "warm"} == {
+        ("warm", "l3ae [minilm]", "ease"), ("warm", "l3ae [minilm]", "l3ae-text-off"),
+        ("warm", "l3ae_mf [minilm]", "ease"), ("warm", "l3ae_mf [minilm]", "l3ae_mf-text-off"),
+    }  # fmt: skip
+
+
 def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
     from gpt2rec.bench.training import model_config
 

@@ -50,6 +50,11 @@ CASES = [
     Case("neumf", {"dim": 8, "mlp_layers": (16, 8)}, FAST),
     Case("genre_content", {"tiebreak": 1e-3}),
     Case("l3ae", {"lm": "tiny-gpt2", "text_cache": False, "reg": 1.0, "text_weight": 1.0, "pooling": "mean"}),
+    Case(
+        "l3ae_mf",
+        {"lm": "tiny-gpt2", "text_cache": False, "reg": 1.0, "text_weight": 1.0, "pooling": "mean", "dim": 8},
+        FAST,
+    ),
     # GPT-2 recommenders on the tiny in-process GPT-2 (registered by the fixture below)
     Case("basic", {"lm": "tiny-gpt2", "text_cache": False, "dim": 8, "hidden": (16, 8), "dropout": 0.0}, FAST),
     # dim 16, batch 16: at dim 8 / batch 32 the enhanced model (contrastive off, its default) put a

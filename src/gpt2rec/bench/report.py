@@ -206,7 +206,8 @@ def paired_section(data: dict) -> str:
     if not body:
         return "Not run (no headline-model records).\n"
     return (
-        f"Test ndcg@10 of the headline model (`{headline.HEADLINE}`) minus the other model's, seed by seed (the "
+        f"Test ndcg@10 of the headline candidates ({', '.join(f'`{m}`' for m in headline.HEADLINES)}) minus the "
+        "other model's (EASE, and the candidate's own text-off ablation), seed by seed (the "
         "same split draw), with the 95% t interval of the mean difference.\n\n" + table(header, body) + "\n"
     )
 

@@ -51,6 +51,12 @@ def _l3ae() -> ModelSpec:
     return SPEC
 
 
+def _l3ae_mf() -> ModelSpec:
+    from .l3ae_mf import SPEC
+
+    return SPEC
+
+
 def _basic() -> ModelSpec:
     from .basic import SPEC
 
@@ -71,6 +77,7 @@ _LOADERS: dict[str, Callable[[], ModelSpec]] = {
     "neumf": _neumf,
     "genre_content": _genre_content,
     "l3ae": _l3ae,
+    "l3ae_mf": _l3ae_mf,
     "basic": _basic,
     "enhanced": _enhanced,
 }
