@@ -32,12 +32,12 @@ def write_data(folder: Path) -> dict:
     return {k: str(folder / f"{k if k != 'dataset' else 'ratings'}.csv") for k in ("dataset", "users", "items")}
 
 
-def train_tiny_run(folder: Path, lm: str) -> Path:
+def train_tiny_run(folder: Path, lm: str, model: str = "enhanced", model_config: dict | None = None) -> Path:
     from gpt2rec.pipeline import RunConfig, train_run
 
     config = RunConfig.create(
-        model="enhanced",
-        model_config={"lm": lm, "dim": 8, "n_heads": 2, "text_cache": False},
+        model=model,
+        model_config={"lm": lm, "text_cache": False, **(model_config or {"dim": 8, "n_heads": 2})},
         data=write_data(folder),
         split={"kind": "loo"},
         train={"epochs": 15, "batch_size": 8, "lr": 0.03, "patience": 0, "seed": 0},

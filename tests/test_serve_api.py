@@ -55,6 +55,20 @@ def test_explanations_have_field_weights_similar_liked_items_and_a_reason(client
         )
 
 
+def test_item_item_model_explains_by_the_liked_items_that_carry_the_score(tiny_lm, tmp_path):
+    """An l3ae run (no TextSource) is explained too: the reason names liked films of the user's block."""
+    from serve_fixtures import train_tiny_run
+
+    run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0, "pooling": "mean"})
+    client = served_copy(run, tmp_path / "copy")
+    rows = client.get("/v1/users/1/recommendations", params={"k": 2, "explain": True}).json()["items"]
+    assert set(ids(rows)) <= COMEDIES - TRAIN[1]
+    for r in rows:
+        ex = r["explanation"]
+        assert set(ex["similar"]) <= TRAIN[1] and len(ex["similar"]) == 2
+        assert ex["reason"].startswith("Because you liked") and ex["user_fields"] == {}
+
+
 def test_batch_is_one_scoring_call_and_matches_single_answers(client):
     single = {u: client.get(f"/v1/users/{u}/recommendations", params={"k": 3}).json()["items"] for u in (1, 7)}
     out = client.post("/v1/recommendations", json={"user_ids": [1, "7"], "k": 3}).json()["results"]

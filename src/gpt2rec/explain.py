@@ -66,7 +66,7 @@ def explain(
     """One `Explanation` per recommended item (internal indices) for internal user `user`."""
     if not hasattr(model, "item_text_vectors") and not hasattr(model, "item_contributions"):
         raise UserError(
-            f"explanations need a text model (basic, enhanced, l3ae); {type(model).__name__} reads no metadata"
+            f"explanations need a text model (basic, enhanced, l3ae, l3ae_mf); {type(model).__name__} reads no metadata"
         )
     items = [int(i) for i in items]
     history = np.unique(np.asarray(history, dtype=np.int64))

@@ -122,8 +122,9 @@ class Service:
 
     def explain_rows(self, user: int, rows: list[dict]) -> list[dict]:
         """Add field weights, similar liked items and the reason to a user's rows (catalogue items
-        through `gpt2rec.explain`; added items by text similarity alone)."""
-        if not self.text_model:
+        through `gpt2rec.explain`; added items by text similarity alone). Item-item models (l3ae,
+        l3ae_mf) explain by the liked items that carry the score; other models get None."""
+        if not (self.text_model or hasattr(self.model, "item_contributions")):
             return [{**r, "explanation": None} for r in rows]
         history = self.run.seen(user)
         idx = [self.item_index(r["item_id"]) for r in rows]
