@@ -362,3 +362,32 @@ def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeyp
     ablations = {r["model"] for r in result["records"] if r["group"] == "ablation"}
     assert ablations == {f"{base['model']}/{a}" for a in ("no-attention", "no-contrastive", "text-only", "ids-only")}
     assert {r["lm"] for r in result["records"] if r["group"] == "ablation"} == {base["lm"]}
+
+
+def test_stacked_entry_starts_from_its_base_choice_and_tunes_the_base_first(monkeypatch):
+    """An entry `stacked_on` another tries its grid on top of the base's chosen settings; when the
+    base has no choice on the protocol yet, the base is tuned first (its selection is stored)."""
+    from types import SimpleNamespace
+
+    from gpt2rec.bench import training
+    from gpt2rec.bench.plan import Job, ModelEntry
+
+    base = ModelEntry("b", "ease", ("warm",), grid=({"model": {"reg": 1.0}}, {"model": {"reg": 2.0}}))
+    top = ModelEntry("t", "ease", ("warm",), grid=({"model": {"max_memory_gb": 1.0}},), stacked_on="b")
+    sections: dict = {"selections": {}}
+    store = SimpleNamespace(section=sections.__getitem__, put=lambda s, k, v: sections[s].__setitem__(k, v))
+    run = SimpleNamespace(config=SimpleNamespace(quick=False), store=store, split=lambda protocol, seed: None)
+    tried = []
+
+    def fake_train(run_, entry, candidate, job, split):
+        tried.append((entry.name, candidate))
+        valid = {"ndcg@10": candidate["model"].get("reg", 0.0)}  # reg 2 wins on "validation"
+        return training.Trained(None, entry, candidate, {}, valid)
+
+    monkeypatch.setattr(training, "train_one", fake_train)
+    monkeypatch.setattr(training.plan, "entry_named", lambda name, best=None: {"b": base, "t": top}[name])
+    out = training.choose(run, top, Job("warm", "t", None, 0), None)
+    assert sections["selections"]["warm|b|None"]["chosen"] == {"model": {"reg": 2.0}}
+    assert tried == [("b", {"model": {"reg": 1.0}}), ("b", {"model": {"reg": 2.0}}),
+                     ("t", {"model": {"reg": 2.0, "max_memory_gb": 1.0}})]  # fmt: skip
+    assert out.candidate == {"model": {"reg": 2.0, "max_memory_gb": 1.0}}

@@ -132,12 +132,14 @@ def choose(run: BenchRun, entry: ModelEntry, job: Job, split: Split) -> Trained:
     validation (stored under `selections`, reused by the other seeds)."""
     sel_key = f"{job.protocol}|{job.model}|{job.lm}"
     chosen = run.store.section("selections").get(sel_key)
-    grid = list(entry.grid_for(job.protocol)) or [{}]
+    if chosen is not None:
+        return train_one(run, entry, chosen["chosen"], job, split)
+    base = base_choice(run, entry, job)
+    grid = [stack(base, c) for c in entry.grid_for(job.protocol)] or [base]
     if run.config.quick:
         grid = grid[:1]
-    if chosen is not None or len(grid) == 1:
-        candidate = chosen["chosen"] if chosen is not None else grid[0]
-        return train_one(run, entry, candidate, job, split)
+    if len(grid) == 1:
+        return train_one(run, entry, grid[0], job, split)
     best, tried = None, []
     for candidate in grid:
         trained = train_one(run, entry, candidate, job, split)
@@ -147,6 +149,25 @@ def choose(run: BenchRun, entry: ModelEntry, job: Job, split: Split) -> Trained:
     run.store.put("selections", sel_key, {"chosen": best.candidate, "tried": tried, "seed": job.seed,
                                           "metric": plan.PROTOCOLS[job.protocol].metric})  # fmt: skip
     return best
+
+
+def base_choice(run: BenchRun, entry: ModelEntry, job: Job) -> dict:
+    """The candidate chosen for `entry.stacked_on` on this protocol (and LM), tuning it on the
+    protocol's first seed when this run has not yet; {} for an entry stacked on nothing."""
+    if not entry.stacked_on:
+        return {}
+    base = plan.entry_named(entry.stacked_on)
+    lm = job.lm if base.lm else None
+    key = f"{job.protocol}|{base.name}|{lm}"
+    if key not in run.store.section("selections") and len(base.grid_for(job.protocol)) > 1:
+        choose(run, base, Job(job.protocol, base.name, lm, 0), run.split(job.protocol, 0))
+    chosen = run.store.section("selections").get(key)
+    return chosen["chosen"] if chosen is not None else (list(base.grid_for(job.protocol)) or [{}])[0]
+
+
+def stack(base: dict, candidate: dict) -> dict:
+    """`candidate` on top of `base`: {"model": ..., "train": ...} merged part by part."""
+    return {part: {**base.get(part, {}), **candidate.get(part, {})} for part in {*base, *candidate}}
 
 
 def run_job(run: BenchRun, job: Job, entry: ModelEntry) -> dict:
