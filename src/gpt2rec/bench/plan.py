@@ -101,9 +101,7 @@ class ModelEntry:
     group: str = "main"  # main | ablation
     seeds: int | None = None  # cap on the protocol's seeds (None: all of them)
     lm_overrides: dict = field(default_factory=dict)  # lm -> model overrides with that LM only
-    # an entry whose choice on the same protocol and LM is this one's starting point: its chosen
-    # model settings come first, then each candidate of this grid (a model stacked on a tuned one)
-    stacked_on: str = ""
+    stacked_on: str = ""  # an entry whose choice (same protocol, LM) each candidate here starts from
 
     def grid_for(self, protocol: str) -> tuple[dict, ...]:
         """The candidates tried on `protocol`'s validation: the grid, then that protocol's extras."""
@@ -138,10 +136,8 @@ L3AE_COLD_ITEM_GRID = tuple(
     {"model": {"reg": r, "text_weight": w, "text_reg": t, "side_weight": 10.0}}
     for r in (3e4, 1e5, 3e5) for w in (3e4, 1e5, 3e5) for t in (30.0, 3.0, 1.0)
 )  # fmt: skip
-# l3ae_mf: a BPR residual stacked on l3ae as tuned on the protocol (`stacked_on`: l3ae's chosen
-# reg, text_weight, text_reg, side_weight), then backbone_weight. Seeds 0-2 VALIDATION on sparse-20
-# at l3ae's point there: backbone_weight 0.03 / 0.1 / 0.3 / 1 gave 0.0924 / 0.0956 / 0.0966 / 0.0962
-# (l3ae 0.0900, EASE 0.0821); 3 lets the backbone dominate where the residual does not help.
+# l3ae_mf: a BPR residual on l3ae as tuned on the protocol (`stacked_on`). Sparse-20 VALIDATION, seeds
+# 0-2: backbone_weight 0.03 / 0.1 / 0.3 / 1 gave 0.0924 / 0.0956 / 0.0966 / 0.0962 (l3ae 0.0900).
 L3AE_MF_GRID = tuple({"model": {"backbone_weight": w}} for w in (0.3, 1.0, 3.0))
 # The enhanced rows were measured with the contrastive term on (its old default, 0.1); the library
 # default is now off (the claim was refuted on cold-item): the no-contrastive ablation is the default.
@@ -162,8 +158,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                extra_grid={COLD_ITEM: L3AE_COLD_ITEM_GRID}),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
-    # l3ae with a BPR-trained residual (for sparse data) and its text-off ablation (EASE + the residual),
-    # each stacked on its base as tuned on the protocol
+    # l3ae + a BPR-trained residual (for sparse data) and its text-off ablation (EASE + the residual)
     ModelEntry("l3ae_mf", "l3ae_mf", (SPARSE_20, SPARSE_50, WARM, WARM_TAIL), "main", grid=L3AE_MF_GRID,
                stacked_on="l3ae"),
     ModelEntry("l3ae_mf-text-off", "l3ae_mf", (SPARSE_20, SPARSE_50, WARM, WARM_TAIL), "",
