@@ -38,6 +38,10 @@ def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm,
     lines = out.splitlines()
     assert "language model: tiny-gpt2" in lines[0] and lines[3].split() == ["metric", "bpr", "ease", "l3ae", "enhanced"]
     assert lines[4].startswith("ndcg@10") and "top 5 for user 1 from l3ae" in out
-    assert "a brand-new user" in out and out.count("(score") == 10 and out.count("Because you liked") == 5
-    assert "reused: bpr, ease, l3ae, enhanced" in out
+    assert (
+        "a brand-new user, from metadata alone (l3ae)" in out
+        and out.count("(score") == 10
+        and out.count("Because you liked") == 5
+    )
+    assert "reused: bpr, ease, l3ae, enhanced" in out and "demo/enhanced  then open" in out
     assert len(lines) <= 40  # one screen

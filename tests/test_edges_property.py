@@ -173,10 +173,10 @@ def test_a_damaged_split_file_is_refused_never_read_short(split_folder, part, cu
 
 # ---- profile JSON --------------------------------------------------------------------------------
 
-MODEL = SimpleNamespace(  # what check_profile reads of an enhanced model: its text metadata
+MODEL = SimpleNamespace(  # what check_profile reads of a model that scores new users: its profile metadata
     score_new_user=None,
-    text=SimpleNamespace(
-        info=TextInfo("lm", ["gender", "age_group", "occupation"], ["title"], 8, ["gender", "age", "occupation"], [])
+    profile_info=TextInfo(
+        "lm", ["gender", "age_group", "occupation"], ["title"], 8, ["gender", "age", "occupation"], []
     ),
 )
 json_values = st.recursive(

@@ -193,6 +193,7 @@ def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
     (occupation). A user with no training item is scored by the k known users with the nearest
     profiles: its group mates, so every item of the other block scores exactly 0; with
     cold_users=none it scores 0 everywhere. A checkpoint round trip keeps the route."""
+    from gpt2rec import coldstart
     from gpt2rec.data.dataset import Dataset
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.registry import get_spec
@@ -216,7 +217,13 @@ def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
         row = model.score_users(torch.tensor([cold, 0]))  # (2, I)
         if route == "none":
             assert torch.all(row[0] == 0)
+            with pytest.raises(UserError, match="cold_users=neighbours"):
+                coldstart.score_new_user(model, {"occupation": "job0"})
             continue
+        # a brand-new user with the cold user's profile takes the same route
+        assert torch.allclose(coldstart.score_new_user(model, {"occupation": "job0"}), row[0], atol=1e-6)
+        with pytest.raises(UserError, match="unknown field.*'gender'.*valid fields: \\['occupation'\\]"):
+            coldstart.score_new_user(model, {"gender": "F"})
         assert torch.all(row[0, BLOCK:] == 0) and torch.all(row[0, :BLOCK] > 0.5)
         assert torch.allclose(row[1], model.history.dense(torch.tensor([0]))[0] @ model.weight)  # warm: X_u B
         pairs = model.score_pairs(torch.tensor([cold, cold]), torch.tensor([1, BLOCK + 1]))
@@ -225,3 +232,7 @@ def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
         again = spec.build(cfg, saved)
         again.load_state_dict(model.state_dict())
         assert torch.equal(again.score_users(torch.tensor([cold])), row[:1])
+        # the other group (10 users) and 3 of the nearest next: its own block first
+        other = again.score_new_user({"occupation": "job1"})  # (I,)
+        assert other[BLOCK:].min() > other[:BLOCK].max()
+        assert torch.equal(other, model.score_new_user({"occupation": "job1"}))

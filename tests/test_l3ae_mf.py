@@ -71,6 +71,14 @@ def test_contributions_are_the_backbone_part_of_the_score(tiny_lm):
         contrib = model.item_contributions(torch.tensor([item]), history)[0]  # (H,)
         part = model._weight * backbone.score_users(torch.tensor([user]))[0, item]
     assert float(contrib.sum()) == pytest.approx(float(part), rel=1e-5)
+    # deleting a liked item from the history lowers the score by exactly its share (the deletion test)
+    hist = torch.zeros(1, model.n_items)
+    hist[0, history] = 1.0
+    with torch.no_grad():
+        full = model.score_history(hist, torch.tensor([item]))
+        less = model.score_history(hist.index_fill(1, history[:1], 0.0), torch.tensor([item]))
+    assert float(full - less) == pytest.approx(float(contrib[0]), rel=1e-5, abs=1e-7)
+    assert float(full) == pytest.approx(float(part), rel=1e-5)
 
 
 @pytest.mark.parametrize("bad", [{"backbone_weight": 0.0}, {"dim": 0}, {"mf_reg": -1.0}, {"init_std": 0.0}])

@@ -55,8 +55,9 @@ def test_explanations_have_field_weights_similar_liked_items_and_a_reason(client
         )
 
 
-def test_item_item_model_explains_by_the_liked_items_that_carry_the_score(tiny_lm, tmp_path):
-    """An l3ae run (no TextSource) is explained too: the reason names liked films of the user's block."""
+def test_item_item_model_explains_and_serves_new_profiles(tiny_lm, tmp_path):
+    """An l3ae run (no TextSource) is explained too: the reason names liked films of the user's block;
+    a new user's profile is scored by its nearest known profiles."""
     from serve_fixtures import train_tiny_run
 
     run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0, "pooling": "mean"})
@@ -67,6 +68,13 @@ def test_item_item_model_explains_by_the_liked_items_that_carry_the_score(tiny_l
         ex = r["explanation"]
         assert set(ex["similar"]) <= TRAIN[1] and len(ex["similar"]) == 2
         assert ex["reason"].startswith("Because you liked") and ex["user_fields"] == {}
+    # and it serves brand-new users from their profile alone (the nearest known profiles' items)
+    assert client.get("/v1/health").json()["user_fields"] == ["gender", "age", "occupation"]
+    profile = {"gender": "F", "age": 30, "occupation": "writer"}
+    rows = client.post("/v1/recommendations/profile", json={"profile": profile, "k": 3}).json()["items"]
+    assert len(rows) == 3 and all(r["reason"].endswith("users with the profiles nearest yours had it") for r in rows)
+    bad = client.post("/v1/recommendations/profile", json={"profile": {"hobby": "chess"}})
+    assert bad.status_code == 422 and "valid fields" in bad.text
 
 
 def test_batch_is_one_scoring_call_and_matches_single_answers(client):

@@ -1,7 +1,8 @@
 """Cold start at the edge: brand-new users (a metadata profile) and brand-new items (a metadata
-table) of a run folder, scored by the enhanced recommender from text alone. The model side is
-`gpt2rec.models.new_entities`; here bad input becomes a one-line UserError, profiles and item files
-are read, and run folders are opened.
+table) of a run folder, scored from text alone: new users by l3ae, l3ae_mf or the enhanced model,
+new items by the enhanced model. The model side is `score_new_user` / `score_new_items` (the enhanced
+model's in `gpt2rec.models.new_entities`); here bad input becomes a one-line UserError, profiles and
+item files are read, and run folders are opened.
 
     scores = score_new_user(model, {"gender": "F", "age": 31, "occupation": "writer"})   # (n_items,)
     scores = score_new_items(model, user=42, items_df)                                   # (n_new,)
@@ -26,7 +27,15 @@ from .run import Run, plain, top_k
 def _require_cold_start(model) -> None:
     if not hasattr(model, "score_new_user"):
         raise UserError(
-            f"cold start needs the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced"
+            f"cold start needs a model that reads profiles (this is {type(model).__name__}); "
+            "train with --model l3ae or --model enhanced"
+        )
+
+
+def _require_new_items(model) -> None:
+    if not hasattr(model, "score_new_items"):
+        raise UserError(
+            f"new items need the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced"
         )
 
 
@@ -41,7 +50,7 @@ def _edge(call, *args):
 def check_profile(model, profile: dict) -> dict:
     """Validate a profile dict: unknown or missing fields, or a bad value -> UserError naming the valid ones."""
     _require_cold_start(model)
-    return _edge(new_entities.check_profile, model.text.info, profile)
+    return _edge(new_entities.check_profile, model.profile_info, profile)
 
 
 def score_new_user(model, profile: dict) -> torch.Tensor:
@@ -52,7 +61,7 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
 
 def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
     """Scores (n_new,) of items given only as metadata rows, for the known internal user `user`."""
-    _require_cold_start(model)
+    _require_new_items(model)
     return _edge(model.score_new_items, user, items_df)
 
 
@@ -67,7 +76,7 @@ class NewItems:
 
 def new_item_table(model, items_df: pd.DataFrame) -> NewItems:
     """Encode metadata rows once (the ID view is the learned 'unknown' vector) for repeated scoring."""
-    _require_cold_start(model)
+    _require_new_items(model)
     return NewItems(*_edge(new_entities.new_item_vectors, model, items_df))
 
 

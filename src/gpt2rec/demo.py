@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 DEMO_PROFILE = {"gender": "F", "age": 25, "occupation": "writer"}
 SHOWN = ("ndcg@10", "recall@10", "hit@10", "mrr@10", "coverage@10")
 EXPLAINED = "l3ae"  # the run whose recommendations are explained
-COLD = "enhanced"  # the run that scores a brand-new user
+COLD = "l3ae"  # the run that scores a brand-new user (its nearest known profiles' items)
+SERVED = "enhanced"  # the run the demo suggests serving: its page also takes plain words and new items
 
 
 @dataclass

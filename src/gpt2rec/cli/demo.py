@@ -24,7 +24,7 @@ def run(args) -> int:
 
 def show(result) -> None:
     """Print a DemoResult: the metrics table, an explained top 5, a cold-start top 5, what to try next."""
-    from ..demo import COLD, DEMO_PROFILE, EXPLAINED, SHOWN
+    from ..demo import COLD, DEMO_PROFILE, EXPLAINED, SERVED, SHOWN
 
     d, out = result.dataset, result.out
     fallback = " (gpt2 is not available locally)" if result.lm_fallback else ""
@@ -42,7 +42,7 @@ def show(result) -> None:
     _rows(result.cold_start)
     print(f"\ndone in {result.seconds:.0f} s; runs are in {out}"
           + (f" (reused: {', '.join(result.reused)})" if result.reused else ""))  # fmt: skip
-    print(f"try it in a browser: gpt2rec serve {out / COLD}  then open http://127.0.0.1:8000/")
+    print(f"try it in a browser: gpt2rec serve {out / SERVED}  then open http://127.0.0.1:8000/")
 
 
 def _rows(rows: list) -> None:

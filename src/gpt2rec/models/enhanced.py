@@ -308,6 +308,11 @@ class EnhancedRecommender(nn.Module):
         bias = self.unknown_bias if self.bias is not None else items.new_zeros(1)  # (1,)
         return items, bias.expand(len(text)).clone()  # (N, d), (N,)
 
+    @property
+    def profile_info(self):
+        """What a new user's profile may hold (`TextInfo`: the user fields and columns, the LM)."""
+        return self.text.info
+
     def score_new_user(self, profile: dict) -> torch.Tensor:
         """Scores (I,) of a brand-new user given as a metadata profile (see `new_entities`)."""
         from .new_entities import score_new_user

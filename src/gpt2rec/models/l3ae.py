@@ -25,7 +25,9 @@ items with the largest B_ij).
 A cold user (no training interaction, `cold_users="neighbours"`) is scored like the enhanced model's
 new users (`profile_neighbours`): the share of the `cold_user_k` known users whose LM profile vectors
 are nearest who had the item. (Scoring that share through B as a pseudo-history was lower on
-cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.)
+cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) A brand-new user given only as a
+profile (`score_new_user`, `gpt2rec recommend --profile`) takes the same route: its sentence is
+rendered with the run's template and read by the same LM, loaded on first need.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .ease import EASE, ease_weights, interaction_gram
 from .limits import check_dense_items
 from .profile_neighbours import ProfileNeighbours
 from .text_features import LMSettings, encode_rendered, field_names, make_encoder, resolve_lm_name
+from .text_source import TextInfo
 
 POOLINGS = ("auto", "mean", "fields", "last")
 # How `pooling="auto"` reads the items, chosen on ML-100K seed-0 VALIDATION of warm and cold-item
@@ -123,18 +126,49 @@ class L3AE(EASE):
     """EASE's scorer (history @ B) with the text-regularised B; adds per-liked-item contributions
     and, for users without training items, their profile neighbours' items."""
 
-    def __init__(self, config: L3AEConfig, n_users: int, n_items: int, history_nnz: int = 0, profile_shape=(0, 0)):
+    def __init__(
+        self,
+        config: L3AEConfig,
+        n_users: int,
+        n_items: int,
+        history_nnz: int = 0,
+        profile_shape=(0, 0),
+        profile_info: TextInfo | None = None,
+    ):
         super().__init__(config, n_users, n_items, history_nnz)
         fields, dim = (int(v) for v in profile_shape)
         on = config.cold_users == "neighbours" and fields > 0
         self.neighbours = ProfileNeighbours(n_users, n_items, config.cold_user_k, history_nnz) if on else None
+        self.profile_info = profile_info if on else None  # what a new user's profile may hold, and the LM
+        self._lm: dict = {}  # the profile encoder, loaded on first need (outside the state_dict)
         self.register_buffer("user_text", torch.zeros(n_users, fields, dim))  # (U, F, D) profile field vectors
         self.register_buffer("profile_mean", torch.zeros(dim))  # (D,) over the known users' fields
         self.register_buffer("profile_std", torch.ones(dim))  # (D,)
         self.register_buffer("user_known", torch.zeros(n_users, dtype=torch.bool))  # (U,) has training items
 
     def checkpoint_meta(self) -> dict:
-        return {**super().checkpoint_meta(), "profile_shape": list(self.user_text.shape[1:])}
+        info = None if self.profile_info is None else self.profile_info.to_dict()
+        return {**super().checkpoint_meta(), "profile_shape": list(self.user_text.shape[1:]), "profile_info": info}
+
+    @torch.no_grad()
+    def score_new_user(self, profile: dict) -> torch.Tensor:
+        """Scores (I,) of a brand-new user given only as a metadata profile: the share of the known
+        users with the nearest LM profiles who had each item (the cold users' route)."""
+        from .new_entities import new_user_text
+
+        if self.profile_info is None:
+            raise ValueError(
+                "this l3ae run cannot score new users (trained with cold_users='none', without a user "
+                "table, or before the profile route existed); retrain it with cold_users=neighbours"
+            )
+        rendered = new_user_text(self.profile_info, self.config.template, profile)
+        if "encoder" not in self._lm:
+            self._lm["encoder"] = make_encoder(self.config, self.profile_info.lm, self.user_text.device, "fields")
+        text = encode_rendered(self._lm["encoder"], [rendered], self.profile_info.user_fields, False, False)
+        text = text.float() if text.dim() == 3 else text.float().unsqueeze(1)  # (1, F, D)
+        known = self.user_known.nonzero().squeeze(1)  # (K,)
+        neighbours = self.neighbours(text, self.user_text[known], known, self.profile_mean, self.profile_std)
+        return neighbours[0]  # (I,)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         scores = super().score_users(users)  # (B, I)
@@ -246,8 +280,28 @@ def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
     # float64 G, P, C, P C and B at the peak of fit (plus C's own inverse): about 64 I^2 bytes
     check_dense_items("l3ae", ctx.n_items, 64, config.max_memory_gb)
     # a checkpoint from before the cold-user route has no profile_shape: it loads without the route
-    shape = ctx.saved.get("profile_shape", [0, 0]) if ctx.saved is not None else profile_shape(config, ctx)
-    return L3AE(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0), shape).to(ctx.device)
+    if ctx.saved is not None:
+        shape, info = ctx.saved.get("profile_shape", [0, 0]), ctx.saved.get("profile_info")
+        info = None if info is None else TextInfo(**info)
+    else:
+        shape = profile_shape(config, ctx)
+        info = new_user_info(config, ctx.dataset, shape[1]) if shape[0] > 0 else None
+    model = L3AE(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0), shape, info)
+    return model.to(ctx.device)
+
+
+def new_user_info(config: L3AEConfig, dataset, dim: int) -> TextInfo:
+    """What a new user's profile is read with: the LM, the template's user fields, the columns."""
+    from ..text.templates import user_texts
+
+    return TextInfo(
+        lm=resolve_lm_name(config.lm),
+        user_fields=field_names(user_texts(dataset, config.template)),
+        item_fields=[],
+        text_dim=int(dim),
+        user_columns=[c for c in dataset.users.columns if c != "user_id"],
+        item_columns=[c for c in dataset.items.columns if c != "item_id"],
+    )
 
 
 def profile_shape(config: L3AEConfig, ctx: ModelContext) -> tuple[int, int]:

@@ -93,6 +93,33 @@ class L3AEMF(nn.Module):
         """(K, H): the share of item k's score that comes from liked item h (the backbone's part)."""
         return self._weight * self.backbone.item_contributions(items, history)
 
+    def score_history(self, hist: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The part (B,) of the scores of `items` that depends on the histories `hist` (B, I): the
+        backbone's (the residual reads the user's ID, so deleting liked items changes only this)."""
+        return self._weight * self.backbone.score_history(hist, items)
+
+    # new users have no residual: the backbone's profile route (`gpt2rec recommend --profile`)
+    def score_new_user(self, profile: dict) -> torch.Tensor:
+        """Scores (I,) of a brand-new user given only as a metadata profile (l3ae's route)."""
+        return self.backbone.score_new_user(profile)
+
+    @property
+    def profile_info(self):
+        return self.backbone.profile_info
+
+    @property
+    def neighbours(self):
+        return self.backbone.neighbours
+
+    @property
+    def user_known(self) -> torch.Tensor:
+        return self.backbone.user_known
+
+    @property
+    def history(self):
+        """The users' training items (`UserHistory`), the backbone's."""
+        return self.backbone.history
+
     def _base_rows(self, users: torch.Tensor) -> torch.Tensor:
         if self.base_cache.numel():
             return self.base_cache[users.to(self.base_cache.device)]  # (B, I)

@@ -21,7 +21,7 @@ from ..coldstart import new_item_table, profile_rows, score_new_user, user_vecto
 from ..data.feedback import FeedbackStore
 from ..errors import UserError
 from ..explain import explain
-from ..query import encode_query, mix, require_text_model, standardise, text_match
+from ..query import encode_query, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
 
 
@@ -82,7 +82,8 @@ class Service:
         return base if not extra else np.concatenate([base, np.array(list(extra), np.int64)])
 
     def health(self) -> dict:
-        info = self.model.text.info.to_dict() if self.text_model else {}
+        profile = getattr(self.model, "profile_info", None)  # models that read new users' profiles
+        info = profile.to_dict() if profile is not None else {}
         lm = self.model.text.lm if self.text_model else None
         return {
             "status": "ok",
@@ -165,12 +166,10 @@ class Service:
         """A new user from profile fields and/or liked items (an anonymous session)."""
         liked_idx = [self.item_index(x) for x in liked]
         if not liked_idx:  # profile alone: the model's cold-start path (catalogue items)
-            require_text_model(self.model)
             with self._lock:
                 return profile_rows(self.run, profile, k)
         scores = standardise(self._liked_scores(liked_idx))
         if profile:
-            require_text_model(self.model)
             with self._lock:
                 fields = score_new_user(self.model, profile).float().cpu()  # (I,)
             scores = 0.5 * scores + 0.5 * torch.cat([standardise(fields), torch.zeros(self.n_items - len(fields))])
