@@ -37,6 +37,23 @@ def test_deleting_the_named_liked_items_drops_the_score_more_than_random_ones():
     assert out["difference"]["mean"] == pytest.approx(4.0) and out["difference"]["ci95"][0] == pytest.approx(4.0)
 
 
+def test_l3ae_mf_is_tested_on_its_backbone_part():
+    """l3ae_mf's residual reads the user's ID, not the history: deleting liked items changes only the
+    backbone's part, backbone_weight / scale times l3ae's (here 2 x: drops 10 and 2)."""
+    from gpt2rec.bench.faithfulness import history_deletion_test
+    from gpt2rec.models.l3ae_mf import L3AEMF, L3AEMFConfig
+
+    backbone, split = hand_model()
+    model = L3AEMF(L3AEMFConfig(backbone_weight=2.0, dim=2), backbone)
+    with torch.no_grad():
+        model.item_known.fill_(True)
+        model.residual.user_emb.weight.fill_(0.5)
+        model.residual.item_emb.weight.fill_(0.5)  # +0.5 on every score: the top-1 stays item 5
+    out = history_deletion_test(model, split, 2, N_ITEMS, pairs=10)["liked items"]
+    assert out["pairs"] == 2 and out["top_drop"]["mean"] == pytest.approx(10.0)
+    assert out["difference"]["mean"] == pytest.approx(8.0)
+
+
 def test_reasons_differ_when_the_evidence_differs():
     from gpt2rec.explain import explain, named_history
 

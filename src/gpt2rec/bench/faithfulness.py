@@ -1,5 +1,5 @@
 """Deletion test of the explanations: the enhanced model's field attention weights, and the liked
-items an item-item model (l3ae) names.
+items an item-item model (l3ae, l3ae_mf) names.
 
 For many (user, recommended item) pairs — the user's top-1 item, training items excluded — and for
 each side (the item's fields, the user's fields):
@@ -11,8 +11,9 @@ the highest attention weight against f = a field drawn uniformly from the other 
 reported as a mean with a normal 95% interval over the pairs. A faithful explanation has a
 difference above 0 (the interval's lower end > 0).
 
-Item-item models (l3ae) name the liked items with the largest share of the score ("Because you
-liked X and Y"). For the same kind of pairs:
+Item-item models (l3ae; l3ae_mf, whose residual reads the user's ID, not the history) name the
+liked items with the largest share of the score ("Because you liked X and Y"). For the same kind of
+pairs:
     drop(S) = score(u, i) - score(u, i with the items S deleted from u's history)
 rescored through the model (`score_history`), S = the `NAMED` items the explanation names against
 S = as many of the user's other liked items drawn uniformly (users with fewer than 2 x `NAMED`
@@ -32,7 +33,7 @@ from .measure import mean_ci95
 from .summary import label
 
 PAIRS, QUICK_PAIRS = 400, 60
-ITEM_ITEM = ("l3ae",)  # registry models whose explanation names the liked items with the largest share
+ITEM_ITEM = ("l3ae", "l3ae_mf")  # registry models whose explanation names the liked items with the largest share
 NAMED = 2  # liked items an explanation names (gpt2rec.explain: n_similar)
 
 
@@ -155,8 +156,8 @@ def _pair_scores(model, users, items, user=None, item=None) -> torch.Tensor:
 
 
 def run_deletion_test(run) -> None:
-    """Deletion test of every enhanced model with attention and of the item-item text models (l3ae)
-    (warm, first seed, main LM)."""
+    """Deletion test of every enhanced model with attention and of the item-item text models (l3ae,
+    l3ae_mf) (warm, first seed, main LM)."""
     from .training import ensure_trained
 
     def explained(e) -> bool:
