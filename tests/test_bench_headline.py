@@ -155,6 +155,23 @@ def test_cost_target_reads_the_headline_fit_from_the_speed_section():
     assert t.met is False and t.value.startswith("l3ae [minilm] fit 12.00 s")
 
 
+def test_epoch_target_for_a_headline_trained_in_epochs():
+    """l3ae_mf heads sparse-20 (best validation there); l3ae (closed form) heads warm: only l3ae_mf
+    gets an epoch target, read against BPR-MF's epoch of the same speed section."""
+    recs = [_rec("warm", "l3ae", 0.34, s, "minilm", valid=0.5) for s in range(3)]
+    recs += [_rec("warm", "l3ae_mf", 0.34, s, "minilm", valid=0.4) for s in range(3)]
+    recs += [_rec("sparse-20", "l3ae_mf", 0.10, s, "minilm", valid=0.2) for s in range(3)]
+    recs += [_rec("sparse-20", "l3ae", 0.09, s, "minilm", valid=0.1) for s in range(3)]
+    speed = {"epoch": {"l3ae_mf [minilm]": {"seconds": 0.5, "how": "one full epoch"},
+                       "bpr": {"seconds": 0.25, "how": "one full epoch"}}}  # fmt: skip
+    (t,) = headline.epoch_targets(rows(recs), speed)
+    assert t.name.startswith("cost: l3ae_mf (headline on sparse-20) epoch <= 3x")
+    assert t.met is True and t.value == "l3ae_mf [minilm] 0.50 s vs bpr 0.25 s (x2.00)"
+    speed["epoch"]["l3ae_mf [minilm]"]["seconds"] = 0.8
+    assert headline.epoch_targets(rows(recs), speed)[0].met is False
+    assert headline.epoch_targets(rows(recs), {})[0].met is None
+
+
 def test_report_prints_the_notes_and_the_tuning_search():
     from gpt2rec.bench.report import render
 
