@@ -188,6 +188,42 @@ def test_cold_item_is_scored_from_its_text(tiny_lm):
         assert bool((col.abs() < 1e-8).all()) == expect_zero
 
 
+def test_a_brand_new_item_scores_as_the_same_item_in_the_catalogue_without_interactions(tiny_lm):
+    """Item L has no training interaction. Fitted on the catalogue WITH L (side_weight 0), its column
+    of B comes from the text route alone; fitted on the catalogue WITHOUT L, `score_new_items` reads
+    L's metadata row: the same scores for every user (the Schur complement, `l3ae_new`)."""
+    from gpt2rec import coldstart
+    from gpt2rec.data.dataset import Dataset
+    from gpt2rec.models.base import ModelContext
+    from gpt2rec.models.registry import get_spec
+    from test_model_contract import make_data
+
+    full, split = make_data()
+    last = full.n_items - 1
+    train = split.train[split.train["item"] != last]
+    raw = train.rename(columns={"user": "user_id", "item": "item_id"}) + 1  # raw IDs are internal + 1
+    without = Dataset.from_frames("blocks", raw, items=full.items[full.items["item_id"] != last + 1])
+    assert (without.n_users, without.n_items) == (full.n_users, full.n_items - 1)
+    spec = get_spec("l3ae")
+    cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
+                     pooling="mean")  # fmt: skip
+    models = []
+    for data in (full, without):
+        ctx = ModelContext(data.n_users, data.n_items, data, train)
+        models.append(spec.build(cfg, ctx))
+        spec.fit(models[-1], ctx)
+    users = torch.arange(full.n_users)
+    expected = models[0].score_users(users)[:, last]  # (U,)
+    row = full.items[full.items["item_id"] == last + 1]
+    got = torch.stack([coldstart.score_new_items(models[1], int(u), row)[0] for u in users])  # (U,)
+    assert float(expected.abs().min()) > 1e-4
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    # text off: no route, one line
+    off = spec.build(L3AEConfig(lm=tiny_lm, text_cache=False, text_weight=0.0, side_weight=0.0), ctx)
+    with pytest.raises(UserError, match="text_weight > 0"):
+        coldstart.score_new_items(off, 0, row)
+
+
 def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
     """Two groups of users, each liking its own block of items, told apart only by their profile
     (occupation). A user with no training item is scored by the k known users with the nearest

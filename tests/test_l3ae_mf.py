@@ -81,6 +81,12 @@ def test_contributions_are_the_backbone_part_of_the_score(tiny_lm):
     assert float(full) == pytest.approx(float(part), rel=1e-5)
 
 
+def test_new_items_are_the_backbone_route_in_this_models_units(tiny_lm):
+    model, backbone, dataset, _ = _built(tiny_lm, backbone_weight=2.0)
+    row = dataset.items.iloc[[3]]
+    torch.testing.assert_close(model.score_new_items(0, row), model._weight * backbone.score_new_items(0, row))
+
+
 @pytest.mark.parametrize("bad", [{"backbone_weight": 0.0}, {"dim": 0}, {"mf_reg": -1.0}, {"init_std": 0.0}])
 def test_bad_config_is_one_line_error(bad):
     with pytest.raises(ValueError):

@@ -1,8 +1,8 @@
 """Cold start at the edge: brand-new users (a metadata profile) and brand-new items (a metadata
-table) of a run folder, scored from text alone: new users by l3ae, l3ae_mf or the enhanced model,
-new items by the enhanced model. The model side is `score_new_user` / `score_new_items` (the enhanced
-model's in `gpt2rec.models.new_entities`); here bad input becomes a one-line UserError, profiles and
-item files are read, and run folders are opened.
+table) of a run folder, scored from text alone by l3ae, l3ae_mf or the enhanced model. The model
+side is `score_new_user` / `score_new_items` (`gpt2rec.models.l3ae_new`, `gpt2rec.models.new_entities`);
+here bad input becomes a one-line UserError, profiles and item files are read, and run folders are
+opened.
 
     scores = score_new_user(model, {"gender": "F", "age": 31, "occupation": "writer"})   # (n_items,)
     scores = score_new_items(model, user=42, items_df)                                   # (n_new,)
@@ -32,10 +32,13 @@ def _require_cold_start(model) -> None:
         )
 
 
-def _require_new_items(model) -> None:
-    if not hasattr(model, "score_new_items"):
+def _require_new_items(model, vectors: bool = False) -> None:
+    """`vectors`: the caller needs new items as vectors (the server's added items: the enhanced model)."""
+    if not hasattr(model, "represent_new_items" if vectors else "score_new_items"):
+        which = "the 'enhanced' model" if vectors else "a model that reads item metadata"
         raise UserError(
-            f"new items need the 'enhanced' model (this is {type(model).__name__}); train with --model enhanced"
+            f"new items need {which} (this is {type(model).__name__}); "
+            + ("train with --model enhanced" if vectors else "train with --model l3ae or --model enhanced")
         )
 
 
@@ -76,7 +79,7 @@ class NewItems:
 
 def new_item_table(model, items_df: pd.DataFrame) -> NewItems:
     """Encode metadata rows once (the ID view is the learned 'unknown' vector) for repeated scoring."""
-    _require_new_items(model)
+    _require_new_items(model, vectors=True)
     return NewItems(*_edge(new_entities.new_item_vectors, model, items_df))
 
 

@@ -25,9 +25,9 @@ items with the largest B_ij).
 A cold user (no training interaction, `cold_users="neighbours"`) is scored like the enhanced model's
 new users (`profile_neighbours`): the share of the `cold_user_k` known users whose LM profile vectors
 are nearest who had the item. (Scoring that share through B as a pseudo-history was lower on
-cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) A brand-new user given only as a
-profile (`score_new_user`, `gpt2rec recommend --profile`) takes the same route: its sentence is
-rendered with the run's template and read by the same LM, loaded on first need.
+cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) Brand-new users and items given only
+as metadata (`score_new_user`, `score_new_items`; `gpt2rec recommend --profile / --items`) take the
+cold users' and cold items' routes (`l3ae_new`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import l3ae_new
 from .base import ModelContext, ModelSpec, saved_value
 from .ease import EASE, ease_weights, interaction_gram
 from .limits import check_dense_items
@@ -133,42 +134,41 @@ class L3AE(EASE):
         n_items: int,
         history_nnz: int = 0,
         profile_shape=(0, 0),
-        profile_info: TextInfo | None = None,
+        text_info: TextInfo | None = None,
     ):
         super().__init__(config, n_users, n_items, history_nnz)
         fields, dim = (int(v) for v in profile_shape)
         on = config.cold_users == "neighbours" and fields > 0
         self.neighbours = ProfileNeighbours(n_users, n_items, config.cold_user_k, history_nnz) if on else None
-        self.profile_info = profile_info if on else None  # what a new user's profile may hold, and the LM
-        self._lm: dict = {}  # the profile encoder, loaded on first need (outside the state_dict)
+        self.text_info = text_info  # what new users' profiles and new items' rows are read with
+        self._lm: dict = {}  # encoders for new users / items, loaded on first need (outside the state_dict)
+        new_items = text_info is not None and config.text_weight > 0  # a checkpoint from before: none
+        d = text_info.text_dim if new_items else 0
+        self.register_buffer("item_map", torch.zeros(n_items, d) if new_items else None)  # (I, D) M, l3ae_new
+        self.register_buffer("text_mean", torch.zeros(d) if new_items else None)  # (D,) subtracted when centred
         self.register_buffer("user_text", torch.zeros(n_users, fields, dim))  # (U, F, D) profile field vectors
         self.register_buffer("profile_mean", torch.zeros(dim))  # (D,) over the known users' fields
         self.register_buffer("profile_std", torch.ones(dim))  # (D,)
         self.register_buffer("user_known", torch.zeros(n_users, dtype=torch.bool))  # (U,) has training items
 
     def checkpoint_meta(self) -> dict:
-        info = None if self.profile_info is None else self.profile_info.to_dict()
-        return {**super().checkpoint_meta(), "profile_shape": list(self.user_text.shape[1:]), "profile_info": info}
+        info = None if self.text_info is None else self.text_info.to_dict()
+        return {**super().checkpoint_meta(), "profile_shape": list(self.user_text.shape[1:]), "text_info": info}
 
-    @torch.no_grad()
+    @property
+    def profile_info(self) -> TextInfo | None:
+        """What a new user's profile may hold (`gpt2rec.coldstart` checks profiles against it)."""
+        return self.text_info
+
     def score_new_user(self, profile: dict) -> torch.Tensor:
         """Scores (I,) of a brand-new user given only as a metadata profile: the share of the known
         users with the nearest LM profiles who had each item (the cold users' route)."""
-        from .new_entities import new_user_text
+        return l3ae_new.score_new_user(self, profile)
 
-        if self.profile_info is None:
-            raise ValueError(
-                "this l3ae run cannot score new users (trained with cold_users='none', without a user "
-                "table, or before the profile route existed); retrain it with cold_users=neighbours"
-            )
-        rendered = new_user_text(self.profile_info, self.config.template, profile)
-        if "encoder" not in self._lm:
-            self._lm["encoder"] = make_encoder(self.config, self.profile_info.lm, self.user_text.device, "fields")
-        text = encode_rendered(self._lm["encoder"], [rendered], self.profile_info.user_fields, False, False)
-        text = text.float() if text.dim() == 3 else text.float().unsqueeze(1)  # (1, F, D)
-        known = self.user_known.nonzero().squeeze(1)  # (K,)
-        neighbours = self.neighbours(text, self.user_text[known], known, self.profile_mean, self.profile_std)
-        return neighbours[0]  # (I,)
+    def score_new_items(self, user: int, items_df) -> torch.Tensor:
+        """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`,
+        through the text route of the catalogue's items without interactions."""
+        return l3ae_new.score_new_items(self, user, items_df)
 
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         scores = super().score_users(users)  # (B, I)
@@ -230,11 +230,18 @@ def l3ae_weights(gram: torch.Tensor, c: torch.Tensor, reg: float, text_weight: f
     """B (I, I) minimising ||X - XB||^2 + reg ||B||^2 + text_weight ||B - C||^2 with diag(B) = 0."""
     if text_weight == 0:
         return ease_weights(gram, reg)
+    return l3ae_solve(gram, c, reg, text_weight)[0]
+
+
+def l3ae_solve(
+    gram: torch.Tensor, c: torch.Tensor, reg: float, text_weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, P) for text_weight > 0: B as `l3ae_weights`, P = (G + (reg + text_weight) I)^-1 (I, I)."""
     eye = torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
     p = torch.linalg.inv(gram + (reg + text_weight) * eye)  # (I, I)
     pc = p @ c  # (I, I)
     b = text_weight * pc - p * ((1.0 + text_weight * pc.diagonal()) / p.diagonal()).unsqueeze(0)
-    return b.fill_diagonal_(0.0)
+    return b.fill_diagonal_(0.0), p
 
 
 # ---- item vectors from the frozen LM (memoised: a grid refits many times on the same texts) ------
@@ -281,27 +288,16 @@ def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
     check_dense_items("l3ae", ctx.n_items, 64, config.max_memory_gb)
     # a checkpoint from before the cold-user route has no profile_shape: it loads without the route
     if ctx.saved is not None:
-        shape, info = ctx.saved.get("profile_shape", [0, 0]), ctx.saved.get("profile_info")
+        shape, info = ctx.saved.get("profile_shape", [0, 0]), ctx.saved.get("text_info")
         info = None if info is None else TextInfo(**info)
     else:
-        shape = profile_shape(config, ctx)
-        info = new_user_info(config, ctx.dataset, shape[1]) if shape[0] > 0 else None
+        shape, dim = profile_shape(config, ctx), 0
+        if config.text_weight > 0 and ctx.dataset is not None:
+            dim = item_vectors(config, ctx.dataset, torch.device("cpu"))[0].shape[1]
+        dim = dim or shape[1]
+        info = l3ae_new.text_info(config, ctx.dataset, dim) if dim else None
     model = L3AE(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0), shape, info)
     return model.to(ctx.device)
-
-
-def new_user_info(config: L3AEConfig, dataset, dim: int) -> TextInfo:
-    """What a new user's profile is read with: the LM, the template's user fields, the columns."""
-    from ..text.templates import user_texts
-
-    return TextInfo(
-        lm=resolve_lm_name(config.lm),
-        user_fields=field_names(user_texts(dataset, config.template)),
-        item_fields=[],
-        text_dim=int(dim),
-        user_columns=[c for c in dataset.users.columns if c != "user_id"],
-        item_columns=[c for c in dataset.items.columns if c != "item_id"],
-    )
 
 
 def profile_shape(config: L3AEConfig, ctx: ModelContext) -> tuple[int, int]:
@@ -341,15 +337,23 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
     cfg = model.config
     device = model.weight.device
     gram = interaction_gram(ctx.train, ctx.n_users, ctx.n_items, device)  # (I, I)
-    c = torch.zeros_like(gram)
     if cfg.text_weight > 0 or cfg.side_weight > 0:
         if ctx.dataset is None:
             raise ValueError("l3ae needs the dataset's item metadata to fit (text_weight or side_weight > 0)")
-    if cfg.text_weight > 0:
-        c = text_matrix(cfg, ctx.dataset, device)  # (I, I)
     if cfg.side_weight > 0:
         gram += side_gram(item_vectors(cfg, ctx.dataset, device)[0], cfg.side_weight, cfg.center)
-    model.weight.copy_(l3ae_weights(gram, c, cfg.reg, cfg.text_weight).float())
+    if cfg.text_weight > 0:
+        b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device), cfg.reg, cfg.text_weight)  # (I, I) x 2
+        if model.item_map is not None:
+            vectors = item_vectors(cfg, ctx.dataset, device)[0]  # (I, D)
+            model.item_map.copy_(
+                l3ae_new.new_item_map(p, unit_rows(vectors, cfg.center), cfg.text_weight, cfg.text_reg)
+            )
+            model.text_mean.copy_(vectors.mean(0) if cfg.center else torch.zeros_like(model.text_mean))
+        del p
+    else:
+        b = ease_weights(gram, cfg.reg)
+    model.weight.copy_(b.float())
     model.history.fit(ctx.train)
     model.user_known.zero_().index_fill_(0, torch.as_tensor(ctx.train["user"].unique(), device=device), True)
     if model.neighbours is not None:

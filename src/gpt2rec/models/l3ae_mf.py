@@ -98,10 +98,14 @@ class L3AEMF(nn.Module):
         backbone's (the residual reads the user's ID, so deleting liked items changes only this)."""
         return self._weight * self.backbone.score_history(hist, items)
 
-    # new users have no residual: the backbone's profile route (`gpt2rec recommend --profile`)
+    # new users and items have no residual: the backbone's routes (`gpt2rec recommend --profile / --items`)
     def score_new_user(self, profile: dict) -> torch.Tensor:
         """Scores (I,) of a brand-new user given only as a metadata profile (l3ae's route)."""
         return self.backbone.score_new_user(profile)
+
+    def score_new_items(self, user: int, items_df) -> torch.Tensor:
+        """Scores (N,) of brand-new items for known user `user` (l3ae's route, in this model's units)."""
+        return self._weight * self.backbone.score_new_items(user, items_df)
 
     @property
     def profile_info(self):

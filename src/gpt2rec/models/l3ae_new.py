@@ -1,0 +1,100 @@
+"""l3ae's routes for users and items outside its training data, given only as metadata.
+
+- A brand-new user (a profile) is scored like a cold user: the share of the `cold_user_k` known users
+  whose LM profile vectors are nearest who had each item (`profile_neighbours`).
+- A brand-new item (a metadata row) is scored like a catalogue item without interactions. Its row
+  and column of G are zero (side rows aside), so P = (G + (reg + mu) I)^-1 is block diagonal and
+  its column of B is mu P c_n, where c_n, the text EASE's column for n, is the ridge regression
+  of its unit vector f_n on the catalogue's unit vectors F (I, D) (Schur complement):
+      c_n = (F F^T + text_reg I)^-1 F f_n = F (F^T F + text_reg I)^-1 f_n
+  so score(u, n) = x_u^T M f_n with M = mu P F (F^T F + text_reg I)^-1 (I, D), kept from the fit.
+  It is exact at side_weight = 0; with side rows a catalogue item also borrows from the items
+  whose vectors overlap it through G, which a new item does not.
+
+The sentences are rendered with the run's template and read by the run's LM, loaded on first need.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+
+from .text_features import encode_rendered, field_names, make_encoder, resolve_lm_name
+from .text_source import TextInfo
+
+
+def text_info(config, dataset, dim: int) -> TextInfo:
+    """What new users' profiles and new items' rows are read with: the LM, the template's fields,
+    the metadata columns, the vectors' width."""
+    from ..text.templates import item_texts, user_texts
+
+    users = [] if dataset.users is None else list(user_texts(dataset, config.template))
+    return TextInfo(
+        lm=resolve_lm_name(config.lm),
+        user_fields=field_names(users),
+        item_fields=field_names(item_texts(dataset, config.template)),
+        text_dim=int(dim),
+        user_columns=[] if dataset.users is None else [c for c in dataset.users.columns if c != "user_id"],
+        item_columns=[c for c in dataset.items.columns if c != "item_id"],
+        item_titles_column="title" if "title" in dataset.items.columns else None,
+    )
+
+
+def new_item_map(p: torch.Tensor, f: torch.Tensor, text_weight: float, text_reg: float) -> torch.Tensor:
+    """M (I, D) = mu P F (F^T F + text_reg I)^-1, from P (I, I) and the unit item vectors F (I, D)."""
+    eye = torch.eye(f.shape[1], dtype=f.dtype, device=f.device)
+    ridge = torch.linalg.solve(f.T @ f + text_reg * eye, f.T)  # (D, I) = (F^T F + l I)^-1 F^T
+    return text_weight * p @ ridge.T  # (I, D)
+
+
+def _encoder(model, pooling: str):
+    key = ("encoder", pooling)
+    if key not in model._lm:
+        model._lm[key] = make_encoder(model.config, model.text_info.lm, model.weight.device, pooling)
+    return model._lm[key]
+
+
+@torch.no_grad()
+def score_new_user(model, profile: dict) -> torch.Tensor:
+    """Scores (I,) of a brand-new user given only as a metadata profile."""
+    from .new_entities import new_user_text
+
+    info = model.text_info
+    if model.neighbours is None or info is None or not info.user_fields:
+        raise ValueError(
+            "this l3ae run cannot score new users (trained with cold_users='none', without a user "
+            "table, or before the profile route existed); retrain it with cold_users=neighbours"
+        )
+    rendered = new_user_text(info, model.config.template, profile)
+    text = encode_rendered(_encoder(model, "fields"), [rendered], info.user_fields, False, False).float()
+    text = text if text.dim() == 3 else text.unsqueeze(1)  # (1, F, D)
+    known = model.user_known.nonzero().squeeze(1)  # (K,)
+    return model.neighbours(text, model.user_text[known], known, model.profile_mean, model.profile_std)[0]
+
+
+@torch.no_grad()
+def score_new_items(model, user: int, items_df) -> torch.Tensor:
+    """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`."""
+    from ..text.templates import Rendered, item_texts
+    from .new_entities import normalise_items
+
+    if not 0 <= int(user) < model.n_users:
+        raise ValueError(f"user index {user} is out of range (0..{model.n_users - 1})")
+    if model.item_map is None:
+        raise ValueError(
+            "this l3ae run cannot score new items (text_weight=0, or saved before the new-item route "
+            "existed); retrain it with text_weight > 0"
+        )
+    cfg, info = model.config, model.text_info
+    df = normalise_items(info, items_df)
+    rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), cfg.template)
+    if cfg.prompt:
+        rendered = [Rendered(cfg.prompt_format.replace("{text}", r.text), {}) for r in rendered]
+    pooling = cfg.item_pooling(info.lm)
+    fields = info.item_fields if pooling == "fields" else None
+    vecs = encode_rendered(_encoder(model, pooling), rendered, fields, False, False).float()
+    vecs = vecs.mean(1) if vecs.dim() == 3 else vecs  # (N, D), as the catalogue's were read
+    f = torch.nn.functional.normalize(vecs.to(model.item_map) - model.text_mean, dim=1)  # (N, D)
+    hist = model.history.dense(torch.tensor([int(user)], device=model.weight.device))  # (1, I)
+    return (hist @ model.item_map @ f.T)[0]  # (N,)
