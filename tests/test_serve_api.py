@@ -60,7 +60,7 @@ def test_item_item_model_explains_and_serves_new_profiles(tiny_lm, tmp_path):
     a new user's profile is scored by its nearest known profiles."""
     from serve_fixtures import train_tiny_run
 
-    run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0, "pooling": "mean"})
+    run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0})
     client = served_copy(run, tmp_path / "copy")
     rows = client.get("/v1/users/1/recommendations", params={"k": 2, "explain": True}).json()["items"]
     assert set(ids(rows)) <= COMEDIES - TRAIN[1]
@@ -75,6 +75,10 @@ def test_item_item_model_explains_and_serves_new_profiles(tiny_lm, tmp_path):
     assert len(rows) == 3 and all(r["reason"].endswith("users with the profiles nearest yours had it") for r in rows)
     bad = client.post("/v1/recommendations/profile", json={"profile": {"hobby": "chess"}})
     assert bad.status_code == 422 and "valid fields" in bad.text
+    # and requests in plain words, matched against its item vectors
+    for words, block in (("Horror", HORRORS), ("Comedy", COMEDIES)):
+        rows = client.post("/v1/recommendations/query", json={"query": words, "k": 6}).json()["items"]
+        assert set(ids(rows)) == block
 
 
 def test_batch_is_one_scoring_call_and_matches_single_answers(client):

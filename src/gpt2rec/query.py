@@ -1,5 +1,6 @@
 """Requests in plain words: the run's own LM encodes the request, items are ranked by text similarity
-to their cached field vectors, and blended with a user's own scores when a user is given.
+to their cached field vectors (the enhanced model's; l3ae's item vectors), and blended with a user's
+own scores when a user is given.
 
     rows = query_rows(run, "a funny animated film for kids", k=10)              # text only
     rows = query_rows(run, "something scary", k=10, raw_user=196, blend=0.5)   # half text, half user
@@ -19,12 +20,23 @@ from .run import Run, top_k
 MAX_QUERY_CHARS = 500
 
 
+def _enhanced(model) -> bool:
+    return hasattr(getattr(model, "text", None), "ensure_lm")  # the enhanced model's TextSource
+
+
 def require_text_model(model) -> None:
-    if not hasattr(getattr(model, "text", None), "ensure_lm"):  # the enhanced model's TextSource
+    if not (_enhanced(model) or getattr(model, "item_text", None) is not None):
         raise UserError(
-            f"requests in plain words need the 'enhanced' model (this run is {type(model).__name__}); "
-            "train with --model enhanced"
+            f"requests in plain words need a model that keeps item text vectors (this run is "
+            f"{type(model).__name__}); train with --model l3ae or --model enhanced"
         )
+
+
+def item_text_vectors(model) -> torch.Tensor:
+    """(I, F, D) the LM vectors a request is matched against: the enhanced model's per-field
+    vectors, or l3ae's one vector per item."""
+    require_text_model(model)
+    return model.text.full("item") if _enhanced(model) else model.item_text.unsqueeze(1)
 
 
 def check_query(text) -> str:
@@ -39,6 +51,8 @@ def encode_query(model, text: str) -> torch.Tensor:
     """The request's LM vector (D,), pooled like one field of an item sentence."""
     require_text_model(model)
     text = check_query(text)
+    if not _enhanced(model):
+        return model.encode_text(text).float().cpu()  # (D,)
     runtime = model.text.ensure_lm()
     was_training = runtime.training
     runtime.eval()
@@ -78,7 +92,7 @@ def query_rows(run: Run, text: str, k: int = 10, raw_user=None, blend: float = 0
     scores and never one of the user's training items. Each row carries its `text_score`."""
     if int(k) <= 0:
         raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
-    sim = text_match(encode_query(run.model, text), run.model.text.full("item"))  # (I,)
+    sim = text_match(encode_query(run.model, text), item_text_vectors(run.model))  # (I,)
     scores, seen = sim, ()
     if raw_user is not None:
         user = run.user_index(raw_user)

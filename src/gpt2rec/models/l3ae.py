@@ -146,6 +146,7 @@ class L3AE(EASE):
         d = text_info.text_dim if new_items else 0
         self.register_buffer("item_map", torch.zeros(n_items, d) if new_items else None)  # (I, D) M, l3ae_new
         self.register_buffer("text_mean", torch.zeros(d) if new_items else None)  # (D,) subtracted when centred
+        self.register_buffer("item_text", torch.zeros(n_items, d) if new_items else None)  # (I, D) unit F
         self.register_buffer("user_text", torch.zeros(n_users, fields, dim))  # (U, F, D) profile field vectors
         self.register_buffer("profile_mean", torch.zeros(dim))  # (D,) over the known users' fields
         self.register_buffer("profile_std", torch.ones(dim))  # (D,)
@@ -164,6 +165,10 @@ class L3AE(EASE):
         """Scores (I,) of a brand-new user given only as a metadata profile: the share of the known
         users with the nearest LM profiles who had each item (the cold users' route)."""
         return l3ae_new.score_new_user(self, profile)
+
+    def encode_text(self, text: str) -> torch.Tensor:
+        """(D,) a plain-words request read as the items are (to match against `item_text`)."""
+        return l3ae_new.encode_text(self, text)
 
     def score_new_items(self, user: int, items_df) -> torch.Tensor:
         """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`,
@@ -346,9 +351,9 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
         b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device), cfg.reg, cfg.text_weight)  # (I, I) x 2
         if model.item_map is not None:
             vectors = item_vectors(cfg, ctx.dataset, device)[0]  # (I, D)
-            model.item_map.copy_(
-                l3ae_new.new_item_map(p, unit_rows(vectors, cfg.center), cfg.text_weight, cfg.text_reg)
-            )
+            unit = unit_rows(vectors, cfg.center)  # (I, D) float64
+            model.item_text.copy_(unit)
+            model.item_map.copy_(l3ae_new.new_item_map(p, unit, cfg.text_weight, cfg.text_reg))
             model.text_mean.copy_(vectors.mean(0) if cfg.center else torch.zeros_like(model.text_mean))
         del p
     else:

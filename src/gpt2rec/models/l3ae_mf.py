@@ -120,6 +120,14 @@ class L3AEMF(nn.Module):
         return self.backbone.user_known
 
     @property
+    def item_text(self) -> torch.Tensor | None:
+        return self.backbone.item_text
+
+    def encode_text(self, text: str) -> torch.Tensor:
+        """(D,) a plain-words request read as the backbone reads items."""
+        return self.backbone.encode_text(text)
+
+    @property
     def history(self):
         """The users' training items (`UserHistory`), the backbone's."""
         return self.backbone.history

@@ -2,6 +2,8 @@
 
 - A brand-new user (a profile) is scored like a cold user: the share of the `cold_user_k` known users
   whose LM profile vectors are nearest who had each item (`profile_neighbours`).
+- A request in plain words is read like an item sentence (`encode_text`), to rank the items by
+  the cosine of their vectors (`gpt2rec.query`).
 - A brand-new item (a metadata row) is scored like a catalogue item without interactions. Its row
   and column of G are zero (side rows aside), so P = (G + (reg + mu) I)^-1 is block diagonal and
   its column of B is mu P c_n, where c_n, the text EASE's column for n, is the ridge regression
@@ -71,6 +73,25 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
     text = text if text.dim() == 3 else text.unsqueeze(1)  # (1, F, D)
     known = model.user_known.nonzero().squeeze(1)  # (K,)
     return model.neighbours(text, model.user_text[known], known, model.profile_mean, model.profile_std)[0]
+
+
+@torch.no_grad()
+def encode_text(model, text: str) -> torch.Tensor:
+    """(D,) the LM vector of `text`, pooled as the items were (wrapped in the run's prompt), centred
+    as they were."""
+    from ..text.templates import Rendered
+
+    if model.item_text is None:
+        raise ValueError("this l3ae run keeps no item text vectors (text_weight=0, or saved before); retrain it")
+    cfg = model.config
+    pooling = cfg.item_pooling(model.text_info.lm)
+    if cfg.prompt:
+        text = cfg.prompt_format.replace("{text}", text)
+    rendered = Rendered(text, {"query": (0, len(text))})
+    vec = encode_rendered(
+        _encoder(model, pooling), [rendered], ["query"] if pooling == "fields" else None, False, False
+    )
+    return vec.float().reshape(-1).to(model.text_mean) - model.text_mean  # (D,)
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from ..coldstart import new_item_table, profile_rows, score_new_user, user_vecto
 from ..data.feedback import FeedbackStore
 from ..errors import UserError
 from ..explain import explain
-from ..query import encode_query, mix, standardise, text_match
+from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
 
 
@@ -151,7 +151,7 @@ class Service:
 
     def _item_text(self) -> torch.Tensor:
         """LM field vectors of every item, catalogue then added: (I + N, Fi, D)."""
-        cache = self.model.text.full("item").float().cpu()
+        cache = item_text_vectors(self.model).float().cpu()
         return cache if self._new is None else torch.cat([cache, self._new[0]])
 
     def _text_similar(self, item: int, among: np.ndarray, n: int) -> list[tuple[int, float]]:
