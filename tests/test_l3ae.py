@@ -196,6 +196,7 @@ def test_a_brand_new_item_scores_as_the_same_item_in_the_catalogue_without_inter
     from gpt2rec.data.dataset import Dataset
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.registry import get_spec
+    from gpt2rec.query import encode_query
     from test_model_contract import make_data
 
     full, split = make_data()
@@ -222,6 +223,8 @@ def test_a_brand_new_item_scores_as_the_same_item_in_the_catalogue_without_inter
     off = spec.build(L3AEConfig(lm=tiny_lm, text_cache=False, text_weight=0.0, side_weight=0.0), ctx)
     with pytest.raises(UserError, match="text_weight > 0"):
         coldstart.score_new_items(off, 0, row)
+    with pytest.raises(UserError, match="keeps no item text vectors.*text_weight > 0"):
+        encode_query(off, "block 1")
 
 
 def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
