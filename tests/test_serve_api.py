@@ -79,6 +79,17 @@ def test_item_item_model_explains_and_serves_new_profiles(tiny_lm, tmp_path):
     for words, block in (("Horror", HORRORS), ("Comedy", COMEDIES)):
         rows = client.post("/v1/recommendations/query", json={"query": words, "k": 6}).json()["items"]
         assert set(ids(rows)) == block
+    # and items added while serving, scored through its text route: the new comedy above the new
+    # horror film for the comedy fan (user 1), and the other way round for the horror fan (user 7)
+    assert client.get("/v1/health").json()["can_add_items"] is True
+    for title, genre in (("Funny Film 13 (1999)", "Comedy"), ("Scary Film 14 (1999)", "Horror")):
+        assert client.post("/v1/items", json={"title": title, "genres": [genre]}).status_code == 201
+    for user, first in ((1, 13), (7, 14)):
+        rows = client.get(f"/v1/users/{user}/recommendations", params={"k": 100, "explain": True}).json()["items"]
+        score = {r["item_id"]: r["score"] for r in rows}
+        assert score[first] > score[27 - first]
+        (new,) = [r for r in rows if r["item_id"] == first]
+        assert new["explanation"]["reason"].startswith("New in the catalogue, scored from its metadata")
 
 
 def test_batch_is_one_scoring_call_and_matches_single_answers(client):

@@ -32,13 +32,11 @@ def _require_cold_start(model) -> None:
         )
 
 
-def _require_new_items(model, vectors: bool = False) -> None:
-    """`vectors`: the caller needs new items as vectors (the server's added items: the enhanced model)."""
-    if not hasattr(model, "represent_new_items" if vectors else "score_new_items"):
-        which = "the 'enhanced' model" if vectors else "a model that reads item metadata"
+def _require_new_items(model) -> None:
+    if not hasattr(model, "score_new_items"):
         raise UserError(
-            f"new items need {which} (this is {type(model).__name__}); "
-            + ("train with --model enhanced" if vectors else "train with --model l3ae or --model enhanced")
+            f"new items need a model that reads item metadata (this is {type(model).__name__}); "
+            "train with --model l3ae or --model enhanced"
         )
 
 
@@ -70,7 +68,9 @@ def score_new_items(model, user: int, items_df: pd.DataFrame) -> torch.Tensor:
 
 @dataclass
 class NewItems:
-    """New items encoded once: LM field vectors `text` (N, Fi, D), fused vectors (N, d), biases (N,)."""
+    """New items encoded once: LM field vectors `text` (N, Fi, D), `vectors` (N, d) and biases (N,),
+    a user's scores being `user_vectors(model, [u]) @ vectors.T + bias`. The enhanced model: fused
+    vectors (the ID view is the learned 'unknown' vector); l3ae: their columns of B (d = I)."""
 
     text: torch.Tensor
     vectors: torch.Tensor
@@ -78,13 +78,19 @@ class NewItems:
 
 
 def new_item_table(model, items_df: pd.DataFrame) -> NewItems:
-    """Encode metadata rows once (the ID view is the learned 'unknown' vector) for repeated scoring."""
-    _require_new_items(model, vectors=True)
+    """Encode metadata rows once for repeated scoring (see `NewItems`)."""
+    _require_new_items(model)
+    if hasattr(model, "new_item_rows"):
+        return NewItems(*_edge(model.new_item_rows, items_df))
     return NewItems(*_edge(new_entities.new_item_vectors, model, items_df))
 
 
 def user_vectors(model, users) -> torch.Tensor:
-    """Fused vectors (B, d) of known internal users (eval mode, no gradients)."""
+    """What new items' `vectors` are scored against, for known internal users (eval mode, no
+    gradients): fused vectors (B, d) (enhanced) or training-item rows (B, I) (l3ae)."""
+    if hasattr(model, "user_rows"):
+        with torch.no_grad():
+            return model.user_rows(torch.as_tensor(list(users), dtype=torch.long))  # (B, I), on the model's device
     was_training = model.training
     model.eval()
     try:

@@ -175,6 +175,14 @@ class L3AE(EASE):
         through the text route of the catalogue's items without interactions."""
         return l3ae_new.score_new_items(self, user, items_df)
 
+    def new_item_rows(self, items_df):
+        """New items encoded once (`l3ae_new.new_item_rows`): (N, 1, D), (N, I), (N,)."""
+        return l3ae_new.new_item_rows(self, items_df)
+
+    def user_rows(self, users: torch.Tensor) -> torch.Tensor:
+        """(B, I) the users' training items: what `new_item_rows`' rows are scored against."""
+        return self.history.dense(users)
+
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         scores = super().score_users(users)  # (B, I)
         cold = self._cold(users)  # (B,)

@@ -107,6 +107,13 @@ class L3AEMF(nn.Module):
         """Scores (N,) of brand-new items for known user `user` (l3ae's route, in this model's units)."""
         return self._weight * self.backbone.score_new_items(user, items_df)
 
+    def new_item_rows(self, items_df):
+        text, rows, bias = self.backbone.new_item_rows(items_df)  # (N, 1, D), (N, I), (N,)
+        return text, self._weight * rows, bias
+
+    def user_rows(self, users: torch.Tensor) -> torch.Tensor:
+        return self.backbone.user_rows(users)
+
     @property
     def profile_info(self):
         return self.backbone.profile_info

@@ -97,11 +97,21 @@ def encode_text(model, text: str) -> torch.Tensor:
 @torch.no_grad()
 def score_new_items(model, user: int, items_df) -> torch.Tensor:
     """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`."""
+    if not 0 <= int(user) < model.n_users:
+        raise ValueError(f"user index {user} is out of range (0..{model.n_users - 1})")
+    _, columns, _ = new_item_rows(model, items_df)  # (N, I)
+    hist = model.history.dense(torch.tensor([int(user)], device=model.weight.device))  # (1, I)
+    return (hist @ columns.T)[0]  # (N,)
+
+
+@torch.no_grad()
+def new_item_rows(model, items_df) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """New items encoded once, for repeated scoring: their unit vectors (N, 1, D), their columns of
+    B as rows (N, I) (M f_n: a user's score is the training-item row (I,) times it) and zero
+    biases (N,)."""
     from ..text.templates import Rendered, item_texts
     from .new_entities import normalise_items
 
-    if not 0 <= int(user) < model.n_users:
-        raise ValueError(f"user index {user} is out of range (0..{model.n_users - 1})")
     if model.item_map is None:
         raise ValueError(
             "this l3ae run cannot score new items (text_weight=0, or saved before the new-item route "
@@ -117,5 +127,4 @@ def score_new_items(model, user: int, items_df) -> torch.Tensor:
     vecs = encode_rendered(_encoder(model, pooling), rendered, fields, False, False).float()
     vecs = vecs.mean(1) if vecs.dim() == 3 else vecs  # (N, D), as the catalogue's were read
     f = torch.nn.functional.normalize(vecs.to(model.item_map) - model.text_mean, dim=1)  # (N, D)
-    hist = model.history.dense(torch.tensor([int(user)], device=model.weight.device))  # (1, I)
-    return (hist @ model.item_map @ f.T)[0]  # (N,)
+    return f.unsqueeze(1), f @ model.item_map.T, f.new_zeros(len(f))  # (N, 1, D), (N, I), (N,)

@@ -2,7 +2,7 @@
 answer the HTTP layer gives, as plain Python (no HTTP here; `app.py` maps it to routes).
 
 Items are indexed 0..I-1 (the run's catalogue) then I.. (items added while serving, scored from
-their metadata by the enhanced model). New interactions are excluded from the user's next answers
+their metadata by the enhanced model or l3ae). New interactions are excluded from the user's next answers
 at once; they are folded into the model only by the next training run (`train --feedback`).
 """
 
@@ -36,11 +36,14 @@ class Service:
         self.store = FeedbackStore(run.path)
         self._lock = threading.RLock()  # writes and the LM (one encoder, not thread-safe to build)
         self.text_model = hasattr(getattr(self.model, "text", None), "ensure_lm")  # the enhanced model's TextSource
+        # LM vectors of the items (text similarity, queries): the enhanced model's or l3ae's `item_text`
+        self.item_texts = self.text_model or getattr(self.model, "item_text", None) is not None
+        self.can_add_items = self.item_texts and hasattr(self.model, "score_new_items")
         # items added while serving: raw IDs, titles, and their encoded tables
         self.new_ids: list = []
         self.new_titles: list[str] = []
         self._new_pos: dict[str, int] = {}
-        # (text (N, Fi, D), vectors (N, d), bias (N,)) of the added items, replaced in one assignment
+        # (text (N, Fi, D), vectors (N, d), bias (N,)) of the added items (`coldstart.NewItems`), replaced in one assignment
         # after their IDs are listed, so a scoring thread never sees a half-added item
         self._new: tuple | None = None
         self._extra_seen: dict[int, set[int]] = {}  # user -> items seen while serving (indices)
@@ -94,7 +97,7 @@ class Service:
             "users": self.run.n_users,
             "items": self.n_items,
             "catalogue_items": self.run.n_items,
-            "can_add_items": self.text_model,
+            "can_add_items": self.can_add_items,
             "user_fields": info.get("user_columns", []),
             **self.store.counts(),
         }
@@ -182,7 +185,7 @@ class Service:
         if known:
             sims = (self._collab[:, known].T @ self._collab).toarray().sum(0)  # (I,)
             collab[: self.run.n_items] = torch.as_tensor(sims, dtype=torch.float32)
-        if not self.text_model:
+        if not self.item_texts:
             return collab
         vec = F.normalize(self._item_text().mean(1), dim=-1)  # (I + N, D)
         text = (vec @ vec[torch.as_tensor(liked)].T).mean(1)  # (I + N,)
@@ -211,7 +214,7 @@ class Service:
             collab = torch.zeros(self.n_items)
             collab[: self.run.n_items] = torch.as_tensor((col.T @ self._collab).toarray()[0], dtype=torch.float32)
             parts["collaborative"] = collab
-        if self.text_model:
+        if self.item_texts:
             vec = F.normalize(self._item_text().mean(1), dim=-1)  # (I + N, D)
             parts["text"] = vec @ vec[item]
         scores = sum(parts.values()) / len(parts)
@@ -220,7 +223,7 @@ class Service:
 
     # ---- writes ---------------------------------------------------------------------------------
     def add_item(self, item_id, meta: dict) -> dict:
-        if not self.text_model:
+        if not self.can_add_items:
             raise UserError(f"this run's model ({self.health()['model']}) cannot score items from metadata alone")
         with self._lock:
             item_id = self._new_item_id() if item_id is None else self._check_new_id(item_id)
