@@ -43,5 +43,5 @@ def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm,
         and out.count("(score") == 10
         and out.count("Because you liked") == 5
     )
-    assert "reused: bpr, ease, l3ae, enhanced" in out and "demo/enhanced  then open" in out
+    assert "reused: bpr, ease, l3ae, enhanced" in out and "demo/l3ae  then open" in out
     assert len(lines) <= 40  # one screen

@@ -31,9 +31,21 @@ def free_port() -> int:
 
 @pytest.fixture
 def live_url(served_run_dir, tiny_lm, tmp_path):
+    yield from serving(served_copy(served_run_dir, tmp_path / "run").app)
+
+
+@pytest.fixture
+def live_l3ae_url(tiny_lm, tmp_path):
+    from serve_fixtures import train_tiny_run
+
+    run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0})
+    yield from serving(served_copy(run, tmp_path / "copy").app)
+
+
+def serving(app):
+    """The URL of `app` served by uvicorn on a free loopback port, until the generator closes."""
     import uvicorn
 
-    app = served_copy(served_run_dir, tmp_path / "run").app
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -73,21 +85,47 @@ def wait_for(driver, css, count=1, timeout=20):
 
 def test_page_in_a_real_browser(live_url, browser, request):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    browser.get(live_url + "/")
-    wait_for(browser, "#user-select option", 12)
-    assert "enhanced model" in browser.find_element(By.ID, "status").text
-
-    Select(browser.find_element(By.ID, "user-select")).select_by_value("1")  # a comedy fan
-    browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
-    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "results-title").text == "For user 1")
-    cards = wait_for(browser, ".card", 3)
-    assert "Funny Film" in cards[0].find_element(By.TAG_NAME, "h3").text
-    assert cards[0].find_element(By.CSS_SELECTOR, ".reason").text.startswith("Because you liked")
+    cards = user_1_cards(browser, live_url, "enhanced")
     assert len(cards[0].find_elements(By.CSS_SELECTOR, ".bar span")) == 5  # 3 profile + 2 item fields
     if request.config.getoption("--screenshots", default=None):
         browser.save_screenshot(str(request.config.getoption("--screenshots")) + "/serve-1280.png")
+
+    profile_query_and_new_item(browser)
+
+
+def test_page_with_the_headline_model(live_l3ae_url, browser):
+    """The same page over an l3ae run: reasons name liked films (no field bars), a profile, a request
+    in plain words and an added item all work."""
+    from selenium.webdriver.common.by import By
+
+    cards = user_1_cards(browser, live_l3ae_url, "l3ae")
+    assert not cards[0].find_elements(By.CSS_SELECTOR, ".bar span")
+    profile_query_and_new_item(browser)
+
+
+def user_1_cards(browser, url: str, model: str) -> list:
+    """Open the page, check the status line names `model`, ask for user 1 (a comedy fan): the cards,
+    a comedy first, its reason naming liked films."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(url + "/")
+    wait_for(browser, "#user-select option", 12)
+    assert f"{model} model" in browser.find_element(By.ID, "status").text
+    Select(browser.find_element(By.ID, "user-select")).select_by_value("1")
+    browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "results-title").text == "For user 1")
+    cards = wait_for(browser, ".card", 2)
+    assert "Funny Film" in cards[0].find_element(By.TAG_NAME, "h3").text
+    assert cards[0].find_element(By.CSS_SELECTOR, ".reason").text.startswith("Because you liked")
+    return cards
+
+
+def profile_query_and_new_item(browser):
+    """A profile, a plain-words request and an added item, each answered with result cards."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     fields = {e.get_attribute("name"): e for e in browser.find_elements(By.CSS_SELECTOR, "#profile-fields input")}
     assert set(fields) == {"gender", "age", "occupation"}

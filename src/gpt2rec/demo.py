@@ -23,7 +23,7 @@ DEMO_PROFILE = {"gender": "F", "age": 25, "occupation": "writer"}
 SHOWN = ("ndcg@10", "recall@10", "hit@10", "mrr@10", "coverage@10")
 EXPLAINED = "l3ae"  # the run whose recommendations are explained
 COLD = "l3ae"  # the run that scores a brand-new user (its nearest known profiles' items)
-SERVED = "enhanced"  # the run the demo suggests serving: its page also takes plain words and new items
+SERVED = "l3ae"  # the run the demo suggests serving (profiles, plain words and new items included)
 
 
 @dataclass
