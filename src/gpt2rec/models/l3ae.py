@@ -266,20 +266,15 @@ def item_vectors(config: L3AEConfig, dataset, device) -> tuple[torch.Tensor, tup
     """(I, D) frozen-LM vectors of the item sentences (and their memo key): the sentence vector
     (`mean`, `last`; wrapped in `prompt` when set) or the mean of the per-field vectors (`fields`).
     Read through the on-disk embedding cache."""
-    from ..text.templates import Rendered, item_texts
-
     lm = resolve_lm_name(config.lm)
-    rendered = item_texts(dataset, config.template)
-    if config.prompt:  # the spans no longer match the text: the config refuses fields pooling here
-        rendered = [Rendered(config.prompt_format.replace("{text}", r.text), {}) for r in rendered]
+    rendered = l3ae_new.item_sentences(config, dataset)
     digest = hashlib.sha256("\x00".join(r.text for r in rendered).encode("utf-8")).hexdigest()
     pooling = config.item_pooling(lm)
     key = (lm, pooling, config.layer, config.max_length, config.lm_dtype, digest)
     if key not in _VECTORS:
         encoder = make_encoder(config, lm, device, pooling)
         fields = field_names(rendered) if pooling == "fields" else None
-        vecs = encode_rendered(encoder, rendered, fields, config.text_cache, progress=False)
-        vecs = vecs.float().mean(1) if vecs.dim() == 3 else vecs.float()  # (I, F, D) -> (I, D)
+        vecs = l3ae_new.read_items(encoder, rendered, fields, config.text_cache)  # (I, D)
         del encoder
         _VECTORS.clear()  # keep one table (and its C matrices): bounded memory
         _SEMANTIC.clear()

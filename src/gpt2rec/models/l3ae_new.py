@@ -43,6 +43,23 @@ def text_info(config, dataset, dim: int) -> TextInfo:
     )
 
 
+def item_sentences(config, data) -> list:
+    """The items' sentences (`Rendered`) as l3ae reads them: the template, wrapped in `prompt` when
+    set (the spans then no longer match the text: the config refuses fields pooling with a prompt)."""
+    from ..text.templates import Rendered, item_texts
+
+    rendered = item_texts(data, config.template)
+    if config.prompt:
+        rendered = [Rendered(config.prompt_format.replace("{text}", r.text), {}) for r in rendered]
+    return rendered
+
+
+def read_items(encoder, rendered: list, fields: list[str] | None, use_cache: bool) -> torch.Tensor:
+    """(N, D) item vectors: the sentence vector, or the mean of the per-field vectors (`fields`)."""
+    vecs = encode_rendered(encoder, rendered, fields, use_cache, progress=False).float()
+    return vecs.mean(1) if vecs.dim() == 3 else vecs  # (N, F, D) -> (N, D)
+
+
 def new_item_map(p: torch.Tensor, f: torch.Tensor, text_weight: float, text_reg: float) -> torch.Tensor:
     """M (I, D) = mu P F (F^T F + text_reg I)^-1, from P (I, I) and the unit item vectors F (I, D)."""
     eye = torch.eye(f.shape[1], dtype=f.dtype, device=f.device)
@@ -109,7 +126,6 @@ def new_item_rows(model, items_df) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     """New items encoded once, for repeated scoring: their unit vectors (N, 1, D), their columns of
     B as rows (N, I) (M f_n: a user's score is the training-item row (I,) times it) and zero
     biases (N,)."""
-    from ..text.templates import Rendered, item_texts
     from .new_entities import normalise_items
 
     if model.item_map is None:
@@ -119,12 +135,9 @@ def new_item_rows(model, items_df) -> tuple[torch.Tensor, torch.Tensor, torch.Te
         )
     cfg, info = model.config, model.text_info
     df = normalise_items(info, items_df)
-    rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), cfg.template)
-    if cfg.prompt:
-        rendered = [Rendered(cfg.prompt_format.replace("{text}", r.text), {}) for r in rendered]
+    rendered = item_sentences(cfg, SimpleNamespace(items=df, n_items=len(df)))
     pooling = cfg.item_pooling(info.lm)
     fields = info.item_fields if pooling == "fields" else None
-    vecs = encode_rendered(_encoder(model, pooling), rendered, fields, False, False).float()
-    vecs = vecs.mean(1) if vecs.dim() == 3 else vecs  # (N, D), as the catalogue's were read
+    vecs = read_items(_encoder(model, pooling), rendered, fields, False)  # (N, D), as the catalogue's were read
     f = torch.nn.functional.normalize(vecs.to(model.item_map) - model.text_mean, dim=1)  # (N, D)
     return f.unsqueeze(1), f @ model.item_map.T, f.new_zeros(len(f))  # (N, 1, D), (N, I), (N,)
