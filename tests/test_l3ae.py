@@ -9,7 +9,8 @@ import torch
 
 from gpt2rec.errors import UserError
 from gpt2rec.models.ease import ease_weights
-from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, semantic_matrix, side_gram
+from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, side_gram
+from gpt2rec.models.l3ae_text import semantic_matrix
 from gpt2rec.utils.config import from_dict
 
 

@@ -28,11 +28,14 @@ are nearest who had the item. (Scoring that share through B as a pseudo-history 
 cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) Brand-new users and items given only
 as metadata (`score_new_user`, `score_new_items`; `gpt2rec recommend --profile / --items`) take the
 cold users' and cold items' routes (`l3ae_new`).
+
+The item vectors come from the frozen LM, or (`tune_epochs > 0`, for catalogues with new items) from
+the LM after LoRA-tuning its top blocks on which training items co-occur (`l3ae_tune`); the adapters
+are kept in the checkpoint, so new items and plain-words requests are read by the same LM.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -40,9 +43,11 @@ import torch
 from . import l3ae_new
 from .base import ModelContext, ModelSpec, saved_value
 from .ease import EASE, ease_weights, interaction_gram
+from .l3ae_text import item_adapters, item_vectors, text_matrix, unit_rows, user_vectors
+from .l3ae_tune import AdapterStore
 from .limits import check_dense_items
 from .profile_neighbours import ProfileNeighbours
-from .text_features import LMSettings, encode_rendered, field_names, make_encoder, resolve_lm_name
+from .text_features import LMSettings
 from .text_source import TextInfo
 
 POOLINGS = ("auto", "mean", "fields", "last")
@@ -90,6 +95,15 @@ class L3AEConfig(LMSettings):
         default=False,
         metadata={"help": "subtract the mean item vector before the cosines (decoder states share one direction)"},
     )
+    # contrastive LoRA tuning of the LM on co-occurring training items before it reads the items
+    # (`l3ae_tune`): for items without interactions; 0 = the frozen LM
+    tune_epochs: int = field(
+        default=0, metadata={"help": "epochs tuning the LM's top blocks (LoRA) on co-occurring items; 0 = frozen LM"}
+    )
+    tune_lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate of that tuning"})
+    tune_blocks: int = field(
+        default=2, metadata={"help": "top LM blocks that get LoRA adapters when tuning (all if it has fewer)"}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -111,6 +125,13 @@ class L3AEConfig(LMSettings):
             raise ValueError(f"l3ae prompt must contain {{text}} (or be 'eol'), got {self.prompt!r}")
         if self.prompt and self.pooling in ("fields", "auto"):
             raise ValueError("l3ae prompt wraps the whole sentence: use it with pooling=last or mean")
+        if self.tune_epochs < 0 or not self.tune_lr > 0 or self.tune_blocks < 1:
+            raise ValueError(
+                f"l3ae tune_epochs must be >= 0, tune_lr > 0 and tune_blocks >= 1; got {self.tune_epochs}, "
+                f"{self.tune_lr}, {self.tune_blocks}; tune_epochs=0 keeps the LM frozen"
+            )
+        if self.tune_epochs and self.layer != -1:
+            raise ValueError("l3ae tunes the LM's top blocks and reads their output: set layer=-1 with tune_epochs")
 
     def item_pooling(self, lm_name: str) -> str:
         """`pooling`, with auto resolved for the LM `lm_name` (see DECODER_LMS)."""
@@ -135,6 +156,7 @@ class L3AE(EASE):
         history_nnz: int = 0,
         profile_shape=(0, 0),
         text_info: TextInfo | None = None,
+        adapter_shapes: dict | None = None,
     ):
         super().__init__(config, n_users, n_items, history_nnz)
         fields, dim = (int(v) for v in profile_shape)
@@ -151,10 +173,13 @@ class L3AE(EASE):
         self.register_buffer("profile_mean", torch.zeros(dim))  # (D,) over the known users' fields
         self.register_buffer("profile_std", torch.ones(dim))  # (D,)
         self.register_buffer("user_known", torch.zeros(n_users, dtype=torch.bool))  # (U,) has training items
+        self.lm_adapter = AdapterStore(adapter_shapes)  # the tuned LM's LoRA tensors ({} when frozen)
 
     def checkpoint_meta(self) -> dict:
         info = None if self.text_info is None else self.text_info.to_dict()
-        return {**super().checkpoint_meta(), "profile_shape": list(self.user_text.shape[1:]), "text_info": info}
+        shape = list(self.user_text.shape[1:])
+        return {**super().checkpoint_meta(), "profile_shape": shape, "text_info": info,
+                "lm_adapter": self.lm_adapter.shapes()}  # fmt: skip
 
     @property
     def profile_info(self) -> TextInfo | None:
@@ -217,21 +242,7 @@ class L3AE(EASE):
         return self.weight[history.to(dev)][:, items.to(dev)].T  # (H, K) -> (K, H)
 
 
-# ---- closed forms (pure functions of tensors, float64) --------------------------------------------
-def unit_rows(vectors: torch.Tensor, center: bool = False) -> torch.Tensor:
-    """(I, D) float64 rows scaled to length 1, after subtracting the mean row when `center`."""
-    f = vectors.double()
-    if center:
-        f = f - f.mean(0, keepdim=True)
-    return torch.nn.functional.normalize(f, dim=1)
-
-
-def semantic_matrix(vectors: torch.Tensor, text_reg: float, center: bool = False) -> torch.Tensor:
-    """C (I, I): EASE over the item vectors (I, D), rows L2-normalised, so F F^T holds cosines."""
-    f = unit_rows(vectors, center)  # (I, D)
-    return ease_weights(f @ f.T, text_reg)  # (I, I)
-
-
+# ---- closed forms (pure functions of tensors, float64; C's own: l3ae_text) ----------------------
 def side_gram(vectors: torch.Tensor, side_weight: float, center: bool = False) -> torch.Tensor:
     """side_weight F F^T (I, I): the Gram matrix of the L2-normalised item vectors (I, D) stacked as D
     extra rows under X (collective EASE), to add to X^T X."""
@@ -257,54 +268,21 @@ def l3ae_solve(
     return b.fill_diagonal_(0.0), p
 
 
-# ---- item vectors from the frozen LM (memoised: a grid refits many times on the same texts) ------
-_VECTORS: dict[tuple, torch.Tensor] = {}
-_SEMANTIC: dict[tuple, torch.Tensor] = {}
-
-
-def item_vectors(config: L3AEConfig, dataset, device) -> tuple[torch.Tensor, tuple]:
-    """(I, D) frozen-LM vectors of the item sentences (and their memo key): the sentence vector
-    (`mean`, `last`; wrapped in `prompt` when set) or the mean of the per-field vectors (`fields`).
-    Read through the on-disk embedding cache."""
-    lm = resolve_lm_name(config.lm)
-    rendered = l3ae_new.item_sentences(config, dataset)
-    digest = hashlib.sha256("\x00".join(r.text for r in rendered).encode("utf-8")).hexdigest()
-    pooling = config.item_pooling(lm)
-    key = (lm, pooling, config.layer, config.max_length, config.lm_dtype, digest)
-    if key not in _VECTORS:
-        encoder = make_encoder(config, lm, device, pooling)
-        fields = field_names(rendered) if pooling == "fields" else None
-        vecs = l3ae_new.read_items(encoder, rendered, fields, config.text_cache)  # (I, D)
-        del encoder
-        _VECTORS.clear()  # keep one table (and its C matrices): bounded memory
-        _SEMANTIC.clear()
-        _VECTORS[key] = vecs.cpu()
-    return _VECTORS[key].to(device), key
-
-
-def text_matrix(config: L3AEConfig, dataset, device) -> torch.Tensor:
-    """C (I, I) of `config`'s LM reading of the items, memoised per (vectors, text_reg)."""
-    vectors, key = item_vectors(config, dataset, device)
-    memo = (key, config.text_reg, config.center)
-    if memo not in _SEMANTIC:
-        _SEMANTIC[memo] = semantic_matrix(vectors, config.text_reg, config.center)
-    return _SEMANTIC[memo].to(device)
-
-
 def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
     # float64 G, P, C, P C and B at the peak of fit (plus C's own inverse): about 64 I^2 bytes
     check_dense_items("l3ae", ctx.n_items, 64, config.max_memory_gb)
     # a checkpoint from before the cold-user route has no profile_shape: it loads without the route
+    adapters = None
     if ctx.saved is not None:
         shape, info = ctx.saved.get("profile_shape", [0, 0]), ctx.saved.get("text_info")
-        info = None if info is None else TextInfo(**info)
+        info, adapters = None if info is None else TextInfo(**info), ctx.saved.get("lm_adapter")
     else:
         shape, dim = profile_shape(config, ctx), 0
         if config.text_weight > 0 and ctx.dataset is not None:
             dim = item_vectors(config, ctx.dataset, torch.device("cpu"))[0].shape[1]
         dim = dim or shape[1]
         info = l3ae_new.text_info(config, ctx.dataset, dim) if dim else None
-    model = L3AE(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0), shape, info)
+    model = L3AE(config, ctx.n_users, ctx.n_items, saved_value(ctx, "history_nnz", 0), shape, info, adapters)
     return model.to(ctx.device)
 
 
@@ -318,28 +296,6 @@ def profile_shape(config: L3AEConfig, ctx: ModelContext) -> tuple[int, int]:
     return tuple(vecs.shape[1:])
 
 
-_USERS: dict[tuple, torch.Tensor] = {}
-
-
-def user_vectors(config: L3AEConfig, dataset, device) -> torch.Tensor:
-    """(U, F, D) frozen-LM vectors of each field of the users' profile sentences (as the enhanced
-    model's new users read them; memoised, read through the on-disk embedding cache)."""
-    from ..text.templates import user_texts
-
-    lm = resolve_lm_name(config.lm)
-    rendered = user_texts(dataset, config.template)
-    digest = hashlib.sha256("\x00".join(r.text for r in rendered).encode("utf-8")).hexdigest()
-    key = (lm, config.layer, config.max_length, config.lm_dtype, digest)
-    if key not in _USERS:
-        encoder = make_encoder(config, lm, device, "fields")
-        vecs = encode_rendered(encoder, rendered, field_names(rendered), config.text_cache, progress=False).float()
-        vecs = vecs if vecs.dim() == 3 else vecs.unsqueeze(1)  # (U, D) -> (U, 1, D)
-        del encoder
-        _USERS.clear()
-        _USERS[key] = vecs.cpu()
-    return _USERS[key].to(device)
-
-
 @torch.no_grad()
 def fit(model: L3AE, ctx: ModelContext) -> None:
     cfg = model.config
@@ -348,12 +304,14 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
     if cfg.text_weight > 0 or cfg.side_weight > 0:
         if ctx.dataset is None:
             raise ValueError("l3ae needs the dataset's item metadata to fit (text_weight or side_weight > 0)")
+        # read once, by the LM first tuned on the training data when tune_epochs > 0
+        vectors, key = item_vectors(cfg, ctx.dataset, device, ctx.train)  # (I, D)
+        model.lm_adapter.load({k: v.to(device) for k, v in item_adapters(key).items()})
     if cfg.side_weight > 0:
-        gram += side_gram(item_vectors(cfg, ctx.dataset, device)[0], cfg.side_weight, cfg.center)
+        gram += side_gram(vectors, cfg.side_weight, cfg.center)
     if cfg.text_weight > 0:
-        b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device), cfg.reg, cfg.text_weight)  # (I, I) x 2
+        b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device, ctx.train), cfg.reg, cfg.text_weight)
         if model.item_map is not None:
-            vectors = item_vectors(cfg, ctx.dataset, device)[0]  # (I, D)
             unit = unit_rows(vectors, cfg.center)  # (I, D) float64
             model.item_text.copy_(unit)
             model.item_map.copy_(l3ae_new.new_item_map(p, unit, cfg.text_weight, cfg.text_reg))

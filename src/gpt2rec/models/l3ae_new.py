@@ -13,7 +13,8 @@
   It is exact at side_weight = 0; with side rows a catalogue item also borrows from the items
   whose vectors overlap it through G, which a new item does not.
 
-The sentences are rendered with the run's template and read by the run's LM, loaded on first need.
+The sentences are rendered with the run's template and read by the run's LM, loaded on first need
+(items with the LoRA adapters it was tuned with, `l3ae_tune`, when it was).
 """
 
 from __future__ import annotations
@@ -67,10 +68,23 @@ def new_item_map(p: torch.Tensor, f: torch.Tensor, text_weight: float, text_reg:
     return text_weight * p @ ridge.T  # (I, D)
 
 
-def _encoder(model, pooling: str):
-    key = ("encoder", pooling)
+def _encoder(model, pooling: str, items: bool):
+    """The run's LM, loaded once: for `items` (new items, plain words) with the tuned adapters the
+    catalogue was read with, if any; for profiles always frozen (as the users were read)."""
+    adapters = model.lm_adapter.tensors() if items else {}
+    key = ("items" if adapters else "frozen", pooling)
     if key not in model._lm:
-        model._lm[key] = make_encoder(model.config, model.text_info.lm, model.weight.device, pooling)
+        cfg, device = model.config, model.weight.device
+        if adapters:
+            from ..text.lora import set_adapter_state
+            from .l3ae_tune import tunable_encoder
+
+            encoder = tunable_encoder(cfg, model.text_info.lm, device, pooling, cfg.tune_blocks)
+            set_adapter_state(encoder.backbone, adapters)
+            encoder.eval()
+        else:
+            encoder = make_encoder(cfg, model.text_info.lm, device, pooling)
+        model._lm[key] = encoder
     return model._lm[key]
 
 
@@ -86,7 +100,7 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
             "table, or before the profile route existed); retrain it with cold_users=neighbours"
         )
     rendered = new_user_text(info, model.config.template, profile)
-    text = encode_rendered(_encoder(model, "fields"), [rendered], info.user_fields, False, False).float()
+    text = encode_rendered(_encoder(model, "fields", items=False), [rendered], info.user_fields, False, False).float()
     text = text if text.dim() == 3 else text.unsqueeze(1)  # (1, F, D)
     known = model.user_known.nonzero().squeeze(1)  # (K,)
     return model.neighbours(text, model.user_text[known], known, model.profile_mean, model.profile_std)[0]
@@ -106,7 +120,7 @@ def encode_text(model, text: str) -> torch.Tensor:
         text = cfg.prompt_format.replace("{text}", text)
     rendered = Rendered(text, {"query": (0, len(text))})
     vec = encode_rendered(
-        _encoder(model, pooling), [rendered], ["query"] if pooling == "fields" else None, False, False
+        _encoder(model, pooling, items=True), [rendered], ["query"] if pooling == "fields" else None, False, False
     )
     return vec.float().reshape(-1).to(model.text_mean) - model.text_mean  # (D,)
 
@@ -138,6 +152,8 @@ def new_item_rows(model, items_df) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     rendered = item_sentences(cfg, SimpleNamespace(items=df, n_items=len(df)))
     pooling = cfg.item_pooling(info.lm)
     fields = info.item_fields if pooling == "fields" else None
-    vecs = read_items(_encoder(model, pooling), rendered, fields, False)  # (N, D), as the catalogue's were read
+    vecs = read_items(
+        _encoder(model, pooling, items=True), rendered, fields, False
+    )  # (N, D), as the catalogue's were read
     f = torch.nn.functional.normalize(vecs.to(model.item_map) - model.text_mean, dim=1)  # (N, D)
     return f.unsqueeze(1), f @ model.item_map.T, f.new_zeros(len(f))  # (N, 1, D), (N, I), (N,)
