@@ -139,7 +139,7 @@ L3AE_COLD_ITEM_GRID = tuple(
 # Cold items read by an LM first tuned on the training items' co-occurrences (`l3ae_tune`, LoRA on
 # the top 2 blocks, 4 epochs at lr 3e-4). Cold-item VALIDATION, 5 draws, reg = text_weight = 3e5:
 # gemma3-270m 0.3110 -> 0.3260 (text_reg 1, every draw up), minilm 0.3407 -> 0.3478 (text_reg 3).
-# The top 4 blocks are tried too (more room for the decoder).
+# The top 4 blocks are tried too (more room for the decoder); seed-0 validation chose them for both LMs.
 L3AE_TUNED_COLD_ITEM_GRID = tuple(
     {"model": {"reg": r, "text_weight": r, "text_reg": t, "side_weight": 10.0, "tune_epochs": 4, "tune_blocks": n}}
     for n in (2, 4) for r in (1e5, 3e5) for t in (30.0, 3.0, 1.0)

@@ -307,6 +307,7 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
         # read once, by the LM first tuned on the training data when tune_epochs > 0
         vectors, key = item_vectors(cfg, ctx.dataset, device, ctx.train)  # (I, D)
         model.lm_adapter.load({k: v.to(device) for k, v in item_adapters(key).items()})
+        model._lm.clear()  # encoders loaded for an earlier fit may hold other adapters
     if cfg.side_weight > 0:
         gram += side_gram(vectors, cfg.side_weight, cfg.center)
     if cfg.text_weight > 0:
