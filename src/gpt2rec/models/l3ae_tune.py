@@ -74,7 +74,7 @@ def tune_encoder(
     fast = FastEncoder(encoder)  # the frozen lower blocks run once per sentence
     opt = torch.optim.AdamW(params, lr=lr)
     rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # derives the dropout seed (the committed figures' draws)
     texts = [r.text for r in rendered]
     spans = [r.spans for r in rendered] if fields else None
     losses = []
