@@ -107,6 +107,19 @@ def test_genre_content_is_registered():
 # ---------------------------------------------------------------- plan, store, targets
 
 
+def test_first_lm_only_names_the_protocols_where_the_other_lms_do_not_run():
+    from gpt2rec.bench.runner import first_lm_only
+
+    config = plan.BenchConfig(protocols=("warm", "cold-item", "sparse-20"), models=("l3ae", "ease"))
+    jobs = plan.plan_jobs(config, ["minilm", "gemma3-270m"])
+    assert {j.lm for j in jobs if j.protocol == "warm" and j.model == "l3ae"} == {"minilm", "gemma3-270m"}
+    assert {j.lm for j in jobs if j.protocol == "cold-item"} == {"minilm"}
+    (line,) = first_lm_only(jobs, ["minilm", "gemma3-270m"])
+    assert line.startswith("l3ae runs with minilm only on cold-item, sparse-20 ")
+    assert line.endswith("run again with --lms gemma3-270m")
+    assert first_lm_only(jobs, ["minilm"]) == []  # one LM asked for: nothing left out
+
+
 def test_plan_quick_has_one_seed_and_the_quick_subset():
     config = plan.BenchConfig(quick=True)
     jobs = plan.plan_jobs(config, ["minilm"])
@@ -353,10 +366,13 @@ def test_full_plan_runs_grids_dynamic_strategies_and_ablations(tmp_path, monkeyp
         len(sel["tried"]) == len(plan.entry_named("ease").grid)
         and sel["chosen"] == max(sel["tried"], key=lambda t: t["valid"])["candidate"]
     )
-    # a protocol's extra candidates are tried there only (l3ae: larger reg / text_weight on cold-item)
+    # a protocol's extra candidates are tried there only (l3ae: the sentence mean and the dropout
+    # emphasis on warm, the emphasis on warm-tail, larger reg / text_weight on cold-item, the base grid
+    # on the others)
     l3ae = plan.entry_named("l3ae")
     tried = {k.split("|")[0]: len(v["tried"]) for k, v in result["selections"].items() if k.split("|")[1:2] == ["l3ae"]}
-    assert tried["warm"] == len(l3ae.grid) and tried["cold-item"] == len(l3ae.grid) + len(l3ae.extra_grid["cold-item"])
+    extra = {p: len(l3ae.grid) + len(l3ae.extra_grid.get(p, ())) for p in tried}
+    assert tried == extra and extra["warm"] > 2 * len(l3ae.grid) and extra["ncf"] == len(l3ae.grid)
     # the ablations are pinned to the base's LM and named after it
     base = result["selections"]["ablation_base"]
     ablations = {r["model"] for r in result["records"] if r["group"] == "ablation"}

@@ -118,7 +118,7 @@ def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():
     entry = plan.entry_named("l3ae")
     _, dec = model_config(entry, {"model": {"reg": 30.0}}, "gemma3-270m")
     _, enc = model_config(entry, {"model": {"reg": 30.0}}, "minilm")
-    assert (dec.item_pooling(dec.lm), dec.prompt, dec.center, dec.reg) == ("mean", "", False, 30.0)
+    assert (dec.item_pooling(dec.lm), dec.prompt, dec.center, dec.reg) == ("fields", "", False, 30.0)
     assert (enc.item_pooling(enc.lm), enc.prompt, enc.lm) == ("fields", "", "minilm")
 
 
@@ -166,6 +166,9 @@ def test_epoch_target_for_a_headline_trained_in_epochs():
                        "bpr": {"seconds": 0.25, "how": "one full epoch"}}}  # fmt: skip
     (t,) = headline.epoch_targets(rows(recs), speed)
     assert t.name.startswith("cost: l3ae_mf (headline on sparse-20) epoch <= 3x")
+    assert len(headline.cost_targets(rows(recs), speed)) == 1  # l3ae heads warm: its fit is a target
+    flipped = [r if r["model"] != "l3ae_mf" else {**r, "valid_metrics": {"ndcg@10": 0.9}} for r in recs]
+    assert headline.cost_targets(rows(flipped), speed) == []  # l3ae_mf heads warm: no closed form to time
     assert t.met is True and t.value == "l3ae_mf [minilm] 0.50 s vs bpr 0.25 s (x2.00)"
     speed["epoch"]["l3ae_mf [minilm]"]["seconds"] = 0.8
     assert headline.epoch_targets(rows(recs), speed)[0].met is False

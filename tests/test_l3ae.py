@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gpt2rec.errors import UserError
-from gpt2rec.models.ease import ease_weights
+from gpt2rec.models.ease import ease_weights, emphasised_l2
 from gpt2rec.models.l3ae import L3AEConfig, l3ae_weights, side_gram
 from gpt2rec.models.l3ae_text import semantic_matrix
 from gpt2rec.utils.config import from_dict
@@ -60,14 +60,36 @@ def test_solution_is_the_constrained_minimum():
     assert grad[off].abs().max() < 1e-9
 
 
-def test_auto_pooling_reads_decoders_by_their_mean_and_encoders_by_fields():
+def test_per_item_l2_is_the_constrained_minimum():
+    """With dropout emphasis reg_j = reg + p/(1-p) G_jj on row j, B still has zero diagonal and a
+    vanishing gradient off the diagonal (text on and off)."""
+    gram, mu = _gram(5), 4.0
+    reg = emphasised_l2(gram, 2.0, 0.5)  # p/(1-p) = 1: reg_j = 2 + G_jj
+    assert torch.equal(reg, 2.0 + gram.diagonal())
+    assert emphasised_l2(gram, 2.0, 0.0) == 2.0  # p = 0: the plain scalar
+    c = semantic_matrix(torch.randn(6, 3, generator=torch.Generator().manual_seed(6)), 1.0)
+    off = ~torch.eye(6, dtype=torch.bool)
+    for weight in (mu, 0.0):
+        b = l3ae_weights(gram, c, reg, weight)
+        grad = -gram @ (torch.eye(6, dtype=torch.float64) - b) + reg.unsqueeze(1) * b + weight * (b - c)
+        assert torch.all(b.diagonal() == 0) and grad[off].abs().max() < 1e-9
+
+
+def test_dropout_emphasis_two_items_by_hand():
+    # G = [[4, 1], [1, 1]], reg = 1, p = 0.5: reg_j = 1 + G_jj = (5, 2); P = inv([[9, 1], [1, 3]])
+    # = [[3, -1], [-1, 9]] / 26, so B_01 = -P_01 / P_11 = 1/9 and B_10 = -P_10 / P_00 = 1/3. Plain
+    # EASE (reg 1): P = inv([[5, 1], [1, 2]]) = [[2, -1], [-1, 5]] / 9, B_01 = 1/5, B_10 = 1/2; the
+    # frequent item 0's row is shrunk most (x0.56 against x0.67).
+    gram = torch.tensor([[4.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    b = ease_weights(gram, emphasised_l2(gram, 1.0, 0.5))
+    assert torch.allclose(b, torch.tensor([[0.0, 1 / 9], [1 / 3, 0.0]], dtype=torch.float64))
+    plain = ease_weights(gram, 1.0)
+    assert torch.allclose(plain, torch.tensor([[0.0, 1 / 5], [1 / 2, 0.0]], dtype=torch.float64))
+
+
+def test_auto_pooling_reads_every_lm_by_its_fields():
     auto = L3AEConfig()
-    assert [auto.item_pooling(lm) for lm in ("gemma3-270m", "gpt2", "minilm", "some/bert")] == [
-        "mean",
-        "mean",
-        "fields",
-        "fields",
-    ]
+    assert {auto.item_pooling(lm) for lm in ("gemma3-270m", "gpt2", "minilm", "some/bert")} == {"fields"}
     assert L3AEConfig(pooling="last").item_pooling("minilm") == "last"  # an explicit choice stands
     with pytest.raises(ValueError, match="pooling=last or mean"):
         L3AEConfig(prompt="eol")  # a prompt wraps the sentence: auto could mean fields
@@ -118,7 +140,8 @@ def test_semantic_matrix_links_items_with_similar_text():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"reg": 0}, {"text_reg": -1}, {"text_weight": -0.5}, {"side_weight": -1}, {"pooling": "cls"}]
+    "bad",
+    [{"reg": 0}, {"text_reg": -1}, {"text_weight": -0.5}, {"side_weight": -1}, {"pooling": "cls"}, {"dropout": 1.0}],
 )
 def test_bad_config_is_one_line_error(bad):
     with pytest.raises(ValueError):
@@ -207,19 +230,23 @@ def test_a_brand_new_item_scores_as_the_same_item_in_the_catalogue_without_inter
     without = Dataset.from_frames("blocks", raw, items=full.items[full.items["item_id"] != last + 1])
     assert (without.n_users, without.n_items) == (full.n_users, full.n_items - 1)
     spec = get_spec("l3ae")
-    cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
-                     pooling="mean")  # fmt: skip
-    models = []
-    for data in (full, without):
-        ctx = ModelContext(data.n_users, data.n_items, data, train)
-        models.append(spec.build(cfg, ctx))
-        spec.fit(models[-1], ctx)
-    users = torch.arange(full.n_users)
-    expected = models[0].score_users(users)[:, last]  # (U,)
     row = full.items[full.items["item_id"] == last + 1]
-    got = torch.stack([coldstart.score_new_items(models[1], int(u), row)[0] for u in users])  # (U,)
-    assert float(expected.abs().min()) > 1e-4
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    users = torch.arange(full.n_users)
+    weights = []
+    for dropout in (0.0, 0.5):  # EDLAE's per-item L2 keeps P block diagonal: still exact
+        cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
+                         pooling="mean", dropout=dropout)  # fmt: skip
+        models = []
+        for data in (full, without):
+            ctx = ModelContext(data.n_users, data.n_items, data, train)
+            models.append(spec.build(cfg, ctx))
+            spec.fit(models[-1], ctx)
+        expected = models[0].score_users(users)[:, last]  # (U,)
+        got = torch.stack([coldstart.score_new_items(models[1], int(u), row)[0] for u in users])  # (U,)
+        assert float(expected.abs().min()) > 1e-4
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+        weights.append(models[0].weight.clone())
+    assert not torch.allclose(weights[0], weights[1], atol=1e-4)  # the fit applies the emphasis
     # text off: no route, one line
     off = spec.build(L3AEConfig(lm=tiny_lm, text_cache=False, text_weight=0.0, side_weight=0.0), ctx)
     with pytest.raises(UserError, match="text_weight > 0"):

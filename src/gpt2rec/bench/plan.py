@@ -19,6 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .l3ae_grids import (
+    L3AE_COLD_ITEM_GRID,
+    L3AE_DROPOUT_GRID,
+    L3AE_GRID,
+    L3AE_MF_GRID,
+    L3AE_POOLING_GRID,
+    L3AE_REGS,
+    L3AE_TEXT_OFF_DROPOUT_GRID,
+    L3AE_TUNED_COLD_ITEM_GRID,
+)
+
 # ---------------------------------------------------------------- protocols
 
 
@@ -116,37 +127,6 @@ DYNAMIC_STRATEGIES = ("end2end", "hybrid")
 DYNAMIC_TRAIN = {"epochs": 15, "batch_size": 8192, "patience": 3, "num_neg": 4}
 DYNAMIC_MODEL = {"top_n_blocks": 1}  # LoRA on the top block only
 HYBRID_EPOCHS = (12, 4)  # cached, then dynamic; no early stop (the best validation epoch is kept)
-# L3AE: reg x text_weight x text_reg x side_weight (ranges from warm, warm-tail and sparse-20
-# VALIDATION over seeds 0-2, see the bench README); the text-off ablation gets every reg value.
-# The sparse levels want a large reg (1000-3000) and a smooth C (text_reg 30-100); side_weight 10
-# (the item vectors stacked under X, collective EASE) lifted sparse-20 validation from 0.0878 to 0.0901.
-L3AE_REGS = (300.0, 100.0, 30.0, 1000.0, 3000.0)
-L3AE_GRID = tuple(
-    {"model": {"reg": r, "text_weight": w, "text_reg": t, "side_weight": a}}
-    for r in L3AE_REGS for w in (300.0, 1000.0, 3000.0) for t in (30.0, 3.0, 100.0) for a in (10.0, 0.0)
-)  # fmt: skip
-# Cold items have no interactions: their columns of B come from the text matrix C, and cold-item
-# validation kept rising as reg and text_weight grew (B tends to C) up to a plateau from about 10^5:
-# seed 0, best at reg = text_weight = 3000 / 30000 / 300000: minilm 0.2649 / 0.3179 / 0.3319,
-# gemma3-270m 0.2645 / 0.3212 / 0.3339 (`benchmarks/README.md`). So cold-item also tries these.
-# text_reg 1: gemma3-270m's mean-pooled vectors want a sharper C than minilm's (validation, 5 draws,
-# reg = text_weight = 3e5: text_reg 30 / 3 / 1 / 0.3 gave 0.2736 / 0.3053 / 0.3108 / 0.3054; minilm
-# 0.3407 / 0.3213 / 0.2997 / -).
-L3AE_COLD_ITEM_GRID = tuple(
-    {"model": {"reg": r, "text_weight": w, "text_reg": t, "side_weight": 10.0}}
-    for r in (3e4, 1e5, 3e5) for w in (3e4, 1e5, 3e5) for t in (30.0, 3.0, 1.0)
-)  # fmt: skip
-# Cold items read by an LM first tuned on the training items' co-occurrences (`l3ae_tune`, LoRA on
-# the top 2 blocks, 4 epochs at lr 3e-4). Cold-item VALIDATION, 5 draws, reg = text_weight = 3e5:
-# gemma3-270m 0.3110 -> 0.3260 (text_reg 1, every draw up), minilm 0.3407 -> 0.3478 (text_reg 3).
-# The top 4 blocks are tried too (more room for the decoder); seed-0 validation chose them for both LMs.
-L3AE_TUNED_COLD_ITEM_GRID = tuple(
-    {"model": {"reg": r, "text_weight": r, "text_reg": t, "side_weight": 10.0, "tune_epochs": 4, "tune_blocks": n}}
-    for n in (2, 4) for r in (1e5, 3e5) for t in (30.0, 3.0, 1.0)
-)  # fmt: skip
-# l3ae_mf: a BPR residual on l3ae as tuned on the protocol (`stacked_on`). Sparse-20 VALIDATION, seeds
-# 0-2: backbone_weight 0.03 / 0.1 / 0.3 / 1 gave 0.0924 / 0.0956 / 0.0966 / 0.0962 (l3ae 0.0900).
-L3AE_MF_GRID = tuple({"model": {"backbone_weight": w}} for w in (0.3, 1.0, 3.0))
 # The enhanced rows were measured with the contrastive term on (its old default, 0.1); the library
 # default is now off (the claim was refuted on cold-item): the no-contrastive ablation is the default.
 CONTRASTIVE = {"contrastive_weight": 0.1}
@@ -163,9 +143,11 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
     ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
-               extra_grid={COLD_ITEM: L3AE_COLD_ITEM_GRID + L3AE_TUNED_COLD_ITEM_GRID}),
+               extra_grid={WARM: L3AE_POOLING_GRID + L3AE_DROPOUT_GRID, WARM_TAIL: L3AE_DROPOUT_GRID,
+                           COLD_ITEM: L3AE_COLD_ITEM_GRID + L3AE_TUNED_COLD_ITEM_GRID}),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
-               grid=tuple({"model": {"reg": r}} for r in L3AE_REGS)),
+               grid=tuple({"model": {"reg": r}} for r in L3AE_REGS),
+               extra_grid={WARM: L3AE_TEXT_OFF_DROPOUT_GRID, WARM_TAIL: L3AE_TEXT_OFF_DROPOUT_GRID}),
     # l3ae + a BPR-trained residual (for sparse data) and its text-off ablation (EASE + the residual)
     ModelEntry("l3ae_mf", "l3ae_mf", (SPARSE_20, SPARSE_50, WARM, WARM_TAIL), "main", grid=L3AE_MF_GRID,
                stacked_on="l3ae"),

@@ -27,6 +27,26 @@ from .store import ResultStore
 from .training import BenchRun, run_job
 
 
+def first_lm_only(jobs: list[Job], lms: list[str]) -> list[str]:
+    """One line per model that is given several LMs but runs with the first one only on some
+    protocols (lm="all" compares the LMs on warm alone), so nobody takes the other rows as run."""
+    if len(lms) < 2:
+        return []
+    where: dict[str, list[str]] = {}
+    for job in jobs:
+        if (
+            job.protocol != plan.WARM
+            and plan.entry_named(job.model).lm == "all"
+            and job.protocol not in where.get(job.model, [])
+        ):
+            where.setdefault(job.model, []).append(job.protocol)
+    return [
+        f"{model} runs with {lms[0]} only on {', '.join(protocols)} (the LMs are compared on warm); "
+        f"for another LM there, run again with --lms {lms[1]}"
+        for model, protocols in where.items()
+    ]
+
+
 def run_jobs(run: BenchRun, jobs: list[Job]) -> None:
     """Run the jobs without a record. A job that raises is logged under `failures` (and retried by
     the next run) so one broken model does not stop the others; Ctrl-C still stops the bench."""
@@ -131,6 +151,8 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     })  # fmt: skip
     start = time.perf_counter()
     jobs = plan.plan_jobs(config, lms)
+    for line in first_lm_only(jobs, lms):
+        run.log(line)
     if config.speed:
         speed.measure_encoding(run, [lm for lm in lms if any(j.lm == lm for j in jobs)])
     run_jobs(run, jobs)

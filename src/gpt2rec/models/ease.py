@@ -71,9 +71,25 @@ def interaction_gram(train, n_users: int, n_items: int, device) -> torch.Tensor:
     return torch.as_tensor((x.T @ x).toarray(), dtype=torch.float64, device=device)
 
 
-def ease_weights(gram: torch.Tensor, reg: float) -> torch.Tensor:
-    """EASE from a Gram matrix G (I, I): -P / diag(P) column-wise with P = (G + reg I)^-1, zero diagonal."""
-    p = torch.linalg.inv(gram + reg * torch.eye(len(gram), dtype=gram.dtype, device=gram.device))  # (I, I) SPD
+def ridged(gram: torch.Tensor, reg: float | torch.Tensor) -> torch.Tensor:
+    """G + diag(reg) (I, I): `reg` one L2 weight for all items, or one per item (I,)."""
+    reg = torch.as_tensor(reg, dtype=gram.dtype, device=gram.device)
+    return gram + torch.diag(reg.expand(len(gram)))
+
+
+def emphasised_l2(gram: torch.Tensor, reg: float, dropout: float) -> float | torch.Tensor:
+    """The L2 weight of each item (I,): reg + p / (1 - p) G_jj. This is what dropping each input with
+    probability p does to a linear autoencoder in expectation (EDLAE, Steck, NeurIPS 2020). Frequent
+    items get a larger penalty, so B leans less on them. p = 0 leaves the plain `reg`."""
+    if dropout == 0:
+        return reg
+    return reg + dropout / (1.0 - dropout) * gram.diagonal()  # (I,)
+
+
+def ease_weights(gram: torch.Tensor, reg: float | torch.Tensor) -> torch.Tensor:
+    """EASE from a Gram matrix G (I, I): -P / diag(P) column-wise with P = (G + diag(reg))^-1, zero
+    diagonal (`reg` a scalar or one weight per item, see `emphasised_l2`)."""
+    p = torch.linalg.inv(ridged(gram, reg))  # (I, I) SPD
     b = -p / p.diagonal().unsqueeze(0)  # column j divided by P_jj
     return b.fill_diagonal_(0.0)
 

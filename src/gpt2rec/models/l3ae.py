@@ -15,6 +15,8 @@ Two closed forms, no sampling, no epochs:
    and mu = text_weight,
        B_ij = mu (P C)_ij - P_ij (1 + mu (P C)_jj) / P_jj   (i != j),   B_jj = 0.
    At mu = 0 and side_weight = 0 this is exactly EASE (B = -P / diag(P)); as mu grows, B tends to C.
+   With `dropout` p > 0 the L2 is per item, reg + p/(1-p) G_jj on row j (EDLAE, Steck 2020), and
+   (reg + mu) I in P becomes diag(reg_j + mu); the formula for B is unchanged.
 
 Scores are X_u B. A cold item (no training interaction) has column j of X^T X zero; with
 side_weight = 0, P_ij = 0 for i != j and its column is mu (P C)_:j: scored from the items whose text
@@ -42,7 +44,7 @@ import torch
 
 from . import l3ae_new
 from .base import ModelContext, ModelSpec, saved_value
-from .ease import EASE, ease_weights, interaction_gram
+from .ease import EASE, ease_weights, emphasised_l2, interaction_gram, ridged
 from .l3ae_text import item_adapters, item_vectors, text_matrix, unit_rows, user_vectors
 from .l3ae_tune import AdapterStore
 from .limits import check_dense_items
@@ -51,10 +53,11 @@ from .text_features import LMSettings
 from .text_source import TextInfo
 
 POOLINGS = ("auto", "mean", "fields", "last")
-# How `pooling="auto"` reads the items, chosen on ML-100K seed-0 VALIDATION of warm and cold-item
-# (`benchmarks/README.md`): the decoders' mean-pooled sentence (gemma3-270m cold-item 0.2615 against
-# 0.1749 for PromptEOL + last token); minilm's per-field vectors averaged (warm 0.2685 vs 0.2681).
-DECODER_LMS = ("gemma3-270m", "gpt2", "openai-community/gpt2", "distilgpt2", "gpt2-medium")
+# How `pooling="auto"` reads the items: the mean of the per-field vectors for every LM so far, chosen
+# on ML-100K VALIDATION (`benchmarks/README.md`). minilm: warm 0.2685 vs 0.2681 for the sentence mean.
+# gemma3-270m: the mean-pooled sentence first (cold-item at reg 1000-3000: 0.2615 vs 0.2243; PromptEOL +
+# last token 0.1749), then fields once B leaned on C (reg 3e5): cold-item 5 draws 0.3177 vs 0.3110
+# frozen, 0.3319 vs 0.3198 tuned; warm seeds 0-2 0.2720 vs 0.2714.
 COLD_USERS = ("neighbours", "none")
 # PromptEOL (Jiang et al. 2023): a decoder summarises the sentence in its next-word state
 EOL_PROMPT = 'This movie: "{text}" means in one word: "'
@@ -65,18 +68,25 @@ class L3AEConfig(LMSettings):
     pooling: str = field(
         default="auto",
         metadata={
-            "help": "item vectors: auto (mean for GPT-2 / gemma3-270m, fields otherwise) | fields (mean of "
-            "per-field vectors) | mean | last"
+            "help": "item vectors: auto (fields, chosen on validation for minilm and gemma3-270m) | fields "
+            "(mean of per-field vectors) | mean (of the sentence's tokens) | last"
         },
     )
-    # defaults: the bench's choice on ML-100K warm VALIDATION (seed 0, minilm, 18-point grid)
+    # defaults: the bench's choice on ML-100K warm VALIDATION (seed 0, minilm and gemma3-270m alike, 90-point grid)
     reg: float = field(default=30.0, metadata={"help": "L2 lambda of the interaction EASE (as ease reg)"})
     text_weight: float = field(
         default=300.0, metadata={"help": "mu: pull of B towards the text matrix C (0 = EASE, no LM)"}
     )
-    text_reg: float = field(default=30.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
+    text_reg: float = field(default=3.0, metadata={"help": "L2 lambda of the text EASE that gives C"})
     side_weight: float = field(
         default=10.0, metadata={"help": "weight of the item vectors stacked under X (collective EASE; 0 = off)"}
+    )
+    dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "EDLAE emphasis p: item j's L2 becomes reg + p/(1-p) G_jj (frequent items lean less "
+            "on their co-counts; 0 = plain reg)"
+        },
     )
     max_memory_gb: float = field(
         default=8.0, metadata={"help": "refuse catalogs whose dense item x item matrices need more (GiB)"}
@@ -115,6 +125,8 @@ class L3AEConfig(LMSettings):
             raise ValueError(f"l3ae reg and text_reg must be > 0, got {self.reg}, {self.text_reg}; try reg=300")
         if self.text_weight < 0:
             raise ValueError(f"l3ae text_weight must be >= 0, got {self.text_weight}; 0 turns the text off")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"l3ae dropout must be in [0, 1), got {self.dropout}; 0 turns the emphasis off")
         if self.side_weight < 0:
             raise ValueError(f"l3ae side_weight must be >= 0, got {self.side_weight}; 0 turns the side rows off")
         if self.cold_users not in COLD_USERS:
@@ -134,10 +146,8 @@ class L3AEConfig(LMSettings):
             raise ValueError("l3ae tunes the LM's top blocks and reads their output: set layer=-1 with tune_epochs")
 
     def item_pooling(self, lm_name: str) -> str:
-        """`pooling`, with auto resolved for the LM `lm_name` (see DECODER_LMS)."""
-        if self.pooling != "auto":
-            return self.pooling
-        return "mean" if lm_name in DECODER_LMS else "fields"
+        """`pooling`, with auto resolved for the LM `lm_name` (fields for every LM measured so far)."""
+        return "fields" if self.pooling == "auto" else self.pooling
 
     @property
     def prompt_format(self) -> str:
@@ -250,19 +260,21 @@ def side_gram(vectors: torch.Tensor, side_weight: float, center: bool = False) -
     return side_weight * (f @ f.T)  # (I, I)
 
 
-def l3ae_weights(gram: torch.Tensor, c: torch.Tensor, reg: float, text_weight: float) -> torch.Tensor:
-    """B (I, I) minimising ||X - XB||^2 + reg ||B||^2 + text_weight ||B - C||^2 with diag(B) = 0."""
+def l3ae_weights(gram: torch.Tensor, c: torch.Tensor, reg: float | torch.Tensor, text_weight: float) -> torch.Tensor:
+    """B (I, I) minimising ||X - XB||^2 + sum_j reg_j ||B_j||^2 + text_weight ||B - C||^2 with
+    diag(B) = 0 (`reg` a scalar or one weight per item (I,), row j of B)."""
     if text_weight == 0:
         return ease_weights(gram, reg)
     return l3ae_solve(gram, c, reg, text_weight)[0]
 
 
 def l3ae_solve(
-    gram: torch.Tensor, c: torch.Tensor, reg: float, text_weight: float
+    gram: torch.Tensor, c: torch.Tensor, reg: float | torch.Tensor, text_weight: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, P) for text_weight > 0: B as `l3ae_weights`, P = (G + (reg + text_weight) I)^-1 (I, I)."""
-    eye = torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
-    p = torch.linalg.inv(gram + (reg + text_weight) * eye)  # (I, I)
+    """(B, P) for text_weight > 0: B as `l3ae_weights`, P = (G + diag(reg) + text_weight I)^-1 (I, I).
+    A per-item reg keeps the closed form: P G = I - P diag(reg + mu), and the diagonal term joins
+    the Lagrange multipliers' diag(.)."""
+    p = torch.linalg.inv(ridged(gram, reg + text_weight))  # (I, I)
     pc = p @ c  # (I, I)
     b = text_weight * pc - p * ((1.0 + text_weight * pc.diagonal()) / p.diagonal()).unsqueeze(0)
     return b.fill_diagonal_(0.0), p
@@ -310,8 +322,9 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
         model._lm.clear()  # encoders loaded for an earlier fit may hold other adapters
     if cfg.side_weight > 0:
         gram += side_gram(vectors, cfg.side_weight, cfg.center)
+    reg = emphasised_l2(gram, cfg.reg, cfg.dropout)  # scalar, or (I,)
     if cfg.text_weight > 0:
-        b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device, ctx.train), cfg.reg, cfg.text_weight)
+        b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device, ctx.train), reg, cfg.text_weight)
         if model.item_map is not None:
             unit = unit_rows(vectors, cfg.center)  # (I, D) float64
             model.item_text.copy_(unit)
@@ -319,7 +332,7 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
             model.text_mean.copy_(vectors.mean(0) if cfg.center else torch.zeros_like(model.text_mean))
         del p
     else:
-        b = ease_weights(gram, cfg.reg)
+        b = ease_weights(gram, reg)
     model.weight.copy_(b.float())
     model.history.fit(ctx.train)
     model.user_known.zero_().index_fill_(0, torch.as_tensor(ctx.train["user"].unique(), device=device), True)

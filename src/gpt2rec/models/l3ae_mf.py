@@ -33,6 +33,7 @@ class L3AEMFConfig(L3AEConfig):
     # defaults: ML-100K sparse-20 VALIDATION (seeds 0-2, minilm; backbone_weight 0.03 / 0.1 / 0.3 / 1
     # gave 0.0924 / 0.0956 / 0.0966 / 0.0962); the backbone's as l3ae's choice there
     reg: float = field(default=3000.0, metadata={"help": "L2 lambda of the backbone's interaction EASE"})
+    text_reg: float = field(default=30.0, metadata={"help": "L2 lambda of the backbone's text EASE that gives C"})
     dim: int = field(default=128, metadata={"help": "residual embedding size"})
     mf_reg: float = field(default=1e-2, metadata={"help": "L2 weight on the batch's residual embeddings"})
     init_std: float = field(default=0.01, metadata={"help": "std of the residual's normal initialisation"})
