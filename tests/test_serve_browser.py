@@ -34,12 +34,17 @@ def live_url(served_run_dir, tiny_lm, tmp_path):
     yield from serving(served_copy(served_run_dir, tmp_path / "run").app)
 
 
-@pytest.fixture
-def live_l3ae_url(tiny_lm, tmp_path):
+@pytest.fixture(params=[0, 1], ids=["frozen-lm", "tuned-lm"])
+def live_l3ae_url(request, tiny_lm, tmp_path):
+    """An l3ae run read by the frozen LM, or by the LM LoRA-tuned for an epoch on co-occurring items
+    (its adapters in the checkpoint read the page's added item and plain-words request)."""
     from serve_fixtures import train_tiny_run
 
-    run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0})
-    yield from serving(served_copy(run, tmp_path / "copy").app)
+    run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0, "tune_epochs": request.param})
+    client = served_copy(run, tmp_path / "copy")
+    adapters = client.app.state.service.model.lm_adapter.tensors()
+    assert bool(adapters) == bool(request.param)  # the tuned run serves the adapters it was read with
+    yield from serving(client.app)
 
 
 def serving(app):
