@@ -88,6 +88,14 @@ def targets(data: dict) -> list[Target]:
     return out
 
 
+def trains_in_epochs(name: str) -> bool:
+    """Whether the bench entry `name` trains by epochs (no closed-form `fit` in its registry spec)."""
+    from ..models.registry import get_spec
+
+    entries = {e.name: e for e in plan.ENTRIES}
+    return name in entries and get_spec(entries[name].model).fit is None
+
+
 FIT_SECONDS = 10.0  # goal 5 for a closed-form headline: "a fit in seconds on ML-100K", read as under ten
 
 
@@ -95,12 +103,10 @@ def cost_targets(rs: list[Row], speed: dict) -> list[Target]:
     """Goal 5 for a closed-form headline: its fit time on warm (first seed) from the speed section,
     measured in the same run as BPR-MF's epoch (the report's load average applies). None when the
     warm headline trains in epochs (`epoch_targets` covers it)."""
-    from ..models.registry import get_spec
     from .summary import usable
 
     head = headline_row(rs, plan.WARM)
-    entries = {e.name: e for e in plan.ENTRIES}
-    if head is not None and head.model in entries and get_spec(entries[head.model].model).fit is None:
+    if head is not None and trains_in_epochs(head.model):
         return []
     epochs = usable(speed.get("epoch", {}))
     name = f"cost: headline closed-form fit <= {FIT_SECONDS:g} s on ML-100K (warm, speed section)"
@@ -123,14 +129,12 @@ EPOCH_FACTOR = 3.0  # goal 5 for a headline trained in epochs: one epoch <= 3x a
 def epoch_targets(rs: list[Row], speed: dict) -> list[Target]:
     """Goal 5 for each headline model trained in epochs (e.g. l3ae_mf on sparse data): its epoch on
     warm (first seed) against BPR-MF's, both from the speed section of one run."""
-    from ..models.registry import get_spec
     from .summary import usable
 
-    entries = {e.name: e for e in plan.ENTRIES}
     heads: dict[str, list[str]] = {}
     for protocol, _, _ in EASE_TARGETS:
         head = headline_row(rs, protocol)
-        if head is not None and head.model in entries and get_spec(entries[head.model].model).fit is None:
+        if head is not None and trains_in_epochs(head.model):
             heads.setdefault(head.model, []).append(protocol)
     epochs = usable(speed.get("epoch", {}))
     bpr = epochs.get("bpr", {}).get("seconds")
