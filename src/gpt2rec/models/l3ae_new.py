@@ -76,12 +76,9 @@ def _encoder(model, pooling: str, items: bool):
     if key not in model._lm:
         cfg, device = model.config, model.weight.device
         if adapters:
-            from ..text.lora import set_adapter_state
-            from .l3ae_tune import tunable_encoder
+            from .l3ae_tune import encoder_with_adapters
 
-            encoder = tunable_encoder(cfg, model.text_info.lm, device, pooling, cfg.tune_blocks)
-            set_adapter_state(encoder.backbone, adapters)
-            encoder.eval()
+            encoder = encoder_with_adapters(cfg, model.text_info.lm, device, pooling, cfg.tune_blocks, adapters)
         else:
             encoder = make_encoder(cfg, model.text_info.lm, device, pooling)
         model._lm[key] = encoder

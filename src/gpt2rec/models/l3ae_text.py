@@ -76,9 +76,7 @@ def item_vectors(config, dataset, device, train=None) -> tuple[torch.Tensor, tup
             encoder = l3ae_tune.tunable_encoder(config, lm, device, pooling, config.tune_blocks)
             items, neighbours = l3ae_tune.cooccurrence_neighbours(train, dataset.n_users, dataset.n_items)
             l3ae_tune.tune_encoder(encoder, rendered, fields, items, neighbours, config.tune_epochs, config.tune_lr)
-            from ..text.lora import adapter_state_dict
-
-            adapters = {k: v.cpu().clone() for k, v in adapter_state_dict(encoder.backbone).items()}
+            adapters = l3ae_tune.adapter_tensors(encoder)
             vecs = l3ae_new.read_items(encoder, rendered, fields, use_cache=False)  # (I, D)
         else:
             encoder = make_encoder(config, lm, device, pooling)

@@ -59,6 +59,23 @@ def tunable_encoder(settings, lm: str, device, pooling: str, blocks: int):
     return encoder
 
 
+def encoder_with_adapters(settings, lm: str, device, pooling: str, blocks: int, adapters: dict):
+    """`tunable_encoder` holding the LoRA tensors `adapters` (peft's names), ready to read new text."""
+    from ..text.lora import set_adapter_state
+
+    encoder = tunable_encoder(settings, lm, device, pooling, blocks)
+    set_adapter_state(encoder.backbone, adapters)
+    encoder.eval()
+    return encoder
+
+
+def adapter_tensors(encoder) -> dict[str, torch.Tensor]:
+    """CPU copies of `encoder`'s LoRA tensors (peft's names), to keep after the encoder is dropped."""
+    from ..text.lora import adapter_state_dict
+
+    return {k: v.cpu().clone() for k, v in adapter_state_dict(encoder.backbone).items()}
+
+
 def tune_encoder(
     encoder, rendered: list, fields: list[str] | None, items: torch.Tensor, neighbours: torch.Tensor,
     epochs: int, lr: float, seed: int = 0,
