@@ -263,6 +263,12 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
             assert r["best_epoch"] == int(np.argmax(r["valid_curve"])) + 1
             metric = plan.PROTOCOLS[r["protocol"]].metric
             assert r["valid_metrics"][metric] == pytest.approx(max(r["valid_curve"]))
+    # the headline candidate is tuned on one half of warm's validation users and scored on the other
+    by_model = {r["model"]: r for r in records if r["protocol"] == "warm"}
+    head, ease = by_model["l3ae"], by_model["ease"]
+    assert ease["select_metrics"] is None and head["select_metrics"]["ndcg@10"] >= 0
+    halves = head["valid_metrics"]["n_users"], head["select_metrics"]["n_users"]
+    assert sum(halves) == ease["valid_metrics"]["n_users"] and abs(halves[0] - halves[1]) <= 1
     ncf = [r for r in records if r["protocol"] == "ncf"]
     assert ncf and all(set(r["metrics"]) >= {"hit@10", "ndcg@10"} for r in ncf)
     # the synthetic users each like one genre: the genre profile beats popularity on warm
@@ -293,6 +299,7 @@ def test_quick_bench_writes_json_md_png_and_resumes(tmp_path, monkeypatch, tiny_
         "## Faithfulness",
         "gpt2rec bench --quick",
         "Quick mode",
+        "tuned-on half / selection half",
     ):
         assert heading in md, heading
     figures = sorted(p.name for p in out.glob("*.png"))
@@ -392,7 +399,9 @@ def test_stacked_entry_starts_from_its_base_choice_and_tunes_the_base_first(monk
     top = ModelEntry("t", "ease", ("warm",), grid=({"model": {"max_memory_gb": 1.0}},), stacked_on="b")
     sections: dict = {"selections": {}}
     store = SimpleNamespace(section=sections.__getitem__, put=lambda s, k, v: sections[s].__setitem__(k, v))
-    run = SimpleNamespace(config=SimpleNamespace(quick=False), store=store, split=lambda protocol, seed: None)
+    splits_asked = []
+    run = SimpleNamespace(config=SimpleNamespace(quick=False), store=store,
+                          tuning_split=lambda name, protocol, seed: splits_asked.append((name, protocol, seed)))  # fmt: skip
     tried = []
 
     def fake_train(run_, entry, candidate, job, split):
@@ -407,3 +416,4 @@ def test_stacked_entry_starts_from_its_base_choice_and_tunes_the_base_first(monk
     assert tried == [("b", {"model": {"reg": 1.0}}), ("b", {"model": {"reg": 2.0}}),
                      ("t", {"model": {"reg": 2.0, "max_memory_gb": 1.0}})]  # fmt: skip
     assert out.candidate == {"model": {"reg": 2.0, "max_memory_gb": 1.0}}
+    assert splits_asked == [("b", "warm", 0)]  # the base is tuned on its own split (its validation half, if any)

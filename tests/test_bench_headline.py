@@ -14,9 +14,10 @@ from gpt2rec.bench.summary import rows
 from gpt2rec.eval.tail import tail_items
 
 
-def _rec(protocol, model, ndcg, seed, lm=None, valid=None):
+def _rec(protocol, model, ndcg, seed, lm=None, valid=None, select=None):
     return {"protocol": protocol, "model": model, "lm": lm, "seed": seed, "metrics": {"ndcg@10": ndcg},
-            "group": "main", "valid_metrics": {"ndcg@10": ndcg if valid is None else valid}}  # fmt: skip
+            "group": "main", "valid_metrics": {"ndcg@10": ndcg if valid is None else valid},
+            "select_metrics": None if select is None else {"ndcg@10": select}}  # fmt: skip
 
 
 def test_tail_items_leave_out_the_most_popular_fifth():
@@ -110,6 +111,40 @@ def test_headline_is_the_candidate_best_on_validation_against_its_own_text_off()
         ("warm", "l3ae [minilm]", "ease"), ("warm", "l3ae [minilm]", "l3ae-text-off"),
         ("warm", "l3ae_mf [minilm]", "ease"), ("warm", "l3ae_mf [minilm]", "l3ae_mf-text-off"),
     }  # fmt: skip
+
+
+def test_headline_is_chosen_on_the_selection_half_when_every_candidate_has_one():
+    """A candidate tuned on half the validation (its best of a grid / of its epochs) can look best
+    there and not on the half nothing was chosen on: the headline reads the selection half."""
+    recs = []
+    for s in range(3):
+        recs += [_rec("warm", "l3ae", 0.34, s, "minilm", valid=0.27, select=0.28)]
+        recs += [_rec("warm", "l3ae_mf", 0.33, s, "minilm", valid=0.29, select=0.27)]  # best on the tuned half
+    assert headline.headline_row(rows(recs), "warm").model == "l3ae"
+    # records from before the halves (no select_metrics on one candidate): all are compared on validation
+    recs[-1]["select_metrics"] = None
+    assert headline.headline_row(rows(recs), "warm").model == "l3ae_mf"
+
+
+def test_validation_halves_split_the_users_and_keep_train_and_test():
+    from gpt2rec.bench.protocols import halve_validation, protocol_split
+    from gpt2rec.data.dataset import Dataset
+
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame({"user_id": rng.integers(0, 40, 800), "item_id": rng.integers(0, 50, 800),
+                        "rating": 5.0, "timestamp": np.arange(800)}).drop_duplicates(["user_id", "item_id"])  # fmt: skip
+    split = protocol_split(Dataset.from_frames("syn", raw), plan.WARM, 1)
+    tune, select = halve_validation(split, 1)
+    users = set(split.valid["user"])
+    assert set(tune.valid["user"]).isdisjoint(select.valid["user"])
+    assert len(select.valid["user"].unique()) == len(users) // 2
+    assert len(tune.valid) + len(select.valid) == len(split.valid)  # nothing dropped
+    assert tune.train.equals(split.train) and select.test.equals(split.test)
+    again, other = halve_validation(split, 1)[1], halve_validation(split, 2)[1]
+    assert again.valid.equals(select.valid) and not other.valid.equals(select.valid)
+    # only the headline candidates and their ablations, only where a headline is chosen
+    assert plan.tunes_on_half("l3ae_mf-text-off", plan.SPARSE_20) and plan.tunes_on_half("l3ae", plan.WARM_TAIL)
+    assert not plan.tunes_on_half("l3ae", plan.COLD_ITEM) and not plan.tunes_on_half("ease", plan.WARM)
 
 
 def test_l3ae_reads_items_with_the_pooling_chosen_for_each_lm():

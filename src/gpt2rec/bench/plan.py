@@ -11,6 +11,12 @@ Hyperparameters are chosen on validation only:
 - models with a `grid` try each candidate on the FIRST seed of a protocol, pick the best validation
   score, and reuse that choice for the other seeds (`--quick` uses the first candidate only);
 - everything else is the model's documented default.
+The headline candidates (`HEADLINE_CANDIDATES`) and their text-off ablations are tuned (grid and
+early stopping) on a seeded half of the validation users only, on the protocols where a headline is
+chosen (`HEADLINE_PROTOCOLS`); the headline is the candidate with the best mean score on the other
+half (`select_metrics`), which nothing was chosen on. Chosen on the tuned-on half, the validation
+score is a maximum over candidates (and over epochs, for a model that stops early), and favours the
+model with the noisier curve.
 Epoch caps: the models' defaults (`ModelSpec.train_defaults`), `DYNAMIC_TRAIN` (end2end),
 hybrid `HYBRID_EPOCHS` (cached, then dynamic); `--quick` caps every model at `QUICK_EPOCHS`.
 """
@@ -87,6 +93,15 @@ WARM_VIEWS = (SPARSE_20, SPARSE_50, WARM_TAIL)  # warm's split: subsampled train
 ALL = BASE + WARM_VIEWS
 ID_PROTOCOLS = (WARM, NCF)  # ID-only models: every test user and item must be seen in training
 CLAIM_PROTOCOLS = (WARM, SPARSE_20, SPARSE_50, COLD_ITEM)  # where the design's claims are checked
+HEADLINE_PROTOCOLS = (WARM, SPARSE_20, SPARSE_50, WARM_TAIL)  # where a headline is chosen and held to EASE
+# the headline candidates, each with its text-off ablation (the same model and grid, text removed)
+HEADLINE_CANDIDATES = {"l3ae": "l3ae-text-off", "l3ae_mf": "l3ae_mf-text-off"}
+
+
+def tunes_on_half(name: str, protocol: str) -> bool:
+    """Whether entry `name` is tuned on half the validation users on `protocol` (the other half
+    chooses the headline)."""
+    return protocol in HEADLINE_PROTOCOLS and name in {*HEADLINE_CANDIDATES, *HEADLINE_CANDIDATES.values()}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,18 @@ def subsample(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
     return train.iloc[keep].reset_index(drop=True)
 
 
+def halve_validation(split: Split, seed: int) -> tuple[Split, Split]:
+    """(tune, select): `split` with its validation part cut in two by user, a seeded half of the
+    users with validation interactions going to `select`. Train and test are `split`'s; evaluate
+    test on `split` itself, whose seen items include both halves."""
+    users = np.unique(split.valid["user"].to_numpy())
+    rng = np.random.default_rng([seed, 50_50])
+    chosen = rng.choice(users, size=len(users) // 2, replace=False)
+    mask = split.valid["user"].isin(chosen).to_numpy()
+    part = lambda m: replace(split, valid=split.valid[m].reset_index(drop=True))  # noqa: E731
+    return part(~mask), part(mask)
+
+
 def cold_items_of(split: Split, part: str) -> np.ndarray:
     """The cold items held out in `part` (valid or test)."""
     frame = getattr(split, part)

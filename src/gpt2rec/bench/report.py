@@ -43,12 +43,16 @@ def quality_section(rs: list[Row], protocol: str, group: str = "main") -> str:
         epochs = (
             "closed form" if not r.mean.get("epochs") else f"{r.mean['epochs']:.0f} ({r.mean.get('best_epoch', 0):.0f})"
         )
+        valid = fmt(r.valid.get(spec.metric)) + (f" / {fmt(r.select.get(spec.metric))}" if r.select else "")
         body.append([r.label, str(r.n)] + [fmt(r.mean.get(m), r.std.get(m), r.n) for m in metrics]
-                    + [fmt(r.valid.get(spec.metric)), epochs])  # fmt: skip
+                    + [valid, epochs])  # fmt: skip
     if not body:
         return ""
     head = ["model", "seeds"] + [f"test {m}" for m in metrics] + [f"valid {spec.metric}", "epochs (best)"]
-    return f"### {protocol}\n\n{spec.description}.\n\n" + table(head, body) + "\n"
+    halves = any(r.select for r in rs if r.protocol == protocol and r.group == group)
+    note = (" The headline candidates' validation reads tuned-on half / selection half"
+            " (`plan.tunes_on_half`).") if halves else ""  # fmt: skip
+    return f"### {protocol}\n\n{spec.description}.{note}\n\n" + table(head, body) + "\n"
 
 
 def ablation_section(data: dict, rs: list[Row]) -> str:

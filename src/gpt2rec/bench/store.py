@@ -2,7 +2,8 @@
 and atomically after every change, so an interrupted bench resumes from the last finished record.
 
 A record is one (protocol, model, lm, seed). `lm` is null for models that read no text. Besides
-`RECORD_KEYS`: `valid_metrics` (the protocol's validation at the kept epoch), `valid_curve` (that
+`RECORD_KEYS`: `valid_metrics` (the protocol's validation at the kept epoch; its tuning half for the
+headline candidates), `select_metrics` (theirs on the other half, null for the rest), `valid_curve` (that
 validation metric per epoch), `seconds_per_epoch` (mean, including the loop's validation pass),
 `build_seconds`, `job_seconds` (wall time of the whole job, grid included), `config` /
 `train_config`, `group` (main | ablation), `peak_gpu_mb` (CUDA only). `encode_texts_per_s` is the

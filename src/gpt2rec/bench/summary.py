@@ -7,7 +7,7 @@ the one with the highest mean VALIDATION score; its TEST mean is what the target
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class Row:
     std: dict
     valid: dict  # mean validation metrics
     records: list
+    select: dict = field(default_factory=dict)  # mean metrics on validation's selection half ({} if none)
 
     @property
     def label(self) -> str:
@@ -68,7 +69,8 @@ def rows(records: list[dict], protocol: str | None = None) -> list[Row]:
             if vals:
                 mean[key] = float(np.mean(vals))
         valid, _ = _stats([r.get("valid_metrics") or {} for r in recs])
-        out.append(Row(proto, model, lm, recs[0].get("group", "main"), len(recs), mean, std, valid, recs))
+        select = _stats([r["select_metrics"] for r in recs])[0] if all(r.get("select_metrics") for r in recs) else {}
+        out.append(Row(proto, model, lm, recs[0].get("group", "main"), len(recs), mean, std, valid, recs, select))
     return out
 
 

@@ -20,7 +20,7 @@ from ..utils.device import seed_everything
 from . import plan
 from .measure import PeakMemory, Timer
 from .plan import BenchConfig, Job, ModelEntry
-from .protocols import evaluate, protocol_split
+from .protocols import evaluate, halve_validation, protocol_split
 from .store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,21 @@ class BenchRun:
             self.splits = {k: v for k, v in self.splits.items() if k[0] == protocol}  # bound memory
             self.splits[key] = protocol_split(self.dataset, protocol, seed)
         return self.splits[key]
+
+    def halves(self, protocol: str, seed: int) -> tuple[Split, Split]:
+        """(tune, select) of the protocol's split (`protocols.halve_validation`)."""
+        key = (protocol, seed, "halves")
+        if key not in self.splits:
+            full = self.split(protocol, seed)
+            self.splits[key] = halve_validation(full, seed)
+        return self.splits[key]
+
+    def tuning_split(self, name: str, protocol: str, seed: int) -> Split:
+        """The split entry `name` is trained and tuned on: half the validation users for the
+        headline candidates (`plan.tunes_on_half`), all of them otherwise."""
+        if plan.tunes_on_half(name, protocol):
+            return self.halves(protocol, seed)[0]
+        return self.split(protocol, seed)
 
     def log(self, message: str) -> None:
         log.info("bench: %s", message)
@@ -160,7 +175,7 @@ def base_choice(run: BenchRun, entry: ModelEntry, job: Job) -> dict:
     lm = job.lm if base.lm else None
     key = f"{job.protocol}|{base.name}|{lm}"
     if key not in run.store.section("selections") and len(base.grid_for(job.protocol)) > 1:
-        choose(run, base, Job(job.protocol, base.name, lm, 0), run.split(job.protocol, 0))
+        choose(run, base, Job(job.protocol, base.name, lm, 0), run.tuning_split(base.name, job.protocol, 0))
     chosen = run.store.section("selections").get(key)
     return chosen["chosen"] if chosen is not None else (list(base.grid_for(job.protocol)) or [{}])[0]
 
@@ -173,14 +188,18 @@ def stack(base: dict, candidate: dict) -> dict:
 def run_job(run: BenchRun, job: Job, entry: ModelEntry) -> dict:
     split = run.split(job.protocol, job.seed)
     with PeakMemory() as mem:
-        trained = choose(run, entry, job, split)
+        trained = choose(run, entry, job, run.tuning_split(entry.name, job.protocol, job.seed))
         with Timer() as t_eval:
             metrics = evaluate(trained.model, run.dataset, split, job.protocol, "test", job.seed)
+        select = None
+        if plan.tunes_on_half(entry.name, job.protocol):
+            select = evaluate(trained.model, run.dataset, run.halves(job.protocol, job.seed)[1], job.protocol, "valid",
+                              job.seed)  # fmt: skip
     encoding = run.store.section("speed").get("encoding", {}).get(job.lm or "", {})
     info = trained.info
     record = {
         "protocol": job.protocol, "model": job.model, "lm": job.lm, "seed": job.seed,
-        "metrics": metrics, "valid_metrics": trained.valid,
+        "metrics": metrics, "valid_metrics": trained.valid, "select_metrics": select,
         "train_seconds": info["train_seconds"], "epochs": info["epochs"], "best_epoch": info["best_epoch"],
         "seconds_per_epoch": info["seconds_per_epoch"], "build_seconds": info["build_seconds"],
         "encode_texts_per_s": encoding.get("texts_per_s") if job.lm else None,
@@ -202,5 +221,5 @@ def ensure_trained(run: BenchRun, model: str, lm: str | None) -> Trained | None:
         if entry.overrides.get("strategy") in plan.DYNAMIC_STRATEGIES:
             return None
         job = Job(plan.WARM, model, lm, 0)
-        run.kept[key] = choose(run, entry, job, run.split(plan.WARM, 0))
+        run.kept[key] = choose(run, entry, job, run.tuning_split(entry.name, plan.WARM, 0))
     return run.kept[key]
