@@ -126,6 +126,22 @@ def test_headline_is_chosen_on_the_selection_half_when_every_candidate_has_one()
     assert headline.headline_row(rows(recs), "warm").model == "l3ae_mf"
 
 
+def test_best_gpt2_weighs_a_halved_rows_validation_by_its_halves_users():
+    from gpt2rec.bench.summary import best_gpt2
+
+    def rec(model, valid, n_valid, select=None, n_select=0):
+        r = _rec("warm", model, 0.3, 0, "m", valid=valid)
+        r["valid_metrics"]["n_users"] = n_valid
+        if select is not None:
+            r["select_metrics"] = {"ndcg@10": select, "n_users": n_select}
+        return r
+
+    # l3ae: 0.30 on 100 tuned-on users, 0.20 on 300 others -> (30 + 60) / 400 = 0.225 over all 400
+    rs = rows([rec("l3ae", 0.30, 100, 0.20, 300), rec("enhanced-cached", 0.25, 400)])
+    assert next(r for r in rs if r.model == "l3ae").whole_valid("ndcg@10") == pytest.approx(0.225)
+    assert best_gpt2(rs, "warm").model == "enhanced-cached"  # 0.25 > 0.225, though 0.30 on the tuned half
+
+
 def test_validation_halves_split_the_users_and_keep_train_and_test():
     from gpt2rec.bench.protocols import halve_validation, protocol_split
     from gpt2rec.data.dataset import Dataset

@@ -38,6 +38,18 @@ class Row:
     def label(self) -> str:
         return label(self.model, self.lm)
 
+    def whole_valid(self, metric: str) -> float:
+        """The mean `metric` over all validation users: for a row tuned on one half and scored on the
+        other (`plan.tunes_on_half`), the halves' means weighted by their user counts, so it compares
+        with the rows that used the whole validation."""
+        if not self.select:
+            return self.valid.get(metric, float("-inf"))
+        n_tune, n_select = self.valid.get("n_users", 0.0), self.select.get("n_users", 0.0)
+        parts = ((self.valid.get(metric), n_tune), (self.select.get(metric), n_select))
+        if any(v is None for v, _ in parts) or n_tune + n_select <= 0:
+            return float("-inf")
+        return sum(v * n for v, n in parts) / (n_tune + n_select)
+
     @property
     def is_gpt2(self) -> bool:
         # an LM-reading model with its text removed (l3ae-text-off, lm None) is not a GPT-2 row
@@ -82,10 +94,11 @@ def find(rows_: list[Row], protocol: str, model: str, lm=...) -> Row | None:
 
 
 def best_gpt2(rows_: list[Row], protocol: str) -> Row | None:
-    """The GPT-2 recommender (main table, any LM) with the highest mean validation metric."""
+    """The GPT-2 recommender (main table, any LM) with the highest mean validation metric (over all
+    validation users, `Row.whole_valid`)."""
     metric = plan.PROTOCOLS[protocol].metric
     cands = [r for r in rows_ if r.protocol == protocol and r.is_gpt2 and r.group == "main"]
-    return max(cands, key=lambda r: r.valid.get(metric, float("-inf")), default=None)
+    return max(cands, key=lambda r: r.whole_valid(metric), default=None)
 
 
 @dataclass
