@@ -144,3 +144,21 @@ def test_data_config_validation_and_unknown_names(tmp_path):
         load_dataset(str(tmp_path / "missing.csv"))
     with pytest.raises(UserError, match="folder holds no MovieLens files"):
         load_dataset(str(tmp_path))
+
+
+def test_tables_that_miss_ids_are_named(tmp_path, caplog):
+    inter = write(tmp_path / "inter.csv", "user_id,item_id\n1,10\n1,20\n2,30\n")
+    part = write(tmp_path / "items.csv", "item_id,title\n10,Alien\n")
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        ds = load_generic(inter, items=part)
+    assert ds.items["title"].tolist()[0] == "Alien"
+    assert "2 of the 3 items in the interactions have no row (IDs like 20, 30)" in caplog.text
+    wrong = write(tmp_path / "users.csv", "user_id,age\n7,30\n8,40\n")
+    with pytest.raises(
+        DataError, match=r"none of its user IDs \(like 7, 8\) occur in the interactions \(IDs like 1, 2\)"
+    ):
+        load_generic(inter, users=wrong)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        load_generic(inter, users=write(tmp_path / "all.csv", "user_id,age\n1,30\n2,40\n3,50\n"))
+    assert caplog.text == ""  # a table with extra rows (new users) and none missing is silent

@@ -9,6 +9,7 @@ Implicit feedback (`rating >= threshold`) is applied afterwards by `Dataset.impl
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from ..errors import DataError
 from .dataset import Dataset
 from .movielens import parse_years
 from .tables import check_file, check_unique, float_column, int_column, read_delimited, require_columns
+
+log = logging.getLogger(__name__)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _SEP_BY_SUFFIX = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".dat": "::", ".psv": "|"}
@@ -70,7 +73,38 @@ def load_generic(
     check_unique(inter, key, path, fix)
     user_table = _user_table(Path(users), cols) if users else None
     item_table = _item_table(Path(items), cols) if items else None
+    if user_table is not None:
+        _check_coverage(user_table["user_id"], inter["user_id"], Path(users), "user", "--user-col")
+    if item_table is not None:
+        _check_coverage(item_table["item_id"], inter["item_id"], Path(items), "item", "--item-col")
     return Dataset.from_frames(name or path.stem, inter.reset_index(drop=True), user_table, item_table)
+
+
+def _check_coverage(table_ids: pd.Series, seen: pd.Series, path: Path, kind: str, flag: str) -> None:
+    """A metadata table must describe the interactions' IDs: none is an error, some missing a warning.
+
+    A wrong ID column or file would otherwise leave every text 'unknown' without a word.
+    """
+    seen_ids = pd.unique(seen.to_numpy())
+    missing = np.setdiff1d(seen_ids, table_ids.to_numpy())
+    if not len(missing):
+        return
+    examples = ", ".join(str(v) for v in missing[:3])
+    if len(missing) == len(seen_ids):
+        raise DataError(
+            f"{path}: none of its {kind} IDs (like {', '.join(str(v) for v in table_ids.iloc[:3])}) occur in the "
+            f"interactions (IDs like {examples}); check that it is the {kind}s table of these interactions and "
+            f"that {flag} names the same ID column in both"
+        )
+    log.warning(
+        "%s: %d of the %d %ss in the interactions have no row (IDs like %s); their text reads 'unknown' for every "
+        "field; add rows for them to use their metadata",
+        path,
+        len(missing),
+        len(seen_ids),
+        kind,
+        examples,
+    )
 
 
 def _fix(cols: Columns) -> str:
