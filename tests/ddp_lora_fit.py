@@ -26,6 +26,7 @@ def _no_dropout(model, tokenizer):
 
 def train(run_dir: str, epochs: int) -> list[float]:
     from conftest import make_tiny_gpt2, train_tiny_tokenizer
+    from gpt2_fixtures import meta_data
     from gpt2rec import distributed as dist
     from gpt2rec.data.splits import Split, SplitConfig
     from gpt2rec.models.base import ModelContext
@@ -33,7 +34,6 @@ def train(run_dir: str, epochs: int) -> list[float]:
     from gpt2rec.models.enhanced_build import build as build_enhanced
     from gpt2rec.models.text_features import register_lm
     from gpt2rec.train.loop import TrainConfig, fit
-    from test_gpt2_models import meta_data
 
     torch.set_num_threads(1)
     dist.setup("cpu")

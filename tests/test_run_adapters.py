@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from gpt2_fixtures import ctx_for, enhanced
 from gpt2rec.data.splits import Split, SplitConfig
 from gpt2rec.errors import DataError
 from gpt2rec.train import checkpoint as ckpt
 from gpt2rec.train.loop import TrainConfig, fit
 from gpt2rec.utils.config import to_dict
-from test_gpt2_models import ctx_for, enhanced
 
 USERS = torch.arange(8)
 
