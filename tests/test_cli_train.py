@@ -52,6 +52,23 @@ def test_train_prints_test_metrics_and_set_is_typed(ml_folder, tmp_path, capsys)
     assert json.loads((run / "metrics.json").read_text())["test"]["recall@10"] == pytest.approx(1.0)
 
 
+def test_a_cold_item_split_is_evaluated_among_its_new_items(ml_folder, tmp_path, capsys):
+    """Ranked among all 16 items, items without a training interaction never surfaced (every metric
+    0). Among the few new items each part holds (16 x 0.2 -> 3, fewer than 10), every user with a
+    held-out new item has it in a top 10, whatever the scores."""
+    run = tmp_path / "pop"
+    argv = ["train", "--model", "popularity", "--dataset", str(ml_folder), "--split", "cold-item", "--out", str(run)]
+    assert main(argv) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    train = pd.read_csv(run / "split" / "train.tsv", sep="\t")
+    for part in ("valid", "test"):
+        held = pd.read_csv(run / "split" / f"{part}.tsv", sep="\t")
+        new = held[~held["item_id"].isin(train["item_id"])]
+        assert 0 < new["item_id"].nunique() <= 10
+        assert metrics[part]["hit@10"] == 1.0 and metrics[part]["n_users"] == new["user_id"].nunique()
+    assert "ranked among its own new items" in capsys.readouterr().err
+
+
 def test_evaluate_reproduces_saved_metrics(bpr_run, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(bpr_run), "--json"]) == 0
@@ -89,6 +106,7 @@ def test_recommend_plain_text(bpr_run, capsys):
         (["train", "--model", "bpr", "--set", "depth=3", "--out", "X"], "no such field"),
         (["train", "--model", "bpr", "--set", "dim=big", "--out", "X"], "not a valid int"),
         (["train", "--model", "bpr", "--epochs", "0", "--out", "X"], "epochs must be >= 1"),
+        (["train", "--model", "ease", "--lm", "minilm", "--out", "X"], "model 'ease' has no lm setting; drop --lm"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(bpr_run, tmp_path, capsys, argv, needle):

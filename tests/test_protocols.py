@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from gpt2rec.eval.protocols import evaluate_candidates, evaluate_full, evaluate_sampled, sample_eval_negatives
+from gpt2rec.data.splits import Split, SplitConfig
+from gpt2rec.eval.protocols import (
+    evaluate_candidates,
+    evaluate_full,
+    evaluate_part,
+    evaluate_sampled,
+    sample_eval_negatives,
+)
 
 
 class FixedScores(torch.nn.Module):
@@ -127,3 +134,28 @@ def test_candidates_rank_only_among_cold_items():
     assert got["mrr@5"] == pytest.approx((1 / 2 + 1 / 3) / 2)
     assert got["coverage@1"] == pytest.approx(1 / 3) and got["coverage@5"] == 1.0
     assert got["n_users"] == 2
+
+
+def test_a_cold_item_split_ranks_each_part_among_its_own_new_items():
+    # items 0-2 known (train), 3-5 new: valid holds new item 4, test new items 3 and 5. Scores favour
+    # the known items (0 > 1 > ... > 5), so among every item no new item reaches a top 1.
+    train, valid, test = _df([(0, 0), (1, 1), (2, 2)]), _df([(0, 4)]), _df([(1, 5), (2, 3)])
+    split = Split(train, valid, test, SplitConfig(kind="cold-item"))
+    split.cold_items = np.array([3, 4, 5])
+    model = FixedScores(SCORES)
+    # valid: candidates {4} only -> u0 hit at rank 1
+    assert evaluate_part(model, split, "valid", 3, 6, ks=(1,))["hit@1"] == 1.0
+    # test: candidates {3, 5}: u2's item 3 at rank 1, u1's item 5 at rank 2
+    got = evaluate_part(model, split, "test", 3, 6, ks=(1,))
+    assert got["hit@1"] == pytest.approx(0.5) and got["n_users"] == 2
+    assert evaluate_full(model, test, [train, valid], 3, 6, ks=(1,))["hit@1"] == 0.0  # what it was before
+    # the training loop's default validation (early stopping) follows the split too
+    from types import SimpleNamespace
+
+    from gpt2rec.train.loop import TrainConfig, split_validation
+
+    validate = split_validation(SimpleNamespace(n_users=3, n_items=6), split, TrainConfig(metric="hit@1"))
+    assert validate(model)["hit@1"] == 1.0
+    # any other split ranks every item
+    split.cold_items = None
+    assert evaluate_part(model, split, "test", 3, 6, ks=(1,))["hit@1"] == 0.0

@@ -120,15 +120,17 @@ def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, 
 
 
 def evaluate_model(model, split: Split, n_users: int, n_items: int, train: TrainConfig) -> dict:
-    """Full-ranking metrics on valid (seen: train) and test (seen: train + valid)."""
-    from .eval.protocols import evaluate_full
+    """Metrics on valid (seen: train) and test (seen: train + valid): full ranking, or among the
+    part's new items on a cold-item split (`eval.protocols.evaluate_part`)."""
+    from .eval.protocols import evaluate_part
 
     ks = tuple(sorted(set(EVAL_KS) | set(train.eval_ks)))
     pop = np.bincount(split.train["item"].to_numpy(np.int64), minlength=n_items)
-    bs = train.eval_batch_size
-    valid = evaluate_full(model, split.valid, split.train, n_users, n_items, ks, bs, pop)
-    test = evaluate_full(model, split.test, [split.train, split.valid], n_users, n_items, ks, bs, pop)
-    return {"valid": valid, "test": test}
+    parts = ("valid", "test")
+    out = {p: evaluate_part(model, split, p, n_users, n_items, ks, train.eval_batch_size, pop) for p in parts}
+    if split.cold_items is not None:
+        log.info("cold-item split: each part is ranked among its own new items, not the whole catalogue")
+    return out
 
 
 def _check_same_run(out: Path, config: dict) -> None:

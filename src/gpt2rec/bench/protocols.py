@@ -21,7 +21,13 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..data.splits import Split, SplitConfig, make_split
-from ..eval.protocols import evaluate_candidates, evaluate_full, evaluate_sampled, sample_eval_negatives
+from ..eval.protocols import (
+    evaluate_candidates,
+    evaluate_full,
+    evaluate_sampled,
+    held_cold_items,
+    sample_eval_negatives,
+)
 from ..eval.tail import tail_items
 from .plan import COLD_FRACTION, KS, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
 
@@ -54,12 +60,6 @@ def halve_validation(split: Split, seed: int) -> tuple[Split, Split]:
     return part(~mask), part(mask)
 
 
-def cold_items_of(split: Split, part: str) -> np.ndarray:
-    """The cold items held out in `part` (valid or test)."""
-    frame = getattr(split, part)
-    return np.intersect1d(split.cold_items, frame["item"].to_numpy())
-
-
 def seen_for(split: Split, part: str) -> list[pd.DataFrame]:
     return [split.train] if part == "valid" else [split.train, split.valid]
 
@@ -84,7 +84,7 @@ def evaluate(
         )
         return evaluate_sampled(model, target, negatives, ks=(10,), batch_size=256)  # x100 candidate pairs
     if spec.evaluation == "candidates":
-        cand = cold_items_of(split, part)
+        cand = held_cold_items(split, part)
         return evaluate_candidates(model, target, seen_for(split, part), cand, n_users, n_items, KS, batch_size, pop)
     if spec.evaluation == "tail":
         cand = tail_items(pop, TAIL_HEAD_FRACTION)

@@ -8,6 +8,7 @@ Running the same command again on an unfinished RUN_DIR resumes the training.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def build_config(args):
     model_config = dict(base.get("model_config") or {})
     spec = get_spec(model)
     shortcuts = {"dim": args.dim, "lm": args.lm, "strategy": args.strategy}
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    for flag, value in shortcuts.items():
+        if value is not None and flag not in fields:
+            raise UserError(
+                f"--{flag}: model '{model}' has no {flag} setting; drop --{flag} (see: gpt2rec train --help)"
+            )
     sets = list(args.set) + [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
     model_config.update(parse_sets(sets, spec.config_cls))
     data = dict(base.get("data") or {})

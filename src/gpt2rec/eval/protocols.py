@@ -1,4 +1,5 @@
-"""Evaluation protocols: full ranking, sampled ranking (NCF) and candidate-set ranking (cold items).
+"""Evaluation protocols: full ranking, sampled ranking (NCF) and candidate-set ranking (cold items);
+`evaluate_part` picks the one a split's kind calls for.
 
 All take a model with the `Recommender` contract, run under `torch.no_grad()` in eval mode (restoring the previous mode), and score on the model's
 device. Key names match `gpt2rec.eval.metrics`: `ndcg@K`, `recall@K`, `hit@K`, `mrr@K`,
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data.sampling import NegativeSampler, sample_distinct
-from ..data.splits import interaction_matrix
+from ..data.splits import Split, interaction_matrix
 from ..retrieval import RetrievalConfig, Retriever, member
 from ..utils.device import model_device
 from .metrics import beyond_accuracy, ranking_metrics
@@ -103,6 +104,34 @@ def evaluate_candidates(
     if cand[0] < 0 or cand[-1] >= n_items:
         raise ValueError(f"candidate items must be item indices in 0..{n_items - 1}")
     return _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand)
+
+
+def held_cold_items(split: Split, part: str) -> np.ndarray:
+    """The cold items (never in train) held out in `part` ("valid" or "test") of a cold-item split."""
+    return np.intersect1d(split.cold_items, getattr(split, part)["item"].to_numpy())
+
+
+def evaluate_part(
+    model,
+    split: Split,
+    part: str,
+    n_users: int,
+    n_items: int,
+    ks: Iterable[int] = (5, 10, 20),
+    batch_size: int = 512,
+    item_popularity=None,
+) -> dict[str, float]:
+    """Metrics on `split.<part>` ("valid": seen = train; "test": seen = train + valid) under the
+    split's own protocol. A cold-item split ranks among the cold items held out in that part: ranked
+    among every item, items without a single interaction never reach a top 10 next to the known
+    ones, and every metric reads 0 whatever the model. Any other split ranks every item."""
+    target = getattr(split, part)
+    seen = split.train if part == "valid" else [split.train, split.valid]
+    if split.cold_items is not None:
+        cand = held_cold_items(split, part)
+        if len(cand):
+            return evaluate_candidates(model, target, seen, cand, n_users, n_items, ks, batch_size, item_popularity)
+    return evaluate_full(model, target, seen, n_users, n_items, ks, batch_size, item_popularity)
 
 
 def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_popularity, cand, retrieval=None):

@@ -84,7 +84,7 @@ def fit(
     if dist.world_size() > 1 and device.type == "cuda":  # under torchrun: this rank's own GPU
         device = torch.device("cuda", torch.cuda.current_device())
     model.to(device)
-    validate = validate or full_ranking_validation(ctx, split, config)
+    validate = validate or split_validation(ctx, split, config)
     sampler = NegativeSampler(interaction_matrix(split.train, ctx.n_users, ctx.n_items), ctx.n_items)
     # sparse gradients all-reduce on gloo (CPU); nccl has no sparse all-reduce, so CUDA ranks stay dense
     lazy = False if dist.world_size() > 1 and device.type == "cuda" else config.lazy_adam
@@ -130,14 +130,15 @@ def fit(
     )
 
 
-def full_ranking_validation(ctx, split: Split, config: TrainConfig) -> Validate:
-    """The default validation: rank every item for each user of `split.valid` (seen: train)."""
-    from ..eval.protocols import evaluate_full
+def split_validation(ctx, split: Split, config: TrainConfig) -> Validate:
+    """The default validation: `split.valid` under the split's own protocol (seen: train): every item
+    ranked, or the held-out new items on a cold-item split (`eval.protocols.evaluate_part`)."""
+    from ..eval.protocols import evaluate_part
 
     popularity = np.bincount(split.train["item"].to_numpy(np.int64), minlength=ctx.n_items)
 
     def validate(model) -> dict:
-        return evaluate_full(model, split.valid, split.train, ctx.n_users, ctx.n_items, config.eval_ks,
+        return evaluate_part(model, split, "valid", ctx.n_users, ctx.n_items, config.eval_ks,
                              config.eval_batch_size, popularity)  # fmt: skip
 
     return validate
