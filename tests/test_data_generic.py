@@ -55,6 +55,10 @@ def test_implicit_threshold_via_config(tmp_path):
     ds = load_dataset(config)
     assert ds.interactions["rating"].tolist() == [5.0, 4.0]
     assert ds.n_items == 2  # the catalogue is kept
+    with pytest.raises(DataError, match=r"no rating is >= the implicit threshold 6 \(ratings run from 2 to 5\)"):
+        load_dataset(
+            DataConfig(dataset=str(path), rating_col="stars", user_col="uid", item_col="iid", implicit_threshold=6)
+        )
 
 
 def test_separator_from_suffix_and_explicit(tmp_path):

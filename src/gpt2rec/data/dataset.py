@@ -50,7 +50,13 @@ class Dataset:
         """Keep all interactions (threshold None) or those with rating >= threshold."""
         if threshold is None:
             return self
-        kept = self.interactions[self.interactions["rating"] >= threshold].reset_index(drop=True)
+        ratings = self.interactions["rating"]
+        kept = self.interactions[ratings >= threshold].reset_index(drop=True)
+        if len(ratings) and not len(kept):
+            raise DataError(
+                f"dataset {self.name!r}: no rating is >= the implicit threshold {threshold:g} (ratings run from "
+                f"{ratings.min():g} to {ratings.max():g}); lower --implicit-threshold or leave it out to keep all"
+            )
         return Dataset(self.name, kept, self.users, self.items)
 
     def describe(self) -> dict:
