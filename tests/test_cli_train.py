@@ -69,6 +69,17 @@ def test_a_cold_item_split_is_evaluated_among_its_new_items(ml_folder, tmp_path,
     assert "ranked among its own new items" in capsys.readouterr().err
 
 
+def test_new_users_of_a_history_only_model_are_named(ml_folder, tmp_path, capsys):
+    """The folder's timestamps grow with the user ID, so a temporal cut holds the last users out whole."""
+    for model, warned in (("ease", True), ("popularity", False)):
+        argv = ["train", "--model", model, "--dataset", str(ml_folder), "--split", "temporal"]
+        assert main([*argv, "--out", str(tmp_path / model), "--quiet"]) == 0
+        err = capsys.readouterr().err
+        assert (
+            "test users have no training interactions; ease scores a user from their interactions alone" in err
+        ) == warned
+
+
 def test_evaluate_reproduces_saved_metrics(bpr_run, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(bpr_run), "--json"]) == 0

@@ -119,9 +119,10 @@ def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, 
     }
 
 
-def evaluate_model(model, split: Split, n_users: int, n_items: int, train: TrainConfig) -> dict:
+def evaluate_model(model, split: Split, n_users: int, n_items: int, train: TrainConfig, spec=None) -> dict:
     """Metrics on valid (seen: train) and test (seen: train + valid): full ranking, or among the
-    part's new items on a cold-item split (`eval.protocols.evaluate_part`)."""
+    part's new items on a cold-item split (`eval.protocols.evaluate_part`). With the model's `spec`,
+    held-out users it cannot place (`spec.history_only`, no training interactions) are named."""
     from .eval.protocols import evaluate_part
 
     ks = tuple(sorted(set(EVAL_KS) | set(train.eval_ks)))
@@ -130,7 +131,28 @@ def evaluate_model(model, split: Split, n_users: int, n_items: int, train: Train
     out = {p: evaluate_part(model, split, p, n_users, n_items, ks, train.eval_batch_size, pop) for p in parts}
     if split.cold_items is not None:
         log.info("cold-item split: each part is ranked among its own new items, not the whole catalogue")
+    if spec is not None and spec.history_only:
+        _warn_new_users(split, spec.name)
     return out
+
+
+def _warn_new_users(split: Split, model: str) -> None:
+    """A history-only model ranks items for a user without training interactions from nothing."""
+    known = np.unique(split.train["user"].to_numpy())
+    counts = []
+    for part in ("valid", "test"):
+        users = np.unique(getattr(split, part)["user"].to_numpy())
+        new = len(np.setdiff1d(users, known))
+        if new:
+            counts.append(f"{new} of the {len(users)} {part} users")
+    if counts:
+        log.warning(
+            "%s have no training interactions; %s scores a user from their interactions alone, so their lists "
+            "say nothing (and pull its metrics down): use a model that reads profiles (l3ae, enhanced) or "
+            "popularity for them, or a split that keeps every user in training (random, loo)",
+            " and ".join(counts),
+            model,
+        )
 
 
 def _check_same_run(out: Path, config: dict) -> None:
@@ -193,7 +215,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
                 raise
             if not main:
                 return {"train": fit_info}
-            metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
+            metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train, spec)
             metrics["train"] = fit_info
             ckpt.save_model(work, model)
             ckpt.save_metrics(work, metrics)
@@ -246,7 +268,7 @@ def load_run(run_dir: str | Path, device=None):
 def evaluate_run(run_dir: str | Path, device=None) -> dict:
     """Reload a run folder and evaluate it again on its own split: {"valid": {...}, "test": {...}}."""
     config, dataset, model, split = load_run(run_dir, device)
-    return evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train)
+    return evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train, get_spec(config.model))
 
 
 def open_run(run_dir: str | Path, device=None) -> Run:

@@ -67,6 +67,8 @@ class ModelSpec:
 
     `train_defaults`: the model's own TrainConfig settings (gradient models whose best epoch, chosen
     on ML-100K validation, lies beyond the generic defaults); explicit settings override them.
+    `history_only`: the model scores a user from their training interactions alone, so a user without
+    any gets a list that says nothing (no profile, no popularity fallback).
     """
 
     name: str
@@ -75,3 +77,4 @@ class ModelSpec:
     fit: Callable[[torch.nn.Module, ModelContext], None] | None = None
     description: str = ""
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    history_only: bool = False

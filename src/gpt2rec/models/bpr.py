@@ -95,4 +95,5 @@ SPEC = ModelSpec(
     build=build,
     description="BPR matrix factorisation (Rendle et al. 2009)",
     train_defaults={"epochs": 300, "patience": 10, "num_neg": 4},  # with lr 1e-3 and the BPR loss
+    history_only=True,
 )

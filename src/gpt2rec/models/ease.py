@@ -107,4 +107,5 @@ SPEC = ModelSpec(
     build=build,
     fit=fit,
     description="EASE linear item-item autoencoder (Steck 2019); closed form",
+    history_only=True,
 )

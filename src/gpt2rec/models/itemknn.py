@@ -109,4 +109,5 @@ SPEC = ModelSpec(
     build=build,
     fit=fit,
     description="item-based k-nearest neighbours (cosine, optional shrinkage); closed form",
+    history_only=True,
 )

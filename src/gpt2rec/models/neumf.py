@@ -99,4 +99,5 @@ SPEC = ModelSpec(
     build=build,
     description="NeuMF: GMF + MLP branches fused by a linear layer (He et al. 2017)",
     train_defaults={"epochs": 200, "patience": 10},
+    history_only=True,
 )
