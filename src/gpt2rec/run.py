@@ -11,6 +11,7 @@ and "196" are the same user.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import torch
 from .data.splits import interaction_matrix
 from .errors import UserError
 from .retrieval import RetrievalConfig, Retriever
+
+log = logging.getLogger(__name__)
 
 
 class UnknownIdError(UserError):
@@ -157,4 +160,17 @@ class Run:
         """Top-k rows {item_id, title, score} for a raw user ID, never an item the user trained on."""
         if int(k) <= 0:
             raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
-        return self.rows(*self.top_items(self.user_index(raw_user), int(k)))
+        user = self.user_index(raw_user)
+        if not len(self.seen(user)) and self._history_only():
+            log.warning(
+                "user %s has no training interactions in this run, and %s scores a user from their interactions "
+                "alone: this list says nothing about them; a model that reads profiles (l3ae, enhanced) can place "
+                "them", raw_user, self.config.model,
+            )  # fmt: skip
+        return self.rows(*self.top_items(user, int(k)))
+
+    def _history_only(self) -> bool:
+        from .models.registry import get_spec
+
+        name = getattr(self.config, "model", None)
+        return name is not None and get_spec(name).history_only
