@@ -166,3 +166,11 @@ def test_one_progress_bar_per_run_and_epoch_lines_only_with_v(ml_folder, tmp_pat
     assert [line.split()[2].split("/")[0] for line in epochs] == (["1", "2", "3"] if verbose else [])
     assert verbose or "resuming" not in err  # the run's own first checkpoint is no resume to report
     assert len((tmp_path / "run" / "history.jsonl").read_text().splitlines()) == 3  # kept either way
+
+
+def test_version(capsys):
+    import gpt2rec
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"gpt2rec {gpt2rec.__version__}"

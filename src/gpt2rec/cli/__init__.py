@@ -28,9 +28,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
     from . import commands
 
     parser = _Parser(prog="gpt2rec", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gpt2rec {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in commands.MODULES:
         module.register(subparsers)
