@@ -144,3 +144,19 @@ def test_history_never_reads_held_out_interactions():
 def test_history_requires_the_training_frame():
     with pytest.raises(UserError, match="training interactions"):
         user_texts(_dataset(), TemplateConfig(history=3))
+
+
+def test_items_with_ids_only_are_named_once(caplog):
+    from gpt2rec.text.templates import describes_items
+
+    inter = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [7, 8, 7]})
+    bare = Dataset.from_frames("bare-items", inter)  # no items table: the title is the ID itself
+    assert not describes_items(bare.items)
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        assert [r.text for r in item_texts(bare)] == ["Movie: 7. Genres: unknown.", "Movie: 8. Genres: unknown."]
+        item_texts(bare)
+    assert caplog.text.count("bare-items: no item has metadata beyond its ID") == 1
+    one_title = pd.DataFrame({"item_id": [7], "title": ["Heat (1995)"]})
+    assert describes_items(Dataset.from_frames("x", inter, items=one_title).items)
+    one_genre = pd.DataFrame({"item_id": [7, 8], "genres": [[], ["Drama"]]})
+    assert describes_items(Dataset.from_frames("y", inter, items=one_genre).items)

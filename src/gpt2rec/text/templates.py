@@ -25,6 +25,7 @@ Each `Rendered` keeps `spans[field] = (start, end)`: text[start:end] is that fie
 
 from __future__ import annotations
 
+import logging
 import math
 import string
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 MOVIELENS_USER_TEMPLATE = "User profile: Gender is {gender}, Age group is {age_group}, Occupation is {occupation}."
 MOVIE_TEMPLATE = "Movie: {title}. Genres: {genres}."
@@ -143,8 +146,10 @@ def user_texts(dataset, cfg: TemplateConfig | None = None, train: pd.DataFrame |
 
 
 def item_texts(dataset, cfg: TemplateConfig | None = None) -> list[Rendered]:
-    """One `Rendered` per internal item (row i = item i)."""
+    """One `Rendered` per internal item (row i = item i). Items with nothing but their IDs are
+    named once per dataset: the LM would read each one as a number."""
     cfg = cfg or TemplateConfig()
+    _warn_if_bare(dataset)
     template = resolve_item_template(dataset.items, cfg)
     return [Rendered(*render(template, row)) for row in _records(dataset.items, cfg, user=False)]
 
@@ -186,6 +191,38 @@ def render(template: str, values: dict, offset: int = 0) -> tuple[str, dict[str,
         spans.setdefault(name, (pos, pos + len(piece)))
         pos += len(piece)
     return "".join(parts), spans
+
+
+def describes_items(items: pd.DataFrame) -> bool:
+    """True when some item has metadata beyond its ID: a title that is not the ID itself (the loader's
+    stand-in when no items table is given), a genre, or any other filled column."""
+    ids = items["item_id"].astype(str)
+    for col in items.columns:
+        if col == "item_id":
+            continue
+        shown = [_display(v, "|") for v in items[col].tolist()]
+        filled = [v for v in shown if v != UNKNOWN]
+        if col == "title":
+            filled = [t for t, i in zip((str(v) for v in shown), ids) if t != i and t != UNKNOWN]
+        if filled:
+            return True
+    return False
+
+
+_WARNED_BARE: set[tuple] = set()
+
+
+def _warn_if_bare(dataset) -> None:
+    name = getattr(dataset, "name", "new items")
+    key = (name, len(dataset.items), tuple(dataset.items.columns))
+    if key in _WARNED_BARE or describes_items(dataset.items):
+        return
+    _WARNED_BARE.add(key)
+    log.warning(
+        "%s: no item has metadata beyond its ID (no items table, or one with IDs only), so the language model reads "
+        "each item as its ID; pass --items FILE with title/genres columns for the text to carry meaning",
+        name,
+    )
 
 
 def _records(table: pd.DataFrame, cfg: TemplateConfig, user: bool) -> list[dict]:
