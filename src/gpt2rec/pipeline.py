@@ -30,13 +30,16 @@ from .train import checkpoint as ckpt
 from .train import runfolder
 from .train.config import TrainConfig, default_train, resumable_view
 from .train.loop import fit
+from .train.search import check_searchable, grid_search
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
+from .utils.io import write_json
 
 log = logging.getLogger(__name__)
 
 EVAL_KS = (5, 10, 20)
 SPLIT_DIR = "split"
+TUNING = "tuning.json"  # a tuned run's search: every point tried, its validation metric
 MAX_WIDTH = 16384  # widest sane embedding / layer; larger values are typos that would exhaust memory
 WIDTH_FIELDS = ("dim", "hidden", "mlp_layers", "n_heads", "lora_r")
 
@@ -166,19 +169,24 @@ def _check_same_run(out: Path, config: dict) -> None:
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
 
 
-def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> dict:
+def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune: bool = False) -> dict:
     """Train, evaluate and save a run into `out_dir`; returns {"valid", "test", "train"} metrics.
 
     One process at a time writes `out_dir` (a second one gets a UserError). A new run is built in a
     staging sibling folder and appears at `out_dir` only once it can be resumed (after its first
     epoch; closed-form models once complete), so a failed or interrupted start leaves nothing.
+    `tune`: first search the model's `tune_grid` on validation (`train.search`); the run keeps the
+    chosen settings, and `tuning.json` every point tried.
     """
     out = Path(out_dir)
     config = replace(config, data=pin_feedback(config.data))  # reloads of this run see the same feedback
-    cfg = to_dict(config)
+    spec = get_spec(config.model)
+    if tune:
+        check_searchable(spec)  # before any work
     main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
     with runfolder.lock(out) if main else nullcontext():
-        _check_same_run(out, cfg)
+        if not tune:  # (a tuned run is compared once its settings are chosen)
+            _check_same_run(out, to_dict(config))
         dataset = load_dataset(config.data)
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:
@@ -186,7 +194,12 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
-        spec = get_spec(config.model)
+        search = None
+        if tune:
+            search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)
+            config = replace(config, model_config=to_dict(_model_config(config.model, search.chosen)))
+            _check_same_run(out, to_dict(config))
+        cfg = to_dict(config)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
         created = False
         with runfolder.staging(out) if main else nullcontext(None) as work:  # built leaves no run
@@ -199,6 +212,8 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
                     ckpt.save_config(work, cfg)
                     ckpt.save_id_maps(work, dataset)
                     write_split(split, dataset, work / SPLIT_DIR)
+                    if search is not None:
+                        write_json(work / TUNING, search.to_dict())
                 if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
                     # (no bar of its own: the resumed fit's bar starts at epoch 1, one bar per run)
                     fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
@@ -213,6 +228,8 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True) -> d
                 if created:  # a run started by this call that diverged is a failed start: leave nothing
                     shutil.rmtree(out, ignore_errors=True)
                 raise
+            if search is not None:
+                fit_info["tuned"] = search.point
             if not main:
                 return {"train": fit_info}
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train, spec)

@@ -65,6 +65,12 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
     p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
     p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="closed-form models (ease, itemknn, l3ae): first fit each point of the model's grid and keep the "
+        "settings best on validation (the run's tuning.json lists every point); overrides those --set values",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
     p.add_argument(
         "--nproc", type=int, default=None,
@@ -174,15 +180,22 @@ def _train(args) -> int:
     from ..pipeline import train_run
 
     config = build_config(args)
+    if args.tune:
+        from ..models.registry import get_spec
+        from ..train.search import check_searchable
+
+        check_searchable(get_spec(config.model))
     verbose = not args.quiet and dist.is_main()
     if verbose:
         print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
-    metrics = train_run(config, args.out, verbose=verbose)
+    metrics = train_run(config, args.out, verbose=verbose, tune=args.tune)
     if not dist.is_main():
         return 0
     info = metrics.get("train", {})
     extra = f", best epoch {info['best_epoch']}" if "best_epoch" in info else ""
     print(f"trained in {info.get('seconds', 0.0):.1f}s{extra}")
+    if "tuned" in info:
+        print("tuned on validation: " + ", ".join(f"{k}={v:g}" for k, v in info["tuned"].items()))
     print(f"valid  {format_metrics(metrics['valid'])}")
     print(f"test   {format_metrics(metrics['test'])}")
     print(f"saved to {args.out}")

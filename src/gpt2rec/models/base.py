@@ -69,6 +69,8 @@ class ModelSpec:
     on ML-100K validation, lies beyond the generic defaults); explicit settings override them.
     `history_only`: the model scores a user from their training interactions alone, so a user without
     any gets a list that says nothing (no profile, no popularity fallback).
+    `tune_grid`: points of model settings `gpt2rec train --tune` fits and scores on validation (closed
+    form only), in the order that breaks ties.
     """
 
     name: str
@@ -78,3 +80,4 @@ class ModelSpec:
     description: str = ""
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     history_only: bool = False
+    tune_grid: tuple[Mapping[str, Any], ...] = ()

@@ -108,4 +108,6 @@ SPEC = ModelSpec(
     fit=fit,
     description="EASE linear item-item autoencoder (Steck 2019); closed form",
     history_only=True,
+    # `train --tune`: the default first (ties keep it), then wider and narrower
+    tune_grid=tuple({"reg": r} for r in (300.0, 100.0, 1000.0, 30.0, 3000.0, 10.0, 10000.0)),
 )

@@ -110,4 +110,5 @@ SPEC = ModelSpec(
     fit=fit,
     description="item-based k-nearest neighbours (cosine, optional shrinkage); closed form",
     history_only=True,
+    tune_grid=tuple({"k": k, "shrinkage": s} for s in (0.0, 10.0) for k in (100, 50, 200, 20, 400)),
 )

@@ -351,4 +351,11 @@ SPEC = ModelSpec(
     build=build,
     fit=fit,
     description="L3AE: EASE pulled towards an item-item matrix from the LM's item vectors (closed form)",
+    # `train --tune`: reg x text_weight around the ML-100K warm choice (the default first), up to the
+    # large text_weight at which an item's column of B is its text column (new items)
+    tune_grid=tuple(
+        {"reg": r, "text_weight": w}
+        for r in (30.0, 10.0, 100.0, 300.0, 1000.0)
+        for w in (300.0, 100.0, 1000.0, 3000.0, 3e5)
+    ),
 )
