@@ -160,3 +160,4 @@ def test_items_with_ids_only_are_named_once(caplog):
     assert describes_items(Dataset.from_frames("x", inter, items=one_title).items)
     one_genre = pd.DataFrame({"item_id": [7, 8], "genres": [[], ["Drama"]]})
     assert describes_items(Dataset.from_frames("y", inter, items=one_genre).items)
+    assert describes_items(pd.DataFrame({"title": ["Heat (1995)"]}))  # new items may come without IDs

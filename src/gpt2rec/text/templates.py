@@ -196,7 +196,7 @@ def render(template: str, values: dict, offset: int = 0) -> tuple[str, dict[str,
 def describes_items(items: pd.DataFrame) -> bool:
     """True when some item has metadata beyond its ID: a title that is not the ID itself (the loader's
     stand-in when no items table is given), a genre, or any other filled column."""
-    ids = items["item_id"].astype(str)
+    ids = items["item_id"].astype(str) if "item_id" in items else pd.Series([""] * len(items))
     for col in items.columns:
         if col == "item_id":
             continue
