@@ -201,10 +201,8 @@ def describes_items(items: pd.DataFrame) -> bool:
         if col == "item_id":
             continue
         shown = [_display(v, "|") for v in items[col].tolist()]
-        filled = [v for v in shown if v != UNKNOWN]
-        if col == "title":
-            filled = [t for t, i in zip((str(v) for v in shown), ids) if t != i and t != UNKNOWN]
-        if filled:
+        stand_ins = ids if col == "title" else [UNKNOWN] * len(shown)
+        if any(v != UNKNOWN and str(v) != stand_in for v, stand_in in zip(shown, stand_ins)):
             return True
     return False
 
