@@ -216,3 +216,22 @@ def test_page_and_docs_are_served(client):
     )
     assert client.get("/static/app.js").status_code == 200
     assert "/v1/recommendations/query" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_history_only_model_notes_users_without_training_items(tmp_path):
+    """User 13 is in the users table but has no interaction: EASE can only give it an arbitrary list,
+    and the answer says so; users with training items get no note."""
+    from gpt2rec.pipeline import RunConfig, train_run
+    from serve_fixtures import write_data
+
+    data = write_data(tmp_path)
+    with open(data["users"], "a") as fh:
+        fh.write("13,F,40,writer\n")
+    config = RunConfig.create(model="ease", model_config={"reg": 1.0}, data=data, split={"kind": "loo"})
+    train_run(config, tmp_path / "run", verbose=False)
+    client = served_copy(tmp_path / "run", tmp_path / "copy")
+    answer = client.get("/v1/users/13/recommendations", params={"k": 2}).json()
+    assert answer["note"].startswith("no training interactions in this run, and ease scores a user")
+    assert "note" not in client.get("/v1/users/1/recommendations", params={"k": 2}).json()
+    out = client.post("/v1/recommendations", json={"user_ids": [1, 13], "k": 2}).json()["results"]
+    assert ["note" in r for r in out] == [False, True]

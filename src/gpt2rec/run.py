@@ -161,16 +161,20 @@ class Run:
         if int(k) <= 0:
             raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
         user = self.user_index(raw_user)
-        if not len(self.seen(user)) and self._history_only():
-            log.warning(
-                "user %s has no training interactions in this run, and %s scores a user from their interactions "
-                "alone: this list says nothing about them; a model that reads profiles (l3ae, enhanced) can place "
-                "them", raw_user, self.config.model,
-            )  # fmt: skip
+        note = self.history_note(user)
+        if note:
+            log.warning("user %s: %s", raw_user, note)
         return self.rows(*self.top_items(user, int(k)))
 
-    def _history_only(self) -> bool:
+    def history_note(self, user: int) -> str | None:
+        """Why internal user `user`'s list means nothing, or None: no training interactions, and a
+        model that scores from interactions alone (`ModelSpec.history_only`)."""
         from .models.registry import get_spec
 
         name = getattr(self.config, "model", None)
-        return name is not None and get_spec(name).history_only
+        if len(self.seen(user)) or name is None or not get_spec(name).history_only:
+            return None
+        return (
+            f"no training interactions in this run, and {name} scores a user from their interactions alone: this "
+            "list says nothing about them; a model that reads profiles (l3ae, enhanced) can place them"
+        )

@@ -132,6 +132,11 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         except UserError as exc:
             raise _mapped(exc, field) from None
 
+    def _with_note(answer: dict, user: int) -> dict:
+        """`note`: why this user's list means nothing (a history-only model, no training items)."""
+        note = service.run.history_note(user)
+        return {**answer, "note": note} if note else answer
+
     def item_index(raw, field: str = "item_id") -> int:
         try:
             return service.item_index(raw)
@@ -155,7 +160,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         rows = await batcher.submit(user, k)
         if explain:
             rows = await _call("explain", service.explain_rows, user, rows)
-        return {"user_id": service.run.user_ids[user], "items": rows}
+        return _with_note({"user_id": service.run.user_ids[user], "items": rows}, user)
 
     @app.post("/v1/recommendations", summary="several known users at once (one scoring call)")
     async def batch(body: BatchRequest):
@@ -163,7 +168,9 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         rows = await _call("user_ids", service.recommend_many, users, body.k)
         if body.explain:
             rows = [await _call("explain", service.explain_rows, u, r) for u, r in zip(users, rows)]
-        return {"results": [{"user_id": service.run.user_ids[u], "items": r} for u, r in zip(users, rows)]}
+        return {
+            "results": [_with_note({"user_id": service.run.user_ids[u], "items": r}, u) for u, r in zip(users, rows)]
+        }
 
     @app.post("/v1/recommendations/profile", summary="a new user: profile fields and/or liked items")
     async def profile(body: ProfileRequest):

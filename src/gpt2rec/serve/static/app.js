@@ -37,9 +37,9 @@ function bars(title, weights) {
   return box;
 }
 
-function show(title, items) {
+function show(title, items, note) {
   $("results-title").textContent = title;
-  $("message").textContent = items.length ? "" : "No items left to recommend.";
+  $("message").textContent = note || (items.length ? "" : "No items left to recommend.");
   $("message").className = "muted";
   const cards = $("results");
   cards.replaceChildren();
@@ -95,7 +95,7 @@ $("user-form").addEventListener("submit", async (e) => {
   const user = $("user-select").value;
   try {
     const data = await api(`/v1/users/${encodeURIComponent(user)}/recommendations?k=10&explain=${$("user-explain").checked}`);
-    show(`For user ${user}`, data.items);
+    show(`For user ${user}`, data.items, data.note);
   } catch (err) { fail(err); }
 });
 
