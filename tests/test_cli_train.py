@@ -174,3 +174,19 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"gpt2rec {gpt2rec.__version__}"
+
+
+def test_library_warnings_are_one_line_and_others_keep_their_form(capsys):
+    import os
+    import warnings
+
+    from gpt2rec.cli import _logging
+
+    with warnings.catch_warnings(record=True) as passed_on:
+        warnings.simplefilter("always")
+        with _logging(False):
+            warnings.warn_explicit("texts are truncated", UserWarning, os.path.join("x", "gpt2rec", "text", "e.py"), 9)
+            warnings.warn_explicit("deprecated thing", FutureWarning, os.path.join("x", "torch", "nn.py"), 3)
+    err = capsys.readouterr().err
+    assert err == "gpt2rec: texts are truncated\n"  # one line: no file path, no source line
+    assert [str(w.message) for w in passed_on] == ["deprecated thing"]  # to the usual display

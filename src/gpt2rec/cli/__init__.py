@@ -4,7 +4,8 @@ Each subcommand parses its arguments and calls one library function.
 
 Every subcommand module exposes `register(subparsers)`, which adds its parser and sets `func`.
 The library reports through `logging` (logger "gpt2rec"); the CLI shows its INFO messages on
-stderr, and with `-v` its DEBUG ones too (e.g. one line per training epoch), above the progress bars.
+stderr, and with `-v` its DEBUG ones too (e.g. one line per training epoch), above the progress bars;
+gpt2rec's own Python warnings (e.g. texts cut at max_length) show as one such line too.
 A `UserError`, an `OSError` (permissions, disk full, ...) or a non-finite training loss becomes one
 line on stderr and exit code 2; no traceback. A closed output pipe (`| head`) ends quietly.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,10 +55,21 @@ def _logging(verbose: bool) -> Iterator[None]:
     level = logger.level
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.addHandler(handler)
+    shown = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        """gpt2rec's own warnings as one 'gpt2rec: ...' line (no file path, no source line)."""
+        if f"{os.sep}gpt2rec{os.sep}" in str(filename):
+            logger.warning("%s", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
     try:
         with logging_redirect_tqdm(loggers=[logger]):
             yield
     finally:
+        warnings.showwarning = shown
         logger.removeHandler(handler)
         logger.setLevel(level)
 

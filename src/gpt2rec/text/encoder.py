@@ -156,7 +156,7 @@ class TextEncoder(nn.Module):
         if long:
             warnings.warn(
                 f"{len(long)} of {len(texts)} texts exceed max_length={self.config.max_length} tokens and are "
-                f"truncated (longest {max(len(ids[i]) for i in long)}); raise EncoderConfig.max_length to keep them",
+                f"truncated (longest {max(len(ids[i]) for i in long)}); raise max_length (--set max_length=N) to keep them",
                 stacklevel=3,
             )
             cut = self.tokenizer(
