@@ -190,3 +190,20 @@ def test_library_warnings_are_one_line_and_others_keep_their_form(capsys):
     err = capsys.readouterr().err
     assert err == "gpt2rec: texts are truncated\n"  # one line: no file path, no source line
     assert [str(w.message) for w in passed_on] == ["deprecated thing"]  # to the usual display
+
+
+def test_quiet_switches_off_the_hugging_face_bars(monkeypatch):
+    import os
+
+    import transformers
+
+    from gpt2rec.cli.train import quiet_hub_progress
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    transformers.utils.logging.enable_progress_bar()
+    try:
+        quiet_hub_progress()
+        assert not transformers.utils.logging.is_progress_bar_enabled()
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # for a transformers imported later
+    finally:
+        transformers.utils.logging.enable_progress_bar()

@@ -163,6 +163,17 @@ def parse_sets(items: list[str], config_cls) -> dict:
     return out
 
 
+def quiet_hub_progress() -> None:
+    """No Hugging Face bars either (transformers' "Loading weights"): read from the environment when
+    transformers is first imported, switched off directly when it already is."""
+    import os
+    import sys
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def format_metrics(metrics: dict, keys=("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "recall@20")) -> str:
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
 
@@ -186,6 +197,8 @@ def _train(args) -> int:
 
         check_searchable(get_spec(config.model))
     verbose = not args.quiet and dist.is_main()
+    if args.quiet:
+        quiet_hub_progress()
     if verbose:
         print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
     metrics = train_run(config, args.out, verbose=verbose, tune=args.tune)
