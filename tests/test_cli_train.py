@@ -206,4 +206,5 @@ def test_quiet_switches_off_the_hugging_face_bars(monkeypatch):
         assert not transformers.utils.logging.is_progress_bar_enabled()
         assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # for a transformers imported later
     finally:
+        monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
         transformers.utils.logging.enable_progress_bar()
