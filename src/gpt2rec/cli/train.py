@@ -164,12 +164,13 @@ def parse_sets(items: list[str], config_cls) -> dict:
 
 
 def quiet_hub_progress() -> None:
-    """No Hugging Face bars either (transformers' "Loading weights"): read from the environment when
-    transformers is first imported, switched off directly when it already is."""
-    import os
+    """No Hugging Face bars either (transformers' "Loading weights"): transformers takes the hub's
+    setting when first imported, and is switched off directly when it already is."""
     import sys
 
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
     if "transformers" in sys.modules:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
 
@@ -197,7 +198,7 @@ def _train(args) -> int:
 
         check_searchable(get_spec(config.model))
     verbose = not args.quiet and dist.is_main()
-    if args.quiet:
+    if args.quiet and "lm" in config.model_config:  # (models without an LM never import the hub)
         quiet_hub_progress()
     if verbose:
         print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
