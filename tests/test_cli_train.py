@@ -66,7 +66,21 @@ def test_a_cold_item_split_is_evaluated_among_its_new_items(ml_folder, tmp_path,
         new = held[~held["item_id"].isin(train["item_id"])]
         assert 0 < new["item_id"].nunique() <= 10
         assert metrics[part]["hit@10"] == 1.0 and metrics[part]["n_users"] == new["user_id"].nunique()
-    assert "ranked among its own new items" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ranked among its own new items" in err and "scores an item from its interactions alone" not in err
+    ease = [
+        "train",
+        "--model",
+        "ease",
+        "--dataset",
+        str(ml_folder),
+        "--split",
+        "cold-item",
+        "--out",
+        str(tmp_path / "e"),
+    ]
+    assert main(ease) == 0  # EASE gives every new item 0: its ranking of them says nothing, and it is told
+    assert "cold-item split: ease scores an item from its interactions alone" in capsys.readouterr().err
 
 
 def test_new_users_of_a_history_only_model_are_named(ml_folder, tmp_path, capsys):

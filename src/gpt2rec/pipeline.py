@@ -135,12 +135,13 @@ def evaluate_model(model, split: Split, n_users: int, n_items: int, train: Train
     if split.cold_items is not None:
         log.info("cold-item split: each part is ranked among its own new items, not the whole catalogue")
     if spec is not None and spec.history_only:
-        _warn_new_users(split, spec.name)
+        _warn_history_only(split, spec.name)
     return out
 
 
-def _warn_new_users(split: Split, model: str) -> None:
-    """A history-only model ranks items for a user without training interactions from nothing."""
+def _warn_history_only(split: Split, model: str) -> None:
+    """A history-only model ranks items for a user without training interactions from nothing, and
+    scores an item without any (a cold-item split's new items) from nothing too."""
     known = np.unique(split.train["user"].to_numpy())
     counts = []
     for part in ("valid", "test"):
@@ -155,6 +156,13 @@ def _warn_new_users(split: Split, model: str) -> None:
             "popularity for them, or a split that keeps every user in training (random, loo)",
             " and ".join(counts),
             model,
+        )
+    if split.cold_items is not None and len(split.cold_items):
+        log.warning(
+            "cold-item split: %s scores an item from its interactions alone, so its ranking of the %d new items "
+            "says nothing; models that read item metadata (l3ae, enhanced, genre_content) can rank them",
+            model,
+            len(split.cold_items),
         )
 
 

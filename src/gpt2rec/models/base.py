@@ -67,8 +67,8 @@ class ModelSpec:
 
     `train_defaults`: the model's own TrainConfig settings (gradient models whose best epoch, chosen
     on ML-100K validation, lies beyond the generic defaults); explicit settings override them.
-    `history_only`: the model scores a user from their training interactions alone, so a user without
-    any gets a list that says nothing (no profile, no popularity fallback).
+    `history_only`: the model scores users and items from their training interactions alone, so a user
+    or item without any gets scores that say nothing (no profile, no metadata, no fallback).
     `tune_grid`: points of model settings `gpt2rec train --tune` fits and scores on validation (closed
     form only), in the order that breaks ties.
     """
