@@ -212,43 +212,53 @@ def test_cold_item_is_scored_from_its_text(tiny_lm):
         assert bool((col.abs() < 1e-8).all()) == expect_zero
 
 
-def test_a_brand_new_item_scores_as_the_same_item_in_the_catalogue_without_interactions(tiny_lm):
-    """Item L has no training interaction. Fitted on the catalogue WITH L (side_weight 0), its column
-    of B comes from the text route alone; fitted on the catalogue WITHOUT L, `score_new_items` reads
-    L's metadata row: the same scores for every user (the Schur complement, `l3ae_new`)."""
+def test_a_brand_new_item_is_scored_by_its_text_column_alone(tiny_lm):
+    """Item L (block 1's text) is left out of the catalogue. `score_new_items` reads its metadata
+    row: for user u, mu / (reg + mu) x_u^T F (F^T F + text_reg I)^-1 f_L (its text column, worked
+    out here from the kept unit vectors), so other users' co-counts do not move it (the joint
+    fit's P, which shrinks a catalogue item nobody chose, would)."""
     from gpt2rec import coldstart
     from gpt2rec.data.dataset import Dataset
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.registry import get_spec
     from gpt2rec.query import encode_query
-    from test_model_contract import make_data
+    from test_model_contract import BLOCK, make_data
 
     full, split = make_data()
     last = full.n_items - 1
-    train = split.train[split.train["item"] != last]
-    raw = train.rename(columns={"user": "user_id", "item": "item_id"}) + 1  # raw IDs are internal + 1
-    without = Dataset.from_frames("blocks", raw, items=full.items[full.items["item_id"] != last + 1])
-    assert (without.n_users, without.n_items) == (full.n_users, full.n_items - 1)
-    spec = get_spec("l3ae")
     row = full.items[full.items["item_id"] == last + 1]
+    spec = get_spec("l3ae")
+    cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
+                     pooling="mean")  # fmt: skip
+
+    def fitted(train, config=cfg):
+        raw = train.rename(columns={"user": "user_id", "item": "item_id"}) + 1  # raw IDs are internal + 1
+        data = Dataset.from_frames("blocks", raw, items=full.items[full.items["item_id"] != last + 1])
+        assert (data.n_users, data.n_items) == (full.n_users, full.n_items - 1)
+        ctx = ModelContext(data.n_users, data.n_items, data, train)
+        model = spec.build(config, ctx)
+        spec.fit(model, ctx)
+        return model
+
+    train = split.train[split.train["item"] != last]
+    model = fitted(train)
     users = torch.arange(full.n_users)
-    weights = []
-    for dropout in (0.0, 0.5):  # EDLAE's per-item L2 keeps P block diagonal: still exact
-        cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
-                         pooling="mean", dropout=dropout)  # fmt: skip
-        models = []
-        for data in (full, without):
-            ctx = ModelContext(data.n_users, data.n_items, data, train)
-            models.append(spec.build(cfg, ctx))
-            spec.fit(models[-1], ctx)
-        expected = models[0].score_users(users)[:, last]  # (U,)
-        got = torch.stack([coldstart.score_new_items(models[1], int(u), row)[0] for u in users])  # (U,)
-        assert float(expected.abs().min()) > 1e-4
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
-        weights.append(models[0].weight.clone())
-    assert not torch.allclose(weights[0], weights[1], atol=1e-4)  # the fit applies the emphasis
+    got = torch.stack([coldstart.score_new_items(model, int(u), row)[0] for u in users]).double()  # (U,)
+    f, f_new = model.item_text.double(), coldstart.new_item_table(model, row).text[0, 0].double()  # (I, D), (D,)
+    ridge = f @ torch.linalg.solve(f.T @ f + 0.5 * torch.eye(f.shape[1], dtype=f.dtype), f_new)  # (I,)
+    expected = 5.0 / 6.0 * (model.user_rows(users).double() @ ridge)  # (U,)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    mates = train[train["item"] >= BLOCK]["user"].unique().tolist()
+    # block 0's users also had block 1's items: block 1's users' histories are unchanged
+    extra = train[train["item"] < BLOCK].assign(item=lambda d: d["item"] + BLOCK)
+    extra = extra[extra["item"] != last]
+    again = fitted(pd.concat([train, extra], ignore_index=True))
+    assert not torch.allclose(again.weight, model.weight, atol=1e-4)
+    for u in mates:
+        moved = coldstart.score_new_items(again, int(u), row)[0]
+        assert float(moved) == pytest.approx(float(got[u]), rel=1e-4, abs=1e-6)
     # text off: no route, one line
-    off = spec.build(L3AEConfig(lm=tiny_lm, text_cache=False, text_weight=0.0, side_weight=0.0), ctx)
+    off = fitted(train, L3AEConfig(lm=tiny_lm, text_cache=False, text_weight=0.0, side_weight=0.0))
     with pytest.raises(UserError, match="text_weight > 0"):
         coldstart.score_new_items(off, 0, row)
     with pytest.raises(UserError, match="keeps no item text vectors.*text_weight > 0"):

@@ -80,8 +80,9 @@ def test_tuning_pulls_apart_the_sentences_of_items_never_had_together(tiny_lm):
 
 def test_new_items_are_read_by_the_tuned_lm_after_a_checkpoint_round_trip(tiny_lm):
     """Item L has no training interaction, so the tuning (on the other items' co-occurrences) is the
-    same with and without L in the catalogue, and a brand-new item L scores exactly as the catalogue's
-    L, only if it is read by the tuned LM. The same after rebuilding the model from its checkpoint."""
+    same with and without L in the catalogue, and a brand-new item L scores exactly as the text
+    column of the catalogue's L (`l3ae_new`), only if it is read by the tuned LM. The same after
+    rebuilding the model from its checkpoint."""
     from gpt2rec import coldstart
     from gpt2rec.data.dataset import Dataset
     from gpt2rec.models.base import ModelContext
@@ -97,7 +98,9 @@ def test_new_items_are_read_by_the_tuned_lm_after_a_checkpoint_round_trip(tiny_l
     spec, cfg, model = _fit(tiny_lm, without, train, 2, tune_blocks=5, tune_lr=3e-3)
     assert {k.split(".")[1] for k in model.lm_adapter.tensors()} == {"0", "1"}  # h.0, h.1
     users = torch.arange(full.n_users)
-    expected = with_l.score_users(users)[:, last]  # (U,)
+    f, f_l = model.item_text.double(), with_l.item_text[last].double()  # (I, D), (D,): the tuned readings
+    column = f @ torch.linalg.solve(f.T @ f + 0.5 * torch.eye(f.shape[1], dtype=f.dtype), f_l)  # (I,)
+    expected = (5.0 / 6.0 * model.user_rows(users).double() @ column).float()  # mu / (reg + mu) x_u^T c_L
     row = full.items[full.items["item_id"] == last + 1]
     saved = spec.build(cfg, ModelContext(without.n_users, without.n_items, saved=model.checkpoint_meta()))
     saved.load_state_dict(model.state_dict())

@@ -27,9 +27,10 @@ items with the largest B_ij).
 A cold user (no training interaction, `cold_users="neighbours"`) is scored like the enhanced model's
 new users (`profile_neighbours`): the share of the `cold_user_k` known users whose LM profile vectors
 are nearest who had the item. (Scoring that share through B as a pseudo-history was lower on
-cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) Brand-new users and items given only
-as metadata (`score_new_user`, `score_new_items`; `gpt2rec recommend --profile / --items`) take the
-cold users' and cold items' routes (`l3ae_new`).
+cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) A brand-new user given only as a
+profile (`score_new_user`, `gpt2rec recommend --profile`) takes the cold users' route; a brand-new
+item given as a metadata row (`score_new_items`, `--items`) is scored by its text column alone, not
+shrunk as a catalogue item nobody chose in training is (`l3ae_new`).
 
 The item vectors come from the frozen LM, or (`tune_epochs > 0`, for catalogues with new items) from
 the LM after LoRA-tuning its top blocks on which training items co-occur (`l3ae_tune`); the adapters
@@ -262,22 +263,15 @@ def side_gram(vectors: torch.Tensor, side_weight: float, center: bool = False) -
 
 def l3ae_weights(gram: torch.Tensor, c: torch.Tensor, reg: float | torch.Tensor, text_weight: float) -> torch.Tensor:
     """B (I, I) minimising ||X - XB||^2 + sum_j reg_j ||B_j||^2 + text_weight ||B - C||^2 with
-    diag(B) = 0 (`reg` a scalar or one weight per item (I,), row j of B)."""
+    diag(B) = 0 (`reg` a scalar or one weight per item (I,), row j of B). A per-item reg keeps the
+    closed form: P G = I - P diag(reg + mu), and the diagonal term joins the Lagrange multipliers'
+    diag(.)."""
     if text_weight == 0:
         return ease_weights(gram, reg)
-    return l3ae_solve(gram, c, reg, text_weight)[0]
-
-
-def l3ae_solve(
-    gram: torch.Tensor, c: torch.Tensor, reg: float | torch.Tensor, text_weight: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, P) for text_weight > 0: B as `l3ae_weights`, P = (G + diag(reg) + text_weight I)^-1 (I, I).
-    A per-item reg keeps the closed form: P G = I - P diag(reg + mu), and the diagonal term joins
-    the Lagrange multipliers' diag(.)."""
-    p = torch.linalg.inv(ridged(gram, reg + text_weight))  # (I, I)
+    p = torch.linalg.inv(ridged(gram, reg + text_weight))  # (I, I) P = (G + diag(reg) + mu I)^-1
     pc = p @ c  # (I, I)
     b = text_weight * pc - p * ((1.0 + text_weight * pc.diagonal()) / p.diagonal()).unsqueeze(0)
-    return b.fill_diagonal_(0.0), p
+    return b.fill_diagonal_(0.0)
 
 
 def build(config: L3AEConfig, ctx: ModelContext) -> L3AE:
@@ -324,13 +318,12 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
         gram += side_gram(vectors, cfg.side_weight, cfg.center)
     reg = emphasised_l2(gram, cfg.reg, cfg.dropout)  # scalar, or (I,)
     if cfg.text_weight > 0:
-        b, p = l3ae_solve(gram, text_matrix(cfg, ctx.dataset, device, ctx.train), reg, cfg.text_weight)
+        b = l3ae_weights(gram, text_matrix(cfg, ctx.dataset, device, ctx.train), reg, cfg.text_weight)
         if model.item_map is not None:
             unit = unit_rows(vectors, cfg.center)  # (I, D) float64
             model.item_text.copy_(unit)
-            model.item_map.copy_(l3ae_new.new_item_map(p, unit, cfg.text_weight, cfg.text_reg))
+            model.item_map.copy_(l3ae_new.new_item_map(unit, cfg.reg, cfg.text_weight, cfg.text_reg))
             model.text_mean.copy_(vectors.mean(0) if cfg.center else torch.zeros_like(model.text_mean))
-        del p
     else:
         b = ease_weights(gram, reg)
     model.weight.copy_(b.float())
