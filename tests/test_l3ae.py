@@ -265,15 +265,18 @@ def test_a_brand_new_item_is_scored_by_its_text_column_alone(tiny_lm):
         encode_query(off, "block 1")
 
 
-def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
+def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm, caplog):
     """Two groups of users, each liking its own block of items, told apart only by their profile
     (occupation). A user with no training item is scored by the k known users with the nearest
     profiles: its group mates, so every item of the other block scores exactly 0; with
-    cold_users=none it scores 0 everywhere. A checkpoint round trip keeps the route."""
+    cold_users=none it scores 0 everywhere, and evaluating such users says their lists mean nothing.
+    A checkpoint round trip keeps the route."""
     from gpt2rec import coldstart
     from gpt2rec.data.dataset import Dataset
-    from gpt2rec.models.base import ModelContext
+    from gpt2rec.data.splits import Split
+    from gpt2rec.models.base import ModelContext, new_users_blind
     from gpt2rec.models.registry import get_spec
+    from gpt2rec.pipeline import _warn_blind_spots
     from test_model_contract import BLOCK, GROUP_SIZES, make_data
 
     base, split = make_data()
@@ -292,11 +295,16 @@ def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm):
         model = spec.build(cfg, ctx)
         spec.fit(model, ctx)
         row = model.score_users(torch.tensor([cold, 0]))  # (2, I)
+        held = Split(train, split.train[split.train["user"] == cold], split.test, split.config)
+        caplog.clear()
+        _warn_blind_spots(held, spec, model)
         if route == "none":
             assert torch.all(row[0] == 0)
+            assert "1 of the 24 test users have no training interactions; l3ae has no user profiles" in caplog.text
             with pytest.raises(UserError, match="cold_users=neighbours"):
                 coldstart.score_new_user(model, {"occupation": "job0"})
             continue
+        assert new_users_blind(spec, model) is None and "no training interactions" not in caplog.text
         # a brand-new user with the cold user's profile takes the same route
         assert torch.allclose(coldstart.score_new_user(model, {"occupation": "job0"}), row[0], atol=1e-6)
         with pytest.raises(UserError, match="unknown field.*'gender'.*valid fields: \\['occupation'\\]"):

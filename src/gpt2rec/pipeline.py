@@ -23,7 +23,7 @@ from . import distributed as dist
 from .data.load import DataConfig, load_dataset, pin_feedback
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
 from .errors import NonFiniteLossError, UserError
-from .models.base import ModelContext
+from .models.base import ModelContext, new_users_blind
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
@@ -125,7 +125,7 @@ def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, 
 def evaluate_model(model, split: Split, n_users: int, n_items: int, train: TrainConfig, spec=None) -> dict:
     """Metrics on valid (seen: train) and test (seen: train + valid): full ranking, or among the
     part's new items on a cold-item split (`eval.protocols.evaluate_part`). With the model's `spec`,
-    held-out users it cannot place (`spec.history_only`, no training interactions) are named."""
+    held-out users it cannot place (no training interactions, `new_users_blind`) are named."""
     from .eval.protocols import evaluate_part
 
     ks = tuple(sorted(set(EVAL_KS) | set(train.eval_ks)))
@@ -134,14 +134,14 @@ def evaluate_model(model, split: Split, n_users: int, n_items: int, train: Train
     out = {p: evaluate_part(model, split, p, n_users, n_items, ks, train.eval_batch_size, pop) for p in parts}
     if split.cold_items is not None:
         log.info("cold-item split: each part is ranked among its own new items, not the whole catalogue")
-    if spec is not None and spec.history_only:
-        _warn_history_only(split, spec.name)
+    if spec is not None:
+        _warn_blind_spots(split, spec, model)
     return out
 
 
-def _warn_history_only(split: Split, model: str) -> None:
-    """A history-only model ranks items for a user without training interactions from nothing, and
-    scores an item without any (a cold-item split's new items) from nothing too."""
+def _warn_blind_spots(split: Split, spec, model) -> None:
+    """Held-out users the model scores from nothing (`new_users_blind`), and a cold-item split's new
+    items, which a history-only model scores from nothing too."""
     known = np.unique(split.train["user"].to_numpy())
     counts = []
     for part in ("valid", "test"):
@@ -149,19 +149,20 @@ def _warn_history_only(split: Split, model: str) -> None:
         new = len(np.setdiff1d(users, known))
         if new:
             counts.append(f"{new} of the {len(users)} {part} users")
-    if counts:
+    why = new_users_blind(spec, model)
+    if counts and why:
         log.warning(
-            "%s have no training interactions; %s scores a user from their interactions alone, so their lists "
-            "say nothing (and pull its metrics down): use a model that reads profiles (l3ae, enhanced) or "
-            "popularity for them, or a split that keeps every user in training (random, loo)",
+            "%s have no training interactions; %s, so their lists say nothing (ties, which can even look good): "
+            "use a model that reads profiles (l3ae, enhanced) with a users table, or popularity for them, or a "
+            "split that keeps every user in training (random, loo)",
             " and ".join(counts),
-            model,
+            why,
         )
-    if split.cold_items is not None and len(split.cold_items):
+    if spec.history_only and split.cold_items is not None and len(split.cold_items):
         log.warning(
             "cold-item split: %s scores an item from its interactions alone, so its ranking of the %d new items "
             "says nothing; models that read item metadata (l3ae, enhanced, genre_content) can rank them",
-            model,
+            spec.name,
             len(split.cold_items),
         )
 

@@ -168,13 +168,15 @@ class Run:
 
     def history_note(self, user: int) -> str | None:
         """Why internal user `user`'s list means nothing, or None: no training interactions, and a
-        model that scores from interactions alone (`ModelSpec.history_only`)."""
+        model that cannot place such a user (`models.base.new_users_blind`)."""
+        from .models.base import new_users_blind
         from .models.registry import get_spec
 
         name = getattr(self.config, "model", None)
-        if len(self.seen(user)) or name is None or not get_spec(name).history_only:
+        why = None if len(self.seen(user)) or name is None else new_users_blind(get_spec(name), self.model)
+        if why is None:
             return None
         return (
-            f"no training interactions in this run, and {name} scores a user from their interactions alone: this "
-            "list says nothing about them; a model that reads profiles (l3ae, enhanced) can place them"
+            f"no training interactions in this run, and {why}: this list says nothing about them; a model "
+            "that reads profiles (l3ae, enhanced) with a users table can place them"
         )

@@ -81,3 +81,12 @@ class ModelSpec:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     history_only: bool = False
     tune_grid: tuple[Mapping[str, Any], ...] = ()
+
+
+def new_users_blind(spec: ModelSpec, model) -> str | None:
+    """Why `model` cannot place a user without training interactions, or None when it can."""
+    if spec.history_only:
+        return f"{spec.name} scores a user from their interactions alone"
+    if not getattr(model, "places_new_users", True):
+        return f"{spec.name} has no user profiles to read here (no users table, or cold_users=none)"
+    return None

@@ -193,6 +193,12 @@ class L3AE(EASE):
                 "lm_adapter": self.lm_adapter.shapes()}  # fmt: skip
 
     @property
+    def places_new_users(self) -> bool:
+        """Whether users without training items are scored (from their profile neighbours); without
+        a users table, or with cold_users='none', every item scores 0 for them."""
+        return self.neighbours is not None
+
+    @property
     def profile_info(self) -> TextInfo | None:
         """What a new user's profile may hold (`gpt2rec.coldstart` checks profiles against it)."""
         return self.text_info
