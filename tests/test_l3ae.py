@@ -265,6 +265,32 @@ def test_a_brand_new_item_is_scored_by_its_text_column_alone(tiny_lm):
         encode_query(off, "block 1")
 
 
+def test_items_the_fit_is_told_are_new_get_their_text_column(tiny_lm):
+    """Item L has no training interaction. Left as is, its column is the joint fit's (shrunk by P);
+    declared new (`ModelContext.new_items`, a cold-item split's held-out items) it is
+    mu / (reg + mu) C[:, L], C the text EASE of the kept unit vectors; the other columns do not move."""
+    from gpt2rec.models.base import ModelContext
+    from gpt2rec.models.registry import get_spec
+    from test_model_contract import make_data
+
+    data, split = make_data()
+    last = data.n_items - 1
+    train = split.train[split.train["item"] != last]
+    spec = get_spec("l3ae")
+    cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
+                     pooling="mean")  # fmt: skip
+    fitted = []
+    for new in (None, np.array([last])):
+        ctx = ModelContext(data.n_users, data.n_items, data, train, new_items=new)
+        fitted.append(spec.build(cfg, ctx))
+        spec.fit(fitted[-1], ctx)
+    joint, declared = (m.weight.double() for m in fitted)
+    expected = 5.0 / 6.0 * semantic_matrix(fitted[1].item_text, 0.5)[:, last]  # (I,)
+    torch.testing.assert_close(declared[:, last], expected, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(joint[:, last], expected, rtol=1e-2, atol=1e-4)
+    torch.testing.assert_close(declared[:, :last], joint[:, :last])
+
+
 def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm, caplog):
     """Two groups of users, each liking its own block of items, told apart only by their profile
     (occupation). A user with no training item is scored by the k known users with the nearest

@@ -202,7 +202,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune
             raise UserError("the split left no training interactions; choose another split or ratios")
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
-        ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device)
+        ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
         search = None
         if tune:
             search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)

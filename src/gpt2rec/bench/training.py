@@ -103,7 +103,8 @@ def train_one(run: BenchRun, entry: ModelEntry, candidate: dict, job: Job, split
 
     spec, cfg = model_config(entry, candidate, job.lm)
     seed_everything(job.seed)
-    ctx = ModelContext(run.dataset.n_users, run.dataset.n_items, run.dataset, split.train, run.device)
+    data = run.dataset
+    ctx = ModelContext(data.n_users, data.n_items, data, split.train, run.device, new_items=split.cold_items)
     with Timer() as build:
         model = spec.build(cfg, ctx)
     info = {"build_seconds": build.seconds, "config": to_dict(cfg), "curve": []}

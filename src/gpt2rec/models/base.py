@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -47,6 +48,9 @@ class ModelContext:
     train: pd.DataFrame | None = None  # training interactions, internal indices
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     saved: dict | None = None  # checkpoint load: the model's `checkpoint_meta()` at save time
+    # items held out whole as new (a cold-item split's), not merely unchosen in training: a model
+    # that reads item metadata may score them as brand-new items (l3ae: by their text column)
+    new_items: np.ndarray | None = None
 
 
 def saved_value(ctx: ModelContext, key: str, default: Any = None) -> Any:

@@ -30,7 +30,8 @@ are nearest who had the item. (Scoring that share through B as a pseudo-history 
 cold-user validation: 0.5405 vs 0.5493, 3 seeds, k = 100.) A brand-new user given only as a
 profile (`score_new_user`, `gpt2rec recommend --profile`) takes the cold users' route; a brand-new
 item given as a metadata row (`score_new_items`, `--items`) is scored by its text column alone, not
-shrunk as a catalogue item nobody chose in training is (`l3ae_new`).
+shrunk as a catalogue item nobody chose in training is (`l3ae_new`); so are the catalogue's items
+that the fit is told are new (`ModelContext.new_items`: a cold-item split's held-out items).
 
 The item vectors come from the frozen LM, or (`tune_epochs > 0`, for catalogues with new items) from
 the LM after LoRA-tuning its top blocks on which training items co-occur (`l3ae_tune`); the adapters
@@ -324,7 +325,10 @@ def fit(model: L3AE, ctx: ModelContext) -> None:
         gram += side_gram(vectors, cfg.side_weight, cfg.center)
     reg = emphasised_l2(gram, cfg.reg, cfg.dropout)  # scalar, or (I,)
     if cfg.text_weight > 0:
-        b = l3ae_weights(gram, text_matrix(cfg, ctx.dataset, device, ctx.train), reg, cfg.text_weight)
+        c = text_matrix(cfg, ctx.dataset, device, ctx.train)  # (I, I)
+        b = l3ae_weights(gram, c, reg, cfg.text_weight)
+        if ctx.new_items is not None and len(ctx.new_items):  # a cold-item split's: scored as brand-new
+            b = l3ae_new.text_columns(b, c, torch.as_tensor(ctx.new_items, device=device), cfg.reg, cfg.text_weight)
         if model.item_map is not None:
             unit = unit_rows(vectors, cfg.center)  # (I, D) float64
             model.item_text.copy_(unit)

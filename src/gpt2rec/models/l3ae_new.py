@@ -72,6 +72,13 @@ def new_item_map(f: torch.Tensor, reg: float, text_weight: float, text_reg: floa
     return text_weight / (reg + text_weight) * ridge.T  # (I, D)
 
 
+def text_columns(b: torch.Tensor, c: torch.Tensor, items: torch.Tensor, reg: float, text_weight: float) -> torch.Tensor:
+    """B (I, I) with the columns of `items` (catalogue items known to be new) replaced by their text
+    columns mu / (reg + mu) C[:, j], the route of brand-new items (C's diagonal is 0: B's stays 0)."""
+    b[:, items] = (text_weight / (reg + text_weight)) * c[:, items].to(b)
+    return b
+
+
 def _encoder(model, pooling: str, items: bool):
     """The run's LM, loaded once: for `items` (new items, plain words) with the tuned adapters the
     catalogue was read with, if any; for profiles always frozen (as the users were read)."""
