@@ -90,6 +90,16 @@ def test_model_and_train_configs_go_through_it():
     assert from_dict(TrainConfig, {"lr": "0.01", "epochs": "3"}).lr == 0.01
 
 
+def test_negative_seeds_are_one_user_error():
+    from gpt2rec.data.synth import SynthConfig
+
+    # numpy's default_rng(-1) raised a raw "expected non-negative integer" traceback
+    with pytest.raises(UserError, match="seed must be an integer >= 0"):
+        from_dict(TrainConfig, {"seed": "-1"})
+    with pytest.raises(UserError, match="seed must be an integer >= 0"):
+        from_dict(SynthConfig, {"seed": "-1", "users": "5", "items": "5", "interactions": "5"})
+
+
 def test_one_list_of_settings_that_may_change_on_resume():
     cfg = to_dict(TrainConfig())
     changed = {**cfg, "epochs": 99, "patience": 0, "device": "cpu", "eval_batch_size": 7, "lazy_adam": False}

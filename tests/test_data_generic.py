@@ -102,6 +102,31 @@ def test_duplicate_rows(tmp_path):
         load_generic(path)
 
 
+def test_repeated_pairs_keep_the_latest_with_one_warning(tmp_path, caplog):
+    # the same (user, item) at another time used to stay twice and land in both train and test
+    path = write(tmp_path / "x.csv", "user_id,item_id,rating,timestamp\n1,2,1,50\n1,3,4,5\n1,2,3,9\n2,2,5,1\n")
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        ds = load_generic(path)
+    assert ds.interactions[["rating", "timestamp"]].values.tolist() == [[1, 50], [4, 5], [5, 1]]
+    assert caplog.text.count("dropped 1 repeated (user, item) rows (e.g. user_id 1, item_id 2)") == 1
+    assert "the latest by timestamp" in caplog.text
+    caplog.clear()
+    path = write(tmp_path / "y.csv", "user_id,item_id,rating\n1,2,1\n1,3,4\n1,2,3\n")  # no time: keep the last
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        assert load_generic(path).interactions["rating"].tolist() == [4, 3]
+    assert "dropped 1 repeated" in caplog.text and "the last in the file" in caplog.text
+
+
+def test_bad_unix_timestamp_names_its_own_line(tmp_path):
+    rows = "".join(f"1,{i},88000{i}\n" for i in range(6))
+    path = write(tmp_path / "x.csv", f"user_id,item_id,timestamp\n{rows}1,9,2021-13-45\n")
+    with pytest.raises(DataError, match=r"line 8: timestamp \(timestamp\) '2021-13-45' is neither"):
+        load_generic(path)  # used to blame line 2's valid 880000
+    path = write(tmp_path / "y.csv", f"user_id,item_id,timestamp\n{rows}1,9,\n")
+    with pytest.raises(DataError, match=r"line 8: timestamp \(timestamp\) is missing; fill it in"):
+        load_generic(path)  # used to say "np.float64(nan) is neither ..."
+
+
 def test_undecodable_then_encoding_option(tmp_path):
     inter = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n")
     items = write(tmp_path / "items.csv", "item_id,title\n2,Amélie (2001)\n", encoding="latin-1")

@@ -256,6 +256,12 @@ def test_duplicate_rows_name_both_lines(tmp_path):
         read_ml100k(write_ml100k(tmp_path / "ml-100k", data=data))
 
 
+def test_repeated_pair_keeps_the_latest(tmp_path):
+    data = U_DATA + "3\t1\t1\t891717999\n"  # user 3 rates item 1 again, later
+    ds = read_ml100k(write_ml100k(tmp_path / "ml-100k", data=data))
+    assert len(ds.interactions) == 3 and sorted(ds.interactions["timestamp"]) == [878887116, 881250949, 891717999]
+
+
 def test_duplicate_item_in_metadata(tmp_path):
     movies = ML1M_MOVIES + "1::Toy Story again (1995)::Comedy\n"
     with pytest.raises(DataError, match=r"movies.dat: line 3 repeats line 1 \(item_id 1\)"):

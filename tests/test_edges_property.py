@@ -143,7 +143,7 @@ def split_folder(scratch):
     frame["rating"] = 4.0
     frame["timestamp"] = np.arange(10)
     dataset = Dataset.from_frames("toy", frame)
-    split = make_split(dataset, SplitConfig(seed=3))
+    split = make_split(dataset, SplitConfig(ratios=(0.5, 0.25, 0.25), seed=3))  # no empty part
     folder = write_split(split, dataset, scratch / "split")
     return dataset, split, folder
 

@@ -166,6 +166,7 @@ def test_read_errors(ds, tmp_path):
         ({"kind": "weird"}, "random, loo, temporal, cold-item, cold-user"),
         ({"cold_fraction": 1.0}, "strictly between 0 and 1"),
         ({"cold_fraction": 0.0}, "strictly between 0 and 1"),
+        ({"seed": -1}, "seed -1 must be an integer >= 0"),  # numpy's raw "expected non-negative integer"
     ],
 )
 def test_bad_config(kwargs, match):
@@ -173,6 +174,27 @@ def test_bad_config(kwargs, match):
         SplitConfig(**kwargs)
     with pytest.raises(UserError, match=match):  # the edge (CLI, config files): one UserError
         from_dict(SplitConfig, kwargs)
+
+
+@pytest.mark.parametrize(
+    "n_per_user,kind,ratios,match",
+    [
+        # 4 interactions per user: 0.1 * 4 rounds to 0, so valid and test were silently empty
+        (4, "random", (0.8, 0.1, 0.1), "valid and test empty: users have too few interactions.*--kind loo"),
+        (2, "loo", (0.8, 0.1, 0.1), "left valid empty: no user has the 3 interactions"),
+    ],
+)
+def test_empty_valid_or_test_errors(n_per_user, kind, ratios, match):
+    df = pd.DataFrame({"user_id": np.repeat(np.arange(20), n_per_user), "item_id": np.tile(np.arange(n_per_user), 20)})
+    with pytest.raises(DataError, match=match):
+        make_split(Dataset.from_frames("t", df), SplitConfig(kind=kind, ratios=ratios))
+
+
+def test_zero_shares_on_purpose_warn(caplog):
+    df = pd.DataFrame({"user_id": np.repeat(np.arange(5), 4), "item_id": np.tile(np.arange(4), 5)})
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        s = make_split(Dataset.from_frames("t", df), SplitConfig(ratios=(1.0, 0.0, 0.0)))
+    assert len(s.train) == 20 and "left valid and test empty by --ratios 1 0 0" in caplog.text
 
 
 def test_cold_fraction_too_small_errors(ds):
@@ -202,3 +224,21 @@ def test_cli_split_writes_files(ds, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="sum to"):
         args = parser.parse_args(["split", "toy", "--ratios", "0.5", "0.5", "0.5", "--out", str(tmp_path)])
         args.func(args)
+
+
+def test_cli_split_says_it_replaces_another_kind(ds, tmp_path, monkeypatch, caplog):
+    from gpt2rec.cli import data_split
+
+    fake = types.ModuleType("gpt2rec.data.load")
+    fake.load_dataset = lambda config: ds
+    monkeypatch.setitem(sys.modules, "gpt2rec.data.load", fake)
+    parser = argparse.ArgumentParser()
+    data_split.register(parser.add_subparsers())
+    out = str(tmp_path / "o")
+    for kind in ("loo", "loo", "random"):  # the same split again is quiet; another kind used to be silent too
+        args = parser.parse_args(["split", "toy", "--kind", kind, "--out", out])
+        with caplog.at_level("WARNING", logger="gpt2rec"):
+            assert args.func(args) == 0
+    assert (
+        caplog.text.count("replacing") == 1 and "held a loo split (seed 0); replacing it with a random" in caplog.text
+    )

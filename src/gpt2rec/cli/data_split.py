@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger("gpt2rec")
 
 
 def register(sub) -> None:
@@ -47,6 +51,7 @@ def run(args) -> int:
     )
     dataset = load_dataset(args.dataset)
     split = make_split(dataset, config)
+    _note_replaced(Path(args.out), config)
     out = write_split(split, dataset, args.out)
     sizes = split.sizes()
     line = (
@@ -57,3 +62,23 @@ def run(args) -> int:
         line += f"; {len(cold)} cold {'items' if split.cold_items is not None else 'users'}"
     print(f"{line}; written to {out}")
     return 0
+
+
+def _note_replaced(out: Path, config) -> None:
+    """Say when another split is overwritten: runs that used the old one would no longer match it."""
+    from ..utils.io import read_json
+
+    try:
+        old = read_json(out / "split.json")["config"]
+        kind, seed = old["kind"], old["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing (readable) there: nothing to replace
+    if (kind, seed) != (config.kind, config.seed):
+        log.warning(
+            "%s held a %s split (seed %s); replacing it with a %s split (seed %s)",
+            out,
+            kind,
+            seed,
+            config.kind,
+            config.seed,
+        )

@@ -19,7 +19,15 @@ import pandas as pd
 from ..errors import DataError
 from .dataset import Dataset
 from .movielens import parse_years
-from .tables import check_file, check_unique, float_column, int_column, read_delimited, require_columns
+from .tables import (
+    check_file,
+    check_unique,
+    float_column,
+    int_column,
+    keep_latest,
+    read_delimited,
+    require_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +77,11 @@ def load_generic(
     ts_col = cols.timestamp or ("timestamp" if "timestamp" in df.columns else None)
     if ts_col:
         inter["timestamp"] = _timestamps(df, ts_col, path, fix)
-    key = ["user_id", "item_id"] + (["timestamp"] if ts_col else [])
-    check_unique(inter, key, path, fix)
+    if ts_col:  # a repeated line (same time too) is an error; a pair seen again later keeps the latest
+        check_unique(inter, ["user_id", "item_id", "timestamp"], path, fix)
+        inter = keep_latest(inter, path)
+    else:
+        inter = keep_latest(inter.assign(timestamp=0), path, by_time=False).drop(columns="timestamp")
     user_table = _user_table(Path(users), cols) if users else None
     item_table = _item_table(Path(items), cols) if items else None
     if user_table is not None:
@@ -143,16 +154,23 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
             line = s.isna().idxmax()
             raise DataError(f"{path}: line {line}: timestamp ({col}) is missing (NaT); fix that row; {fix}")
         return (s.astype("datetime64[s]").astype(np.int64)).to_numpy()
+    missing = s.isna() | (s.astype(str).str.strip() == "")
+    if missing.any():
+        line = missing.idxmax()
+        raise DataError(f"{path}: line {line}: timestamp ({col}) is missing; fill it in or drop that row")
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all():
         return int_column(df, col, path, fix, f"timestamp ({col})")
-    parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-    bad = parsed.isna()
+    # a mostly numeric column is Unix seconds: blame its first non-number, not a valid number that
+    # happens not to parse as a date-time
+    numeric = num.notna().sum() * 2 >= len(s)
+    parsed = None if numeric else pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    bad = num.isna() if numeric else parsed.isna()
     if bad.any():
         line = bad.idxmax()
         raise DataError(
-            f"{path}: line {line}: timestamp ({col}) {s.loc[line]!r} is neither Unix seconds nor a date-time; "
-            f"fix that line"
+            f"{path}: line {line}: timestamp ({col}) {str(s.loc[line])!r} is neither Unix seconds nor a date-time; "
+            "fix that line"
         )
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 

@@ -22,7 +22,15 @@ import pandas as pd
 
 from ..errors import DataError
 from .dataset import Dataset
-from .tables import check_file, check_unique, float_column, int_column, read_delimited, require_columns
+from .tables import (
+    check_file,
+    check_unique,
+    float_column,
+    int_column,
+    keep_latest,
+    read_delimited,
+    require_columns,
+)
 
 MOVIELENS = ("ml-100k", "ml-1m", "ml-latest-small", "ml-25m")
 
@@ -71,7 +79,7 @@ def _interactions(df: pd.DataFrame, path: Path, fix: str) -> pd.DataFrame:
         index=df.index,
     )
     check_unique(out, ["user_id", "item_id", "timestamp"], path, fix)
-    return out.reset_index(drop=True)
+    return keep_latest(out, path).reset_index(drop=True)
 
 
 def _items(ids: np.ndarray, titles: pd.Series, genres: list, release_dates: pd.Series | None = None) -> pd.DataFrame:

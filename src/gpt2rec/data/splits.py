@@ -19,6 +19,7 @@ Each part keeps the dataset's row order and its columns (internal indices).
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from ..utils.config import from_dict, to_dict
 from ..utils.io import read_json, write_bytes, write_json
 from .dataset import INTERACTION_COLUMNS, Dataset
 from .tables import float_column, int_column, read_delimited
+
+log = logging.getLogger(__name__)
 
 PARTS = ("train", "valid", "test")
 FILE_HEADER = ("user_id", "item_id", "rating", "timestamp")
@@ -65,6 +68,8 @@ class SplitConfig:
                 f"split ratios {ratios} sum to {sum(ratios):.6g}, not 1; "
                 "give train valid test shares that sum to 1, e.g. 0.8 0.1 0.1"
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"split seed {self.seed!r} must be an integer >= 0, e.g. 0")
         if not 0.0 < self.cold_fraction < 1.0:
             raise ValueError(f"cold_fraction {self.cold_fraction} must lie strictly between 0 and 1, e.g. 0.2")
 
@@ -106,7 +111,47 @@ def make_split(dataset: Dataset, config: SplitConfig | None = None) -> Split:
     if len(inter) == 0:
         raise DataError(f"dataset {dataset.name!r} has no interactions to split; check its rating threshold")
     part = SPLITTERS[config.kind](inter, config)  # (N,) codes 0/1/2
+    _check_parts(part, inter, config)
     return _assemble(inter, part, config, dataset.n_users, dataset.n_items)
+
+
+def _check_parts(part: np.ndarray, inter: pd.DataFrame, config: SplitConfig) -> None:
+    """An empty valid or test part is an error: every metric on it would read 0.0000 as if real."""
+    counts = np.bincount(part, minlength=3)
+    empty = [name for name, code in (("valid", _VALID), ("test", _TEST)) if counts[code] == 0]
+    if not empty:
+        return
+    what = f"a {config.kind} split of {len(inter)} interactions left {' and '.join(empty)} empty"
+    if config.kind == "random":
+        shares = {"valid": config.ratios[1], "test": config.ratios[2]}
+        zero = [name for name in empty if shares[name] == 0]
+        if zero == empty:  # asked for on purpose (e.g. train on everything to serve): said, not refused
+            log.warning(
+                "%s by --ratios %s: there is nothing to validate or test on, and metrics on it read 0",
+                what,
+                " ".join(f"{r:g}" for r in config.ratios),
+            )
+            return
+        if zero:
+            cause = f"--ratios {' '.join(f'{r:g}' for r in config.ratios)} give {' and '.join(zero)} a 0 share"
+            fix = "give valid and test shares > 0, e.g. --ratios 0.8 0.1 0.1, or use --kind loo"
+        else:
+            most = int(np.bincount(inter["user"].to_numpy()).max())
+            cause = (
+                f"users have too few interactions (at most {most}) for --ratios "
+                f"{' '.join(f'{r:g}' for r in config.ratios)} to round a held-out share to one"
+            )
+            fix = "use more data, larger valid/test --ratios, or --kind loo"
+    elif config.kind == "loo":
+        cause = "no user has the 3 interactions (2 for test) leave-one-out needs"
+        fix = "use more data, or --kind random"
+    elif config.kind == "temporal":
+        cause = "too few distinct timestamps or a 0 share in --ratios"
+        fix = "use valid/test --ratios > 0, or --kind loo or random"
+    else:
+        cause = "the held-out users/items have no interactions"
+        fix = "raise --cold-fraction or use more data"
+    raise DataError(f"{what}: {cause}; {fix}")
 
 
 def _assemble(inter: pd.DataFrame, part: np.ndarray, config: SplitConfig, n_users: int, n_items: int) -> Split:

@@ -59,6 +59,8 @@ class SynthConfig:
         for name in ("users", "items", "interactions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"synth {name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"synth seed must be an integer >= 0, got {self.seed}")
         if not 1 <= self.n_clusters <= len(GENRES):
             raise ValueError(f"synth n_clusters must be in 1..{len(GENRES)}, got {self.n_clusters}")
         if self.interactions > self.users * self.items // 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+
+log = logging.getLogger(__name__)
 
 _SEP_NAMES = {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon", "::": "'::'", " ": "space"}
 _CANDIDATES = ("::", "\t", ",", "|", ";")
@@ -266,6 +269,30 @@ def check_unique(df: pd.DataFrame, cols: list[str], path: Path, fix: str) -> Non
     first = same.idxmax()
     desc = ", ".join(f"{c} {row[c]}" for c in cols)
     raise DataError(f"{path}: line {line} repeats line {first} ({desc}); remove the duplicate line; {fix}")
+
+
+def keep_latest(df: pd.DataFrame, path: Path, by_time: bool = True) -> pd.DataFrame:
+    """One row per (user_id, item_id): the latest by timestamp (ties and `by_time=False`: the last in
+    the file), with one warning counting the dropped repeats. A repeated pair would otherwise land in
+    both train and test, where full ranking masks it as seen and it can never be hit."""
+    order = np.argsort(df["timestamp"].to_numpy(), kind="stable") if by_time else np.arange(len(df))
+    dup = df.iloc[order].duplicated(subset=["user_id", "item_id"], keep="last").to_numpy()
+    if not dup.any():
+        return df
+    keep = np.ones(len(df), dtype=bool)
+    keep[order[dup]] = False
+    first = int(order[dup][0])
+    which = "the latest by timestamp" if by_time else "the last in the file"
+    log.warning(
+        "%s: dropped %d repeated (user, item) rows (e.g. user_id %s, item_id %s), keeping %s of each pair; "
+        "deduplicate the file to silence this",
+        path,
+        int(dup.sum()),
+        df["user_id"].iloc[first],
+        df["item_id"].iloc[first],
+        which,
+    )
+    return df[keep]
 
 
 def locate_decode_error(path: Path, encoding: str, fix: str) -> DataError:

@@ -42,6 +42,7 @@ class TrainConfig:
             ),
             (self.patience >= 0, f"patience must be >= 0 (0 disables early stopping), got {self.patience}"),
             (self.num_neg >= 1, f"num_neg must be >= 1, got {self.num_neg}"),
+            (self.seed >= 0, f"seed must be an integer >= 0 (numpy rejects negatives), got {self.seed}"),
             (self.loss in _loss_names(), f"loss must be one of {', '.join(_loss_names())}, got {self.loss!r}"),
         ]
         for ok, message in checks:
