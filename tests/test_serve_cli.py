@@ -37,6 +37,20 @@ def test_serve_refuses_a_public_address_without_a_key(run_dir, capsys, monkeypat
     assert "at least 16 characters" in capsys.readouterr().err
 
 
+def test_serve_on_a_port_in_use_is_one_line(run_dir, capsys):
+    """It printed "serving http://..." and then uvicorn's [Errno 98], exit 3."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(run_dir), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and f"port {port} is in use; pick another --port" in captured.err
+    assert "serving" not in captured.out + captured.err
+
+
 def test_train_with_feedback_includes_new_items_and_interactions(run_dir, tmp_path, capsys):
     client = served_copy(run_dir, tmp_path / "served")
     assert client.post("/v1/items", json={"title": "Funny Film 13 (1999)", "genres": ["Comedy"]}).status_code == 201
