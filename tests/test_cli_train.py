@@ -168,6 +168,28 @@ def test_train_reads_own_files_with_data_flags(tmp_path, capsys):
     assert data["sep"] == "\t" and data["items"] == str(tmp_path / "items.tsv")
 
 
+def test_a_run_trained_on_relative_paths_opens_from_anywhere(tmp_path, capsys, monkeypatch):
+    """config.json kept `--dataset inter.csv` as given, so `recommend RUN` elsewhere said file not found."""
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir(), elsewhere.mkdir()
+    rows = [(u, i) for u in range(1, 9) for i in range(1, 13) if (u + i) % 3]
+    (data / "inter.csv").write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in rows))
+    (data / "items.csv").write_text("item_id,title\n" + "".join(f"{i},Film {i}\n" for i in range(1, 13)))
+    monkeypatch.chdir(data)
+    argv = ["train", "--model", "popularity", "--dataset", "inter.csv", "--items", "items.csv", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0  # the same run: resumed, not "different"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert (saved["dataset"], saved["items"]) == (str(data / "inter.csv"), str(data / "items.csv"))
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "-k", "2"]) == 0
+    (data / "inter.csv").rename(data / "moved.csv")
+    assert main(["recommend", str(tmp_path / "run"), "--user", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "config.json: data.dataset" in err and "absolute path" in err
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_one_progress_bar_per_run_and_epoch_lines_only_with_v(ml_folder, tmp_path, capsys, verbose):
     argv = ["train", "--model", "bpr", "--dataset", str(ml_folder), "--epochs", "3", "--batch-size", "16",

@@ -66,7 +66,23 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     assert (
         main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv"), "--json"]) == 0
     )
-    assert {r["title"] for r in json.loads(capsys.readouterr().out)} == {"Blade Runner (1982)", "Clue (1985)"}
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["title"] for r in rows} == {"Blade Runner (1982)", "Clue (1985)"}
+    # no item_id column: no made-up IDs 0, 1 (they clashed with the catalogue's), the file's row instead
+    assert {(r["item_id"], r["row"], r["title"][:4]) for r in rows} == {(None, 1, "Blad"), (None, 2, "Clue")}
+    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv")]) == 0
+    assert sorted(line.split()[1:3] for line in capsys.readouterr().out.splitlines()) == [["row", "1"], ["row", "2"]]
+    # combinations that were silently ignored, and a hint without the --encoding recommend lacks
+    (tmp_path / "u16.csv").write_bytes("title\nClue\n".encode("utf-16"))
+    for argv, needle in (
+        (["--profile", profile, "--items", str(tmp_path / "new.csv")], "with --profile only the catalogue"),
+        (["--user", "1", "--blend", "0.9"], "--blend works only with --query"),
+        (["--query", "comedy", "--blend", "0.9"], "give --user ID too"),
+        (["--user", "1", "--items", str(tmp_path / "u16.csv")], "re-save it as UTF-8"),
+    ):
+        assert main(["recommend", str(tmp_path / "run"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1 and "--encoding" not in err, err
     assert main(["recommend", str(tmp_path / "run"), "--profile", '{"hobby": "chess"}']) == 2
     assert "valid fields" in capsys.readouterr().err
 

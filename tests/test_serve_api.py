@@ -152,6 +152,16 @@ def test_new_item_is_recommendable_at_once_and_after_restart(client, run_dir, tm
     assert ids(again.get("/v1/items/13/similar", params={"k": 12}).json()["items"])
 
 
+def test_the_next_free_item_id_still_fits_int64(client):
+    """A client ID near 2**63 made the next free ID 2**63, which the interactions schema then refused."""
+    assert client.post("/v1/items", json={"title": "Funny Film (1999)", "item_id": 2**63 - 2}).status_code == 201
+    fresh = client.post("/v1/items", json={"title": "Funny Film 2 (1999)"}).json()["item_id"]
+    assert fresh == 2**63 - 1
+    assert client.post("/v1/interactions", json={"user_id": 1, "item_id": fresh}).status_code == 201
+    full = client.post("/v1/items", json={"title": "Funny Film 3 (1999)"})
+    assert full.status_code == 422 and full.json()["field"] == "item_id" and "pass an unused" in full.json()["error"]
+
+
 def test_interaction_is_excluded_at_once_and_survives_a_restart(client, run_dir, tmp_path):
     first = ids(client.get("/v1/users/1/recommendations", params={"k": 1}).json()["items"])[0]
     done = client.post("/v1/interactions", json={"user_id": 1, "item_id": first, "rating": 5})
@@ -192,6 +202,7 @@ def test_writes_need_the_api_key_when_the_server_has_one(run_dir, tmp_path):
         ("post", "/v1/items", {"title": "X", "item_id": 3}, 409, "item_id"),
         ("post", "/v1/items", {"title": "X", "item_id": "abc"}, 422, "item_id"),
         ("post", "/v1/items", {"title": "X", "item_id": 2**64}, 422, "item_id"),  # beyond int64: orjson crashed
+        ("post", "/v1/items", {"title": "X", "item_id": 2**63 - 1}, 422, "item_id"),  # max + 1 would not fit
         ("post", "/v1/interactions", {"user_id": 1, "item_id": 99}, 404, "item_id"),
         ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": "NaN"}, 422, "rating"),
     ],

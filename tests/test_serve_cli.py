@@ -37,6 +37,20 @@ def test_serve_refuses_a_public_address_without_a_key(run_dir, capsys, monkeypat
     assert "at least 16 characters" in capsys.readouterr().err
 
 
+def test_serve_on_a_port_in_use_is_one_line(run_dir, capsys):
+    """It printed "serving http://..." and then uvicorn's [Errno 98], exit 3."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(run_dir), "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and f"port {port} is in use; pick another --port" in captured.err
+    assert "serving" not in captured.out + captured.err
+
+
 def test_train_with_feedback_includes_new_items_and_interactions(run_dir, tmp_path, capsys):
     client = served_copy(run_dir, tmp_path / "served")
     assert client.post("/v1/items", json={"title": "Funny Film 13 (1999)", "genres": ["Comedy"]}).status_code == 201
@@ -53,3 +67,19 @@ def test_train_with_feedback_includes_new_items_and_interactions(run_dir, tmp_pa
     # writes after training do not change what the new run reloads
     client.post("/v1/items", json={"title": "Scary Film 14 (1999)", "genres": ["Horror"]})
     assert main(["recommend", str(tmp_path / "next"), "--user", "1", "-k", "2"]) == 0
+
+
+def test_train_feedback_with_an_id_beyond_int64_is_one_line(run_dir, tmp_path, capsys):
+    """An older server stored item 2**63; merging it crashed with OverflowError."""
+    from gpt2rec.data.feedback import FeedbackStore
+
+    served_copy(run_dir, tmp_path / "served")
+    store = FeedbackStore(tmp_path / "served")
+    store.add_item(2**63, {"title": "Too Big (1999)", "genres": ["Comedy"]})
+    store.add_interaction(1, 2**63)
+    store.close()
+    served = tmp_path / "served"
+    argv = ["train", "--config", str(served / "config.json"), "--feedback", str(served), "--out", str(tmp_path / "n")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(2**63) in err and "64-bit" in err

@@ -145,7 +145,7 @@ def read_items(path: str | Path) -> pd.DataFrame:
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
     from .data.tables import check_text_file
 
-    check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column")
+    check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
     try:
         if path.suffix.lower() == ".json":
             return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
@@ -182,7 +182,10 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
     run = open_run(run_dir, device)
     df = items if isinstance(items, pd.DataFrame) else read_items(items)
     top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), int(k))
-    ids = df["item_id"].tolist() if "item_id" in df.columns else list(range(len(df)))
+    # without an item_id column no ID is made up (0, 1, ... would clash with the catalogue's IDs):
+    # item_id is None and `row` (1-based data row of the file) says which item it is
+    ids = [plain(x) for x in df["item_id"]] if "item_id" in df.columns else [None] * len(df)
     return [
-        {"item_id": plain(ids[i]), "title": str(df["title"].iloc[i]), "score": float(s)} for i, s in zip(top, scores)
+        {"item_id": ids[i], "row": int(i) + 1, "title": str(df["title"].iloc[i]), "score": float(s)}
+        for i, s in zip(top, scores)
     ]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import distributed as dist
-from .data.load import DataConfig, load_dataset, pin_feedback
+from .data.load import DataConfig, absolute_paths, check_paths, load_dataset, pin_feedback
 from .data.splits import Split, SplitConfig, make_split, read_split, write_split
 from .errors import NonFiniteLossError, UserError
 from .models.base import ModelContext, new_users_blind
@@ -167,13 +167,21 @@ def _warn_blind_spots(split: Split, spec, model) -> None:
         )
 
 
+def _absolute(data: dict | None) -> dict | None:
+    try:
+        return to_dict(absolute_paths(from_dict(DataConfig, data or {})))
+    except (TypeError, ValueError):  # not a data section this gpt2rec reads: compared as it is
+        return data
+
+
 def _check_same_run(out: Path, config: dict) -> None:
     path = out / ckpt.CONFIG
     if not path.is_file():
         return
     old = ckpt.read_config(out)
     config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
-    strip = lambda c: {**c, "train": resumable_view(c.get("train") or {})}  # noqa: E731
+    # a run saved before data paths were made absolute still resumes from the same directory
+    strip = lambda c: {**c, "train": resumable_view(c.get("train") or {}), "data": _absolute(c.get("data"))}  # noqa: E731
     if strip(old) != strip(config):
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
 
@@ -188,7 +196,8 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune
     chosen settings, and `tuning.json` every point tried.
     """
     out = Path(out_dir)
-    config = replace(config, data=pin_feedback(config.data))  # reloads of this run see the same feedback
+    # reloads of this run see the same feedback, and find its files from any directory
+    config = replace(config, data=absolute_paths(pin_feedback(config.data)))
     spec = get_spec(config.model)
     if tune:
         check_searchable(spec)  # before any work
@@ -280,6 +289,7 @@ def load_run(run_dir: str | Path, device=None):
         config = RunConfig.create(**cfg)
     except TypeError as exc:  # sections this gpt2rec does not know, or a wrong shape
         raise runfolder.damaged(run_dir / ckpt.CONFIG, f"is not a run config ({exc})") from None
+    check_paths(config.data, run_dir / ckpt.CONFIG)
     dataset = load_dataset(config.data)
     device = pick_device(device if device is not None else config.train.device)
     model = ckpt.load_model(run_dir, dataset, device)

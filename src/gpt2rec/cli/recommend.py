@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--profile", metavar="JSON", help="a NEW user's profile (JSON text or file) instead of --user")
     p.add_argument("--items", metavar="FILE", help="rank NEW items (CSV/TSV/JSON: title, genres 'A|B') for --user")
     p.add_argument("--query", metavar="TEXT", help='a request in plain words, e.g. "a funny animated film for kids"')
-    p.add_argument("--blend", type=float, default=0.5, help="with --query and --user: share of the user's own scores")
+    p.add_argument("--blend", type=float, help="with --query and --user: share of the user's own scores (default 0.5)")
     p.set_defaults(func=run)
 
 
@@ -31,6 +31,8 @@ def run(args) -> int:
 
     if args.query is not None:
         return _run_query(args)
+    if args.blend is not None:  # was silently ignored
+        raise UserError("--blend works only with --query (the share of --user's scores in a plain-words request)")
     if (args.user is None) == (args.profile is None):
         raise UserError("give exactly one of --user ID (a known user) or --profile JSON (a new user)")
     if args.k < 1:  # checked here once for every path (--user, --explain, --profile, --items)
@@ -55,7 +57,10 @@ def _run_query(args) -> int:
 
     if args.profile or args.items or args.explain:
         raise UserError("--query works alone or with --user (not with --profile, --items or --explain)")
-    rows = query_rows(open_run(args.run_dir, args.device), args.query, args.k, args.user, args.blend)
+    if args.blend is not None and args.user is None:
+        raise UserError("--blend sets the share of --user's scores; give --user ID too, or leave --blend out")
+    blend = 0.5 if args.blend is None else args.blend
+    rows = query_rows(open_run(args.run_dir, args.device), args.query, args.k, args.user, blend)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -67,12 +72,11 @@ def _run_query(args) -> int:
 def _run_text(args) -> int:
     """--explain / --profile / --items (library: gpt2rec.explain, gpt2rec.coldstart)."""
     from ..coldstart import rank_new_items, recommend_profile
+    from ..errors import UserError
     from ..explain import explain_run
 
     if args.explain:
         if args.profile is not None or args.items is not None:
-            from ..errors import UserError
-
             raise UserError("--explain works with --user alone (not with --profile or --items)")
         rows = explain_run(args.run_dir, args.user, args.k, device=args.device)
         if args.json:
@@ -91,6 +95,8 @@ def _run_text(args) -> int:
                     )
         return 0
     if args.profile is not None:
+        if args.items is not None:  # was silently ignored: the catalogue came back instead
+            raise UserError("--items ranks new items for a known --user; with --profile only the catalogue is ranked")
         rows = recommend_profile(args.run_dir, args.profile, args.k, device=args.device)
     else:
         rows = rank_new_items(args.run_dir, args.user, args.items, args.k, device=args.device)
@@ -98,7 +104,8 @@ def _run_text(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for rank, r in enumerate(rows, 1):
-        print(f"{rank:>3}. {str(r['item_id']):>5}  {r['score']:9.4f}  {r['title']}")
+        name = f"row {r['row']}" if r.get("item_id") is None and "row" in r else str(r["item_id"])
+        print(f"{rank:>3}. {name:>5}  {r['score']:9.4f}  {r['title']}")
         if r.get("reason"):
             print(f"       {r['reason']}")
     return 0

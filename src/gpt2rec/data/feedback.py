@@ -122,6 +122,16 @@ def last_write(run_dir: str | Path) -> float:
         store.close()
 
 
+def _check_int64(run_dir, raw_ids: list) -> None:
+    """Older servers handed out IDs beyond int64, which pandas cannot hold: one line, not a traceback."""
+    for raw in raw_ids:
+        if isinstance(raw, int) and not -(2**63) <= raw < 2**63:
+            raise DataError(
+                f"{Path(run_dir) / DB_NAME} holds ID {raw}, beyond the 64-bit range the data can hold;"
+                f" delete the rows whose item_id or user_id is '{raw}' (sqlite3) and train again"
+            )
+
+
 def merge_feedback(dataset: Dataset, run_dir: str | Path, until: float | None = None) -> Dataset:
     """`dataset` with a served run's new items and interactions (written up to `until`) appended."""
     store = _open(run_dir)
@@ -129,6 +139,7 @@ def merge_feedback(dataset: Dataset, run_dir: str | Path, until: float | None = 
         new_items, inter = store.items(until), store.interactions(until)
     finally:
         store.close()
+    _check_int64(run_dir, [i for i, _ in new_items] + list(inter["item_id"]) + list(inter["user_id"]))
     items = dataset.items
     if new_items:
         rows = pd.DataFrame([{"item_id": i, **meta} for i, meta in new_items])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -77,6 +78,36 @@ def pin_feedback(config: DataConfig) -> DataConfig:
     from .feedback import last_write
 
     return replace(config, feedback_until=last_write(config.feedback))
+
+
+_PATH_FIELDS = ("dataset", "users", "items", "feedback")
+
+
+def _paths(config: DataConfig):
+    """(field, value) of the config's file and folder references (a MovieLens name is not one)."""
+    for name in _PATH_FIELDS:
+        value = getattr(config, name)
+        if value and not (name == "dataset" and value in SOURCES):
+            yield name, value
+
+
+def absolute_paths(config: DataConfig) -> DataConfig:
+    """`config` with relative paths that name existing files made absolute, so the run folder's
+    config.json works from any directory."""
+    fixed = {n: os.path.abspath(Path(v).expanduser()) for n, v in _paths(config) if Path(v).expanduser().exists()}
+    return replace(config, **fixed)
+
+
+def check_paths(config: DataConfig, config_file: Path) -> None:
+    """A one-line UserError naming `config_file`'s entry when a data path it holds is missing."""
+    for name, value in _paths(config):
+        path = Path(value).expanduser()
+        if not path.exists():
+            where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+            raise UserError(
+                f"{config_file}: data.{name} {value!r} not found{where}; run from the folder the run was trained"
+                f" in, or set data.{name} there to the file's absolute path"
+            )
 
 
 def load_dataset(config: DataConfig | str) -> Dataset:

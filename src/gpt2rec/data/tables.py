@@ -59,9 +59,11 @@ _MAGIC = (
 _UTF16 = ("utf-16", "utf-16-le", "utf-16-be", "utf16", "utf_16", "utf_16_le", "utf_16_be")
 
 
-def check_text_file(path: Path, encoding: str, fix: str) -> None:
+def check_text_file(path: Path, encoding: str, fix: str, encoding_flag: bool = True) -> None:
     """Refuse compressed, spreadsheet, Parquet and UTF-16 files read as text, naming the real fix
-    (a wrong guess like "try latin-1" for a gzip file helps nobody)."""
+    (a wrong guess like "try latin-1" for a gzip file helps nobody). `encoding_flag`: whether the
+    command has --encoding to suggest (recommend --items reads UTF-8 only)."""
+    resave = "re-save it as UTF-8" + (", or pass --encoding utf-16" if encoding_flag else "")
     with open(path, "rb") as fh:
         head = fh.read(4096)
     for magic, what, how in _MAGIC:
@@ -71,18 +73,13 @@ def check_text_file(path: Path, encoding: str, fix: str) -> None:
             raise DataError(f"{path}: file {what}, not delimited text; {how}")
     utf16 = encoding.lower().replace("_", "-") in _UTF16
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not utf16:
-        raise DataError(f"{path}: file is UTF-16 encoded (it starts with a UTF-16 byte-order mark); "
-                        "re-save it as UTF-8, or pass --encoding utf-16")  # fmt: skip
+        raise DataError(f"{path}: file is UTF-16 encoded (it starts with a UTF-16 byte-order mark); {resave}")
     if b"\x00" in head and not utf16:
         even, odd = head[0::2].count(0), head[1::2].count(0)
         kind = "UTF-16 text" if max(even, odd) > len(head) // 4 else "binary data"
         raise DataError(
             f"{path}: file holds NUL bytes ({kind}), not {encoding} text; "
-            + (
-                "re-save it as UTF-8, or pass --encoding utf-16"
-                if kind == "UTF-16 text"
-                else f"give a CSV/TSV file; {fix}"
-            )
+            + (resave if kind == "UTF-16 text" else f"give a CSV/TSV file; {fix}")
         )
 
 

@@ -5,10 +5,12 @@ serve("runs/enhanced", host="127.0.0.1", port=8000, api_key_env=None)
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import logging
 import os
+import socket
 
 from ..errors import UserError, require
 
@@ -42,6 +44,27 @@ def check_bind(host: str, api_key: str | None) -> None:
         )
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The bound listening socket, taken before the run is loaded and handed to uvicorn (no race
+    between a check and uvicorn's own bind): a port in use is one line, not uvicorn's traceback."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host} ({exc.strerror or exc}); give an address like 127.0.0.1") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} is in use; pick another --port") from None
+        raise UserError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --host or --port"
+        ) from None
+    return sock
+
+
 def serve(
     run_dir, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None, device=None, threads: int = 1
 ) -> None:
@@ -60,9 +83,14 @@ def serve(
         raise UserError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(int(threads))  # small per-request products: one thread beats contended ones
 
-    app = create_app(load_service(run_dir, device), api_key=key)
-    gc.collect()
-    gc.freeze()  # the loaded run's objects never change: keep the collector from rescanning them (tail latency)
-    writes = "need the X-API-Key header" if key else "are open (loopback only)"
-    log.info("serving http://%s:%s/ (API docs at /docs; writes %s); Ctrl+C stops it", host, port, writes)
-    uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)
+    sock = bind_socket(host, int(port))  # before the (slow) load: a busy port fails at once
+    try:
+        app = create_app(load_service(run_dir, device), api_key=key)
+        gc.collect()
+        gc.freeze()  # the loaded run's objects never change: keep the collector from rescanning them (tail latency)
+        writes = "need the X-API-Key header" if key else "are open (loopback only)"
+        log.info("serving http://%s:%s/ (API docs at /docs; writes %s); Ctrl+C stops it", host, port, writes)
+        config = uvicorn.Config(app, host=host, port=int(port), log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

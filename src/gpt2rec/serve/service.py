@@ -24,6 +24,8 @@ from ..explain import explain
 from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
 
+MAX_CLIENT_ID = 2**63 - 2  # so the next free ID (max + 1) still fits the int64 the pipeline stores
+
 
 class Conflict(UserError):
     """A write that contradicts what the run holds (e.g. an item ID already in use)."""
@@ -237,11 +239,15 @@ class Service:
         catalogue = self.run.item_ids
         if catalogue and isinstance(catalogue[0], int) and not isinstance(raw, int):
             raise UserError(f"item_id must be an integer like the catalogue's IDs (e.g. {catalogue[0]}); got {raw!r}")
+        if isinstance(raw, int) and not -(2**63) <= raw <= MAX_CLIENT_ID:
+            raise UserError(f"item_id must be at most {MAX_CLIENT_ID}; leave item_id out to get a fresh one")
         return raw
 
     def _new_item_id(self):
         ids = self.run.item_ids + self.new_ids
         if ids and all(isinstance(x, int) for x in ids):
+            if max(ids) >= 2**63 - 1:  # an old database may hold the largest int64 already
+                raise UserError(f"no free integer item_id above {max(ids)}; pass an unused item_id")
             return max(ids) + 1
         return f"new-{len(self.new_ids) + 1}"
 
