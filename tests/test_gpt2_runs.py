@@ -33,7 +33,9 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     inter = dataset.interactions.assign(user_id=lambda d: d["user"] + 1, item_id=lambda d: d["item"] + 1)
     # more interactions (each user's items shifted by one) so the random split keeps a few per user
     more = inter.assign(item_id=inter["item_id"] % dataset.n_items + 1, rating=2.0, timestamp=1)
-    inter = pd.concat([inter, more]).drop_duplicates(["user_id", "item_id"])[["user_id", "item_id", "rating", "timestamp"]]
+    inter = pd.concat([inter, more]).drop_duplicates(["user_id", "item_id"])[
+        ["user_id", "item_id", "rating", "timestamp"]
+    ]
     inter.to_csv(tmp_path / "ratings.csv", index=False)
     dataset.users.to_csv(tmp_path / "users.csv", index=False)
     items = dataset.items.assign(genres=dataset.items["genres"].map("|".join))
