@@ -247,7 +247,7 @@ def ablation_entries(best: ModelEntry, quick: bool = False) -> list[ModelEntry]:
 
 @dataclass
 class BenchConfig:
-    dataset: str = field(default="ml-100k", metadata={"help": "dataset name or MovieLens folder"})
+    dataset: str = field(default="ml-100k", metadata={"help": "dataset name, MovieLens folder or interactions file"})
     quick: bool = field(default=False, metadata={"help": "one seed, few epochs, a subset of models"})
     out_dir: str = field(default="benchmarks/results", metadata={"help": "where the JSON/MD/PNG go"})
     name: str | None = field(
@@ -268,10 +268,12 @@ class BenchConfig:
         bad = [p for p in self.protocols if p not in PROTOCOLS and p not in PROTOCOL_ALIASES]
         if bad:
             raise ValueError(f"unknown protocol(s) {bad}; choose from: {', '.join([*PROTOCOLS, *PROTOCOL_ALIASES])}")
-        known = {e.name for e in ENTRIES}
-        bad = [m for m in self.models if m not in known and "/" not in m]
-        if bad:
-            raise ValueError(f"unknown bench model(s) {bad}; choose from: {', '.join(sorted(known))}")
+        known, bases = {e.name for e in ENTRIES}, sorted(e.name for e in ENTRIES if e.model == "enhanced")
+        ablation = lambda m: m.partition("/")[0] in bases and m.partition("/")[2] in {s for s, _, _ in ABLATIONS}  # noqa: E731
+        bad = [m for m in self.models if m not in known and not ablation(m)]
+        if bad:  # an ablation is <enhanced entry>/<suffix>
+            raise ValueError(f"unknown bench model(s) {bad}; choose from: {', '.join(sorted(known))}, or an ablation "
+                             f"{bases[0]}/<{'|'.join(s for s, _, _ in ABLATIONS)}>")  # fmt: skip
         for name in ("seeds", "threads", "epochs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

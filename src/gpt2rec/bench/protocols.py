@@ -29,7 +29,22 @@ from ..eval.protocols import (
     sample_eval_negatives,
 )
 from ..eval.tail import tail_items
-from .plan import COLD_FRACTION, KS, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
+from .plan import COLD_FRACTION, COLD_USER, KS, NCF, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
+
+
+def unusable_protocols(dataset: Dataset) -> dict[str, str]:
+    """Protocols that cannot measure anything on `dataset`, with why: the bench skips them, or
+    refuses them when asked for by name (rather than failing every job, or scoring ties)."""
+    out = {}
+    if not [c for c in dataset.users.columns if c != "user_id"]:
+        # a new user is known by the users table alone: without it every text model scores all items alike
+        out[COLD_USER] = "the dataset has no users table to read for a new user (every one would get the same scores)"
+    pairs = dataset.interactions[["user", "item"]].drop_duplicates()
+    unseen = dataset.n_items - (int(pairs.groupby("user").size().max()) if len(pairs) else 0)
+    if unseen < SAMPLED_NEGATIVES:
+        out[NCF] = (f"it ranks each held-out item among {SAMPLED_NEGATIVES} unseen items, and a user here "
+                    f"has only {unseen} unseen items ({dataset.n_items} in all)")  # fmt: skip
+    return out
 
 
 def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:

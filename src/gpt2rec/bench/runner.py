@@ -7,6 +7,7 @@ phase, so a partial run still has a readable report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from ..utils.device import pick_device
 from . import faithfulness, plan, report, speed, tuning
 from .measure import load_average, machine_info
 from .plan import BenchConfig, Job, ModelEntry
+from .protocols import unusable_protocols
 from .store import ResultStore
 from .training import BenchRun, run_job
 
@@ -47,9 +49,11 @@ def first_lm_only(jobs: list[Job], lms: list[str]) -> list[str]:
     ]
 
 
-def run_jobs(run: BenchRun, jobs: list[Job]) -> None:
-    """Run the jobs without a record. A job that raises is logged under `failures` (and retried by
-    the next run) so one broken model does not stop the others; Ctrl-C still stops the bench."""
+def run_jobs(run: BenchRun, jobs: list[Job]) -> int:
+    """Run the jobs without a record; returns how many failed. A job that raises is logged under
+    `failures` (and retried by the next run) so one broken model does not stop the others; Ctrl-C
+    still stops the bench."""
+    failed = 0
     todo = [j for j in jobs if not run.store.has(j.key)]
     if len(todo) < len(jobs):
         run.log(f"{len(jobs) - len(todo)} of {len(jobs)} records already done; resuming")
@@ -64,12 +68,14 @@ def run_jobs(run: BenchRun, jobs: list[Job]) -> None:
             message = f"{type(exc).__name__}: {exc}".strip()
             run.store.put("failures", key, {"error": message, "traceback": traceback.format_exc(limit=6)})
             run.log(f"{label}: FAILED ({message.splitlines()[0][:200]})")
+            failed += 1
             continue
         record["job_seconds"] = time.perf_counter() - start
         run.store.add(record)
         run.store.section("failures").pop(key, None)
         main = plan.PROTOCOLS[job.protocol].metric
         run.log(f"{label}: {main} {record['metrics'].get(main, float('nan')):.4f} ({record['job_seconds']:.1f}s)")
+    return failed
 
 
 # ---------------------------------------------------------------- phases
@@ -136,9 +142,15 @@ def run_bench(config: BenchConfig, dataset: Dataset | None = None, argv: list[st
 def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | None) -> dict:
     device = pick_device(config.device)
     dataset = dataset if dataset is not None else load_bench_dataset(config)
+    skipped = unusable_protocols(dataset)
+    asked = [p for p in config.protocol_names if p in skipped]
+    if asked:  # asked for by name: refuse before anything runs or is written
+        raise UserError(f"protocol {asked[0]} cannot run on {dataset.name}: {skipped[asked[0]]}; "
+                        f"leave it out of --protocols")  # fmt: skip
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
     lms = available_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
+    check_dataset(store, dataset)
     check_signature(store, config)
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
     previous = store.section("meta").get("last_run")
@@ -150,16 +162,19 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
         "lms": lms, "bench_config": to_dict(config), "load_average_start": load_average(),
     })  # fmt: skip
     start = time.perf_counter()
-    jobs = plan.plan_jobs(config, lms)
+    for protocol, why in skipped.items():
+        run.log(f"protocol {protocol} skipped: {why}")
+    jobs = [j for j in plan.plan_jobs(config, lms) if j.protocol not in skipped]
     for line in first_lm_only(jobs, lms):
         run.log(line)
     if config.speed:
         speed.measure_encoding(run, [lm for lm in lms if any(j.lm == lm for j in jobs)])
-    run_jobs(run, jobs)
+    failed, total = run_jobs(run, jobs), len(jobs)
     report.write_all(run)  # a readable report already, should the rest be interrupted
     run.best = best_enhanced(run)
     if run.best is not None:
-        run_jobs(run, plan.plan_jobs(config, lms, best=run.best))
+        more = [j for j in plan.plan_jobs(config, lms, best=run.best) if j.protocol not in skipped]
+        failed, total = failed + run_jobs(run, more), total + len(more)
     if config.speed:
         before = load_average()
         speed.measure_training_and_latency(run)
@@ -177,8 +192,39 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     started = store.data["meta"]["last_run"]["started"]
     store.put("meta", "runs", store.section("meta").get("runs", []) + [{"started": started, "seconds": seconds}])
     paths = report.write_all(run)
-    run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
-    return paths
+    if failed:  # said last, so a run with failures never ends on a plain "done"
+        run.log(f"{failed} of {total} jobs failed (see the lines above); report: {paths['md']}")
+    else:
+        run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
+    return {**paths, "failed": failed, "jobs": total}
+
+
+def dataset_fingerprint(dataset: Dataset) -> dict:
+    """Sizes and a sha256 of the interactions: tells apart two datasets whose files share a name."""
+    digest = hashlib.sha256()
+    for column in ("user", "item", "rating", "timestamp"):
+        digest.update(np.ascontiguousarray(dataset.interactions[column].to_numpy()).tobytes())
+    return {"users": dataset.n_users, "items": dataset.n_items, "interactions": len(dataset.interactions),
+            "sha256": digest.hexdigest()}  # fmt: skip
+
+
+def check_dataset(store: ResultStore, dataset: Dataset) -> None:
+    """Refuse to resume records made on another dataset (the results file is named after the
+    dataset's file or folder only). A file written before fingerprints is checked on the sizes its
+    last run recorded, then gets the fingerprint."""
+    new = dataset_fingerprint(dataset)
+    meta = store.data.get("meta", {})
+    old = meta.get("dataset_fingerprint")
+    if old is None:
+        last = (meta.get("last_run") or {}).get("dataset") or {}
+        old = {k: last[k] for k in ("users", "items", "interactions") if k in last}
+    if store.records and any(old[k] != new.get(k) for k in old):
+        show = lambda f: ", ".join(f"{k} {str(v)[:12]}" for k, v in f.items())  # noqa: E731
+        raise UserError(
+            f"{store.path} holds results of another dataset ({show(old)}; this one: {show(new)}); "
+            f"pass --out DIR to bench it elsewhere, or delete {store.path} to start afresh"
+        )
+    store.put("meta", "dataset_fingerprint", new)
 
 
 def check_signature(store: ResultStore, config: BenchConfig) -> None:
@@ -205,6 +251,7 @@ def run_tuning(config: BenchConfig) -> dict:
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
     run = BenchRun(config, load_bench_dataset(config), store, pick_device(config.device), [], out_dir)
+    check_dataset(store, run.dataset)
     for model in models:
         protocol, start, axes = tuning.TUNING[model]
         result = tuning.tune(run, model, protocol, start, axes)

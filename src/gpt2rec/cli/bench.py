@@ -26,9 +26,19 @@ def register(subparsers) -> None:
         "--quick", action="store_true",
         help="quality: one seed, few epochs, a subset of models (~10 min); scale: stop at 10^6 interactions",
     )  # fmt: skip
-    parser.add_argument("--dataset", default=None, help="only this dataset (name or MovieLens folder)")
+    from ..bench.plan import PROTOCOL_ALIASES, PROTOCOLS  # light: no torch
+
+    parser.add_argument(
+        "--dataset", default=None,
+        help="only this dataset: a MovieLens name (ml-100k, ml-1m), a MovieLens folder, or an interactions file "
+             "(CSV/Parquet; it has no users table, so cold-user is skipped)",
+    )  # fmt: skip
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
-    parser.add_argument("--protocols", nargs="+", default=None, help="subset: warm ncf cold-item cold-user")
+    parser.add_argument(
+        "--protocols", nargs="+", default=None,
+        help=f"subset (default: all): {' '.join([*PROTOCOLS, *PROTOCOL_ALIASES])} "
+             f"({', '.join(a + ' = ' + ' + '.join(ps) for a, ps in PROTOCOL_ALIASES.items())})",
+    )  # fmt: skip
     parser.add_argument("--models", nargs="+", default=None, help="subset of the bench's model names")
     parser.add_argument(
         "--lms", nargs="+", default=None, help="language models (default: gpt2 if cached, gemma3-270m, minilm)"
@@ -71,7 +81,11 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
         print(f"tune: {paths['md']} ({paths['json']})")
         return 0
     argv = argv if argv is not None else sys.argv[2:]
+    failed = 0
     for config in datasets_to_run(base, args.dataset):
         paths = run_bench(config, argv=argv)
         print(f"{config.stem}: {paths['md']} ({paths['json']})")
-    return 0
+        if paths["failed"]:
+            print(f"{config.stem}: {paths['failed']} of {paths['jobs']} jobs failed (see the lines above)")
+            failed += paths["failed"]
+    return 1 if failed else 0  # not 2: the input was fine, some jobs were not

@@ -1,0 +1,134 @@
+"""The bench's checks on its input: dataset fingerprint on resume, failed jobs in the exit code,
+model-name validation, help text, protocols a dataset cannot support (QA findings on `gpt2rec bench`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpt2rec.bench import plan
+from gpt2rec.bench.store import ResultStore
+from gpt2rec.data.dataset import Dataset
+from gpt2rec.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def csv_frame(n_users=30, n_items=40, per_user=8, seed=0) -> pd.DataFrame:
+    """Interactions only (as a CSV file gives them): no users table."""
+    rng = np.random.default_rng(seed)
+    rows = [(u + 1, int(i) + 1, 4.0, 1000 * u + t)
+            for u in range(n_users) for t, i in enumerate(rng.choice(n_items, per_user, replace=False))]  # fmt: skip
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def quick(out, **kw):
+    from gpt2rec.bench import BenchConfig
+
+    values = dict(dataset="ratings.csv", quick=True, out_dir=str(out), protocols=("warm",),
+                  models=("popularity",), lms=("unused",), speed=False, faithfulness=False, plots=False)  # fmt: skip
+    return BenchConfig(**{**values, **kw})
+
+
+def test_a_different_dataset_with_the_same_file_name_is_refused(tmp_path):
+    from gpt2rec.bench import run_bench
+
+    first = Dataset.from_frames("ratings", csv_frame(seed=0))
+    run_bench(quick(tmp_path), dataset=first)
+    run_bench(quick(tmp_path), dataset=first)  # the same data resumes
+    other = Dataset.from_frames("ratings", csv_frame(seed=1))  # same sizes, other interactions
+    with pytest.raises(UserError, match=r"holds results of another dataset.*--out DIR.*delete"):
+        run_bench(quick(tmp_path), dataset=other)
+
+
+def test_a_results_file_without_a_fingerprint_resumes_on_the_same_sizes(tmp_path):
+    from gpt2rec.bench.runner import check_dataset
+
+    path = tmp_path / "ml-100k.json"
+    shutil.copy(REPO / "benchmarks/results/ml-100k.json", path)
+    assert "dataset_fingerprint" not in json.loads(path.read_text())["meta"]
+    rng = np.random.default_rng(0)
+    users = np.r_[np.arange(943), rng.integers(0, 943, 100_000 - 943)] + 1
+    items = np.r_[np.arange(1682), rng.integers(0, 1682, 100_000 - 1682)] + 1
+    like_ml100k = Dataset.from_frames("ml-100k", pd.DataFrame({"user_id": users, "item_id": items}))
+    store = ResultStore(path)
+    assert store.records
+    check_dataset(store, like_ml100k)  # the committed file still loads and resumes
+    assert json.loads(path.read_text())["meta"]["dataset_fingerprint"]["users"] == 943
+    shutil.copy(REPO / "benchmarks/results/ml-100k.json", path)  # legacy again: checked on its sizes
+    smaller = Dataset.from_frames("ml-100k", pd.DataFrame({"user_id": users[1:], "item_id": items[1:]}))
+    with pytest.raises(UserError, match="another dataset"):
+        check_dataset(ResultStore(path), smaller)
+
+
+def test_failed_jobs_are_counted_and_the_cli_exits_non_zero(tmp_path, monkeypatch, capsys, caplog):
+    from gpt2rec.bench import run_bench
+    from gpt2rec.cli import main
+    from gpt2rec.models import bpr
+
+    def broken(config, ctx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bpr, "SPEC", bpr.SPEC.__class__(**{**bpr.SPEC.__dict__, "build": broken}))
+    data = Dataset.from_frames("ratings", csv_frame())
+    caplog.set_level("INFO")
+    paths = run_bench(quick(tmp_path / "a", models=("popularity", "bpr")), dataset=data)
+    assert (paths["failed"], paths["jobs"]) == (1, 2)
+    assert "1 of 2 jobs failed (see the lines above)" in caplog.text
+    assert "done in" not in caplog.text
+
+    csv = tmp_path / "ratings.csv"
+    csv_frame().to_csv(csv, index=False)
+    argv = ["bench", "--quick", "--dataset", str(csv), "--out", str(tmp_path / "b"), "--protocols", "warm",
+            "--models", "popularity", "bpr", "--no-speed", "--no-faithfulness", "--no-plots"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["gpt2rec", *argv])
+    assert main(argv) == 1
+    assert "1 of 2 jobs failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["foo/bar", "popularity/no-attention", "enhanced-cached/bar"])
+def test_model_names_with_a_slash_are_validated(tmp_path, name):
+    with pytest.raises(UserError, match=r"unknown bench model.*choose from"):
+        from gpt2rec.bench import BenchConfig
+        from gpt2rec.utils.config import from_dict
+
+        from_dict(BenchConfig, {"models": [name]})
+
+
+def test_an_ablation_name_is_accepted():
+    assert quick(".", models=("enhanced-cached/no-attention",)).models == ("enhanced-cached/no-attention",)
+
+
+def test_help_lists_every_protocol_and_what_dataset_accepts(capsys):
+    from gpt2rec.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in [*plan.PROTOCOLS, *plan.PROTOCOL_ALIASES]:
+        assert name in text
+    assert "CSV/Parquet" in text
+
+
+def test_protocols_the_dataset_cannot_support_are_skipped_or_refused(tmp_path, caplog):
+    from gpt2rec.bench import run_bench
+    from gpt2rec.bench.protocols import unusable_protocols
+
+    data = Dataset.from_frames("ratings", csv_frame())  # no users table, 40 items (< 99 negatives)
+    assert set(unusable_protocols(data)) == {plan.COLD_USER, plan.NCF}
+    for protocol in (plan.COLD_USER, plan.NCF):
+        with pytest.raises(UserError, match=f"protocol {protocol} cannot run on ratings: .*leave it out"):
+            run_bench(quick(tmp_path / protocol, protocols=(protocol,)), dataset=data)
+    caplog.set_level("INFO")
+    paths = run_bench(quick(tmp_path / "all", protocols=()), dataset=data)
+    assert paths["failed"] == 0
+    assert "protocol cold-user skipped: the dataset has no users table" in caplog.text
+    records = json.loads(paths["json"].read_text())["records"]
+    assert {r["protocol"] for r in records} == set(plan.PROTOCOLS) - {plan.COLD_USER, plan.NCF}
+    users = pd.DataFrame({"user_id": np.arange(1, 31), "age": 30})
+    assert unusable_protocols(Dataset.from_frames("r", csv_frame(n_items=200), users=users)) == {}
