@@ -2,101 +2,83 @@
 
     app = create_app(load_service("runs/enhanced"), api_key=None)   # uvicorn.run(app, ...)
 
-Every error is JSON `{"error": "<one line>", "field": "<name>"}` with a 4xx status: 422 invalid
-input, 404 unknown user/item, 409 conflict, 401 missing/wrong API key, 413 body too large,
-415 a POST that is not JSON. Writes need the `X-API-Key` header when the server has a key.
+Every error is JSON `{"error": "<one line>", "field": "<name> or null"}` with a 4xx status: 422 invalid
+input, 404 unknown user/item/route, 405 wrong method, 409 conflict, 401 missing/wrong API key, 413 body
+too large, 415 a POST that is not JSON, 400 an unreadable body (see `gate.py`). Writes need the
+`X-API-Key` header when the server has a key. The 2xx bodies are documented by `schemas.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import re
 from pathlib import Path
 
-import orjson
 import pandas as pd
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import UserError
 from ..run import UnknownIdError
 from .batcher import MicroBatcher
-from .schemas import BatchRequest, Interaction, K, NewItem, ProfileRequest, QueryRequest
+from .gate import KEY_MESSAGE, ApiError, JSONBytes, RequestGate, install_handlers, key_ok
+from .schemas import (
+    AddedInteraction,
+    AddedItem,
+    BatchAnswer,
+    BatchRequest,
+    ErrorBody,
+    Health,
+    Interaction,
+    K,
+    NewItem,
+    ProfileRequest,
+    QueryRequest,
+    Rows,
+    SimilarAnswer,
+    UserAnswer,
+    UserRecord,
+)
 from .service import Conflict, Service
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY = 64 * 1024  # bytes
+WRITES = {"/v1/items", "/v1/interactions"}  # POSTs that need the API key when the server has one
+_ERRORS = {
+    400: "a body that cannot be read (not UTF-8, nested too deeply)",
+    401: "missing or wrong X-API-Key (writes, when the server has a key)",
+    404: "unknown user, item or route",
+    409: "conflicts with what the run holds (e.g. an item ID in use)",
+    413: "body over 64 KiB",
+    415: "a POST that is not JSON",
+    422: "invalid input",
+}
 
 
-class JSONBytes(Response):
-    """JSON rendered by orjson (fast; numpy-free rows of Python values)."""
-
-    media_type = "application/json"
-
-    def render(self, content) -> bytes:
-        return orjson.dumps(content)
+def _answers(model, *codes: int) -> dict:
+    """OpenAPI `responses`: the 2xx body (documented, not re-validated: orjson renders the dicts as they
+    are) and the error codes this route can answer, each with the error shape."""
+    errors = {c: {"model": ErrorBody, "description": _ERRORS[c]} for c in (422, *codes)}
+    return {200: {"model": model}, **errors}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None):
-        self.status, self.message, self.field = status, message, field
+def _created(model, *codes: int) -> dict:
+    return {201: {"model": model}, **{c: v for c, v in _answers(model, *codes).items() if c != 200}}
 
 
-_UNION_TAG = re.compile(r"int|str|float|bool|.*[-\[].*")
-
-
-def _error(status: int, message: str, field: str | None = None) -> JSONBytes:
-    return JSONBytes({"error": message, "field": field}, status_code=status)
-
-
-def _mapped(exc: UserError, field: str) -> ApiError:
+def _mapped(exc: UserError, field: str | None) -> ApiError:
     """A library error as an HTTP error naming the request field it concerns."""
     if isinstance(exc, UnknownIdError):
         return ApiError(404, str(exc), field)
     return ApiError(409 if isinstance(exc, Conflict) else 422, str(exc), field)
 
 
-async def _call(field: str, fn, *args):
+async def _call(field: str | None, fn, *args):
     """Run a blocking library call in a worker thread; its UserError becomes a 4xx naming `field`."""
     try:
         return await asyncio.to_thread(fn, *args)
     except UserError as exc:
         raise _mapped(exc, field) from None
-
-
-class BodyLimit:
-    """ASGI middleware: refuse bodies over `limit` bytes (413) and POSTs that are not JSON (415)."""
-
-    def __init__(self, app, limit: int = MAX_BODY):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if ctype != b"application/json":  # also keeps HTML forms on other sites from posting here
-            return await _error(415, "send the body as JSON (Content-Type: application/json)", "body")(
-                scope, receive, send
-            )
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await _error(413, f"the body is over {self.limit} bytes", "body")(scope, receive, send)
-        seen = 0
-
-        async def bounded():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ApiError(413, f"the body is over {self.limit} bytes", "body")
-            return message
-
-        return await self.app(scope, bounded, send)
 
 
 def create_app(service: Service, api_key: str | None = None) -> FastAPI:
@@ -107,24 +89,14 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         "new items and requests in plain words, with explanations.",
         default_response_class=JSONBytes,
     )
+    install_handlers(app)
     batcher = MicroBatcher(service.recommend_many)
     app.state.service, app.state.batcher = service, batcher
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError):
-        return _error(exc.status, exc.message, exc.field)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
-        # union members add type tags to the location ("int", "constrained-int"); they are not fields
-        loc = [str(p) for p in first.get("loc", ()) if not _UNION_TAG.fullmatch(str(p))]
-        field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "body"
-        return _error(422, f"{field}: {first.get('msg', 'invalid value')}", field)
-
     def writer(x_api_key: str | None = Header(default=None)) -> None:
-        if api_key is not None and not (x_api_key and hmac.compare_digest(x_api_key, api_key)):
-            raise ApiError(401, "this write needs the server's API key in the X-API-Key header", "X-API-Key")
+        # RequestGate checks the key before the body is read; this documents the header and checks again
+        if not key_ok(x_api_key, api_key):
+            raise ApiError(401, KEY_MESSAGE, "X-API-Key")
 
     def user_index(raw, field: str = "user_id") -> int:
         try:
@@ -143,16 +115,24 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         except UserError as exc:
             raise _mapped(exc, field) from None
 
-    @app.get("/v1/health", summary="model, LM, counts, version")
+    @app.get("/v1/health", responses=_answers(Health), summary="model, LM, counts, version")
     async def health():
         return {**service.health(), "batches": batcher.calls, "batched_requests": batcher.requests}
 
-    @app.get("/v1/users", summary="some known user IDs with their profile (for pickers)")
+    @app.get(
+        "/v1/users",
+        responses=_answers(list[UserRecord]),
+        summary="some known user IDs with their profile (for pickers)",
+    )
     async def users(limit: int = Query(20, ge=1, le=200)):
         table = service.run.dataset.users.head(limit)
         return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
 
-    @app.get("/v1/users/{user_id}/recommendations", summary="top-k unseen items of a known user")
+    @app.get(
+        "/v1/users/{user_id}/recommendations",
+        responses=_answers(UserAnswer, 404),
+        summary="top-k unseen items of a known user",
+    )
     async def user_recommendations(
         user_id: str = PathParam(min_length=1, max_length=64), k: K = 10, explain: bool = False
     ):
@@ -162,7 +142,11 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
             rows = await _call("explain", service.explain_rows, user, rows)
         return _with_note({"user_id": service.run.user_ids[user], "items": rows}, user)
 
-    @app.post("/v1/recommendations", summary="several known users at once (one scoring call)")
+    @app.post(
+        "/v1/recommendations",
+        responses=_answers(BatchAnswer, 404, 400, 413, 415),
+        summary="several known users at once (one scoring call)",
+    )
     async def batch(body: BatchRequest):
         users = [user_index(u, f"user_ids.{n}") for n, u in enumerate(body.user_ids)]
         rows = await _call("user_ids", service.recommend_many, users, body.k)
@@ -172,7 +156,11 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
             "results": [_with_note({"user_id": service.run.user_ids[u], "items": r}, u) for u, r in zip(users, rows)]
         }
 
-    @app.post("/v1/recommendations/profile", summary="a new user: profile fields and/or liked items")
+    @app.post(
+        "/v1/recommendations/profile",
+        responses=_answers(Rows, 404, 400, 413, 415),
+        summary="a new user: profile fields and/or liked items",
+    )
     async def profile(body: ProfileRequest):
         if not body.profile and not body.liked:
             raise ApiError(422, "give a profile, liked items, or both", "profile")
@@ -180,21 +168,42 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
             item_index(raw, f"liked.{n}")
         return {"items": await _call("profile", service.profile, body.profile, body.liked, body.k)}
 
-    @app.post("/v1/recommendations/query", summary="a request in plain words, optionally for a user")
+    @app.post(
+        "/v1/recommendations/query",
+        responses=_answers(Rows, 404, 400, 413, 415),
+        summary="a request in plain words, optionally for a user",
+    )
     async def query(body: QueryRequest):
         user = None if body.user_id is None else user_index(body.user_id)
         return {"items": await _call("query", service.query, body.query, body.k, user, body.blend)}
 
-    @app.get("/v1/items/{item_id}/similar", summary="items like this one (text + collaborative)")
+    @app.get(
+        "/v1/items/{item_id}/similar",
+        responses=_answers(SimilarAnswer, 404),
+        summary="items like this one (text + collaborative)",
+    )
     async def similar(item_id: str = PathParam(min_length=1, max_length=64), k: K = 10):
         return {"item_id": item_id, "items": await _call("item_id", service.similar, item_index(item_id), k)}
 
-    @app.post("/v1/items", status_code=201, dependencies=[Depends(writer)], summary="add an item from its metadata")
+    @app.post(
+        "/v1/items",
+        status_code=201,
+        dependencies=[Depends(writer)],
+        responses=_created(AddedItem, 401, 409, 400, 413, 415),
+        summary="add an item from its metadata",
+    )
     async def add_item(body: NewItem):
         meta = {"title": body.title, "genres": body.genres} | ({"year": body.year} if body.year else {})
-        return await _call("item_id", service.add_item, body.item_id, meta)
+        field = "item_id" if service.can_add_items else None  # a run that cannot add items: no field is at fault
+        return await _call(field, service.add_item, body.item_id, meta)
 
-    @app.post("/v1/interactions", status_code=201, dependencies=[Depends(writer)], summary="record an interaction")
+    @app.post(
+        "/v1/interactions",
+        status_code=201,
+        dependencies=[Depends(writer)],
+        responses=_created(AddedInteraction, 401, 404, 400, 413, 415),
+        summary="record an interaction",
+    )
     async def add_interaction(body: Interaction):
         user_index(body.user_id)
         item_index(body.item_id)
@@ -205,7 +214,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestGate, writes=WRITES, api_key=api_key)
     return app
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_K = 100
 MAX_BATCH = 256
@@ -14,7 +16,39 @@ MAX_PROFILE_FIELDS = 20
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]  # orjson and the ID maps hold 64-bit integers
 RawId = Int64 | Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
-FieldValue = Int64 | StrictFloat | Annotated[str, StringConstraints(max_length=200)]
+MAX_FIELD_TEXT = 200
+
+
+def _field_value(value):
+    """A profile value: a string or a finite number. Checked by hand because a union of int | float | str
+    reports its first member's error ("should be a valid integer") whatever was actually wrong."""
+    if value is None:
+        raise PydanticCustomError("field_null", "is null; give a string or a number, or leave the field out")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PydanticCustomError("field_type", "must be a string or a number, not {kind}", {"kind": _kind(value)})
+    if isinstance(value, str) and len(value) > MAX_FIELD_TEXT:
+        raise PydanticCustomError(
+            "field_long", "is too long ({n} characters; at most {most})", {"n": len(value), "most": MAX_FIELD_TEXT}
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("field_finite", "must be a finite number, not {v}", {"v": str(value)})
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise PydanticCustomError("field_int64", "is too large (integers must fit in 64 bits)")
+    return value
+
+
+def _kind(value) -> str:
+    return {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _blend(value):
+    """blend: a finite number in [0, 1] (NaN used to pass as 'less than or equal to 1')."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise PydanticCustomError("blend", "must be a finite number in [0, 1], not {v}", {"v": repr(value)})
+    return float(value)
+
+
+FieldValue = Annotated[int | float | str, PlainValidator(_field_value, json_schema_input_type=int | float | str)]
 K = Annotated[int, Field(ge=1, le=MAX_K, description=f"number of items (1..{MAX_K})")]
 
 
@@ -48,7 +82,11 @@ class QueryRequest(Strict):
         description='a request in plain words, e.g. "a funny animated film for kids"'
     )
     user_id: RawId | None = Field(default=None, description="blend with this user's own scores")
-    blend: float = Field(default=0.5, ge=0.0, le=1.0, description="share of the user's scores (0: text only)")
+    blend: Annotated[float, PlainValidator(_blend, json_schema_input_type=float)] = Field(
+        default=0.5,
+        json_schema_extra={"minimum": 0, "maximum": 1},
+        description="share of the user's scores (0: text only), a number in [0, 1]",
+    )
     k: K = 10
 
 
@@ -65,3 +103,82 @@ class Interaction(Strict):
     user_id: RawId
     item_id: RawId
     rating: float = Field(default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False)
+
+
+# ---- answers (documentation only: routes return plain dicts rendered by orjson, and a test checks real
+# answers against /openapi.json, so these cannot drift from what the server sends) ----------------------
+ItemId = int | str
+UserRecord = dict[str, Any]  # a row of the users table: user_id and its profile fields
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what is wrong and how to fix it, in one line")
+    field: str | None = Field(description="the request field at fault (dotted path), or null")
+
+
+class Explanation(BaseModel):
+    user_fields: dict[str, float] = Field(
+        description="share of each user field (sums to 1; empty for item-item models)"
+    )
+    item_fields: dict[str, float] = Field(description="share of each item field")
+    similar: list[ItemId] = Field(description="liked items closest to this one")
+    similar_titles: list[str]
+    reason: str
+
+
+class Row(BaseModel):
+    item_id: ItemId
+    title: str
+    score: float
+    explanation: Explanation | None = Field(default=None, description="with explain=true")
+    reason: str | None = Field(default=None, description="profile answers of neighbour-based models")
+    text_score: float | None = Field(default=None, description="query answers: text similarity alone")
+    collaborative: float | None = Field(default=None, description="similar-item answers: co-interaction cosine")
+    text: float | None = Field(default=None, description="similar-item answers: text cosine")
+
+
+class UserAnswer(BaseModel):
+    user_id: ItemId
+    items: list[Row]
+    note: str | None = Field(default=None, description="only when the list means nothing for this user")
+
+
+class BatchAnswer(BaseModel):
+    results: list[UserAnswer]
+
+
+class Rows(BaseModel):
+    items: list[Row]
+
+
+class SimilarAnswer(Rows):
+    item_id: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    model: str
+    lm: str | None
+    lm_loaded: bool
+    users: int
+    items: int
+    catalogue_items: int
+    can_add_items: bool
+    can_explain: bool
+    user_fields: list[str]
+    new_items: int
+    new_interactions: int
+    batches: int
+    batched_requests: int
+
+
+class AddedItem(BaseModel):
+    item_id: ItemId
+    title: str
+
+
+class AddedInteraction(BaseModel):
+    user_id: ItemId
+    item_id: ItemId
+    rating: float

@@ -41,6 +41,7 @@ class Service:
         # LM vectors of the items (text similarity, queries): the enhanced model's or l3ae's `item_text`
         self.item_texts = self.text_model or getattr(self.model, "item_text", None) is not None
         self.can_add_items = self.item_texts and hasattr(self.model, "score_new_items")
+        self.can_explain = self.text_model or hasattr(self.model, "item_contributions")
         # items added while serving: raw IDs, titles, and their encoded tables
         self.new_ids: list = []
         self.new_titles: list[str] = []
@@ -93,16 +94,20 @@ class Service:
         return {
             "status": "ok",
             "version": __version__,
-            "model": self.run.config.model if self.run.config is not None else type(self.model).__name__,
+            "model": self._model_name(),
             "lm": info.get("lm"),
             "lm_loaded": bool(getattr(lm, "attached", False)),
             "users": self.run.n_users,
             "items": self.n_items,
             "catalogue_items": self.run.n_items,
             "can_add_items": self.can_add_items,
+            "can_explain": self.can_explain,
             "user_fields": info.get("user_columns", []),
             **self.store.counts(),
         }
+
+    def _model_name(self) -> str:
+        return self.run.config.model if self.run.config is not None else type(self.model).__name__
 
     # ---- scoring ----------------------------------------------------------------------------------
     def scores(self, users: list[int]) -> torch.Tensor:
@@ -129,9 +134,13 @@ class Service:
     def explain_rows(self, user: int, rows: list[dict]) -> list[dict]:
         """Add field weights, similar liked items and the reason to a user's rows (catalogue items
         through `gpt2rec.explain`; added items by text similarity alone). Item-item models (l3ae,
-        l3ae_mf) explain by the liked items that carry the score; other models get None."""
-        if not (self.text_model or hasattr(self.model, "item_contributions")):
-            return [{**r, "explanation": None} for r in rows]
+        l3ae_mf) explain by the liked items that carry the score; other models are refused, as the CLI
+        refuses them (a list of null explanations looked like an answer)."""
+        if not self.can_explain:
+            raise UserError(
+                f"this run's model ({self._model_name()}) cannot explain its recommendations; "
+                "leave explain out, or train with --model l3ae or --model enhanced"
+            )
         history = self.run.seen(user)
         idx = [self.item_index(r["item_id"]) for r in rows]
         known = [i for i in idx if i < self.run.n_items]
@@ -226,7 +235,10 @@ class Service:
     # ---- writes ---------------------------------------------------------------------------------
     def add_item(self, item_id, meta: dict) -> dict:
         if not self.can_add_items:
-            raise UserError(f"this run's model ({self.health()['model']}) cannot score items from metadata alone")
+            raise UserError(
+                f"this run's model ({self._model_name()}) cannot score new items from their metadata; "
+                "train with --model l3ae or --model enhanced to add items while serving"
+            )
         with self._lock:
             item_id = self._new_item_id() if item_id is None else self._check_new_id(item_id)
             self._append_items([item_id], [meta])  # encodes first: a bad item is never stored

@@ -74,6 +74,10 @@ function fail(err) {
 async function start() {
   health = await api("/v1/health");
   $("status").textContent = `${health.model} model · LM ${health.lm || "none"} · ${health.users} users · ${health.items} items`;
+  if (!health.can_explain) {  // the server refuses explain=true for this model
+    $("user-explain").checked = false;
+    $("user-explain").disabled = true;
+  }
   const users = await api("/v1/users?limit=200");
   for (const u of users) {
     const label = Object.entries(u).filter(([k]) => k !== "user_id" && k !== "zip_code").map(([, v]) => v).join(", ");

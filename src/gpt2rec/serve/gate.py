@@ -1,0 +1,128 @@
+"""What every request meets before a route: the API key of writes, the body's size and type, and the
+one error shape `{"error": "<what is wrong; how to fix it>", "field": "<name> or null"}` for every
+4xx, including FastAPI's and Starlette's own (unknown route, wrong method, unreadable body)."""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+MAX_BODY = 64 * 1024  # bytes
+KEY_MESSAGE = "this write needs the server's API key in the X-API-Key header"
+
+
+class JSONBytes(JSONResponse):
+    """JSON rendered by orjson (fast; numpy-free rows of Python values). A JSONResponse, so that
+    OpenAPI takes the documented models as the bodies (any other class is documented as a string)."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None):
+        self.status, self.message, self.field = status, message, field
+
+
+def error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONBytes:
+    return JSONBytes({"error": message, "field": field}, status_code=status, headers=headers)
+
+
+def key_ok(given: str | None, api_key: str | None) -> bool:
+    return api_key is None or bool(given) and hmac.compare_digest(given.encode(), api_key.encode())
+
+
+class RequestGate:
+    """ASGI middleware, in this order: a write without the right key (401, before the body is read, so a
+    garbage body with a wrong key is a 401, not a 422), a POST that is not JSON (415), a body over `limit`
+    bytes (413, counted as it arrives, so a chunked body cannot pass); then the buffered body goes on."""
+
+    def __init__(self, app, writes: set[str], api_key: str | None = None, limit: int = MAX_BODY):
+        self.app, self.writes, self.api_key, self.limit = app, writes, api_key, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if scope["path"] in self.writes and not key_ok(_text(headers.get(b"x-api-key")), self.api_key):
+            return await error(401, KEY_MESSAGE, "X-API-Key")(scope, receive, send)
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if ctype != b"application/json":  # also keeps HTML forms on other sites from posting here
+            return await error(415, "send the body as JSON (Content-Type: application/json)", "body")(
+                scope, receive, send
+            )
+        length = headers.get(b"content-length")
+        too_big = error(413, f"the body is over {self.limit} bytes; send a smaller request", "body")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await too_big(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await too_big(scope, receive, send)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+
+        async def replay():
+            nonlocal body
+            if body is None:
+                return await receive()  # after the body: wait for a disconnect as Starlette expects
+            message, body = {"type": "http.request", "body": body, "more_body": False}, None
+            return message
+
+        return await self.app(scope, replay, send)
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("latin-1")
+
+
+_UNION_TAG = re.compile(r"int|str|float|bool|.*[-\[].*")
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return error(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":  # the location is a character offset, not a field
+            at, why = first["loc"][-1], first.get("ctx", {}).get("error", "")
+            return error(422, f"the body is not valid JSON (at character {at}): {why}; send a JSON object", None)
+        # union members add type tags to the location ("int", "constrained-int"); they are not fields
+        loc = [str(p) for p in first.get("loc", ()) if not _UNION_TAG.fullmatch(str(p))]
+        field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "body"
+        return error(422, f"{field}: {first.get('msg', 'invalid value')}", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        method, path = request.method, request.url.path
+        if exc.status_code == 404:
+            what = "no file" if path.startswith("/static/") else f"no route {method}"
+            return error(404, f"{what} {path}; see /docs for the routes", None)
+        if exc.status_code == 405:
+            allow = (exc.headers or {}).get("Allow", "")
+            return error(405, f"{method} is not allowed on {path}; use {allow or 'another method'}", None, exc.headers)
+        if exc.status_code == 400:  # FastAPI could not read the body: say why
+            return error(400, _unreadable(exc.__cause__), "body")
+        return error(exc.status_code, str(exc.detail), None, exc.headers)
+
+
+def _unreadable(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not UTF-8 text; send JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the body nests too deeply to read; send a JSON object a few levels deep"
+    return "the body could not be read; send a JSON object (see /docs)"
