@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 pytest.importorskip("fastapi")
-jsonschema_rs = pytest.importorskip("jsonschema_rs")
+import jsonschema_rs  # noqa: E402  (a dev dependency; also schemathesis' own)
 
 from serve_fixtures import served_copy  # noqa: E402
 
