@@ -132,3 +132,12 @@ def test_protocols_the_dataset_cannot_support_are_skipped_or_refused(tmp_path, c
     assert {r["protocol"] for r in records} == set(plan.PROTOCOLS) - {plan.COLD_USER, plan.NCF}
     users = pd.DataFrame({"user_id": np.arange(1, 31), "age": 30})
     assert unusable_protocols(Dataset.from_frames("r", csv_frame(n_items=200), users=users)) == {}
+
+
+def test_no_language_model_is_looked_up_when_no_selected_model_reads_text(tmp_path):
+    """QA: a bench of popularity alone printed 'language model gpt2 skipped' and listed LMs."""
+    from gpt2rec.bench.runner import bench_lms
+
+    notes = []
+    assert bench_lms(quick(tmp_path, lms=None, quick=False), notes.append) == [] and notes == []
+    assert bench_lms(quick(tmp_path, models=("popularity", "l3ae"))) == ["unused"]

@@ -77,7 +77,7 @@ def test_headline_targets_pair_seeds_and_read_validation_for_the_lm():
         recs += [_rec("warm", "l3ae", 0.32 + 0.001 * s, s, "minilm", valid=0.2)]
         recs += [_rec("warm", "l3ae", 0.40, s, "gemma3-270m", valid=0.1)]  # best on test, worse on validation
         recs += [_rec("sparse-20", "ease", 0.10, s), _rec("sparse-20", "l3ae", 0.11, s, "minilm")]
-    by_name = {t.name: t for t in headline.targets({"records": recs})}
+    by_name = {t.name: t for t in headline.targets({"records": recs}, "ml-100k")}
     warm = by_name["warm: headline ndcg@10 >= 1x EASE (every seed)"]
     assert warm.met is True and "l3ae [minilm]" in warm.value
     assert by_name["warm: stretch >= 1.03x EASE"].met is True  # 0.321 / 0.30
@@ -102,7 +102,7 @@ def test_headline_is_the_candidate_best_on_validation_against_its_own_text_off()
     rs = rows(recs)
     assert headline.headline_row(rs, "warm").model == "l3ae_mf"
     assert headline.headline_row(rs, "sparse-20").model == "l3ae"
-    by_name = {t.name: t for t in headline.targets({"records": recs})}
+    by_name = {t.name: t for t in headline.targets({"records": recs}, "ml-100k")}
     text = by_name["warm: headline above its text-off ablation (95% CI of the paired difference > 0)"]
     assert "vs l3ae_mf-text-off" in text.value and text.met is False  # d = (0, .001, .002): low < 0
     assert by_name["sparse-20: headline ndcg@10 >= 1.15x EASE"].met is False  # l3ae: x1.10
@@ -241,3 +241,34 @@ def test_report_prints_the_notes_and_the_tuning_search():
         "| {'model': {'dim': 32}, 'train': {}} | 0.2500 | chosen |",
         "| {'model': {'dim': 64}, 'train': {}} | 0.2400 |  |",
     ]
+
+
+def test_ml100k_thresholds_are_not_judged_on_another_dataset():
+    """QA: a custom dataset's report judged the cold-item floor and the fit-seconds cost, both
+    absolute figures measured on ML-100K, as met / NOT met."""
+    recs = [_rec("cold-item", "l3ae", 0.50, s, "minilm") for s in range(2)]
+    recs += [_rec("warm", "l3ae", 0.34, s, "minilm") for s in range(2)]
+    data = {"records": recs, "speed": {"epoch": {"l3ae [minilm]": {"seconds": 1.0, "how": "closed-form fit"}}}}
+    floor = "cold-item: best GPT-2 ndcg@10 >= 0.2348 (no regression)"
+    fit = "cost: headline closed-form fit <= 10 s on ML-100K (warm, speed section)"
+    here = {t.name: t for t in headline.targets(data, "ml-100k")}
+    assert here[floor].met is True and here[fit].met is True and not here[floor].status
+    mine = {t.name: t for t in headline.targets(data, "ml_tiny")}
+    for name in (floor, fit):
+        assert mine[name].met is None and mine[name].status == "n/a (an ML-100K target)"
+    from gpt2rec.bench.report import targets_section
+
+    lines = [x for x in targets_section(data, "ml_tiny").splitlines() if x.startswith((f"| {floor} ", f"| {fit} "))]
+    assert len(lines) == 2 and all(x.endswith("| n/a (an ML-100K target) |") for x in lines)
+
+
+def test_one_seed_gives_no_interval_and_no_verdict_on_a_ci_target():
+    """QA: with one seed the paired CI printed as [+nan, +nan] and the text-off target still said
+    met / NOT met."""
+    recs = [_rec("warm", "l3ae", 0.40, 0, "minilm"), _rec("warm", "l3ae-text-off", 0.33, 0)]
+    by_name = {t.name: t for t in headline.targets({"records": recs}, "ml-100k")}
+    text = by_name["warm: headline above its text-off ablation (95% CI of the paired difference > 0)"]
+    assert text.met is None and text.status == "needs >= 2 seeds"
+    assert "n/a (1 seed)" in text.value and "nan" not in text.value
+    _, body = headline.paired_rows({"records": recs})
+    assert [r[4] for r in body] == ["n/a (1 seed)"]

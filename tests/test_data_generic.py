@@ -96,6 +96,24 @@ def test_non_integer_id(tmp_path):
         load_generic(path)
 
 
+def test_text_ids_are_told_to_map_them_to_integers(tmp_path):
+    """QA: string IDs ('u1') were told to 'fix that line'; the fix is mapping IDs to integers."""
+    path = write(tmp_path / "x.csv", "user_id,item_id\nu1,2\nu2,3\n")
+    with pytest.raises(DataError) as err:
+        load_generic(path)
+    msg = str(err.value)
+    assert "line 2: user ID (user_id) 'u1' is not an integer; gpt2rec needs integer IDs: map each distinct ID" in msg
+    assert "fix that line" not in msg
+
+
+def test_describe_lists_only_item_columns_from_the_data(tmp_path):
+    """QA: with no items table, `data info` listed the title and genres gpt2rec filled in."""
+    ds = load_generic(write(tmp_path / "x.csv", "user_id,item_id\n1,2\n1,3\n"))
+    assert ds.describe()["item_columns"] == [] and "title" in ds.items.columns
+    items = write(tmp_path / "items.csv", "item_id,title\n2,Heat (1995)\n3,Alien\n")
+    assert load_generic(tmp_path / "x.csv", items=items).describe()["item_columns"] == ["title", "year"]
+
+
 def test_duplicate_rows(tmp_path):
     path = write(tmp_path / "x.csv", "user_id,item_id,timestamp\n1,2,5\n1,3,5\n1,2,5\n")
     with pytest.raises(DataError, match=r"x.csv: line 4 repeats line 2 \(user_id 1, item_id 2, timestamp 5\)"):

@@ -216,11 +216,27 @@ def test_parse_years():
 # --- bad input: one DataError naming file, line, value and the fix ----------------------------------
 
 
-def test_missing_file(tmp_path):
-    folder = write_ml100k(tmp_path / "ml-100k")
+def test_missing_file_in_the_managed_copy_says_refetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    folder = write_ml100k(tmp_path / "home" / "datasets" / "ml-100k")
     (folder / "u.user").unlink()
     with pytest.raises(DataError, match=r"u.user: file not found; .*gpt2rec data fetch ml-100k --force"):
         read_ml100k(folder)
+
+
+def test_missing_or_empty_file_in_a_user_folder_says_what_it_must_hold(tmp_path, monkeypatch):
+    """QA: a user's own folder was told to re-fetch ml-100k, which does nothing for it."""
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    folder = write_ml100k(tmp_path / "mine")
+    (folder / "u.item").unlink()
+    with pytest.raises(DataError) as err:
+        read_movielens(folder)
+    msg = str(err.value)
+    assert "u.item: file not found; in your MovieLens-format folder, u.item must hold one item a line" in msg
+    assert "fetch" not in msg and "\n" not in msg
+    (folder / "u.data").write_text("")
+    with pytest.raises(DataError, match=r"u.data: file is empty \(0 bytes\); .* u.data must hold one rating a line"):
+        read_movielens(folder)
 
 
 def test_empty_file(tmp_path):

@@ -242,3 +242,18 @@ def test_cli_split_says_it_replaces_another_kind(ds, tmp_path, monkeypatch, capl
     assert (
         caplog.text.count("replacing") == 1 and "held a loo split (seed 0); replacing it with a random" in caplog.text
     )
+
+
+def test_loo_without_timestamps_warns_that_the_item_id_decides(caplog):
+    """QA: `data split --kind loo` on a file without timestamps ran silently, holding out each user's
+    highest item ID as if it were the latest."""
+    pairs = pd.DataFrame({"user_id": [1, 1, 1, 2, 2, 2], "item_id": [30, 10, 20, 10, 30, 20]})
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        s = make_split(Dataset.from_frames("t", pairs), SplitConfig(kind="loo"))
+    assert sorted(s.test["item"].tolist()) == [2, 2]  # item ID 30 (index 2) for both users
+    mine = [r.getMessage() for r in caplog.records if r.name.startswith("gpt2rec")]
+    assert len(mine) == 1 and "highest item ID, not the latest" in mine[0] and "--timestamp-col" in mine[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpt2rec"):
+        make_split(Dataset.from_frames("t", pairs.assign(timestamp=range(6))), SplitConfig(kind="loo"))
+    assert not caplog.records

@@ -248,7 +248,8 @@ def tuning_section(data: dict) -> str:
 
 def targets_section(data: dict, dataset_name: str) -> str:
     mark = {True: "met", False: "NOT met", None: "not measured"}
-    body = [[t.name, t.value, mark[t.met]] for t in targets(data, dataset_name) + headline.targets(data)]
+    every = targets(data, dataset_name) + headline.targets(data, dataset_name)
+    body = [[t.name, t.value, t.status or mark[t.met]] for t in every]
     return table(["target", "value", "status"], body) + "\n"
 
 

@@ -119,6 +119,13 @@ def available_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> 
     return out
 
 
+def bench_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> list[str]:
+    """`available_lms`, or none (and no note about any) when no selected model reads text with an LM."""
+    if not any(e.lm for e in plan.entries(config)):
+        return []
+    return available_lms(config, log)
+
+
 def load_bench_dataset(config: BenchConfig) -> Dataset:
     from ..data.load import DataConfig, load_dataset
 
@@ -149,7 +156,7 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
                         f"leave it out of --protocols")  # fmt: skip
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
-    lms = available_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
+    lms = bench_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
     check_dataset(store, dataset)
     check_signature(store, config)
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)

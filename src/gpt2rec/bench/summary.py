@@ -106,6 +106,7 @@ class Target:
     name: str
     value: str
     met: bool | None  # None: not measured
+    status: str = ""  # shown instead of met / not measured when the target cannot be judged here
 
 
 def _mean(row: Row | None, metric: str) -> float | None:

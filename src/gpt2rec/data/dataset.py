@@ -68,8 +68,18 @@ class Dataset:
             "interactions": n,
             "density": n / max(1, self.n_users * self.n_items),
             "user_columns": [c for c in self.users.columns if c != "user_id"],
-            "item_columns": [c for c in self.items.columns if c != "item_id"],
+            # title and genres are filled in when the data has none (the ID, no genres): not listed then
+            "item_columns": [c for c in self.items.columns if c != "item_id" and not self._filled_in(c)],
         }
+
+    def _filled_in(self, col: str) -> bool:
+        """Whether items' `col` is only what the loaders fill in (title = the ID, no genres, no year)."""
+        values = self.items[col]
+        if col == "title":
+            return bool((values == self.items["item_id"].astype(str)).all())
+        if col == "year":
+            return bool(values.isna().all())
+        return col == "genres" and not any(len(g) for g in values)
 
     @classmethod
     def from_frames(

@@ -23,6 +23,7 @@ from .tables import (
     check_file,
     check_unique,
     float_column,
+    id_column,
     int_column,
     keep_latest,
     read_delimited,
@@ -66,8 +67,8 @@ def load_generic(
     require_columns(df, path, wanted, _sep(path, cols), fix)
     inter = pd.DataFrame(
         {
-            "user_id": int_column(df, cols.user, path, fix, f"user ID ({cols.user})"),
-            "item_id": int_column(df, cols.item, path, fix, f"item ID ({cols.item})"),
+            "user_id": id_column(df, cols.user, path, fix, f"user ID ({cols.user})"),
+            "item_id": id_column(df, cols.item, path, fix, f"item ID ({cols.item})"),
         },
         index=df.index,
     )
@@ -181,7 +182,7 @@ def _keyed_table(path: Path, cols: Columns, kind: str, key: str) -> pd.DataFrame
     fix = f"the {kind}s table needs the {kind} column '{key}' with one row per {kind}"
     df = _read(path, cols, fix, as_text=True)
     require_columns(df, path, [key], _sep(path, cols), fix)
-    df = df.assign(**{key: int_column(df, key, path, fix, f"{kind} ID ({key})")})
+    df = df.assign(**{key: id_column(df, key, path, fix, f"{kind} ID ({key})")})
     check_unique(df, [key], path, fix)
     return df
 

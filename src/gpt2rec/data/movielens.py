@@ -55,8 +55,29 @@ _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 _YEAR_AT_END = re.compile(r"(\d{4})\s*$")
 
 
-def _fix(name: str) -> str:
-    return f"this is not an intact {name} file: re-fetch it with `gpt2rec data fetch {name} --force`"
+# what each MovieLens file holds, for the fix of a file in the user's own folder
+CONTENTS = {
+    "u.data": "one rating a line: user ID, item ID, rating, timestamp (integers, tab-separated)",
+    "u.user": "one user a line: user ID|age|gender|occupation|zip code",
+    "u.item": "one item a line: item ID|title|release date|video release date|IMDb URL|19 genre flags (0/1)",
+    "ratings.dat": "one rating a line: user ID::item ID::rating::timestamp (integers)",
+    "users.dat": "one user a line: user ID::gender::age::occupation code (0-20)::zip code",
+    "movies.dat": "one item a line: item ID::title::genres (|-separated)",
+    "ratings.csv": "a header userId,movieId,rating,timestamp, then one rating a line",
+    "movies.csv": "a header movieId,title,genres, then one item a line",
+}
+
+
+def _fix(name: str, folder: str | Path, filename: str) -> str:
+    """Re-fetching only helps gpt2rec's own copy (under `datasets_dir()`); a user's folder needs the file fixed."""
+    from .home import datasets_dir
+
+    if Path(folder).resolve().is_relative_to(datasets_dir().resolve()):
+        return f"this is not an intact {name} file: re-fetch it with `gpt2rec data fetch {name} --force`"
+    return (
+        f"in your MovieLens-format folder, {filename} must hold {CONTENTS[filename]}; add or fix it "
+        "(or pass your interactions as one CSV/TSV/Parquet file)"
+    )
 
 
 def parse_years(titles: pd.Series, release_dates: pd.Series | None = None) -> pd.Series:
@@ -131,19 +152,19 @@ def _locate(folder: str | Path, filename: str) -> Path:
 
 def read_ml100k(folder: str | Path, name: str = "ml-100k") -> Dataset:
     """Parse an extracted ml-100k folder (`u.data`, `u.user`, `u.item`)."""
-    fix = _fix("ml-100k")
+    fix = _fix("ml-100k", folder, "u.data")
     p = _locate(folder, "u.data")
     ratings = _interactions(
         read_delimited(p, "\t", names=["user_id", "item_id", "rating", "timestamp"], quoting=False, fix=fix), p, fix
     )
-    p = _locate(folder, "u.user")
+    p, fix = _locate(folder, "u.user"), _fix("ml-100k", folder, "u.user")
     raw = read_delimited(
         p, "|", names=["user_id", "age", "gender", "occupation", "zip_code"], encoding="latin-1",
         quoting=False, as_text=True, fix=fix,
     )  # fmt: skip
     ids = _unique_ids(raw, "user_id", p, fix, "user ID")
     users = _users(ids, raw["gender"], int_column(raw, "age", p, fix), raw["occupation"], raw["zip_code"])
-    p = _locate(folder, "u.item")
+    p, fix = _locate(folder, "u.item"), _fix("ml-100k", folder, "u.item")
     cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + ML100K_GENRES
     raw = read_delimited(p, "|", names=cols, encoding="latin-1", quoting=False, as_text=True, fix=fix)
     ids = _unique_ids(raw, "item_id", p, fix, "item ID")
@@ -154,13 +175,13 @@ def read_ml100k(folder: str | Path, name: str = "ml-100k") -> Dataset:
 
 def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Dataset:
     """Parse an extracted ml-1m folder (`ratings.dat`, `users.dat`, `movies.dat`; `::`, latin-1)."""
-    fix = _fix("ml-1m")
+    fix = _fix("ml-1m", folder, "ratings.dat")
     p = _locate(folder, "ratings.dat")
     raw = read_delimited(
         p, "::", names=["user_id", "item_id", "rating", "timestamp"], encoding="latin-1", quoting=False, fix=fix
     )
     ratings = _interactions(raw, p, fix)
-    p = _locate(folder, "users.dat")
+    p, fix = _locate(folder, "users.dat"), _fix("ml-1m", folder, "users.dat")
     raw = read_delimited(
         p, "::", names=["user_id", "gender", "age", "occupation", "zip_code"], encoding="latin-1",
         quoting=False, as_text=True, fix=fix,
@@ -173,7 +194,7 @@ def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Dataset:
         raise DataError(f"{p}: line {line}: occupation code {codes[np.argmax(bad)]} is not in 0..20; {fix}")
     occupations = [ML1M_OCCUPATIONS[c] for c in codes]
     users = _users(ids, raw["gender"], int_column(raw, "age", p, fix), occupations, raw["zip_code"])
-    p = _locate(folder, "movies.dat")
+    p, fix = _locate(folder, "movies.dat"), _fix("ml-1m", folder, "movies.dat")
     raw = read_delimited(
         p, "::", names=["item_id", "title", "genres"], encoding="latin-1", quoting=False, as_text=True, fix=fix
     )
@@ -184,13 +205,13 @@ def read_ml1m(folder: str | Path, name: str = "ml-1m") -> Dataset:
 
 def read_ml_csv(folder: str | Path, name: str) -> Dataset:
     """Parse an extracted ml-latest-small / ml-25m folder (`ratings.csv`, `movies.csv`; no users)."""
-    fix = _fix(name)
+    fix = _fix(name, folder, "ratings.csv")
     p = _locate(folder, "ratings.csv")
     raw = read_delimited(p, ",", header=True, fix=fix)
     require_columns(raw, p, ["userId", "movieId", "rating", "timestamp"], ",", fix)
     raw = raw.rename(columns={"userId": "user_id", "movieId": "item_id"})
     ratings = _interactions(raw, p, fix)
-    p = _locate(folder, "movies.csv")
+    p, fix = _locate(folder, "movies.csv"), _fix(name, folder, "movies.csv")
     raw = read_delimited(p, ",", header=True, as_text=True, fix=fix)
     require_columns(raw, p, ["movieId", "title", "genres"], ",", fix)
     ids = _unique_ids(raw, "movieId", p, fix, "movie ID")

@@ -209,7 +209,13 @@ def _split_random(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
 def _split_loo(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
     users = inter["user"].to_numpy()
     # lexsort: last key is primary -> user, then timestamp, then item, then row order
-    order = np.lexsort((np.arange(len(users)), inter["item"].to_numpy(), inter["timestamp"].to_numpy(), users))
+    ts = inter["timestamp"].to_numpy()
+    if len(ts) > 1 and ts.min() == ts.max():  # no timestamps (all 0): the item tie-break decides alone
+        log.warning(
+            "leave-one-out without timestamps (all equal): each user's held-out item is the one with the highest "
+            "item ID, not the latest; give a timestamp column (--timestamp-col) or use --kind random"
+        )
+    order = np.lexsort((np.arange(len(users)), inter["item"].to_numpy(), ts, users))
     pos, n = _rank_within(users, order)
     from_end = n - 1 - pos  # 0 = latest
     part = np.full(len(users), _TRAIN)

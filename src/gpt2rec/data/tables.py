@@ -191,6 +191,22 @@ _EXACT_FLOAT = 2**53
 _INT64 = np.iinfo(np.int64)
 
 
+def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str) -> np.ndarray:
+    """An ID column as int64 (`int_column`); a column of text IDs ('u1', 'u2') gets the real fix, to
+    map them to integers (a stray text value among integers is a typo: `int_column` names its line)."""
+    s = df[col]
+    if not pd.api.types.is_numeric_dtype(s.dtype):
+        given = s.notna() & (s.astype(str).str.strip() != "")
+        text = pd.to_numeric(s, errors="coerce").isna() & given
+        if text.any() and text.sum() == given.sum():
+            line = text.idxmax()
+            raise DataError(
+                f"{path}: line {line}: {what} {_shown(s.loc[line])} is not an integer; gpt2rec needs integer IDs: "
+                "map each distinct ID to an integer (e.g. pandas.factorize), keep that mapping, and pass the mapped file"
+            )
+    return int_column(df, col, path, fix, what)
+
+
 def int_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str | None = None) -> np.ndarray:
     """Column `col` as int64; a missing, non-integer or out-of-range value names its line and value.
 

@@ -11,11 +11,16 @@ popularity. The training items live in `UserHistory` buffers, so a checkpoint re
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import torch
 from torch import nn
 
 from .history import UserHistory
+
+log = logging.getLogger(__name__)
+_warned: set[tuple[int, int]] = set()  # (k, known users) already warned about: once each per process
 
 
 class ProfileNeighbours(nn.Module):
@@ -29,6 +34,14 @@ class ProfileNeighbours(nn.Module):
 
     def size(self, n_known: int) -> int:
         """Neighbours per new user among `n_known` known users."""
+        if self.k >= n_known and (self.k, int(n_known)) not in _warned:
+            # every known user is a neighbour: the scores are plain popularity among them
+            _warned.add((self.k, int(n_known)))
+            log.warning(
+                f"profile neighbours: cold_user_k={self.k} is >= the {int(n_known)} known users, so every new "
+                f"user is scored by plain popularity; set cold_user_k below {int(n_known)} "
+                "(gpt2rec train --set cold_user_k=N)"
+            )
         return min(self.k, int(n_known))
 
     def forward(
