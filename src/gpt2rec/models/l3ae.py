@@ -355,9 +355,12 @@ SPEC = ModelSpec(
     fit=fit,
     description="L3AE: EASE pulled towards an item-item matrix from the LM's item vectors (closed form)",
     # `train --tune`: reg x text_weight around the ML-100K warm choice (the default first), up to the
-    # large text_weight at which an item's column of B is its text column (new items)
+    # large text_weight at which an item's column of B is its text column; and text_reg, which alone
+    # sets the text columns new items are scored by (ML-100K cold-item valid: minilm wants 30,
+    # gemma3-270m 1, benchmarks/README.md)
     tune_grid=tuple(
-        {"reg": r, "text_weight": w}
+        {"reg": r, "text_weight": w, "text_reg": t}
+        for t in (3.0, 1.0, 30.0)
         for r in (30.0, 10.0, 100.0, 300.0, 1000.0)
         for w in (300.0, 100.0, 1000.0, 3000.0, 3e5)
     ),
