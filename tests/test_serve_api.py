@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -227,6 +228,11 @@ def test_page_and_docs_are_served(client):
     )
     assert client.get("/static/app.js").status_code == 200
     assert "/v1/recommendations/query" in client.get("/openapi.json").json()["paths"]
+    # the API docs load no CDN (the server may have no internet): their script and style come from it
+    docs = client.get("/docs").text
+    assert "https://" not in docs and "/openapi.json" in docs
+    for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', docs):
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_a_history_only_model_notes_users_without_training_items(tmp_path):

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from ..errors import UserError
 from ..run import UnknownIdError
@@ -82,7 +83,8 @@ async def _call(field: str | None, fn, *args):
 
 
 def create_app(service: Service, api_key: str | None = None) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc from files shipped in fastapi-offline: FastAPI's own pages load a CDN
+    app = FastAPIOffline(
         title="gpt2rec",
         version=service.health()["version"],
         description="Recommendations that read metadata with a language model: known users, new users, "
