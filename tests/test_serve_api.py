@@ -63,6 +63,7 @@ def test_item_item_model_explains_and_serves_new_profiles(tiny_lm, tmp_path):
 
     run = train_tiny_run(tmp_path, tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0})
     client = served_copy(run, tmp_path / "copy")
+    assert client.get("/v1/health").json()["lm_loaded"] is False  # loaded on first need
     rows = client.get("/v1/users/1/recommendations", params={"k": 2, "explain": True}).json()["items"]
     assert set(ids(rows)) <= COMEDIES - TRAIN[1]
     for r in rows:
@@ -80,6 +81,7 @@ def test_item_item_model_explains_and_serves_new_profiles(tiny_lm, tmp_path):
     for words, block in (("Horror", HORRORS), ("Comedy", COMEDIES)):
         rows = client.post("/v1/recommendations/query", json={"query": words, "k": 6}).json()["items"]
         assert set(ids(rows)) == block
+    assert client.get("/v1/health").json()["lm_loaded"] is True  # was false after l3ae loaded it for queries
     # and items added while serving, scored through its text route: the new comedy above the new
     # horror film for the comedy fan (user 1), and the other way round for the horror fan (user 7)
     assert client.get("/v1/health").json()["can_add_items"] is True
@@ -137,7 +139,9 @@ def test_query_in_plain_words(client):
 
 
 def test_similar_items_text_and_collaborative(client):
-    rows = client.get("/v1/items/1/similar", params={"k": 3}).json()["items"]
+    answer = client.get("/v1/items/1/similar", params={"k": 3}).json()
+    assert answer["item_id"] == 1  # the raw ID's own type (it echoed the path's text, "1")
+    rows = answer["items"]
     # comedies 2, 3, 4 share users with comedy 1 in training (5 and 6 only by text)
     assert set(ids(rows)) == {2, 3, 4} and all(r["collaborative"] > 0 for r in rows)
 
@@ -206,12 +210,28 @@ def test_writes_need_the_api_key_when_the_server_has_one(run_dir, tmp_path):
         ("post", "/v1/items", {"title": "X", "item_id": 2**63 - 1}, 422, "item_id"),  # max + 1 would not fit
         ("post", "/v1/interactions", {"user_id": 1, "item_id": 99}, 404, "item_id"),
         ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": "NaN"}, 422, "rating"),
+        # ratings beyond the run's scale (0..5 here) and true/false as numbers used to be accepted
+        ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": -1000000}, 422, "rating"),
+        ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": 6}, 422, "rating"),
+        ("post", "/v1/interactions", {"user_id": 1, "item_id": 2, "rating": True}, 422, "rating"),
+        ("post", "/v1/recommendations", {"user_ids": [1], "k": True}, 422, "k"),
+        ("post", "/v1/recommendations/query", {"query": "x", "k": False}, 422, "k"),
+        ("post", "/v1/items", {"title": "X", "year": True}, 422, "year"),
+        ("get", "/v1/users?q=writer", None, 422, "q"),  # was ignored: looked like a filter
+        ("get", "/v1/users?offset=-1", None, 422, "offset"),
     ],
 )
 def test_bad_input_is_a_4xx_naming_the_field(client, method, path, body, status, field):
     answer = client.get(path) if method == "get" else client.post(path, json=body)
     assert answer.status_code == status, answer.text
     assert answer.json()["field"] == field and answer.json()["error"]
+
+
+def test_users_come_a_page_at_a_time(client):
+    first = [u["user_id"] for u in client.get("/v1/users", params={"limit": 5}).json()]
+    second = [u["user_id"] for u in client.get("/v1/users", params={"limit": 5, "offset": 5}).json()]
+    assert first == [1, 2, 3, 4, 5] and second == [6, 7, 8, 9, 10]  # offset was ignored: page 1 again
+    assert client.get("/v1/users", params={"offset": 12}).json() == []
 
 
 def test_bodies_are_bounded_and_must_be_json(client):

@@ -213,6 +213,11 @@ class L3AE(EASE):
         """(D,) a plain-words request read as the items are (to match against `item_text`)."""
         return l3ae_new.encode_text(self, text)
 
+    @property
+    def lm_loaded(self) -> bool:
+        """Whether an LM was loaded for new users, new items or plain words (the server's health)."""
+        return bool(self._lm)
+
     def score_new_items(self, user: int, items_df) -> torch.Tensor:
         """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`,
         through the text route of the catalogue's items without interactions."""

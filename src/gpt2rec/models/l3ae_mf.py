@@ -136,6 +136,10 @@ class L3AEMF(nn.Module):
         return self.backbone.encode_text(text)
 
     @property
+    def lm_loaded(self) -> bool:
+        return self.backbone.lm_loaded
+
+    @property
     def history(self):
         """The users' training items (`UserHistory`), the backbone's."""
         return self.backbone.history

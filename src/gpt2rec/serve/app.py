@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 import pandas as pd
-from fastapi import Depends, FastAPI, Header, Query
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -124,10 +124,14 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     @app.get(
         "/v1/users",
         responses=_answers(list[UserRecord]),
-        summary="some known user IDs with their profile (for pickers)",
+        summary="known user IDs with their profile, a page at a time (for pickers)",
     )
-    async def users(limit: int = Query(20, ge=1, le=200)):
-        table = service.run.dataset.users.head(limit)
+    async def users(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)):
+        # other parameters (q=, page=) were ignored silently, as if the list had been filtered
+        extra = sorted(set(request.query_params) - {"limit", "offset"})
+        if extra:
+            raise ApiError(422, f"{extra[0]}: unknown parameter; /v1/users takes only limit and offset", extra[0])
+        table = service.run.dataset.users.iloc[offset : offset + limit]
         return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
 
     @app.get(
@@ -185,7 +189,8 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         summary="items like this one (text + collaborative)",
     )
     async def similar(item_id: str = PathParam(min_length=1, max_length=64), k: K = 10):
-        return {"item_id": item_id, "items": await _call("item_id", service.similar, item_index(item_id), k)}
+        item = item_index(item_id)  # the path is text: answer with the raw ID's own type, as other routes do
+        return {"item_id": service.item_id(item), "items": await _call("item_id", service.similar, item, k)}
 
     @app.post(
         "/v1/items",
@@ -209,6 +214,10 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     async def add_interaction(body: Interaction):
         user_index(body.user_id)
         item_index(body.item_id)
+        try:
+            service.check_rating(body.rating)
+        except UserError as exc:
+            raise _mapped(exc, "rating") from None
         return await _call("item_id", service.add_interaction, body.user_id, body.item_id, body.rating)
 
     @app.get("/", include_in_schema=False)

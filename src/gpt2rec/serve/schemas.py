@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_K = 100
@@ -48,8 +57,15 @@ def _blend(value):
     return float(value)
 
 
+def _not_bool(value):
+    """JSON true/false is not a number: pydantic's lax mode read `"k": true` as k=1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("not_bool", "must be a number, not true/false")
+    return value
+
+
 FieldValue = Annotated[int | float | str, PlainValidator(_field_value, json_schema_input_type=int | float | str)]
-K = Annotated[int, Field(ge=1, le=MAX_K, description=f"number of items (1..{MAX_K})")]
+K = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_K, description=f"number of items (1..{MAX_K})")]
 
 
 class Strict(BaseModel):
@@ -96,13 +112,15 @@ class NewItem(Strict):
     genres: list[Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]] = Field(
         default_factory=list, max_length=20
     )
-    year: int | None = Field(default=None, ge=1800, le=2200)
+    year: Annotated[int, BeforeValidator(_not_bool)] | None = Field(default=None, ge=1800, le=2200)
 
 
 class Interaction(Strict):
     user_id: RawId
     item_id: RawId
-    rating: float = Field(default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False)
+    rating: Annotated[float, BeforeValidator(_not_bool)] = Field(
+        default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="within the run's rating range (see the error)"
+    )
 
 
 # ---- answers (documentation only: routes return plain dicts rendered by orjson, and a test checks real
@@ -152,7 +170,7 @@ class Rows(BaseModel):
 
 
 class SimilarAnswer(Rows):
-    item_id: str
+    item_id: ItemId
 
 
 class Health(BaseModel):

@@ -8,6 +8,7 @@ at once; they are folded into the model only by the next training run (`train --
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class Service:
         self._new: tuple | None = None
         self._extra_seen: dict[int, set[int]] = {}  # user -> items seen while serving (indices)
         self._collab = _column_normalised(run)  # (U, I) CSR, unit-norm columns: item-item cosine
+        self.rating_range = _rating_range(run)
         self._reload()
 
     # ---- state ----------------------------------------------------------------------------------
@@ -90,13 +92,12 @@ class Service:
     def health(self) -> dict:
         profile = getattr(self.model, "profile_info", None)  # models that read new users' profiles
         info = profile.to_dict() if profile is not None else {}
-        lm = self.model.text.lm if self.text_model else None
         return {
             "status": "ok",
             "version": __version__,
             "model": self._model_name(),
             "lm": info.get("lm"),
-            "lm_loaded": bool(getattr(lm, "attached", False)),
+            "lm_loaded": self._lm_loaded(),
             "users": self.run.n_users,
             "items": self.n_items,
             "catalogue_items": self.run.n_items,
@@ -105,6 +106,13 @@ class Service:
             "user_fields": info.get("user_columns", []),
             **self.store.counts(),
         }
+
+    def _lm_loaded(self) -> bool:
+        """True once an LM is loaded: the enhanced model's attached one, or one l3ae loaded on first
+        need (new items, profiles, plain words), which health used to report as never loaded."""
+        if self.text_model:
+            return bool(self.model.text.lm.attached)
+        return bool(getattr(self.model, "lm_loaded", False))
 
     def _model_name(self) -> str:
         return self.run.config.model if self.run.config is not None else type(self.model).__name__
@@ -275,7 +283,15 @@ class Service:
         for n, i in enumerate(ids, len(self.new_ids) - len(ids)):
             self._new_pos[id_key(i)] = n
 
+    def check_rating(self, rating: float) -> None:
+        """Ratings only meet thresholds in training (implicit, liked), but one far outside the
+        run's scale (-1000000) is a client's mistake, stored for good: refused."""
+        lo, hi = self.rating_range
+        if not (math.isfinite(rating) and lo <= rating <= hi):
+            raise UserError(f"rating must be a number from {lo:g} to {hi:g} (this run's scale); got {rating:.10g}")
+
     def add_interaction(self, raw_user, raw_item, rating: float) -> dict:
+        self.check_rating(rating)
         user, item = self.run.user_index(raw_user), self.item_index(raw_item)
         with self._lock:
             self.store.add_interaction(self.run.user_ids[user], self.item_id(item), rating)
@@ -284,6 +300,15 @@ class Service:
 
     def _remember(self, user: int, item: int) -> None:
         self._extra_seen.setdefault(user, set()).add(item)
+
+
+def _rating_range(run: Run) -> tuple[float, float]:
+    """Ratings a client may send: from 0 (or the data's lowest, if below) to the data's highest (at
+    least 1, the default rating). 0 stays allowed: an implicit threshold may have dropped low ratings."""
+    ratings = run.dataset.interactions["rating"]
+    if not len(ratings):
+        return 0.0, 1.0
+    return min(0.0, float(ratings.min())), max(1.0, float(ratings.max()))
 
 
 def _column_normalised(run: Run):
