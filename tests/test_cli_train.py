@@ -240,3 +240,23 @@ def test_quiet_switches_off_the_hugging_face_bars():
     finally:
         hub.enable_progress_bars()
         transformers.utils.logging.enable_progress_bar()
+
+
+@pytest.mark.parametrize(
+    "argv", [["recommend", "RUN", "--user", "1"], ["evaluate", "RUN"], ["serve", "RUN"], ["bench"]]
+)
+def test_short_model_loads_show_no_hugging_face_bars(argv, tmp_path, monkeypatch, capsys):
+    """recommend / evaluate / serve (and bench writing to a log) printed transformers' "Loading
+    weights: 100%|..." bars; only `train --quiet` switched them off."""
+    import huggingface_hub.utils as hub
+    import transformers
+
+    import gpt2rec.bench.plan
+
+    monkeypatch.setattr(gpt2rec.bench.plan, "datasets_to_run", lambda base, dataset: [])  # bench: no work
+    try:
+        main([str(tmp_path / "missing") if a == "RUN" else a for a in argv])  # stderr is captured: not a TTY
+        assert not transformers.utils.logging.is_progress_bar_enabled() and hub.are_progress_bars_disabled()
+    finally:
+        hub.enable_progress_bars()
+        transformers.utils.logging.enable_progress_bar()

@@ -58,6 +58,10 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
     import sys
     from dataclasses import replace
 
+    if not sys.stderr.isatty():  # a log file: Hugging Face's "Loading weights" bars are only noise there
+        from .train import quiet_hub_progress
+
+        quiet_hub_progress()
     if args.what == "scale":
         from ..bench.scale import ScaleConfig, run_scale
 

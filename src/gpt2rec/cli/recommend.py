@@ -28,7 +28,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..errors import UserError
     from ..pipeline import recommend
+    from .train import quiet_hub_progress
 
+    quiet_hub_progress()  # loading a model is short work: no "Loading weights" bars in the answer
     if args.query is not None:
         return _run_query(args)
     if args.blend is not None:  # was silently ignored

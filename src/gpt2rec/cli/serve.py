@@ -20,6 +20,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..serve.server import serve
+    from .train import quiet_hub_progress
 
+    quiet_hub_progress()  # no "Loading weights" bars in the server's log (at start, or an LM loaded later)
     serve(args.run_dir, args.host, args.port, args.api_key_env, args.device, args.threads)
     return 0
