@@ -57,6 +57,10 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and all(abs(sum(r["user_fields"].values()) - 1) < 1e-5 for r in rows)
     assert all(r["reason"].endswith("weighed most.") for r in rows)
+    # raw IDs only (internal indices "item": 215, "similar": [201] sat next to item_id 216): IDs are index + 1 here
+    trained = set(pd.read_csv(tmp_path / "run" / "split" / "train.tsv", sep="\t").query("user_id == 1")["item_id"])
+    assert all("item" not in r and "similar_ids" not in r and set(r["similar"]) <= trained for r in rows)
+    assert any(r["similar"] for r in rows)
     profile = json.dumps({"gender": "F", "age": 31, "occupation": "writer"})
     assert main(["recommend", str(tmp_path / "run"), "--profile", profile, "-k", "3", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -77,11 +81,14 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     assert sorted(line.split()[1:3] for line in capsys.readouterr().out.splitlines()) == [["row", "1"], ["row", "2"]]
     # combinations that were silently ignored, and a hint without the --encoding recommend lacks
     (tmp_path / "u16.csv").write_bytes("title\nClue\n".encode("utf-16"))
+    (tmp_path / "untitled.csv").write_text("title,genres\nClue (1985),Comedy\n,Drama\n")  # row 2 was shown as "nan"
     for argv, needle in (
         (["--profile", profile, "--items", str(tmp_path / "new.csv")], "with --profile only the catalogue"),
         (["--user", "1", "--blend", "0.9"], "--blend works only with --query"),
         (["--query", "comedy", "--blend", "0.9"], "give --user ID too"),
         (["--user", "1", "--items", str(tmp_path / "u16.csv")], "re-save it as UTF-8"),
+        (["--user", "1", "--items", str(tmp_path / "untitled.csv")], "row 2 has no title"),
+        (["--user", "1", "--items", str(tmp_path)], "is a directory"),  # was "does not exist"
     ):
         assert main(["recommend", str(tmp_path / "run"), *argv]) == 2
         err = capsys.readouterr().err.strip()

@@ -347,3 +347,23 @@ def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm, ca
         other = again.score_new_user({"occupation": "job1"})  # (I,)
         assert other[BLOCK:].min() > other[:BLOCK].max()
         assert torch.equal(other, model.score_new_user({"occupation": "job1"}))
+
+
+def test_a_run_without_a_users_table_names_the_users_flag(tiny_lm):
+    """It said "retrain it with cold_users=neighbours", which cannot help without profiles."""
+    from gpt2rec import coldstart
+    from gpt2rec.data.dataset import Dataset
+    from gpt2rec.models.base import ModelContext
+    from gpt2rec.models.registry import get_spec
+    from test_model_contract import make_data
+
+    base, split = make_data()
+    raw = base.interactions.rename(columns={"user": "user_id", "item": "item_id"})
+    dataset = Dataset.from_frames("blocks", raw, items=base.items)  # no users table
+    spec = get_spec("l3ae")
+    ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train)
+    model = spec.build(L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, pooling="mean"), ctx)
+    spec.fit(model, ctx)
+    with pytest.raises(UserError, match="trained without a users table.*--users FILE") as err:
+        coldstart.score_new_user(model, {"age": 30})
+    assert "cold_users" not in str(err.value)

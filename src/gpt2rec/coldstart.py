@@ -141,6 +141,8 @@ def _no_constant(name: str):
 def read_items(path: str | Path) -> pd.DataFrame:
     """New items from a CSV/TSV (columns title, genres 'A|B', optional item_id, year) or JSON list."""
     path = Path(path)
+    if path.is_dir():  # was reported as "does not exist"
+        raise UserError(f"items file {path} is a directory; pass a CSV/TSV/JSON file with a 'title' column")
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
     from .data.tables import check_text_file
@@ -148,10 +150,17 @@ def read_items(path: str | Path) -> pd.DataFrame:
     check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
     try:
         if path.suffix.lower() == ".json":
-            return pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+            df = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            df = pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
     except (ValueError, RecursionError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
+    if "title" in df.columns:  # an empty title was read as NaN and shown (and encoded) as "nan"
+        blank = df["title"].isna() | (df["title"].astype(str).str.strip() == "")
+        if blank.any():
+            row = int(blank.to_numpy().argmax()) + 1  # 1-based data row, as `row` in the answers
+            raise UserError(f"items file {path}: row {row} has no title; give every item a title")
+    return df
 
 
 # ---- run folders (what `gpt2rec recommend --profile / --items` calls) -----------------------------

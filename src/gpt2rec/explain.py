@@ -47,10 +47,12 @@ class Explanation:
     reason: str = ""
 
     def to_dict(self, item_ids: Sequence | None = None) -> dict:
+        """With `item_ids`, raw IDs only, as the server answers: `item_id`, and `similar` as raw IDs
+        (the internal indices beside them, `item` 215 next to `item_id` 216, read as IDs)."""
         out = asdict(self)
         if item_ids is not None:
-            out["item_id"] = plain(item_ids[self.item])
-            out["similar_ids"] = [plain(item_ids[i]) for i in self.similar]
+            out = {"item_id": plain(item_ids[out.pop("item")]), **out}
+            out["similar"] = [plain(item_ids[i]) for i in self.similar]
         return out
 
 

@@ -102,10 +102,15 @@ def score_new_user(model, profile: dict) -> torch.Tensor:
     from .new_entities import new_user_text
 
     info = model.text_info
+    if info is not None and not info.user_columns:  # cold_users=neighbours would not help here
+        raise ValueError(
+            "this l3ae run was trained without a users table, so it has no profiles to compare a new "
+            "user's with; retrain it with --users FILE (user_id and profile columns, e.g. age, gender)"
+        )
     if model.neighbours is None or info is None or not info.user_fields:
         raise ValueError(
-            "this l3ae run cannot score new users (trained with cold_users='none', without a user "
-            "table, or before the profile route existed); retrain it with cold_users=neighbours"
+            "this l3ae run cannot score new users (trained with cold_users='none', or before the "
+            "profile route existed); retrain it with cold_users=neighbours"
         )
     rendered = new_user_text(info, model.config.template, profile)
     text = encode_rendered(_encoder(model, "fields", items=False), [rendered], info.user_fields, False, False).float()
