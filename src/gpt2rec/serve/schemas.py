@@ -119,7 +119,7 @@ class Interaction(Strict):
     user_id: RawId
     item_id: RawId
     rating: Annotated[float, BeforeValidator(_not_bool)] = Field(
-        default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="within the run's rating range (see the error)"
+        default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False, description="from 0 up to the run's highest rating"
     )
 
 
