@@ -254,6 +254,12 @@ def test_basic_model_scores_and_loads(tiny_lm):
     loaded.eval()
     with torch.no_grad():
         assert torch.equal(loaded.score_users(users), scores)
+    # it keeps item vectors but cannot read a request: one clear line, not an AttributeError
+    from gpt2rec.errors import UserError
+    from gpt2rec.query import encode_query
+
+    with pytest.raises(UserError, match="reads them with its LM.*BasicRecommender.*--model l3ae"):
+        encode_query(model, "a funny film")
 
 
 def test_eval_scores_follow_weights_changed_in_place(tiny_lm):
@@ -371,3 +377,20 @@ def test_enhanced_retrieval_by_factors_equals_its_scores_and_cold_users_keep_the
         items, scores = retriever.topk(users, 3)
         np.testing.assert_allclose(scores, want.values.numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(items, want.indices.numpy())
+
+
+def test_a_read_without_progress_shows_no_bar_through_the_cache(tiny_lm, tmp_path, monkeypatch, capsys):
+    """l3ae reads its items with progress=False; through the embedding cache the bar came back
+    (`train --quiet` printed "encoding: 33%")."""
+    from gpt2rec.models.text_features import encode_rendered, make_encoder
+    from gpt2rec.text.templates import item_texts
+    from gpt2rec.utils.config import from_dict
+
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    dataset, _ = meta_data()
+    encoder = make_encoder(
+        from_dict(BasicConfig, {"lm": tiny_lm, "encode_batch_size": 1}), tiny_lm, torch.device("cpu"), "mean"
+    )
+    capsys.readouterr()
+    vecs = encode_rendered(encoder, list(item_texts(dataset)), None, use_cache=True, progress=False)  # a miss
+    assert vecs.shape[0] == dataset.n_items and "encoding" not in capsys.readouterr().err

@@ -23,8 +23,13 @@ def test_build_refuses_above_the_configured_cap_and_builds_below(name, per_cell)
     n_items = 2000
     need = per_cell * n_items**2 / 2**30  # ease 0.134 GiB, itemknn 0.0149 GiB
     ctx = ModelContext(n_users=5, n_items=n_items)
-    with pytest.raises(ValueError, match=rf"{name} needs .* about {need:.2f} GiB, above its limit max_memory_gb="):
+    with pytest.raises(
+        ValueError, match=rf"{name} needs .* about {need:.2f} GiB, above its limit max_memory_gb="
+    ) as err:
         spec.build(spec.config_cls(max_memory_gb=need * 0.9), ctx)
+    raised = float(str(err.value).rsplit("max_memory_gb=", 1)[1].split()[0])  # the limit it suggests
+    assert raised > need  # (it used to suggest 0 for small needs, which the config refuses)
+    spec.build(spec.config_cls(max_memory_gb=raised), ctx)
     model = spec.build(spec.config_cls(max_memory_gb=need * 1.1), ctx)
     assert model.n_items == n_items
 

@@ -202,6 +202,7 @@ def test_writes_need_the_api_key_when_the_server_has_one(run_dir, tmp_path):
         ("post", "/v1/recommendations/profile", {"liked": [99]}, 404, "liked.0"),
         ("post", "/v1/recommendations/query", {"query": " "}, 422, "query"),
         ("post", "/v1/recommendations/query", {"query": "x", "blend": 2}, 422, "blend"),
+        ("post", "/v1/recommendations/query", {"query": "x", "blend": 0.3}, 422, "blend"),  # no user: was ignored
         ("post", "/v1/items", {"genres": ["Comedy"]}, 422, "title"),
         ("post", "/v1/items", {"title": "X", "colour": "red"}, 422, "colour"),
         ("post", "/v1/items", {"title": "X", "item_id": 3}, 409, "item_id"),

@@ -25,15 +25,16 @@ def _enhanced(model) -> bool:
 
 
 def require_text_model(model) -> None:
-    if _enhanced(model) or getattr(model, "item_text", None) is not None:
+    reads = hasattr(model, "encode_text")  # the basic model keeps item vectors but cannot read a request
+    if _enhanced(model) or (reads and getattr(model, "item_text", None) is not None):
         return
-    if hasattr(model, "encode_text"):  # l3ae without its item vectors
+    if reads:  # l3ae without its item vectors
         raise UserError(
             "this l3ae run keeps no item text vectors (text_weight=0, or saved before plain-words "
             "requests existed); retrain it with text_weight > 0"
         )
     raise UserError(
-        f"requests in plain words need a model that keeps item text vectors (this run is "
+        f"requests in plain words need a model that reads them with its LM (this run is "
         f"{type(model).__name__}); train with --model l3ae or --model enhanced"
     )
 

@@ -62,7 +62,9 @@ def register(subparsers) -> None:
         choices=("cached", "end2end", "hybrid"),
         help="enhanced model: training strategy (shortcut for --set strategy=NAME)",
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model hyperparameter")
+    p.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="model hyperparameters (one or more)"
+    )
     p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument(

@@ -19,5 +19,5 @@ def check_dense_items(model: str, n_items: int, bytes_per_cell: float, max_memor
         raise ValueError(
             f"{model} needs dense {n_items} x {n_items} item matrices, about {need:,.2f} GiB, above its "
             f"limit max_memory_gb={max_memory_gb:g}; use {SCALABLE} for a catalog this large, or raise the "
-            f"limit with --set max_memory_gb={need * 1.1:.0f} if the machine has the memory"
+            f"limit with --set max_memory_gb={max(need * 1.1, 0.01):.3g} if the machine has the memory"
         )

@@ -111,7 +111,7 @@ def encode_rendered(
         except ImportError:  # the cache module is optional
             text_cache = None
         if text_cache is not None and hasattr(text_cache, "cached_encode"):
-            return text_cache.cached_encode(encoder, texts, spans, fields=fields)
+            return text_cache.cached_encode(encoder, texts, spans, progress=progress, fields=fields)
     return encoder.encode(texts, spans, progress=progress, fields=fields)
 
 

@@ -13,6 +13,7 @@ from pydantic import (
     PlainValidator,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -104,6 +105,15 @@ class QueryRequest(Strict):
         description="share of the user's scores (0: text only), a number in [0, 1]",
     )
     k: K = 10
+
+    @field_validator("blend")
+    @classmethod
+    def _blend_needs_a_user(cls, value, info: ValidationInfo):
+        if info.data.get("user_id") is None:  # silently ignored before (the CLI refuses it too)
+            raise PydanticCustomError(
+                "blend", "blend mixes in a user's own scores: give user_id too, or leave blend out"
+            )
+        return value
 
 
 class NewItem(Strict):
