@@ -149,3 +149,13 @@ def test_a_model_that_cannot_explain_or_add_items_says_so_and_names_the_fix(tmp_
     shape(client.get("/v1/users/1/recommendations?explain=true"), 422, "explain", "cannot explain", fix)
     shape(client.post("/v1/recommendations", json={"user_ids": [1], "explain": True}), 422, "explain", fix)
     shape(client.post("/v1/items", json={"title": "New (1999)"}), 422, None, "cannot score new items", fix)
+
+
+def test_a_basic_run_explains_as_the_cli_does(tmp_path, tiny_lm):
+    """The CLI explains the basic model (by its LM vectors of the items); the server refused it."""
+    from serve_fixtures import train_tiny_run
+
+    client = served_copy(train_tiny_run(tmp_path, tiny_lm, "basic", {"dim": 8}), tmp_path / "copy")
+    assert client.get("/v1/health").json()["can_explain"] is True
+    rows = client.get("/v1/users/1/recommendations?explain=true&k=2").json()["items"]
+    assert len(rows) == 2 and all(r["explanation"]["reason"] for r in rows)

@@ -42,7 +42,10 @@ class Service:
         # LM vectors of the items (text similarity, queries): the enhanced model's or l3ae's `item_text`
         self.item_texts = self.text_model or getattr(self.model, "item_text", None) is not None
         self.can_add_items = self.item_texts and hasattr(self.model, "score_new_items")
-        self.can_explain = self.text_model or hasattr(self.model, "item_contributions")
+        # as `gpt2rec.explain` (and so the CLI): item-item shares, or the LM vectors of the items
+        self.can_explain = self.text_model or any(
+            hasattr(self.model, a) for a in ("item_contributions", "item_text_vectors")
+        )
         # items added while serving: raw IDs, titles, and their encoded tables
         self.new_ids: list = []
         self.new_titles: list[str] = []
