@@ -219,8 +219,8 @@ class L3AE(EASE):
         return bool(self._lm)
 
     def score_new_items(self, user: int, items_df) -> torch.Tensor:
-        """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`,
-        through the text route of the catalogue's items without interactions."""
+        """Scores (N,) of brand-new items (a metadata table) for the known internal user `user`, by
+        their text columns (`l3ae_new`)."""
         return l3ae_new.score_new_items(self, user, items_df)
 
     def new_item_rows(self, items_df):
