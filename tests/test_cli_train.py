@@ -252,9 +252,9 @@ def test_short_model_loads_show_no_hugging_face_bars(argv, tmp_path, monkeypatch
     import huggingface_hub.utils as hub
     import transformers
 
-    import gpt2rec.bench.plan
+    import gpt2rec.bench.datasets
 
-    monkeypatch.setattr(gpt2rec.bench.plan, "datasets_to_run", lambda base, dataset: [])  # bench: no work
+    monkeypatch.setattr(gpt2rec.bench.datasets, "datasets_to_run", lambda base, dataset: [])  # bench: no work
     try:
         main([str(tmp_path / "missing") if a == "RUN" else a for a in argv])  # stderr is captured: not a TTY
         assert not transformers.utils.logging.is_progress_bar_enabled() and hub.are_progress_bars_disabled()

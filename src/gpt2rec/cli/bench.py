@@ -70,7 +70,7 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
         return 0
 
     from ..bench import BenchConfig, run_bench
-    from ..bench.plan import datasets_to_run
+    from ..bench.datasets import datasets_to_run
     from ..utils.config import from_dict
 
     base = from_dict(BenchConfig, dict(
