@@ -82,7 +82,7 @@ def load_generic(
         check_unique(inter, ["user_id", "item_id", "timestamp"], path, fix)
         inter = keep_latest(inter, path)
     else:
-        inter = keep_latest(inter.assign(timestamp=0), path, by_time=False).drop(columns="timestamp")
+        inter = keep_latest(inter, path, by_time=False)  # (by_time=False never reads a timestamp)
     user_table = _user_table(Path(users), cols) if users else None
     item_table = _item_table(Path(items), cols) if items else None
     if user_table is not None:
