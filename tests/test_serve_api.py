@@ -220,6 +220,11 @@ def test_writes_need_the_api_key_when_the_server_has_one(run_dir, tmp_path):
         ("post", "/v1/items", {"title": "X", "year": True}, 422, "year"),
         ("get", "/v1/users?q=writer", None, 422, "q"),  # was ignored: looked like a filter
         ("get", "/v1/users?offset=-1", None, 422, "offset"),
+        # unknown parameters on the other routes were ignored too: a misspelt k gave 10 items
+        ("get", "/v1/users/1/recommendations?K=3", None, 422, "K"),
+        ("get", "/v1/items/2/similar?limit=3", None, 422, "limit"),
+        ("get", "/v1/health?verbose=1", None, 422, "verbose"),
+        ("post", "/v1/recommendations/query?k=3", {"query": "x"}, 422, "k"),
     ],
 )
 def test_bad_input_is_a_4xx_naming_the_field(client, method, path, body, status, field):
@@ -243,7 +248,7 @@ def test_bodies_are_bounded_and_must_be_json(client):
 
 
 def test_page_and_docs_are_served(client):
-    page = client.get("/")
+    page = client.get("/", params={"utm_source": "mail"})  # links carry such parameters: the page ignores them
     assert (
         page.status_code == 200 and "<title>gpt2rec</title>" in page.text and "http" not in page.text.split("<body")[1]
     )

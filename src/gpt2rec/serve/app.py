@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 import pandas as pd
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -23,7 +23,7 @@ from fastapi_offline import FastAPIOffline
 from ..errors import UserError
 from ..run import UnknownIdError
 from .batcher import MicroBatcher
-from .gate import KEY_MESSAGE, ApiError, JSONBytes, RequestGate, install_handlers, key_ok
+from .gate import KEY_MESSAGE, ApiError, JSONBytes, RequestGate, install_handlers, key_ok, known_params_only
 from .schemas import (
     AddedInteraction,
     AddedItem,
@@ -90,6 +90,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         description="Recommendations that read metadata with a language model: known users, new users, "
         "new items and requests in plain words, with explanations.",
         default_response_class=JSONBytes,
+        dependencies=[Depends(known_params_only)],
     )
     install_handlers(app)
     batcher = MicroBatcher(service.recommend_many)
@@ -126,11 +127,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         responses=_answers(list[UserRecord]),
         summary="known user IDs with their profile, a page at a time (for pickers)",
     )
-    async def users(request: Request, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)):
-        # other parameters (q=, page=) were ignored silently, as if the list had been filtered
-        extra = sorted(set(request.query_params) - {"limit", "offset"})
-        if extra:
-            raise ApiError(422, f"{extra[0]}: unknown parameter; /v1/users takes only limit and offset", extra[0])
+    async def users(limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)):
         table = service.run.dataset.users.iloc[offset : offset + limit]
         return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
 

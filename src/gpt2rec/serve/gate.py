@@ -83,6 +83,28 @@ class RequestGate:
         return await self.app(scope, replay, send)
 
 
+async def known_params_only(request: Request) -> None:
+    """An app-wide dependency: a query parameter an API route does not take (q=, page=, K=) is a 422.
+    Ignored, it would look like a filter or a setting that had worked. The web page keeps any (?utm=).
+    Async on purpose: a sync dependency runs in a thread pool and staggers the micro-batcher's requests."""
+    route = request.scope.get("route")
+    if not request.url.path.startswith("/v1/") or not hasattr(route, "dependant"):
+        return
+    known = _query_names(route.dependant)
+    extra = sorted(set(request.query_params) - known)
+    if extra:
+        takes = f"only {', '.join(sorted(known))}" if known else "no query parameters"
+        raise ApiError(422, f"{extra[0]}: unknown parameter; {request.url.path} takes {takes}", extra[0])
+
+
+def _query_names(dependant) -> set[str]:
+    """The query parameters a route and its dependencies declare (FastAPI's flattening helpers are private)."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("latin-1")
 
