@@ -46,7 +46,8 @@ def test_train_prints_test_metrics_and_set_is_typed(ml_folder, tmp_path, capsys)
     argv = ["train", "--model", "ease", "--dataset", str(ml_folder), "--set", "reg=5", "max_memory_gb=4"]
     assert main([*argv, "--out", str(run)]) == 0  # one --set takes several pairs, as the README writes them
     out = capsys.readouterr().out
-    assert "test" in out and "ndcg@10" in out
+    recall = out.split("test@10")[1].split()[1]
+    assert "ndcg" in out and recall == "1.0000"  # the printed test recall@10: see below
     config = json.loads((run / "config.json").read_text())
     assert config["model_config"] == {"reg": 5.0, "max_memory_gb": 4.0}
     # the obvious answer: every held-out item is in the user's block, so EASE finds them
@@ -261,3 +262,16 @@ def test_short_model_loads_show_no_hugging_face_bars(argv, tmp_path, monkeypatch
     finally:
         hub.enable_progress_bars()
         transformers.utils.logging.enable_progress_bar()
+
+
+def test_metrics_table_shows_every_cutoff_metric_in_its_column():
+    """@20's hit and mrr were in metrics.json but missing from the printed lines."""
+    from gpt2rec.cli.train import metrics_table
+
+    part = {"ndcg@10": 0.25, "recall@10": 0.5, "hit@10": 1.0, "mrr@10": 0.125, "precision@10": 0.1, "hit@20": 0.75}
+    lines = metrics_table({"valid": part, "test": {"ndcg@10": 0.3}}).splitlines()
+    assert lines[0].split() == ["ndcg", "recall", "hit", "mrr", "precision"]
+    assert lines[1].split() == ["valid@10", "0.2500", "0.5000", "1.0000", "0.1250", "0.1000"]
+    assert lines[2].split() == ["valid@20", "-", "-", "0.7500", "-", "-"]
+    assert lines[3].split() == ["test@10", "0.3000", "-", "-", "-", "-"] and len(lines) == 4  # no test@20 row
+    assert len({len(line) for line in lines}) == 1  # columns line up

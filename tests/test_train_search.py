@@ -68,7 +68,7 @@ def test_models_without_a_grid_are_refused():
         grid_search(spec, PickConfig(), None, None, TrainConfig())
 
 
-def test_cli_tune_keeps_the_chosen_settings_and_lists_every_point(tmp_path, capsys):
+def test_cli_tune_keeps_the_chosen_settings_and_lists_every_point(tmp_path, capsys, monkeypatch):
     from conftest import write_ml100k_folder
     from gpt2rec.cli import main
     from gpt2rec.models.ease import SPEC
@@ -89,6 +89,10 @@ def test_cli_tune_keeps_the_chosen_settings_and_lists_every_point(tmp_path, caps
     assert f"tuned on validation: reg={first_best['reg']:g}" in capsys.readouterr().out
     assert main(argv) == 0  # the same command again: the same choice, the same run
     capsys.readouterr()
+    # another run's folder is refused before the grid's minutes (it was refused after them)
+    monkeypatch.setattr("gpt2rec.pipeline.grid_search", lambda *a, **k: pytest.fail("searched the grid"))
+    assert main([*argv, "--seed", "3"]) == 2
+    assert "already holds a different run" in capsys.readouterr().err
     assert main(["train", "--model", "bpr", "--dataset", str(folder), "--tune", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("bpr has none: set its values with --set") and len(err.splitlines()) == 1

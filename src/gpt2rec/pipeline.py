@@ -174,14 +174,21 @@ def _absolute(data: dict | None) -> dict | None:
         return data
 
 
-def _check_same_run(out: Path, config: dict) -> None:
+def _check_same_run(out: Path, config: dict, tuned: bool = False) -> None:
+    """A folder holding another run is refused. `tuned`: the model's settings are not chosen yet, so
+    compare the rest (before the grid's minutes, not after them)."""
     path = out / ckpt.CONFIG
     if not path.is_file():
         return
     old = ckpt.read_config(out)
     config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
     # a run saved before data paths were made absolute still resumes from the same directory
-    strip = lambda c: {**c, "train": resumable_view(c.get("train") or {}), "data": _absolute(c.get("data"))}  # noqa: E731
+    strip = lambda c: {  # noqa: E731
+        **c,
+        "train": resumable_view(c.get("train") or {}),
+        "data": _absolute(c.get("data")),
+        **({"model_config": None} if tuned else {}),
+    }
     if strip(old) != strip(config):
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
 
@@ -203,8 +210,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune
         check_searchable(spec)  # before any work
     main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
     with runfolder.lock(out) if main else nullcontext():
-        if not tune:  # (a tuned run is compared once its settings are chosen)
-            _check_same_run(out, to_dict(config))
+        _check_same_run(out, to_dict(config), tuned=tune)  # a tuned run: again once its settings are chosen
         dataset = load_dataset(config.data)
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:

@@ -15,13 +15,12 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..pipeline import evaluate_run
-    from .train import format_metrics, quiet_hub_progress
+    from .train import metrics_table, quiet_hub_progress
 
     quiet_hub_progress()  # loading the model is short work: no "Loading weights" bars (gpt2rec's own stay)
     metrics = evaluate_run(args.run_dir, device=args.device)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        print(f"valid  {format_metrics(metrics['valid'])}")
-        print(f"test   {format_metrics(metrics['test'])}")
+        print(metrics_table(metrics))
     return 0

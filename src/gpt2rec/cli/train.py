@@ -177,8 +177,19 @@ def quiet_hub_progress() -> None:
         sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
-def format_metrics(metrics: dict, keys=("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "recall@20")) -> str:
-    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
+TABLE_METRICS, TABLE_CUTOFFS = ("ndcg", "recall", "hit", "mrr", "precision"), (10, 20)
+
+
+def metrics_table(metrics: dict) -> str:
+    """Valid and test at @10 and @20, a row each (the run's metrics.json, and --json, have @5 and more)."""
+    rows = [" " * 9 + "".join(name.rjust(10) for name in TABLE_METRICS)]
+    for part in ("valid", "test"):
+        for k in TABLE_CUTOFFS:
+            values = [metrics[part].get(f"{name}@{k}") for name in TABLE_METRICS]
+            if any(v is not None for v in values):
+                cells = ("-" if v is None else f"{v:.4f}" for v in values)
+                rows.append(f"{part}@{k}".ljust(9) + "".join(c.rjust(10) for c in cells))
+    return "\n".join(rows)
 
 
 def run(args) -> int:
@@ -212,7 +223,6 @@ def _train(args) -> int:
     print(f"trained in {info.get('seconds', 0.0):.1f}s{extra}")
     if "tuned" in info:
         print("tuned on validation: " + ", ".join(f"{k}={v:g}" for k, v in info["tuned"].items()))
-    print(f"valid  {format_metrics(metrics['valid'])}")
-    print(f"test   {format_metrics(metrics['test'])}")
+    print(metrics_table(metrics))
     print(f"saved to {args.out}")
     return 0
