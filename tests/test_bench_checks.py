@@ -140,4 +140,36 @@ def test_no_language_model_is_looked_up_when_no_selected_model_reads_text(tmp_pa
 
     notes = []
     assert bench_lms(quick(tmp_path, lms=None, quick=False), notes.append) == [] and notes == []
-    assert bench_lms(quick(tmp_path, models=("popularity", "l3ae"))) == ["unused"]
+    assert bench_lms(quick(tmp_path, models=("popularity", "l3ae"), lms=(str(tmp_path),))) == [str(tmp_path)]
+
+
+def test_an_lm_the_bench_cannot_load_is_one_line_naming_its_flag(tmp_path, monkeypatch):
+    """QA: an unknown --lms name failed inside every job, each saying to pass the folder with --lm."""
+    from gpt2rec.bench.runner import bench_lms
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match=r"'no-such/lm' cannot be loaded .*\(--lms /path/to/lm,"):
+        bench_lms(quick(tmp_path, models=("l3ae",), lms=("no-such/lm",)))
+
+
+def test_a_csv_dataset_takes_its_users_table_and_other_file_options(tmp_path, capsys):
+    """QA: the bench had no --users / --items, so cold-user could never run on a CSV dataset."""
+    from gpt2rec.cli import main
+
+    csv_frame().to_csv(tmp_path / "ratings.csv", sep=";", index=False)
+    ages = pd.DataFrame({"user_id": np.arange(1, 31), "age": np.arange(1, 31) % 5 * 10 + 20})
+    ages.to_csv(tmp_path / "people.csv", sep=";", index=False)  # --sep is every file's
+    argv = ["bench", "--dataset", str(tmp_path / "ratings.csv"), "--quick", "--protocols", "cold-user",
+            "--models", "popularity", "--out", str(tmp_path / "out"), "--no-speed", "--no-faithfulness", "--no-plots"]  # fmt: skip
+    assert main([*argv, "--sep", ";", "--users", str(tmp_path / "people.csv")]) == 0
+    records = json.loads((tmp_path / "out" / "ratings.csv-quick.json").read_text())["records"]
+    assert {r["protocol"] for r in records} == {plan.COLD_USER} and len(records) == 1
+    assert "ncf skipped" not in capsys.readouterr().err  # not asked for: no note about it
+    # without the users table: refused by name, and the hint names the flag
+    assert main([*argv[:-2], "--out", str(tmp_path / "out2"), "--sep", ";"]) == 2
+    assert "pass yours with --users" in capsys.readouterr().err
+    # the file options describe an own file: with a MovieLens name they would be ignored
+    assert main(["bench", "--users", str(tmp_path / "people.csv"), "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--users: describe your own files; pass your interactions file with --dataset FILE" in err
+    assert len(err.splitlines()) == 1

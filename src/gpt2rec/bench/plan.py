@@ -263,6 +263,10 @@ class BenchConfig:
     speed: bool = field(default=True, metadata={"help": "run the speed section"})
     faithfulness: bool = field(default=True, metadata={"help": "run the explanation deletion test"})
     plots: bool = field(default=True, metadata={"help": "write PNG figures"})
+    data: dict = field(
+        default_factory=dict,
+        metadata={"help": "DataConfig options for your own files (users, items, user_col, sep, ...)"},
+    )
 
     def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
         bad = [p for p in self.protocols if p not in PROTOCOLS and p not in PROTOCOL_ALIASES]
@@ -291,7 +295,12 @@ class BenchConfig:
 
     def signature(self) -> dict:
         """What makes records comparable: a results file holds the records of one signature."""
-        return {"quick": self.quick, "epochs": self.epochs, "train": TRAIN}
+        return {
+            "quick": self.quick,
+            "epochs": self.epochs,
+            "train": TRAIN,
+            **({"data": self.data} if self.data else {}),
+        }
 
     def n_seeds(self, protocol: str) -> int:
         if self.seeds is not None:

@@ -38,7 +38,10 @@ def unusable_protocols(dataset: Dataset) -> dict[str, str]:
     out = {}
     if not [c for c in dataset.users.columns if c != "user_id"]:
         # a new user is known by the users table alone: without it every text model scores all items alike
-        out[COLD_USER] = "the dataset has no users table to read for a new user (every one would get the same scores)"
+        out[COLD_USER] = (
+            "the dataset has no users table to read for a new user (every one would get the same scores; "
+            "pass yours with --users)"
+        )
     pairs = dataset.interactions[["user", "item"]].drop_duplicates()
     unseen = dataset.n_items - (int(pairs.groupby("user").size().max()) if len(pairs) else 0)
     if unseen < SAMPLED_NEGATIVES:

@@ -104,7 +104,11 @@ def available_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> 
     (`gpt2` only when in the local Hugging Face cache). Unavailable defaults are skipped, with a note."""
     from ..text.offline import in_hf_cache, resolve_lm
 
-    if config.lms:
+    if config.lms:  # asked for by name: one clear line now, not a failure in every job later
+        from ..models.text_features import check_lm
+
+        for lm in config.lms:
+            check_lm(lm, flag="--lms")
         return list(config.lms)
     out = []
     for lm in plan.QUICK_LMS if config.quick else plan.LM_ORDER:
@@ -129,7 +133,7 @@ def bench_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> list
 def load_bench_dataset(config: BenchConfig) -> Dataset:
     from ..data.load import DataConfig, load_dataset
 
-    return load_dataset(DataConfig(dataset=config.dataset))
+    return load_dataset(DataConfig(dataset=config.dataset, **config.data))
 
 
 def run_bench(config: BenchConfig, dataset: Dataset | None = None, argv: list[str] | None = None) -> dict:
@@ -169,7 +173,7 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
         "lms": lms, "bench_config": to_dict(config), "load_average_start": load_average(),
     })  # fmt: skip
     start = time.perf_counter()
-    for protocol, why in skipped.items():
+    for protocol, why in skipped.items() if not config.protocols else ():  # (named ones were refused above)
         run.log(f"protocol {protocol} skipped: {why}")
     jobs = [j for j in plan.plan_jobs(config, lms) if j.protocol not in skipped]
     for line in first_lm_only(jobs, lms):

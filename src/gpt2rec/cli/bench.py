@@ -31,8 +31,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--dataset", default=None,
         help="only this dataset: a MovieLens name (ml-100k, ml-1m), a MovieLens folder, or an interactions file "
-             "(CSV/Parquet; it has no users table, so cold-user is skipped)",
+             "(CSV/Parquet; with --users for cold-user, --items for the text models' metadata)",
     )  # fmt: skip
+    from .data import add_data_options
+
+    add_data_options(parser.add_argument_group("your own files (with --dataset FILE)"), defaults=False)
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
     parser.add_argument(
         "--protocols", nargs="+", default=None,
@@ -73,7 +76,8 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
     from ..bench.datasets import datasets_to_run
     from ..utils.config import from_dict
 
-    base = from_dict(BenchConfig, dict(
+    data = _file_options(args)
+    base = from_dict(BenchConfig, dict(data=data,
         quick=args.quick, out_dir=args.out, protocols=tuple(args.protocols or ()), models=tuple(args.models or ()),
         lms=tuple(args.lms or ()), seeds=args.seeds, epochs=args.epochs, device=args.device, threads=args.threads,
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
@@ -93,3 +97,20 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
             print(f"{config.stem}: {paths['failed']} of {paths['jobs']} jobs failed (see the lines above)")
             failed += paths["failed"]
     return 1 if failed else 0  # not 2: the input was fine, some jobs were not
+
+
+def _file_options(args) -> dict:
+    """The DataConfig options given for the user's own files; refused without an interactions file."""
+    from pathlib import Path
+
+    from ..errors import UserError
+    from .data import FILE_OPTIONS, unescape_sep
+
+    given = {name: getattr(args, name) for name in (*FILE_OPTIONS, "implicit_threshold")}
+    given = {name: value for name, value in given.items() if value is not None}
+    if "sep" in given:
+        given["sep"] = unescape_sep(given["sep"])
+    if given and not (args.dataset and Path(args.dataset).expanduser().is_file()):
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UserError(f"{flags}: describe your own files; pass your interactions file with --dataset FILE")
+    return given

