@@ -48,6 +48,7 @@ class ProtocolSpec:
     metric: str  # the validation metric used to choose
     description: str
     train_fraction: float = 1.0  # < 1: the training part subsampled per interaction (sparse levels)
+    known_holdout: float = 0.0  # > 0: that share of the training interactions held out too (mixed)
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
@@ -72,6 +73,11 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
         ProtocolSpec("warm-tail", "random", 3, "tail", "ndcg@10",
                      "warm's split and training; candidates = items outside the top 20% by training popularity, "
                      "truth = each user's held-out interactions with them (training items masked)"),
+        ProtocolSpec("mixed", "cold-item", 5, "mixed", "ndcg@10",
+                     "a live catalogue: cold-item's draw (20% of items new, half valid, half test) plus 10% of the "
+                     "other interactions held out (half valid, half test); every known item and the part's new "
+                     "items ranked together, seen items masked; new_recall@10 = recall@10 of the new items' "
+                     "interactions alone", known_holdout=0.1),
     )
 }  # fmt: skip
 PROTOCOL_ALIASES = {"sparse": ("sparse-20", "sparse-50")}  # --protocols sparse = both levels
@@ -87,10 +93,10 @@ TRAIN: dict = {}  # bench-wide overrides of the models' own defaults (none: the 
 QUICK_EPOCHS = 2
 
 WARM, NCF, COLD_ITEM, COLD_USER = "warm", "ncf", "cold-item", "cold-user"
-SPARSE_20, SPARSE_50, WARM_TAIL = "sparse-20", "sparse-50", "warm-tail"
+SPARSE_20, SPARSE_50, WARM_TAIL, MIXED = "sparse-20", "sparse-50", "warm-tail", "mixed"
 BASE = (WARM, NCF, COLD_ITEM, COLD_USER)
 WARM_VIEWS = (SPARSE_20, SPARSE_50, WARM_TAIL)  # warm's split: subsampled training, or the tail candidates
-ALL = BASE + WARM_VIEWS
+ALL = BASE + WARM_VIEWS + (MIXED,)
 ID_PROTOCOLS = (WARM, NCF)  # ID-only models: every test user and item must be seen in training
 CLAIM_PROTOCOLS = (WARM, SPARSE_20, SPARSE_50, COLD_ITEM)  # where the design's claims are checked
 HEADLINE_PROTOCOLS = (WARM, SPARSE_20, SPARSE_50, WARM_TAIL)  # where a headline is chosen and held to EASE
@@ -148,18 +154,19 @@ CONTRASTIVE = {"contrastive_weight": 0.1}
 ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("popularity", "popularity", ALL, quick=ALL),
     ModelEntry("itemknn", "itemknn", ID_PROTOCOLS, grid=({"model": {"k": 100}}, {"model": {"k": 50}}, {"model": {"k": 200}})),
-    ModelEntry("ease", "ease", ID_PROTOCOLS + WARM_VIEWS, quick=ID_PROTOCOLS,
+    ModelEntry("ease", "ease", ID_PROTOCOLS + WARM_VIEWS + (MIXED,), quick=ID_PROTOCOLS,
                grid=({"model": {"reg": 300.0}}, {"model": {"reg": 100.0}}, {"model": {"reg": 1000.0}},
                      {"model": {"reg": 30.0}}, {"model": {"reg": 3000.0}})),
     ModelEntry("bpr", "bpr", ID_PROTOCOLS + WARM_VIEWS, quick=ID_PROTOCOLS,
                grid=({"model": {"reg": 1e-2}}, {"model": {"reg": 1e-3}})),  # tuned default, L2 neighbour
     ModelEntry("neumf", "neumf", ID_PROTOCOLS),
-    ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER), quick=(WARM, COLD_ITEM, COLD_USER)),
+    ModelEntry("genre_content", "genre_content", (WARM, COLD_ITEM, COLD_USER, MIXED), quick=(WARM, COLD_ITEM, COLD_USER)),
     ModelEntry("basic", "basic", ID_PROTOCOLS, "main", train=GPT2_TRAIN, quick=(WARM,)),
     # the headline model (closed form) and its text-off ablation: the same model and grid, text removed
-    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS, "all", quick=(WARM,), grid=L3AE_GRID,
-               extra_grid={WARM: L3AE_POOLING_GRID + L3AE_DROPOUT_GRID, WARM_TAIL: L3AE_DROPOUT_GRID,
-                           COLD_ITEM: L3AE_COLD_ITEM_GRID + L3AE_TUNED_COLD_ITEM_GRID}),
+    ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS + (MIXED,), "all", quick=(WARM,),
+               grid=L3AE_GRID, extra_grid={WARM: L3AE_POOLING_GRID + L3AE_DROPOUT_GRID, WARM_TAIL: L3AE_DROPOUT_GRID,
+                                           COLD_ITEM: L3AE_COLD_ITEM_GRID + L3AE_TUNED_COLD_ITEM_GRID,
+                                           MIXED: L3AE_COLD_ITEM_GRID}),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS),
                extra_grid={WARM: L3AE_TEXT_OFF_DROPOUT_GRID, WARM_TAIL: L3AE_TEXT_OFF_DROPOUT_GRID}),
@@ -168,7 +175,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                stacked_on="l3ae"),
     ModelEntry("l3ae_mf-text-off", "l3ae_mf", (SPARSE_20, SPARSE_50, WARM, WARM_TAIL), "",
                {"text_weight": 0.0, "side_weight": 0.0}, grid=L3AE_MF_GRID, stacked_on="l3ae-text-off"),
-    ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),
+    ModelEntry("enhanced-cached", "enhanced", BASE + WARM_VIEWS, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),
     ModelEntry("enhanced-end2end", "enhanced", CLAIM_PROTOCOLS, "cheapest",
                {"strategy": "end2end", **DYNAMIC_MODEL, **CONTRASTIVE}, DYNAMIC_TRAIN),
     ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",

@@ -14,6 +14,7 @@ QUALITY_METRICS = {
     "candidates": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
     "sampled": ("hit@10", "ndcg@10"),
     "tail": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
+    "mixed": ("ndcg@10", "recall@10", "new_recall@10", "hit@10", "ndcg@20", "coverage@10"),
 }
 
 

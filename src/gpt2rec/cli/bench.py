@@ -76,11 +76,11 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
     from ..bench.datasets import datasets_to_run
     from ..utils.config import from_dict
 
-    data = _file_options(args)
-    base = from_dict(BenchConfig, dict(data=data,
+    base = from_dict(BenchConfig, dict(
         quick=args.quick, out_dir=args.out, protocols=tuple(args.protocols or ()), models=tuple(args.models or ()),
         lms=tuple(args.lms or ()), seeds=args.seeds, epochs=args.epochs, device=args.device, threads=args.threads,
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
+        data=_file_options(args),
     ))  # fmt: skip
     if args.what == "tune":
         from ..bench.runner import run_tuning
