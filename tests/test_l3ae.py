@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -214,9 +216,9 @@ def test_cold_item_is_scored_from_its_text(tiny_lm):
 
 def test_a_brand_new_item_is_scored_by_its_text_column_alone(tiny_lm):
     """Item L (block 1's text) is left out of the catalogue. `score_new_items` reads its metadata
-    row: for user u, mu / (reg + mu) x_u^T F (F^T F + text_reg I)^-1 f_L (its text column, worked
-    out here from the kept unit vectors), so other users' co-counts do not move it (the joint
-    fit's P, which shrinks a catalogue item nobody chose, would)."""
+    row: for user u, s mu / (reg + mu) x_u^T F (F^T F + text_reg I)^-1 f_L (its text column, worked
+    out here from the kept unit vectors; s = new_item_scale, default 3), so other users' co-counts
+    do not move it (the joint fit's P, which shrinks a catalogue item nobody chose, would)."""
     from gpt2rec import coldstart
     from gpt2rec.data.dataset import Dataset
     from gpt2rec.models.base import ModelContext
@@ -246,7 +248,7 @@ def test_a_brand_new_item_is_scored_by_its_text_column_alone(tiny_lm):
     got = torch.stack([coldstart.score_new_items(model, int(u), row)[0] for u in users]).double()  # (U,)
     f, f_new = model.item_text.double(), coldstart.new_item_table(model, row).text[0, 0].double()  # (I, D), (D,)
     ridge = f @ torch.linalg.solve(f.T @ f + 0.5 * torch.eye(f.shape[1], dtype=f.dtype), f_new)  # (I,)
-    expected = 5.0 / 6.0 * (model.user_rows(users).double() @ ridge)  # (U,)
+    expected = 3.0 * 5.0 / 6.0 * (model.user_rows(users).double() @ ridge)  # (U,): new_item_scale 3
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
     mates = train[train["item"] >= BLOCK]["user"].unique().tolist()
     # block 0's users also had block 1's items: block 1's users' histories are unchanged
@@ -268,7 +270,8 @@ def test_a_brand_new_item_is_scored_by_its_text_column_alone(tiny_lm):
 def test_items_the_fit_is_told_are_new_get_their_text_column(tiny_lm):
     """Item L has no training interaction. Left as is, its column is the joint fit's (shrunk by P);
     declared new (`ModelContext.new_items`, a cold-item split's held-out items) it is
-    mu / (reg + mu) C[:, L], C the text EASE of the kept unit vectors; the other columns do not move."""
+    s mu / (reg + mu) C[:, L] (s = new_item_scale, default 3), C the text EASE of the kept unit
+    vectors; the other columns do not move."""
     from gpt2rec.models.base import ModelContext
     from gpt2rec.models.registry import get_spec
     from test_model_contract import make_data
@@ -280,15 +283,21 @@ def test_items_the_fit_is_told_are_new_get_their_text_column(tiny_lm):
     cfg = L3AEConfig(lm=tiny_lm, text_cache=False, reg=1.0, text_weight=5.0, text_reg=0.5, side_weight=0.0,
                      pooling="mean")  # fmt: skip
     fitted = []
-    for new in (None, np.array([last])):
+    for new, config in ((None, cfg), (np.array([last]), cfg), (np.array([last]), replace(cfg, new_item_scale=12.0))):
         ctx = ModelContext(data.n_users, data.n_items, data, train, new_items=new)
-        fitted.append(spec.build(cfg, ctx))
+        fitted.append(spec.build(config, ctx))
         spec.fit(fitted[-1], ctx)
-    joint, declared = (m.weight.double() for m in fitted)
-    expected = 5.0 / 6.0 * semantic_matrix(fitted[1].item_text, 0.5)[:, last]  # (I,)
+    joint, declared, lifted = (m.weight.double() for m in fitted)
+    expected = 3.0 * 5.0 / 6.0 * semantic_matrix(fitted[1].item_text, 0.5)[:, last]  # (I,): new_item_scale 3
     torch.testing.assert_close(declared[:, last], expected, rtol=1e-4, atol=1e-6)
     assert not torch.allclose(joint[:, last], expected, rtol=1e-2, atol=1e-4)
     torch.testing.assert_close(declared[:, :last], joint[:, :last])
+    # new_item_scale multiplies the new items' columns (and the brand-new items' map), nothing else: 12 = 4 x 3
+    torch.testing.assert_close(lifted[:, last], 4.0 * expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(lifted[:, :last], joint[:, :last])
+    torch.testing.assert_close(fitted[2].item_map, 4.0 * fitted[1].item_map)
+    with pytest.raises(ValueError, match="new_item_scale must be > 0"):
+        replace(cfg, new_item_scale=0.0)
 
 
 def test_cold_user_gets_the_items_of_the_users_with_the_same_profile(tiny_lm, caplog):

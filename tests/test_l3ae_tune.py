@@ -100,7 +100,7 @@ def test_new_items_are_read_by_the_tuned_lm_after_a_checkpoint_round_trip(tiny_l
     users = torch.arange(full.n_users)
     f, f_l = model.item_text.double(), with_l.item_text[last].double()  # (I, D), (D,): the tuned readings
     column = f @ torch.linalg.solve(f.T @ f + 0.5 * torch.eye(f.shape[1], dtype=f.dtype), f_l)  # (I,)
-    expected = (5.0 / 6.0 * model.user_rows(users).double() @ column).float()  # mu / (reg + mu) x_u^T c_L
+    expected = (3.0 * 5.0 / 6.0 * model.user_rows(users).double() @ column).float()  # 3 mu / (reg + mu) x_u^T c_L
     row = full.items[full.items["item_id"] == last + 1]
     saved = spec.build(cfg, ModelContext(without.n_users, without.n_items, saved=model.checkpoint_meta()))
     saved.load_state_dict(model.state_dict())

@@ -30,6 +30,7 @@ from .l3ae_grids import (
     L3AE_DROPOUT_GRID,
     L3AE_GRID,
     L3AE_MF_GRID,
+    L3AE_MIXED_GRID,
     L3AE_POOLING_GRID,
     L3AE_REGS,
     L3AE_TEXT_OFF_DROPOUT_GRID,
@@ -37,6 +38,9 @@ from .l3ae_grids import (
 )
 
 # ---------------------------------------------------------------- protocols
+
+
+COLD_FRACTION = 0.2  # cold-item, cold-user: the share of items / users held out
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class ProtocolSpec:
     description: str
     train_fraction: float = 1.0  # < 1: the training part subsampled per interaction (sparse levels)
     known_holdout: float = 0.0  # > 0: that share of the training interactions held out too (mixed)
+    cold_fraction: float = COLD_FRACTION  # the share of items (cold-item, mixed) or users (cold-user) held out
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
@@ -74,15 +79,15 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
                      "warm's split and training; candidates = items outside the top 20% by training popularity, "
                      "truth = each user's held-out interactions with them (training items masked)"),
         ProtocolSpec("mixed", "cold-item", 5, "mixed", "ndcg@10",
-                     "a live catalogue: cold-item's draw (20% of items new, half valid, half test) plus 10% of the "
-                     "other interactions held out (half valid, half test); every known item and the part's new "
-                     "items ranked together, seen items masked; new_recall@10 = recall@10 of the new items' "
-                     "interactions alone", known_holdout=0.1),
+                     "a live catalogue: 5% of items new (half valid, half test) plus 10% of the other interactions "
+                     "held out (half valid, half test), so about a third of the held-out interactions are with "
+                     "new items; every known item and the part's new items ranked together, seen items masked; "
+                     "new_recall@10 = recall@10 of the new items' interactions alone",
+                     known_holdout=0.1, cold_fraction=0.05),
     )
 }  # fmt: skip
 PROTOCOL_ALIASES = {"sparse": ("sparse-20", "sparse-50")}  # --protocols sparse = both levels
 TAIL_HEAD_FRACTION = 0.2  # warm-tail: the most popular 20% of items are left out of the candidates
-COLD_FRACTION = 0.2
 SAMPLED_NEGATIVES = 99
 KS = (5, 10, 20)
 
@@ -166,7 +171,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS + (MIXED,), "all", quick=(WARM,),
                grid=L3AE_GRID, extra_grid={WARM: L3AE_POOLING_GRID + L3AE_DROPOUT_GRID, WARM_TAIL: L3AE_DROPOUT_GRID,
                                            COLD_ITEM: L3AE_COLD_ITEM_GRID + L3AE_TUNED_COLD_ITEM_GRID,
-                                           MIXED: L3AE_COLD_ITEM_GRID}),
+                                           MIXED: L3AE_MIXED_GRID}),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS),
                extra_grid={WARM: L3AE_TEXT_OFF_DROPOUT_GRID, WARM_TAIL: L3AE_TEXT_OFF_DROPOUT_GRID}),

@@ -10,8 +10,8 @@
   (seeded) to that fraction; valid and test are warm's, unchanged.
 - warm-tail (`tail`): warm's split; ranked among the items outside the top 20% by training
   popularity (`eval.tail`), seen items masked; truth = the held-out interactions with those items.
-- mixed (`mixed`): a live catalogue. Cold-item's draw, then 10% of the training interactions held
-  out too (seeded; half to valid, half to test): the part's known and new items ranked together
+- mixed (`mixed`): a live catalogue. A cold-item draw of 5% of the items, then 10% of the training
+  interactions held out too (seeded; half to valid, half to test): the part's known and new items ranked together
   (the other part's new items are not candidates), seen items masked; `new_recall@10` is the
   recall@10 of the part's new-item interactions alone, so a model that ignores new items shows 0.
 """
@@ -33,7 +33,7 @@ from ..eval.protocols import (
     sample_eval_negatives,
 )
 from ..eval.tail import tail_items
-from .plan import COLD_FRACTION, COLD_USER, KS, NCF, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
+from .plan import COLD_USER, KS, NCF, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
 
 
 def unusable_protocols(dataset: Dataset) -> dict[str, str]:
@@ -56,7 +56,7 @@ def unusable_protocols(dataset: Dataset) -> dict[str, str]:
 
 def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:
     spec = PROTOCOLS[protocol]
-    split = make_split(dataset, SplitConfig(kind=spec.split_kind, seed=seed, cold_fraction=COLD_FRACTION))
+    split = make_split(dataset, SplitConfig(kind=spec.split_kind, seed=seed, cold_fraction=spec.cold_fraction))
     if spec.train_fraction < 1.0:
         split = replace(split, train=subsample(split.train, spec.train_fraction, seed))
     if spec.known_holdout > 0:
