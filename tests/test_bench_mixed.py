@@ -1,4 +1,5 @@
-"""The mixed protocol (a live catalogue: known and new items ranked together), on numbers worked by hand."""
+"""The mixed split kind and the bench's mixed protocol (a live catalogue: known and new items ranked
+together), on numbers worked by hand."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import torch
 
 from conftest import pairs_frame
 from gpt2rec.bench import plan
-from gpt2rec.bench.protocols import evaluate, hold_out_known
+from gpt2rec.bench.protocols import evaluate
 from gpt2rec.data.dataset import Dataset
-from gpt2rec.data.splits import Split, SplitConfig
+from gpt2rec.data.splits import Split, SplitConfig, make_split, read_split, write_split
+from gpt2rec.eval.protocols import evaluate_part
 
 
 class Fixed(torch.nn.Module):
@@ -29,23 +31,30 @@ class Fixed(torch.nn.Module):
 
 
 def _split(train, valid, test, cold):
-    return Split(pairs_frame(train), pairs_frame(valid), pairs_frame(test), SplitConfig(kind="cold-item"),
+    return Split(pairs_frame(train), pairs_frame(valid), pairs_frame(test), SplitConfig(kind="mixed"),
                  cold_items=np.array(cold))  # fmt: skip
 
 
-def test_hold_out_known_moves_a_seeded_share_of_training_to_valid_and_test():
-    base = _split([(u, i) for u in range(20) for i in range(8)], [(0, 8)], [(0, 9)], [8, 9])  # 160 training rows
-    split = hold_out_known(base, 0.25, seed=1)
-    moved = len(base.train) - len(split.train)
-    assert 20 <= moved <= 60 and moved == len(split.valid) - 1 + len(split.test) - 1  # about 40, none lost
-    everything = pd.concat([split.train, split.valid, split.test])
-    assert sorted(zip(everything["user"], everything["item"])) == sorted(
-        zip(*[pd.concat([base.train, base.valid, base.test])[c] for c in ("user", "item")])
-    )
-    assert len(split.valid) > 1 and len(split.test) > 1  # both parts get some
-    again = hold_out_known(base, 0.25, seed=1)
+def _grid_dataset() -> Dataset:
+    rows = [(u, i) for u in range(40) for i in range(30) if (u * 7 + i * 3) % 4]
+    return Dataset.from_frames("t", pd.DataFrame(rows, columns=["user_id", "item_id"]))
+
+
+def test_a_mixed_split_holds_out_new_items_and_a_seeded_share_of_the_known_interactions(tmp_path):
+    data = _grid_dataset()
+    split = make_split(data, SplitConfig(kind="mixed", ratios=(0.8, 0.1, 0.1), cold_fraction=0.2, seed=1))
+    cold = set(split.cold_items.tolist())
+    drawn = set(make_split(data, SplitConfig(kind="cold-item", cold_fraction=0.2, seed=1)).cold_items.tolist())
+    assert drawn <= cold and not cold & set(split.train["item"])  # the draw's items, never in training
+    known = data.interactions[~data.interactions["item"].isin(cold)]
+    assert 0.75 < len(split.train) / len(known) < 0.85  # 20% of the known interactions held out
+    for part in (split.valid, split.test):
+        assert (~part["item"].isin(cold)).sum() > 0 and part["item"].isin(cold).sum() > 0
+    assert sum(split.sizes().values()) == len(data.interactions)  # nothing lost
+    again = make_split(data, SplitConfig(kind="mixed", ratios=(0.8, 0.1, 0.1), cold_fraction=0.2, seed=1))
     assert again.train.equals(split.train) and again.valid.equals(split.valid)
-    assert not hold_out_known(base, 0.25, seed=2).train.equals(split.train)
+    write_split(split, data, tmp_path / "s")  # a written split reads back with the same new items
+    assert np.array_equal(read_split(data, tmp_path / "s").cold_items, split.cold_items)
 
 
 def test_mixed_ranks_known_and_this_parts_new_items_and_counts_the_new_ones():
@@ -60,6 +69,8 @@ def test_mixed_ranks_known_and_this_parts_new_items_and_counts_the_new_ones():
     out = evaluate(reads_new, data, split, plan.MIXED, "valid")
     assert out["ndcg@10"] == pytest.approx(1 / (1 + 1 / np.log2(3)), abs=1e-6)
     assert out["recall@10"] == 0.5 and out["new_recall@10"] == 1.0
+    library = evaluate_part(reads_new, split, "valid", 1, 14, (10,))  # `gpt2rec train --split mixed`'s
+    assert library["ndcg@10"] == pytest.approx(out["ndcg@10"]) and library["recall@10"] == 0.5
     # a model that ignores new items (their scores lowest) finds the known item first, never the new one
     blind = Fixed([[40.0, 35.0, *fillers, -1.0, -1.0]])
     out = evaluate(blind, data, split, plan.MIXED, "valid")
@@ -67,15 +78,12 @@ def test_mixed_ranks_known_and_this_parts_new_items_and_counts_the_new_ones():
     assert out["recall@10"] == 0.5 and out["new_recall@10"] == 0.0
 
 
-def test_the_mixed_protocol_holds_out_new_items_and_known_interactions():
+def test_the_mixed_protocol_holds_out_5_percent_of_items_and_10_percent_of_the_rest():
     from gpt2rec.bench.protocols import protocol_split
 
-    rows = [(u, i) for u in range(40) for i in range(30) if (u * 7 + i * 3) % 4]
-    data = Dataset.from_frames("t", pd.DataFrame(rows, columns=["user_id", "item_id"]))
+    data = _grid_dataset()
     split = protocol_split(data, plan.MIXED, seed=0)
     cold = set(split.cold_items.tolist())
-    assert cold and not cold & set(split.train["item"])  # new items are never in training
-    assert len(cold) == 2  # 5% of 30 items (1.5), rounded
+    assert len(cold) >= 2 and not cold & set(split.train["item"])  # 5% of 30 items (1.5), rounded
     known = data.interactions[~data.interactions["item"].isin(cold)]
-    assert 0.85 < len(split.train) / len(known) < 0.95  # 10% of the known interactions held out
-    assert (~split.valid["item"].isin(cold)).sum() > 0 and (~split.test["item"].isin(cold)).sum() > 0
+    assert 0.85 < len(split.train) / len(known) < 0.95

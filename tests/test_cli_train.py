@@ -275,3 +275,23 @@ def test_metrics_table_shows_every_cutoff_metric_in_its_column():
     assert lines[2].split() == ["valid@20", "-", "-", "0.7500", "-", "-"]
     assert lines[3].split() == ["test@10", "0.3000", "-", "-", "-", "-"] and len(lines) == 4  # no test@20 row
     assert len({len(line) for line in lines}) == 1  # columns line up
+
+
+def test_a_mixed_split_trains_evaluates_and_tunes_the_new_items_scale(ml_folder, tmp_path, tiny_lm):
+    """`--split mixed`: new items and held-out known interactions, ranked together; `--tune` on it also
+    tries l3ae's new_item_scale (it matters only where new and known items meet)."""
+    run = tmp_path / "l3ae"
+    argv = ["train", "--model", "l3ae", "--dataset", str(ml_folder), "--split", "mixed", "--cold-fraction", "0.25",
+            "--ratios", "0.7", "0.15", "0.15", "--set", f"lm={tiny_lm}", "text_cache=false", "--tune",
+            "--out", str(run), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    split = json.loads((run / "config.json").read_text())["split"]
+    assert split["kind"] == "mixed" and split["cold_fraction"] == 0.25 and split["ratios"] == [0.7, 0.15, 0.15]
+    tried = json.loads((run / "tuning.json").read_text())["tried"]
+    scales = {t["settings"].get("new_item_scale") for t in tried}
+    assert scales == {None, 1.0, 2.0, 5.0, 10.0}  # None: the base grid at the default
+    valid = pd.read_csv(run / "split" / "valid.tsv", sep="\t")
+    train = pd.read_csv(run / "split" / "train.tsv", sep="\t")
+    new = set(valid["item_id"]) - set(train["item_id"])
+    assert new and set(valid["item_id"]) - new  # both new items and known ones to find
+    assert 0.0 <= json.loads((run / "metrics.json").read_text())["test"]["ndcg@10"] <= 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,6 +61,18 @@ def test_the_point_best_on_validation_wins_and_test_is_never_read():
     # equals: the grid's first point is kept
     tied = grid_search(pick_spec(({"pick": 4}, {"pick": 1})), PickConfig(), ctx, split, TrainConfig(metric="hit@1"))
     assert tied.point == {"pick": 4}
+
+
+def test_a_split_kind_adds_its_extra_points():
+    """`tune_extra` points run on their split kind only: on a mixed split (item 2 is new in valid,
+    item 3 in test, so item 3 is no valid candidate) the extra point picking 2 wins."""
+    spec = ModelSpec("pick", PickConfig, pick_spec(()).build, fit=lambda model, ctx: None,
+                     tune_grid=({"pick": 1},), tune_extra={"mixed": ({"pick": 2},)})  # fmt: skip
+    ctx = ModelContext(3, 5, None, TRAIN, torch.device("cpu"))
+    mixed = Split(TRAIN, VALID, TEST, SplitConfig(kind="mixed"), cold_items=np.array([2, 3]))
+    assert grid_search(spec, PickConfig(), ctx, mixed, TrainConfig(metric="hit@1"), progress=False).point == {"pick": 2}
+    plain = grid_search(spec, PickConfig(), ctx, Split(TRAIN, VALID, TEST, SplitConfig()), TrainConfig(metric="hit@1"))
+    assert [t["settings"] for t in plain.tried] == [{"pick": 1}]
 
 
 def test_models_without_a_grid_are_refused():

@@ -52,7 +52,7 @@ class ProtocolSpec:
     metric: str  # the validation metric used to choose
     description: str
     train_fraction: float = 1.0  # < 1: the training part subsampled per interaction (sparse levels)
-    known_holdout: float = 0.0  # > 0: that share of the training interactions held out too (mixed)
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # random, temporal; mixed: of the known interactions
     cold_fraction: float = COLD_FRACTION  # the share of items (cold-item, mixed) or users (cold-user) held out
 
 
@@ -78,12 +78,12 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
         ProtocolSpec("warm-tail", "random", 3, "tail", "ndcg@10",
                      "warm's split and training; candidates = items outside the top 20% by training popularity, "
                      "truth = each user's held-out interactions with them (training items masked)"),
-        ProtocolSpec("mixed", "cold-item", 5, "mixed", "ndcg@10",
+        ProtocolSpec("mixed", "mixed", 5, "mixed", "ndcg@10",
                      "a live catalogue: 5% of items new (half valid, half test) plus 10% of the other interactions "
                      "held out (half valid, half test), so about a third of the held-out interactions are with "
                      "new items; every known item and the part's new items ranked together, seen items masked; "
                      "new_recall@10 = recall@10 of the new items' interactions alone",
-                     known_holdout=0.1, cold_fraction=0.05),
+                     ratios=(0.9, 0.05, 0.05), cold_fraction=0.05),
     )
 }  # fmt: skip
 PROTOCOL_ALIASES = {"sparse": ("sparse-20", "sparse-50")}  # --protocols sparse = both levels

@@ -10,9 +10,9 @@
   (seeded) to that fraction; valid and test are warm's, unchanged.
 - warm-tail (`tail`): warm's split; ranked among the items outside the top 20% by training
   popularity (`eval.tail`), seen items masked; truth = the held-out interactions with those items.
-- mixed (`mixed`): a live catalogue. A cold-item draw of 5% of the items, then 10% of the training
-  interactions held out too (seeded; half to valid, half to test): the part's known and new items ranked together
-  (the other part's new items are not candidates), seen items masked; `new_recall@10` is the
+- mixed (`mixed`): a live catalogue, the `mixed` split kind: a cold-item draw of 5% of the items, then
+  10% of the training interactions held out too (seeded; half to valid, half to test): the part's known
+  and new items ranked together (the other part's new items are not candidates), seen items masked; `new_recall@10` is the
   recall@10 of the part's new-item interactions alone, so a model that ignores new items shows 0.
 """
 
@@ -30,6 +30,7 @@ from ..eval.protocols import (
     evaluate_full,
     evaluate_sampled,
     held_cold_items,
+    mixed_candidates,
     sample_eval_negatives,
 )
 from ..eval.tail import tail_items
@@ -56,27 +57,11 @@ def unusable_protocols(dataset: Dataset) -> dict[str, str]:
 
 def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:
     spec = PROTOCOLS[protocol]
-    split = make_split(dataset, SplitConfig(kind=spec.split_kind, seed=seed, cold_fraction=spec.cold_fraction))
+    config = SplitConfig(kind=spec.split_kind, ratios=spec.ratios, seed=seed, cold_fraction=spec.cold_fraction)
+    split = make_split(dataset, config)
     if spec.train_fraction < 1.0:
         split = replace(split, train=subsample(split.train, spec.train_fraction, seed))
-    if spec.known_holdout > 0:
-        split = hold_out_known(split, spec.known_holdout, seed)
     return split
-
-
-def hold_out_known(split: Split, fraction: float, seed: int) -> Split:
-    """`split` with a seeded `fraction` of its training interactions moved out, each one at random to
-    valid or test (its own random stream): known items to find beside the new ones."""
-    rng = np.random.default_rng([seed, 10_10])
-    moved = rng.random(len(split.train)) < fraction
-    to_test = rng.random(len(split.train)) < 0.5
-    part = lambda mask: split.train[mask]  # noqa: E731
-    return replace(
-        split,
-        train=split.train[~moved].reset_index(drop=True),
-        valid=pd.concat([split.valid, part(moved & ~to_test)], ignore_index=True),
-        test=pd.concat([split.test, part(moved & to_test)], ignore_index=True),
-    )
 
 
 def subsample(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
@@ -126,9 +111,7 @@ def evaluate(
         cand = held_cold_items(split, part)
         return evaluate_candidates(model, target, seen_for(split, part), cand, n_users, n_items, KS, batch_size, pop)
     if spec.evaluation == "mixed":
-        other = held_cold_items(split, "test" if part == "valid" else "valid")
-        cand = np.setdiff1d(np.arange(n_items), other)  # known items and this part's new items
-        seen = seen_for(split, part)
+        cand, seen = mixed_candidates(split, part, n_items), seen_for(split, part)
         out = evaluate_candidates(model, target, seen, cand, n_users, n_items, KS, batch_size, pop)
         new = target[target["item"].isin(split.cold_items)]
         if len(new):

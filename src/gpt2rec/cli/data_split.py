@@ -28,14 +28,14 @@ def register(sub) -> None:
         nargs=3,
         metavar=("TRAIN", "VALID", "TEST"),
         default=list(default.ratios),
-        help="shares for random and temporal splits (sum to 1)",
+        help="shares for random and temporal splits (sum to 1); mixed: of the known items' interactions",
     )
     p.add_argument("--seed", type=int, default=default.seed, help="random seed")
     p.add_argument(
         "--cold-fraction",
         type=float,
         default=default.cold_fraction,
-        help="share of items (users) held out for cold-item (cold-user) splits",
+        help="share of items (users) held out for cold-item and mixed (cold-user) splits",
     )
     p.add_argument("--out", required=True, help="folder to write train.tsv, valid.tsv, test.tsv, split.json")
     p.set_defaults(func=run)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import UserError
 from .data import FILE_OPTIONS, add_data_options, unescape_sep
 
-SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user")
+SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user", "mixed")
 # flag -> (section, field) of the run config
 TRAIN_FLAGS = {
     "epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
@@ -33,6 +33,13 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", help="a MovieLens name (ml-100k, ...), a MovieLens folder or your interactions file")
     p.add_argument("--split", choices=SPLIT_KINDS, help="split kind (default random 8:1:1)")
     p.add_argument("--split-seed", type=int, help="seed of the split")
+    p.add_argument(
+        "--ratios", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
+        help="split shares: random, temporal; mixed: of the known items' interactions (default 0.8 0.1 0.1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cold-fraction", type=float, help="share of items (users) held out by cold-item / mixed (cold-user); 0.2"
+    )
     p.add_argument("--split-dir", help="use a split written by `gpt2rec data split` instead")
     p.add_argument(
         "--feedback", metavar="RUN_DIR", help="add the items and interactions `gpt2rec serve` stored in RUN_DIR"
@@ -118,6 +125,10 @@ def build_config(args):
         split["kind"] = args.split
     if args.split_seed is not None:
         split["seed"] = args.split_seed
+    if args.cold_fraction is not None:
+        split["cold_fraction"] = args.cold_fraction
+    if args.ratios is not None:
+        split["ratios"] = list(args.ratios)
     train = dict(base.get("train") or {})
     for flag, name in TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:

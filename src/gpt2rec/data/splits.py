@@ -12,6 +12,10 @@ Kinds (explicit registry `SPLITTERS`, kind -> function):
 - `cold-item` / `cold-user`: `cold_fraction` of the items (users) that have interactions are held
   out entirely, half of them (rounded down) to valid and the rest to test, with all their
   interactions; train has none of them. `ratios` is not used.
+- `mixed`: a live catalogue. The items of a `cold-item` draw are new (all their interactions in valid
+  or test), and then each training interaction moves to valid or test with probability `ratios[1]` or
+  `ratios[2]` (its own seeded stream): known items to find beside the new ones. Evaluated with the
+  known items and the part's new items ranked together (`eval.protocols.evaluate_part`).
 
 Each part keeps the dataset's row order and its columns (internal indices).
 """
@@ -46,12 +50,15 @@ _TRAIN, _VALID, _TEST = 0, 1, 2
 
 @dataclass
 class SplitConfig:
-    kind: str = field(default="random", metadata={"help": "random | loo | temporal | cold-item | cold-user"})
+    kind: str = field(default="random", metadata={"help": "random | loo | temporal | cold-item | cold-user | mixed"})
     ratios: tuple[float, ...] = field(
-        default=(0.8, 0.1, 0.1), metadata={"help": "train, valid, test shares (random, temporal)"}
+        default=(0.8, 0.1, 0.1),
+        metadata={"help": "train, valid, test shares (random, temporal; mixed: of the known items' interactions)"},
     )
     seed: int = field(default=0, metadata={"help": "random seed (random, cold-item, cold-user)"})
-    cold_fraction: float = field(default=0.2, metadata={"help": "share of items/users held out (cold kinds)"})
+    cold_fraction: float = field(
+        default=0.2, metadata={"help": "share of items/users held out (cold kinds; mixed: the new items)"}
+    )
 
     def __post_init__(self):  # validation only: typed conversion is utils.config.from_dict's job
         if self.kind not in SPLITTERS:
@@ -163,7 +170,7 @@ def _assemble(inter: pd.DataFrame, part: np.ndarray, config: SplitConfig, n_user
 
 def _set_cold(split: Split, n_users: int, n_items: int) -> None:
     """Cold sets = users/items seen in valid or test but never in train (cold kinds only)."""
-    col = {"cold-item": "item", "cold-user": "user"}.get(split.config.kind)
+    col = {"cold-item": "item", "mixed": "item", "cold-user": "user"}.get(split.config.kind)
     if col is None:
         return
     held = np.union1d(split.valid[col].to_numpy(), split.test[col].to_numpy())
@@ -258,12 +265,25 @@ def _split_cold(inter: pd.DataFrame, config: SplitConfig, col: str) -> np.ndarra
     return code[values]
 
 
+def _split_mixed(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
+    code = _split_cold(inter, config, "item")
+    known = np.flatnonzero(code == _TRAIN)
+    rng = np.random.default_rng([config.seed, 10_10])
+    _, valid, test = config.ratios
+    moved = rng.random(len(known)) < valid + test
+    to_test = rng.random(len(known)) < (test / (valid + test) if valid + test > 0 else 0.0)
+    code[known[moved & ~to_test]] = _VALID
+    code[known[moved & to_test]] = _TEST
+    return code
+
+
 SPLITTERS: dict[str, Callable[[pd.DataFrame, SplitConfig], np.ndarray]] = {
     "random": _split_random,
     "loo": _split_loo,
     "temporal": _split_temporal,
     "cold-item": lambda inter, config: _split_cold(inter, config, "item"),
     "cold-user": lambda inter, config: _split_cold(inter, config, "user"),
+    "mixed": _split_mixed,
 }
 
 

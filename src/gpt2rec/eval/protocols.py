@@ -111,6 +111,11 @@ def held_cold_items(split: Split, part: str) -> np.ndarray:
     return np.intersect1d(split.cold_items, getattr(split, part)["item"].to_numpy())
 
 
+def mixed_candidates(split: Split, part: str, n_items: int) -> np.ndarray:
+    """A mixed split's candidates for `part`: every item but the other part's new items."""
+    return np.setdiff1d(np.arange(n_items), held_cold_items(split, "test" if part == "valid" else "valid"))
+
+
 def evaluate_part(
     model,
     split: Split,
@@ -124,9 +129,14 @@ def evaluate_part(
     """Metrics on `split.<part>` ("valid": seen = train; "test": seen = train + valid) under the
     split's own protocol. A cold-item split ranks among the cold items held out in that part: ranked
     among every item, items without a single interaction never reach a top 10 next to the known
-    ones, and every metric reads 0 whatever the model. Any other split ranks every item."""
+    ones, and every metric reads 0 whatever the model. A mixed split ranks the known items and the
+    part's new items together (the other part's new items are not yet in the catalogue). Any other
+    split ranks every item."""
     target = getattr(split, part)
     seen = split.train if part == "valid" else [split.train, split.valid]
+    if split.config.kind == "mixed":
+        cand = mixed_candidates(split, part, n_items)
+        return evaluate_candidates(model, target, seen, cand, n_users, n_items, ks, batch_size, item_popularity)
     if split.cold_items is not None:
         cand = held_cold_items(split, part)
         if len(cand):

@@ -74,7 +74,8 @@ class ModelSpec:
     `history_only`: the model scores users and items from their training interactions alone, so a user
     or item without any gets scores that say nothing (no profile, no metadata, no fallback).
     `tune_grid`: points of model settings `gpt2rec train --tune` fits and scores on validation (closed
-    form only), in the order that breaks ties.
+    form only), in the order that breaks ties; `tune_extra`: more points tried on one split kind only
+    (where a setting matters only there).
     """
 
     name: str
@@ -85,6 +86,10 @@ class ModelSpec:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     history_only: bool = False
     tune_grid: tuple[Mapping[str, Any], ...] = ()
+    tune_extra: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+
+    def tune_points(self, split_kind: str) -> tuple[Mapping[str, Any], ...]:
+        return tuple(self.tune_grid) + tuple(self.tune_extra.get(split_kind, ()))
 
 
 def new_users_blind(spec: ModelSpec, model) -> str | None:

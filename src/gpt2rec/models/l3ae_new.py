@@ -18,7 +18,8 @@
   known items (10% of training held out too, 3 draws) minilm 0.2779 vs 0.2791 (`benchmarks/README.md`).
   In such a mixed ranking the new items' columns are small beside the known items' co-occurrence
   columns, and a new item seldom reaches a top 10: `new_item_scale` multiplies w = mu / (reg + mu)
-  (default 3, chosen on the bench's mixed protocol, where known and new items compete).
+  (default 3, from the bench's mixed protocol, where known and new items compete; `--split mixed
+  --tune` searches it on one's own data).
 
 The sentences are rendered with the run's template and read by the run's LM, loaded on first need
 (items with the LoRA adapters it was tuned with, `l3ae_tune`, when it was).

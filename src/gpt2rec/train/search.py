@@ -50,14 +50,15 @@ def check_searchable(spec: ModelSpec) -> None:
 def grid_search(
     spec: ModelSpec, model_config, ctx: ModelContext, split: Split, train: TrainConfig, progress: bool = True
 ) -> SearchResult:
-    """Fit `spec` at every point of `spec.tune_grid` over `model_config` (a typed config) and keep the
-    point with the best `train.metric` on `split.valid`."""
+    """Fit `spec` at every point of its grid for this split kind (`ModelSpec.tune_points`) over
+    `model_config` (a typed config) and keep the point with the best `train.metric` on `split.valid`."""
     check_searchable(spec)
     base = to_dict(model_config)
     ks = tuple(sorted({10, metric_k(train.metric)}))
     pop = np.bincount(split.train["item"].to_numpy(np.int64), minlength=ctx.n_items)
     tried, best, best_value = [], None, -np.inf
-    for point in tqdm(spec.tune_grid, desc=f"tuning {spec.name}", unit="fit", disable=not progress, leave=False):
+    points = spec.tune_points(split.config.kind)
+    for point in tqdm(points, desc=f"tuning {spec.name}", unit="fit", disable=not progress, leave=False):
         config = dataclasses.replace(model_config, **point)
         model = spec.build(config, ctx)
         spec.fit(model, ctx)
