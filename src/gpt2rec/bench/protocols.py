@@ -10,10 +10,11 @@
   (seeded) to that fraction; valid and test are warm's, unchanged.
 - warm-tail (`tail`): warm's split; ranked among the items outside the top 20% by training
   popularity (`eval.tail`), seen items masked; truth = the held-out interactions with those items.
-- mixed (`mixed`): a live catalogue, the `mixed` split kind: a cold-item draw of 5% of the items, then
-  10% of the training interactions held out too (seeded; half to valid, half to test): the part's known
-  and new items ranked together (the other part's new items are not candidates), seen items masked; `new_recall@10` is the
-  recall@10 of the part's new-item interactions alone, so a model that ignores new items shows 0.
+- mixed (`mixed`): a live catalogue, the `mixed` split kind: a cold-item draw of 5% of the items,
+  then 10% of the training interactions held out too (seeded; half to valid, half to test): the
+  part's known and new items ranked together (the other part's new items are not candidates), seen
+  items masked; `new_recall@10` is the recall@10 of the part's new-item interactions alone, so a
+  model that ignores new items shows 0.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class SplitConfig:
         default=(0.8, 0.1, 0.1),
         metadata={"help": "train, valid, test shares (random, temporal; mixed: of the known items' interactions)"},
     )
-    seed: int = field(default=0, metadata={"help": "random seed (random, cold-item, cold-user)"})
+    seed: int = field(default=0, metadata={"help": "random seed (random, cold-item, cold-user, mixed)"})
     cold_fraction: float = field(
         default=0.2, metadata={"help": "share of items/users held out (cold kinds; mixed: the new items)"}
     )
