@@ -56,6 +56,13 @@ L3AE_MIXED_GRID = tuple(
     for s in (1.0, 2.0, 5.0, 10.0) for r in (30.0, 100.0, 300.0) for w in (300.0, 1000.0) for t in (3.0, 30.0)
     for a in (0.0, 10.0)
 )  # fmt: skip
+# ... and with the LM first LoRA-tuned on the training items' co-occurrences (as cold-item's candidates;
+# the top 2 or 4 blocks, 4 epochs), around the frozen choices (reg 100-300, scale 3-5).
+L3AE_TUNED_MIXED_GRID = tuple(
+    {"model": {"reg": r, "text_weight": 300.0, "text_reg": 3.0, "side_weight": 10.0, "new_item_scale": s,
+               "tune_epochs": 4, "tune_blocks": n}}
+    for n in (2, 4) for r in (100.0, 300.0) for s in (3.0, 5.0)
+)  # fmt: skip
 # l3ae_mf: a BPR residual on l3ae as tuned on the protocol (`stacked_on`). Sparse-20 VALIDATION, seeds
 # 0-2: backbone_weight 0.03 / 0.1 / 0.3 / 1 gave 0.0924 / 0.0956 / 0.0966 / 0.0962 (l3ae 0.0900).
 L3AE_MF_GRID = tuple({"model": {"backbone_weight": w}} for w in (0.3, 1.0, 3.0))

@@ -35,6 +35,7 @@ from .l3ae_grids import (
     L3AE_REGS,
     L3AE_TEXT_OFF_DROPOUT_GRID,
     L3AE_TUNED_COLD_ITEM_GRID,
+    L3AE_TUNED_MIXED_GRID,
 )
 
 # ---------------------------------------------------------------- protocols
@@ -171,7 +172,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("l3ae", "l3ae", ID_PROTOCOLS + (COLD_ITEM, COLD_USER) + WARM_VIEWS + (MIXED,), "all", quick=(WARM,),
                grid=L3AE_GRID, extra_grid={WARM: L3AE_POOLING_GRID + L3AE_DROPOUT_GRID, WARM_TAIL: L3AE_DROPOUT_GRID,
                                            COLD_ITEM: L3AE_COLD_ITEM_GRID + L3AE_TUNED_COLD_ITEM_GRID,
-                                           MIXED: L3AE_MIXED_GRID}),
+                                           MIXED: L3AE_MIXED_GRID + L3AE_TUNED_MIXED_GRID}),
     ModelEntry("l3ae-text-off", "l3ae", ID_PROTOCOLS + WARM_VIEWS, "", {"text_weight": 0.0, "side_weight": 0.0},
                grid=tuple({"model": {"reg": r}} for r in L3AE_REGS),
                extra_grid={WARM: L3AE_TEXT_OFF_DROPOUT_GRID, WARM_TAIL: L3AE_TEXT_OFF_DROPOUT_GRID}),
@@ -180,7 +181,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                stacked_on="l3ae"),
     ModelEntry("l3ae_mf-text-off", "l3ae_mf", (SPARSE_20, SPARSE_50, WARM, WARM_TAIL), "",
                {"text_weight": 0.0, "side_weight": 0.0}, grid=L3AE_MF_GRID, stacked_on="l3ae-text-off"),
-    ModelEntry("enhanced-cached", "enhanced", BASE + WARM_VIEWS, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),
+    ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),
     ModelEntry("enhanced-end2end", "enhanced", CLAIM_PROTOCOLS, "cheapest",
                {"strategy": "end2end", **DYNAMIC_MODEL, **CONTRASTIVE}, DYNAMIC_TRAIN),
     ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",
