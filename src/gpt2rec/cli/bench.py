@@ -104,12 +104,11 @@ def _file_options(args) -> dict:
     from pathlib import Path
 
     from ..errors import UserError
-    from .data import FILE_OPTIONS, unescape_sep
+    from .data import given_file_options
 
-    given = {name: getattr(args, name) for name in (*FILE_OPTIONS, "implicit_threshold")}
-    given = {name: value for name, value in given.items() if value is not None}
-    if "sep" in given:
-        given["sep"] = unescape_sep(given["sep"])
+    given = given_file_options(args)
+    if args.implicit_threshold is not None:
+        given["implicit_threshold"] = args.implicit_threshold
     if given and not (args.dataset and Path(args.dataset).expanduser().is_file()):
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise UserError(f"{flags}: describe your own files; pass your interactions file with --dataset FILE")

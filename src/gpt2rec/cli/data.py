@@ -102,6 +102,14 @@ def unescape_sep(sep: str | None) -> str | None:
     return "".join(out)
 
 
+def given_file_options(args) -> dict:
+    """The FILE_OPTIONS set on the command line (unset ones left out), the separator unescaped."""
+    given = {name: getattr(args, name) for name in FILE_OPTIONS if getattr(args, name) is not None}
+    if "sep" in given:
+        given["sep"] = unescape_sep(given["sep"])
+    return given
+
+
 def data_config(args) -> DataConfig:  # noqa: F821
     from ..data.load import DataConfig
     from ..utils.config import from_dict

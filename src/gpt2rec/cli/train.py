@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .data import FILE_OPTIONS, add_data_options, unescape_sep
+from .data import add_data_options, given_file_options
 
 SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user", "mixed")
 # flag -> (section, field) of the run config
@@ -117,9 +117,7 @@ def build_config(args):
         data["implicit_threshold"] = args.implicit_threshold
     if args.feedback:
         data["feedback"], data["feedback_until"] = args.feedback, None  # the served folder's writes up to now
-    for name in FILE_OPTIONS:
-        if getattr(args, name) is not None:
-            data[name] = unescape_sep(args.sep) if name == "sep" else getattr(args, name)
+    data.update(given_file_options(args))
     split = dict(base.get("split") or {})
     if args.split:
         split["kind"] = args.split
