@@ -72,7 +72,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="model hyperparameters (one or more)"
     )
-    p.add_argument("--config", help="JSON run config file (model, model_config, data, split, train)")
+    p.add_argument(
+        "--config",
+        help="JSON run config file (model, model_config, data, split, train); a run folder's config.json "
+        "retrains that run (settings added since it was saved take the values it was fitted with)",
+    )
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument(
         "--tune",
@@ -150,6 +154,10 @@ def _read_config_file(path: str) -> dict:
     if unknown:
         raise UserError(f"config file {path} has unknown sections {sorted(unknown)}; allowed: model, "
                         "model_config, data, split, train, split_dir")  # fmt: skip
+    from ..train.checkpoint import MODEL, upgrade_config
+
+    if (Path(path).parent / MODEL).is_file() and isinstance(data.get("model"), str):
+        return upgrade_config(data)  # a saved run's record, not a hand-written partial config
     return data
 
 

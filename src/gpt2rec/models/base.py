@@ -76,6 +76,9 @@ class ModelSpec:
     `tune_grid`: points of model settings `gpt2rec train --tune` fits and scores on validation (closed
     form only), in the order that breaks ties; `tune_extra`: more points tried on one split kind only
     (where a setting matters only there).
+    `legacy_defaults`: settings added after the model's first release whose default differs from
+    what runs saved before them were fitted with; a run folder's config.json without such a key
+    reads this value, not today's default (`train.checkpoint.upgrade_config`).
     """
 
     name: str
@@ -87,6 +90,7 @@ class ModelSpec:
     history_only: bool = False
     tune_grid: tuple[Mapping[str, Any], ...] = ()
     tune_extra: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    legacy_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def tune_points(self, split_kind: str) -> tuple[Mapping[str, Any], ...]:
         return tuple(self.tune_grid) + tuple(self.tune_extra.get(split_kind, ()))

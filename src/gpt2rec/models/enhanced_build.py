@@ -74,4 +74,6 @@ SPEC = ModelSpec(
     build=build,
     description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
     train_defaults=dict(LM_TRAIN_DEFAULTS),
+    # runs saved before these settings existed: every entity through the LM, new users by the model
+    legacy_defaults={"dynamic_sample": 0, "cold_users": "model"},
 )

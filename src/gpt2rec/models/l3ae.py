@@ -392,4 +392,6 @@ SPEC = ModelSpec(
             for w in (300.0, 1000.0)
         )
     },
+    # runs saved before these settings existed had no side rows, no cold-user route, unscaled new items
+    legacy_defaults={"side_weight": 0.0, "cold_users": "none", "new_item_scale": 1.0},
 )

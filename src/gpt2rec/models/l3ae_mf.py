@@ -183,4 +183,5 @@ SPEC = ModelSpec(
     description="l3ae (closed form, LM item text) plus a BPR-trained low-rank residual, for sparse data",
     # patience 20: the residual starts at zero and first costs a little before it adds (validation)
     train_defaults={"epochs": 300, "patience": 20, "num_neg": 4},
+    legacy_defaults={"new_item_scale": 1.0},  # its runs saved before the setting existed
 )

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UserError
 from ..models.base import ModelContext
 from ..models.registry import get_spec
 from ..text.lora import ADAPTER_FORMAT
@@ -63,7 +63,20 @@ def read_config(run_dir: str | Path) -> dict:
     config = runfolder.read_json_file(_require(Path(run_dir), CONFIG), dict)
     if not isinstance(config.get("model"), str):
         raise runfolder.damaged(Path(run_dir) / CONFIG, "names no model")
-    return config
+    return upgrade_config(config)
+
+
+def upgrade_config(config: dict) -> dict:
+    """A saved run config in today's terms: a model setting added since the run was saved reads the
+    value the run was fitted with (its spec's `legacy_defaults`), not today's default."""
+    model_config = config.get("model_config")
+    if not isinstance(model_config, dict):
+        return config
+    try:
+        legacy = get_spec(config["model"]).legacy_defaults
+    except UserError:  # a model this gpt2rec does not know: building it says so
+        return config
+    return {**config, "model_config": {**legacy, **model_config}}
 
 
 def save_model(run_dir: str | Path, model: torch.nn.Module) -> None:
