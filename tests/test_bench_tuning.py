@@ -10,32 +10,6 @@ from gpt2rec.models.registry import get_spec
 from gpt2rec.train.loop import TrainConfig, fit
 
 
-def test_coordinate_search_finds_the_best_point_of_a_separable_grid_and_scores_each_once():
-    # score = -(dim - 128)^2 / 1e4 - (log10 lr + 2)^2: best at dim 128, lr 1e-2, reached in one round
-    calls = []
-
-    def score(c):
-        calls.append(c)
-        import math
-
-        return -((c["model"]["dim"] - 128) ** 2) / 1e4 - (math.log10(c["train"]["lr"]) + 2) ** 2
-
-    start = {"model": {"dim": 64}, "train": {"lr": 1e-3}}
-    best, tried = tuning.coordinate_search(score, start, {"train.lr": (1e-3, 1e-2, 1e-1), "model.dim": (64, 128, 256)})
-    assert best == {"model": {"dim": 128}, "train": {"lr": 1e-2}}
-    # round 1: start, lr 1e-2, lr 1e-1, then at lr 1e-2: dim 128, dim 256 (dim 64 known);
-    # round 2 at dim 128: lr 1e-3 and 1e-1 are new, nothing moves, so it stops: 7 points, each scored once
-    assert len(tried) == len(calls) == 7
-    assert start == {"model": {"dim": 64}, "train": {"lr": 1e-3}}  # not mutated
-
-
-def test_coordinate_search_keeps_the_current_point_on_a_tie():
-    best, tried = tuning.coordinate_search(lambda c: 1.0, {"model": {"k": 1}}, {"model.k": (2, 3)})
-    assert best == {"model": {"k": 1}} and len(tried) == 3
-    with pytest.raises(ValueError, match="model.NAME or train.NAME"):
-        tuning.with_value({}, "dim", 3)
-
-
 def test_the_bpr_tuning_grid_names_real_fields():
     from gpt2rec.bench.plan import config_fields
 

@@ -1,4 +1,4 @@
-"""`gpt2rec train --tune`: the grid search of a closed-form model's settings on validation."""
+"""`gpt2rec train --tune`: a closed-form model's grid and a gradient model's axes, searched on validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gpt2rec.data.splits import Split, SplitConfig
 from gpt2rec.errors import UserError
 from gpt2rec.models.base import ModelContext, ModelSpec
 from gpt2rec.train.config import TrainConfig
-from gpt2rec.train.search import grid_search
+from gpt2rec.train.search import SEARCHABLE, axis_search, coordinate_search, grid_search, with_value
 
 
 @dataclass
@@ -75,10 +75,75 @@ def test_a_split_kind_adds_its_extra_points():
     assert [t["settings"] for t in plain.tried] == [{"pick": 1}]
 
 
-def test_models_without_a_grid_are_refused():
-    spec = ModelSpec("gradient", PickConfig, lambda cfg, ctx: None)  # fit None: trained by epochs
-    with pytest.raises(UserError, match="--tune searches the grid of a closed-form model"):
+def test_models_without_a_search_are_refused_and_the_message_names_those_with_one():
+    spec = ModelSpec("gradient", PickConfig, lambda cfg, ctx: None)  # fit None, no axes
+    with pytest.raises(UserError, match="--tune searches ease, itemknn, l3ae .* gradient has no search"):
         grid_search(spec, PickConfig(), None, None, TrainConfig())
+    with pytest.raises(UserError, match="gradient has no search"):
+        axis_search(spec, PickConfig(), None, None, TrainConfig(), budget=3)
+    from gpt2rec.models.registry import get_spec, model_names
+
+    searchable = [n for n in model_names() if (get_spec(n).tune_grid if get_spec(n).fit else get_spec(n).tune_axes)]
+    assert sorted(searchable) == sorted(n.strip(" ,") for n in SEARCHABLE.replace(" and ", ", ").split(", ")
+                                        if "(" not in n) + ["l3ae", "neumf"]  # fmt: skip
+
+
+def test_coordinate_search_finds_the_best_point_of_a_separable_grid_and_scores_each_once():
+    # score = -(dim - 128)^2 / 1e4 - (log10 lr + 2)^2: best at dim 128, lr 1e-2, reached in one round
+    calls = []
+
+    def score(c):
+        calls.append(c)
+        import math
+
+        return -((c["model"]["dim"] - 128) ** 2) / 1e4 - (math.log10(c["train"]["lr"]) + 2) ** 2
+
+    start = {"model": {"dim": 64}, "train": {"lr": 1e-3}}
+    best, tried = coordinate_search(score, start, {"train.lr": (1e-3, 1e-2, 1e-1), "model.dim": (64, 128, 256)})
+    assert best == {"model": {"dim": 128}, "train": {"lr": 1e-2}}
+    # round 1: start, lr 1e-2, lr 1e-1, then at lr 1e-2: dim 128, dim 256 (dim 64 known);
+    # round 2 at dim 128: lr 1e-3 and 1e-1 are new, nothing moves, so it stops: 7 points, each scored once
+    assert len(tried) == len(calls) == 7
+    assert start == {"model": {"dim": 64}, "train": {"lr": 1e-3}}  # not mutated
+
+
+def test_coordinate_search_keeps_the_current_point_on_a_tie():
+    best, tried = coordinate_search(lambda c: 1.0, {"model": {"k": 1}}, {"model.k": (2, 3)})
+    assert best == {"model": {"k": 1}} and len(tried) == 3
+    with pytest.raises(ValueError, match="model.NAME or train.NAME"):
+        with_value({}, "dim", 3)
+
+
+def two_groups() -> tuple[Split, ModelContext]:
+    """Users 0-5 like items 0-3, users 6-11 items 4-7; each holds out one more item of its group."""
+    train, valid = [], []
+    for u in range(12):
+        group = range(0, 4) if u < 6 else range(4, 8)
+        liked = [i for i in group if i != group[u % 4]]
+        train += [(u, i) for i in liked]
+        valid.append((u, group[u % 4]))
+    train, valid = pairs_frame(train), pairs_frame(valid)
+    return Split(train, valid, valid.iloc[:0], SplitConfig()), ModelContext(12, 8, None, train, torch.device("cpu"))
+
+
+def test_axis_search_keeps_the_learning_rate_that_learns_within_the_budget():
+    """Two groups of users with disjoint items: at lr 1e-7 BPR-MF stays at its random start, at 0.05
+    it ranks the held-out item of the user's own group high; lr 1e30 diverges and scores -inf.
+    Every point trains at most the budget; the run's other settings are the start."""
+    from dataclasses import replace
+
+    from gpt2rec.models.bpr import SPEC, BPRConfig
+
+    split, ctx = two_groups()
+    spec = replace(SPEC, tune_axes={"train.lr": (1e-7, 0.05, 1e30)})
+    train = TrainConfig(epochs=50, batch_size=16, metric="ndcg@10", lr=1e-7, patience=50, seed=1)
+    result = axis_search(spec, BPRConfig(dim=8), ctx, split, train, budget=4, progress=False)
+    assert result.train == {"lr": 0.05} and result.point == {"model": {}, "train": {"lr": 0.05}}
+    assert result.chosen == {**vars(BPRConfig(dim=8))} and result.settings() == {"lr": 0.05}
+    scores = {t["settings"]["train"]["lr"]: t["valid"]["ndcg@10"] for t in result.tried}
+    assert scores[1e30] is None and scores[0.05] > scores[1e-7] + 0.1  # None: diverged (JSON has no -inf)
+    assert [t["epochs"] for t in result.tried] == [4, 4, None]  # the diverged run records no epochs
+    assert result.to_dict()["budget_epochs"] == 4
 
 
 def test_cli_tune_keeps_the_chosen_settings_and_lists_every_point(tmp_path, capsys, monkeypatch):
@@ -106,7 +171,51 @@ def test_cli_tune_keeps_the_chosen_settings_and_lists_every_point(tmp_path, caps
     monkeypatch.setattr("gpt2rec.pipeline.grid_search", lambda *a, **k: pytest.fail("searched the grid"))
     assert main([*argv, "--seed", "3"]) == 2
     assert "already holds a different run" in capsys.readouterr().err
-    assert main(["train", "--model", "bpr", "--dataset", str(folder), "--tune", "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(["train", "--model", "popularity", "--dataset", str(folder), "--tune", "--out", str(tmp_path / "b")]) == 2
+    )
     err = capsys.readouterr().err.strip()
-    assert err.endswith("bpr has none: set its values with --set") and len(err.splitlines()) == 1
+    assert err.endswith("popularity has no search: set its values with --set") and len(err.splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_tune_of_a_gradient_model_runs_short_points_then_the_chosen_one_in_full(tmp_path, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from conftest import write_ml100k_folder
+    from gpt2rec.cli import main
+    from gpt2rec.models import bpr
+
+    monkeypatch.setattr(bpr, "SPEC", replace(bpr.SPEC, tune_axes={"train.lr": (1e-7, 0.05), "model.dim": (4, 8)}))
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    write_ml100k_folder(folder)
+    run = tmp_path / "run"
+    argv = ["train", "--model", "bpr", "--dataset", str(folder), "--tune", "--tune-epochs", "2", "--epochs", "6",
+            "--patience", "6", "--batch-size", "16", "--lr", "1e-7", "--dim", "8", "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    tuning = json.loads((run / "tuning.json").read_text())
+    assert tuning["budget_epochs"] == 2 and all(t["epochs"] <= 2 for t in tuning["tried"])
+    assert tuning["tried"][0]["settings"] == {"model": {"dim": 8}, "train": {"lr": 1e-7}}  # the run's own first
+    best = max(t["valid"]["ndcg@10"] for t in tuning["tried"])  # the first point reaching it wins
+    point = next(t["settings"] for t in tuning["tried"] if t["valid"]["ndcg@10"] == best)
+    assert tuning["point"] == point and tuning["train"] == point["train"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["lr"] == point["train"]["lr"] and config["model_config"]["dim"] == point["model"]["dim"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"]["epochs_run"] == 6  # the chosen settings trained in full, not 2 epochs
+    assert f"tuned on validation: lr={point['train']['lr']:g}, dim={point['model']['dim']}" in capsys.readouterr().out
+    for extra, why in ((["--tune-epochs", "0"], "--tune-epochs must be >= 1"), (["--tune-epochs", "3"], "add --tune")):
+        bad = [a for a in argv if a != "--tune"] if why == "add --tune" else argv
+        assert main([*bad[: bad.index("--tune-epochs")], *extra, "--out", str(tmp_path / "x")]) == 2
+        assert why in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_tuning_a_gradient_model_under_torchrun_is_one_line_before_any_work(tmp_path, monkeypatch):
+    from gpt2rec.pipeline import RunConfig, train_run
+
+    monkeypatch.setattr("gpt2rec.distributed.world_size", lambda: 2)
+    config = RunConfig.create("bpr", data={"dataset": str(tmp_path / "none.csv")})
+    with pytest.raises(UserError, match="tune without --nproc"):
+        train_run(config, tmp_path / "run", tune=True)
+    assert not (tmp_path / "run").exists()

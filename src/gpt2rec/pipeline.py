@@ -28,9 +28,9 @@ from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
 from .train import runfolder
-from .train.config import TrainConfig, default_train, resumable_view
+from .train.config import TUNE_EPOCHS, TrainConfig, default_train, resumable_view
 from .train.loop import fit
-from .train.search import check_searchable, grid_search
+from .train.search import axis_search, check_searchable, grid_search
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
 from .utils.io import write_json
@@ -174,9 +174,10 @@ def _absolute(data: dict | None) -> dict | None:
         return data
 
 
-def _check_same_run(out: Path, config: dict, tuned: bool = False) -> None:
-    """A folder holding another run is refused. `tuned`: the model's settings are not chosen yet, so
-    compare the rest (before the grid's minutes, not after them)."""
+def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=()) -> None:
+    """A folder holding another run is refused. `tuned`: the model's settings (and the training
+    settings named in `tuned_train`) are not chosen yet, so compare the rest (before the search's
+    minutes, not after them)."""
     path = out / ckpt.CONFIG
     if not path.is_file():
         return
@@ -185,7 +186,7 @@ def _check_same_run(out: Path, config: dict, tuned: bool = False) -> None:
     # a run saved before data paths were made absolute still resumes from the same directory
     strip = lambda c: {  # noqa: E731
         **c,
-        "train": resumable_view(c.get("train") or {}),
+        "train": {k: v for k, v in resumable_view(c.get("train") or {}).items() if k not in tuned_train},
         "data": _absolute(c.get("data")),
         **({"model_config": None} if tuned else {}),
     }
@@ -193,14 +194,17 @@ def _check_same_run(out: Path, config: dict, tuned: bool = False) -> None:
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
 
 
-def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune: bool = False) -> dict:
+def train_run(
+    config: RunConfig, out_dir: str | Path, verbose: bool = True, tune: bool = False, tune_epochs: int = TUNE_EPOCHS
+) -> dict:
     """Train, evaluate and save a run into `out_dir`; returns {"valid", "test", "train"} metrics.
 
     One process at a time writes `out_dir` (a second one gets a UserError). A new run is built in a
     staging sibling folder and appears at `out_dir` only once it can be resumed (after its first
     epoch; closed-form models once complete), so a failed or interrupted start leaves nothing.
-    `tune`: first search the model's `tune_grid` on validation (`train.search`); the run keeps the
-    chosen settings, and `tuning.json` every point tried.
+    `tune`: first search the model's settings on validation (`train.search`: a closed-form model's
+    `tune_grid`, a gradient model's `tune_axes` by runs of at most `tune_epochs` epochs); the run
+    keeps the chosen settings, and `tuning.json` every point tried.
     """
     out = Path(out_dir)
     # reloads of this run see the same feedback, and find its files from any directory
@@ -208,9 +212,13 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune
     spec = get_spec(config.model)
     if tune:
         check_searchable(spec)  # before any work
+        if spec.fit is None and dist.world_size() > 1:
+            raise UserError("--tune runs its short trainings in one process; tune without --nproc, then train "
+                            "the chosen settings (the run's config.json) with --nproc")  # fmt: skip
     main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
     with runfolder.lock(out) if main else nullcontext():
-        _check_same_run(out, to_dict(config), tuned=tune)  # a tuned run: again once its settings are chosen
+        tuned_train = [a.partition(".")[2] for a in spec.tune_axes if a.startswith("train.")] if tune else []
+        _check_same_run(out, to_dict(config), tune, tuned_train)  # a tuned run: again once its settings are chosen
         dataset = load_dataset(config.data)
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:
@@ -219,9 +227,13 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
         search = None
-        if tune:
+        if tune and spec.fit is not None:
             search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)
-            config = replace(config, model_config=to_dict(_model_config(config.model, search.chosen)))
+        elif tune:
+            search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, tune_epochs, verbose)
+        if search is not None:
+            chosen = _model_config(config.model, search.chosen)
+            config = replace(config, model_config=to_dict(chosen), train=replace(config.train, **search.train))
             _check_same_run(out, to_dict(config))
         cfg = to_dict(config)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
@@ -253,7 +265,7 @@ def train_run(config: RunConfig, out_dir: str | Path, verbose: bool = True, tune
                     shutil.rmtree(out, ignore_errors=True)
                 raise
             if search is not None:
-                fit_info["tuned"] = search.point
+                fit_info["tuned"] = search.settings()
             if not main:
                 return {"train": fit_info}
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train, spec)

@@ -11,63 +11,22 @@ winner and its neighbours, re-chosen on each protocol's validation.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
 
-Candidate = dict  # {"model": {...}, "train": {...}}: a bench grid candidate
+from ..models import bpr
+from ..train.search import Candidate, coordinate_search
 
 # model -> (protocol, start, axes): what `gpt2rec bench tune` searches. BPR-MF starts from its old
-# defaults (dim 64, reg 1e-3 chosen by the bench, lr 1e-3, one negative, the BPR loss); the axes in
-# the order visited (the loss after the negatives: with one negative sampled softmax IS the BPR loss).
-TUNING: dict[str, tuple[str, Candidate, dict[str, tuple]]] = {
-    "bpr": ("warm", {"model": {"dim": 64, "reg": 1e-3}, "train": {"lr": 1e-3, "num_neg": 1, "loss": "bpr"}}, {
-        "train.lr": (1e-3, 3e-3, 1e-2),
-        "train.num_neg": (1, 4, 16),
-        "train.loss": ("bpr", "softmax"),
-        "model.dim": (32, 64, 128, 256),
-        "model.reg": (0.0, 1e-3, 1e-2, 3e-2, 1e-1),
-    }),
+# defaults (dim 64, reg 1e-3 chosen by the bench, lr 1e-3, one negative, the BPR loss) along the axes
+# `train --tune` searches too (`ModelSpec.tune_axes`), in the order visited.
+TUNING: dict[str, tuple[str, Candidate, Mapping[str, tuple]]] = {
+    "bpr": ("warm", {"model": {"dim": 64, "reg": 1e-3}, "train": {"lr": 1e-3, "num_neg": 1, "loss": "bpr"}},
+            bpr.SPEC.tune_axes),
 }  # fmt: skip
-
-
-def with_value(candidate: Candidate, axis: str, value) -> Candidate:
-    """`candidate` with `axis` ("model.dim", "train.lr") set to `value` (a new dict)."""
-    section, _, name = axis.partition(".")
-    if section not in ("model", "train") or not name:
-        raise ValueError(f"axis {axis!r} must look like model.NAME or train.NAME")
-    out = {k: dict(v) for k, v in candidate.items()}
-    out.setdefault(section, {})[name] = value
-    return out
 
 
 def _key(candidate: Candidate) -> str:
     return json.dumps(candidate, sort_keys=True)
-
-
-def coordinate_search(
-    score: Callable[[Candidate], float], start: Candidate, axes: dict[str, tuple], max_rounds: int = 3
-) -> tuple[Candidate, list[dict]]:
-    """Maximise `score` one axis at a time from `start`; returns (best candidate, every point tried
-    in order as {"candidate", "valid"}). Ties keep the current point (no move without a gain)."""
-    tried: dict[str, dict] = {}
-
-    def value(candidate: Candidate) -> float:
-        key = _key(candidate)
-        if key not in tried:
-            tried[key] = {"candidate": candidate, "valid": float(score(candidate))}
-        return tried[key]["valid"]
-
-    best, best_score = start, value(start)
-    for _ in range(max_rounds):
-        moved = False
-        for axis, values in axes.items():
-            for v in values:
-                cand = with_value(best, axis, v)
-                s = value(cand)
-                if s > best_score:
-                    best, best_score, moved = cand, s, True
-        if not moved:
-            break
-    return best, list(tried.values())
 
 
 def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple], seed: int = 0) -> dict:

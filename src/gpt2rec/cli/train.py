@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..train.config import TUNE_EPOCHS
 from .data import add_data_options, given_file_options
 
 SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user", "mixed")
@@ -81,8 +82,15 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tune",
         action="store_true",
-        help="closed-form models (ease, itemknn, l3ae): first fit each point of the model's grid and keep the "
-        "settings best on validation (the run's tuning.json lists every point); overrides those --set values",
+        help="first search the model's settings on validation and keep the best (the run's tuning.json lists "
+        "every point; overrides those --set values): ease, itemknn, l3ae fit each point of a grid; bpr, neumf "
+        "train short runs along a few settings, one at a time (--tune-epochs)",
+    )
+    p.add_argument(
+        "--tune-epochs",
+        type=int,
+        help=f"with --tune on bpr or neumf: epochs each point trains at most (default {TUNE_EPOCHS}); the chosen "
+        "settings then train in full",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")
     p.add_argument(
@@ -222,6 +230,10 @@ def _train(args) -> int:
     from ..pipeline import train_run
 
     config = build_config(args)
+    if args.tune_epochs is not None and not args.tune:
+        raise UserError("--tune-epochs sets the budget of --tune's short runs; add --tune or drop --tune-epochs")
+    if args.tune_epochs is not None and args.tune_epochs < 1:
+        raise UserError(f"--tune-epochs must be >= 1, got {args.tune_epochs}; e.g. --tune-epochs 30")
     if args.tune:
         from ..models.registry import get_spec
         from ..train.search import check_searchable
@@ -232,14 +244,16 @@ def _train(args) -> int:
         quiet_hub_progress()
     if verbose:
         print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
-    metrics = train_run(config, args.out, verbose=verbose, tune=args.tune)
+    budget = {} if args.tune_epochs is None else {"tune_epochs": args.tune_epochs}
+    metrics = train_run(config, args.out, verbose=verbose, tune=args.tune, **budget)
     if not dist.is_main():
         return 0
     info = metrics.get("train", {})
     extra = f", best epoch {info['best_epoch']}" if "best_epoch" in info else ""
     print(f"trained in {info.get('seconds', 0.0):.1f}s{extra}")
     if "tuned" in info:
-        print("tuned on validation: " + ", ".join(f"{k}={v:g}" for k, v in info["tuned"].items()))
+        shown = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in info["tuned"].items())
+        print("tuned on validation: " + ", ".join(shown))
     print(metrics_table(metrics))
     print(f"saved to {args.out}")
     return 0

@@ -75,7 +75,8 @@ class ModelSpec:
     or item without any gets scores that say nothing (no profile, no metadata, no fallback).
     `tune_grid`: points of model settings `gpt2rec train --tune` fits and scores on validation (closed
     form only), in the order that breaks ties; `tune_extra`: more points tried on one split kind only
-    (where a setting matters only there).
+    (where a setting matters only there). `tune_axes` (gradient models): the values `--tune`'s
+    coordinate search tries per setting, "model.NAME" or "train.NAME" -> values (`train.search`).
     `legacy_defaults`: settings added after the model's first release whose default differs from
     what runs saved before them were fitted with; a run folder's config.json without such a key
     reads this value, not today's default (`train.checkpoint.upgrade_config`).
@@ -90,6 +91,7 @@ class ModelSpec:
     history_only: bool = False
     tune_grid: tuple[Mapping[str, Any], ...] = ()
     tune_extra: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    tune_axes: Mapping[str, tuple] = field(default_factory=dict)
     legacy_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def tune_points(self, split_kind: str) -> tuple[Mapping[str, Any], ...]:

@@ -96,4 +96,13 @@ SPEC = ModelSpec(
     description="BPR matrix factorisation (Rendle et al. 2009)",
     train_defaults={"epochs": 300, "patience": 10, "num_neg": 4},  # with lr 1e-3 and the BPR loss
     history_only=True,
+    # `train --tune` and `bench tune` (the loss after the negatives: with one negative sampled
+    # softmax IS the BPR loss)
+    tune_axes={
+        "train.lr": (1e-3, 3e-3, 1e-2),
+        "train.num_neg": (1, 4, 16),
+        "train.loss": ("bpr", "softmax"),
+        "model.dim": (32, 64, 128, 256),
+        "model.reg": (0.0, 1e-3, 1e-2, 3e-2, 1e-1),
+    },
 )

@@ -100,4 +100,5 @@ SPEC = ModelSpec(
     description="NeuMF: GMF + MLP branches fused by a linear layer (He et al. 2017)",
     train_defaults={"epochs": 200, "patience": 10},
     history_only=True,
+    tune_axes={"train.lr": (1e-3, 3e-3, 1e-2), "train.num_neg": (1, 4), "model.dim": (32, 64, 128)},
 )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 # the one list of settings that may differ between a run and its resumption (loop and run folder)
 # (lazy_adam: both optimizers keep the same state, and runs saved before the setting existed resume)
+TUNE_EPOCHS = 30  # `train --tune` of a gradient model: epochs per point of the search at most
 RESUMABLE_CHANGES = frozenset({"epochs", "device", "eval_batch_size", "patience", "lazy_adam"})
 
 

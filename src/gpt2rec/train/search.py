@@ -1,29 +1,39 @@
-"""Grid search of a closed-form model's settings on validation (`gpt2rec train --tune`).
+"""Searching a model's settings on validation (`gpt2rec train --tune`); the test part is never read.
 
-Each point of the model's `ModelSpec.tune_grid` is laid over the run's model settings, fitted, and
-scored on the split's validation part under the split's own protocol (`eval.protocols.evaluate_part`);
-the point with the best validation metric wins (the first of equals, so the grid's order breaks
-ties). The test part is never looked at. Closed-form fits take about a second on ML-100K, so the
-whole grid costs tens of seconds; gradient models are not searched (one run each would take minutes).
+Closed-form models (`grid_search`): each point of `ModelSpec.tune_grid` is laid over the run's model
+settings, fitted, and scored on the split's validation part under the split's own protocol
+(`eval.protocols.evaluate_part`); the best point wins (the first of equals, so the grid's order breaks
+ties). A fit takes about a second on ML-100K, so the whole grid costs tens of seconds.
+
+Gradient models (`axis_search`): a coordinate search over `ModelSpec.tune_axes` (one axis at a time,
+the others held at the best point so far, until a round moves nothing), each point a short run of at
+most `budget` epochs with the run's early stopping, scored by its best validation epoch. A budget
+favours settings that learn fast (a higher learning rate); the chosen settings then train in full.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from ..data.splits import Split
-from ..errors import UserError
+from ..errors import NonFiniteLossError, UserError
 from ..eval.protocols import evaluate_part
 from ..models.base import ModelContext, ModelSpec
 from ..utils.config import to_dict
 from .config import TrainConfig, metric_k
+from .loop import fit
 
 log = logging.getLogger(__name__)
+Candidate = dict  # {"model": {...}, "train": {...}}: settings laid over a run's own
+SEARCHABLE = "ease, itemknn, l3ae (a grid of closed-form fits) and bpr, neumf (short runs)"
 
 
 @dataclass
@@ -31,20 +41,24 @@ class SearchResult:
     """The chosen point's full model settings, and every point tried with its validation metrics."""
 
     chosen: dict
-    point: dict  # the chosen grid point (the settings the search set)
+    point: dict  # the settings the search set: a grid point; {"model": {...}, "train": {...}} for axes
     metric: str
     tried: list[dict]  # [{"settings": {...the point...}, "valid": {metric: value, ...}}]
+    train: dict = dataclasses.field(default_factory=dict)  # training settings the search chose
+    budget: int | None = None  # epochs per point (axis search)
+
+    def settings(self) -> dict:
+        """The settings the search set, flat: {"reg": 300.0}; {"lr": 0.003, "dim": 128}."""
+        return dict(self.point) if self.budget is None else {**self.point["train"], **self.point["model"]}
 
     def to_dict(self) -> dict:
-        return {"metric": self.metric, "point": self.point, "chosen": self.chosen, "tried": self.tried}
+        out = {"metric": self.metric, "point": self.point, "chosen": self.chosen, "tried": self.tried}
+        return out | ({"train": self.train, "budget_epochs": self.budget} if self.budget is not None else {})
 
 
 def check_searchable(spec: ModelSpec) -> None:
-    if spec.fit is None or not spec.tune_grid:
-        raise UserError(
-            f"--tune searches the grid of a closed-form model (ease, itemknn, l3ae); {spec.name} has none: "
-            "set its values with --set"
-        )
+    if not (spec.tune_grid if spec.fit is not None else spec.tune_axes):
+        raise UserError(f"--tune searches {SEARCHABLE}; {spec.name} has no search: set its values with --set")
 
 
 def grid_search(
@@ -74,3 +88,86 @@ def grid_search(
     log.info("tuned %s on validation over %d points: %s (%s %.4f)", spec.name, len(tried), best, train.metric,
              best_value)  # fmt: skip
     return SearchResult({**base, **best}, dict(best), train.metric, tried)
+
+
+def with_value(candidate: Candidate, axis: str, value) -> Candidate:
+    """`candidate` with `axis` ("model.dim", "train.lr") set to `value` (a new dict)."""
+    section, _, name = axis.partition(".")
+    if section not in ("model", "train") or not name:
+        raise ValueError(f"axis {axis!r} must look like model.NAME or train.NAME")
+    out = {k: dict(v) for k, v in candidate.items()}
+    out.setdefault(section, {})[name] = value
+    return out
+
+
+def coordinate_search(
+    score: Callable[[Candidate], float], start: Candidate, axes: Mapping[str, tuple], max_rounds: int = 3
+) -> tuple[Candidate, list[dict]]:
+    """Maximise `score` one axis at a time from `start`; returns (best candidate, every point tried
+    in order as {"candidate", "valid"}). Ties keep the current point (no move without a gain)."""
+    tried: dict[str, dict] = {}
+
+    def value(candidate: Candidate) -> float:
+        key = json.dumps(candidate, sort_keys=True)
+        if key not in tried:
+            tried[key] = {"candidate": candidate, "valid": float(score(candidate))}
+        return tried[key]["valid"]
+
+    best, best_score = start, value(start)
+    for _ in range(max_rounds):
+        moved = False
+        for axis, values in axes.items():
+            for v in values:
+                cand = with_value(best, axis, v)
+                s = value(cand)
+                if s > best_score:
+                    best, best_score, moved = cand, s, True
+        if not moved:
+            break
+    return best, list(tried.values())
+
+
+def axis_search(
+    spec: ModelSpec, model_config, ctx: ModelContext, split: Split, train: TrainConfig, budget: int,
+    progress: bool = True,
+) -> SearchResult:  # fmt: skip
+    """Coordinate search over `spec.tune_axes` from the run's own settings, each point a run of at
+    most `budget` epochs (same seed) scored by its best validation `train.metric`; a point whose
+    loss diverges scores -inf."""
+    check_searchable(spec)
+    if budget < 1:
+        raise UserError(f"the tuning budget must be >= 1 epoch, got {budget}; e.g. --tune-epochs 30")
+    own = {"model": to_dict(model_config), "train": to_dict(train)}
+    start: Candidate = {"model": {}, "train": {}}
+    for axis in spec.tune_axes:  # the run's own value on each axis, so it is not trained twice
+        section, _, name = axis.partition(".")
+        start = with_value(start, axis, own[section][name])
+    epochs: dict[str, int] = {}
+    bar = tqdm(desc=f"tuning {spec.name} ({budget} epochs a point)", unit="run", disable=not progress, leave=False)
+
+    def score(candidate: Candidate) -> float:
+        config = dataclasses.replace(model_config, **candidate["model"])
+        short = dataclasses.replace(train, **candidate["train"], epochs=min(train.epochs, budget))
+        torch.manual_seed(train.seed)
+        model = spec.build(config, ctx)
+        try:
+            result = fit(model, ctx, split, short, None)
+        except NonFiniteLossError:
+            log.info("tune %s %s: diverged", spec.name, candidate)
+            return -np.inf
+        finally:
+            bar.update()
+        epochs[json.dumps(candidate, sort_keys=True)] = result.epochs_run
+        value = float(result.best_valid[train.metric])
+        log.debug("tune %s %s: valid %s %.4f (%d epochs)", spec.name, candidate, train.metric, value, result.epochs_run)
+        return value
+
+    with bar:
+        best, tried = coordinate_search(score, start, spec.tune_axes)
+    if not np.isfinite(max(t["valid"] for t in tried)):
+        raise UserError(f"every {spec.name} run of the search diverged; lower --lr or check the data")
+    rows = [{"settings": t["candidate"], "epochs": epochs.get(json.dumps(t["candidate"], sort_keys=True)),
+             "valid": {train.metric: t["valid"] if np.isfinite(t["valid"]) else None}}  # None: diverged
+            for t in tried]  # fmt: skip
+    log.info("tuned %s on validation over %d short runs: %s", spec.name, len(rows), best)
+    return SearchResult({**own["model"], **best["model"]}, best, train.metric, rows, dict(best["train"]), budget)
