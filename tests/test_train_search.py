@@ -205,6 +205,12 @@ def test_cli_tune_of_a_gradient_model_runs_short_points_then_the_chosen_one_in_f
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train"]["epochs_run"] == 6  # the chosen settings trained in full, not 2 epochs
     assert f"tuned on validation: lr={point['train']['lr']:g}, dim={point['model']['dim']}" in capsys.readouterr().out
+    # the same command again (e.g. after an interrupted final training) resumes without searching again
+    monkeypatch.setattr("gpt2rec.pipeline.axis_search", lambda *a, **k: pytest.fail("searched again"))
+    assert main(argv) == 0
+    assert json.loads((run / "config.json").read_text()) == config
+    (run / "tuning.json").write_text('{"point": {}}')
+    assert main(argv) == 2 and "tuning.json is not a tuning record" in capsys.readouterr().err
     for extra, why in ((["--tune-epochs", "0"], "--tune-epochs must be >= 1"), (["--tune-epochs", "3"], "add --tune")):
         bad = [a for a in argv if a != "--tune"] if why == "add --tune" else argv
         assert main([*bad[: bad.index("--tune-epochs")], *extra, "--out", str(tmp_path / "x")]) == 2

@@ -30,7 +30,7 @@ from .train import checkpoint as ckpt
 from .train import runfolder
 from .train.config import TUNE_EPOCHS, TrainConfig, default_train, resumable_view
 from .train.loop import fit
-from .train.search import axis_search, check_searchable, grid_search
+from .train.search import SearchResult, axis_search, check_searchable, grid_search
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
 from .utils.io import write_json
@@ -204,7 +204,8 @@ def train_run(
     epoch; closed-form models once complete), so a failed or interrupted start leaves nothing.
     `tune`: first search the model's settings on validation (`train.search`: a closed-form model's
     `tune_grid`, a gradient model's `tune_axes` by runs of at most `tune_epochs` epochs); the run
-    keeps the chosen settings, and `tuning.json` every point tried.
+    keeps the chosen settings, and `tuning.json` every point tried (which the same command reuses to
+    resume the run without searching again).
     """
     out = Path(out_dir)
     # reloads of this run see the same feedback, and find its files from any directory
@@ -226,10 +227,10 @@ def train_run(
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
-        search = None
-        if tune and spec.fit is not None:
+        search = _saved_search(out, None if spec.fit is not None else tune_epochs) if tune else None
+        if tune and search is None and spec.fit is not None:
             search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)
-        elif tune:
+        elif tune and search is None:
             search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, tune_epochs, verbose)
         if search is not None:
             chosen = _model_config(config.model, search.chosen)
@@ -274,6 +275,19 @@ def train_run(
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
     return metrics
+
+
+def _saved_search(out: Path, budget: int | None) -> SearchResult | None:
+    """The search a tuned run in `out` already made with this budget (None: a grid), so the same
+    command resumes (or re-evaluates) it without searching again; None when there is none."""
+    path = out / TUNING
+    if not (path.is_file() and (out / ckpt.CONFIG).is_file()):
+        return None
+    try:
+        saved = SearchResult.from_dict(runfolder.read_json_file(path, dict))
+    except (KeyError, TypeError, ValueError):
+        raise runfolder.damaged(path, "is not a tuning record") from None
+    return saved if saved.budget == budget else None
 
 
 def check_finite(model: torch.nn.Module, train: TrainConfig) -> None:

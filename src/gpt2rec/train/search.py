@@ -55,6 +55,12 @@ class SearchResult:
         out = {"metric": self.metric, "point": self.point, "chosen": self.chosen, "tried": self.tried}
         return out | ({"train": self.train, "budget_epochs": self.budget} if self.budget is not None else {})
 
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchResult:
+        """A search as `to_dict` wrote it (a run's tuning.json); KeyError / TypeError if it is not one."""
+        return cls(dict(data["chosen"]), data["point"], str(data["metric"]), list(data["tried"]),
+                   dict(data.get("train", {})), data.get("budget_epochs"))  # fmt: skip
+
 
 def check_searchable(spec: ModelSpec) -> None:
     if not (spec.tune_grid if spec.fit is not None else spec.tune_axes):
