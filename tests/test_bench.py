@@ -71,7 +71,8 @@ def test_plan_quick_has_one_seed_and_the_quick_subset():
     assert seeds == {"warm": three, "ncf": three, "cold-item": set(range(5)), "cold-user": set(range(5)),
                      "sparse-20": three, "sparse-50": three, "warm-tail": three, "mixed": set(range(5))}  # fmt: skip
     # the live catalogue: the models that can place a new item beside known ones, and EASE, which cannot
-    assert {j.model for j in full if j.protocol == "mixed"} == {"popularity", "ease", "genre_content", "l3ae"}
+    assert {j.model for j in full if j.protocol == "mixed"} == {"popularity", "ease", "genre_content", "l3ae",
+                                                                 "enhanced-cached"}  # fmt: skip
     # the headline model and its text-off ablation: same protocols where text-off applies, no LM for text-off
     assert {j.protocol for j in full if j.model == "l3ae-text-off"} == {"warm", "ncf", "sparse-20", "sparse-50",
                                                                         "warm-tail"}  # fmt: skip

@@ -181,7 +181,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
                stacked_on="l3ae"),
     ModelEntry("l3ae_mf-text-off", "l3ae_mf", (SPARSE_20, SPARSE_50, WARM, WARM_TAIL), "",
                {"text_weight": 0.0, "side_weight": 0.0}, grid=L3AE_MF_GRID, stacked_on="l3ae-text-off"),
-    ModelEntry("enhanced-cached", "enhanced", BASE + WARM_VIEWS, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),
+    ModelEntry("enhanced-cached", "enhanced", ALL, "all", {"strategy": "cached", **CONTRASTIVE}, GPT2_TRAIN, quick=BASE),
     ModelEntry("enhanced-end2end", "enhanced", CLAIM_PROTOCOLS, "cheapest",
                {"strategy": "end2end", **DYNAMIC_MODEL, **CONTRASTIVE}, DYNAMIC_TRAIN),
     ModelEntry("enhanced-hybrid", "enhanced", (WARM,), "cheapest",
