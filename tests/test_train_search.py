@@ -14,7 +14,7 @@ from gpt2rec.data.splits import Split, SplitConfig
 from gpt2rec.errors import UserError
 from gpt2rec.models.base import ModelContext, ModelSpec
 from gpt2rec.train.config import TrainConfig
-from gpt2rec.train.search import SEARCHABLE, axis_search, coordinate_search, grid_search, with_value
+from gpt2rec.train.search import GRID_MODELS, RUN_MODELS, axis_search, coordinate_search, grid_search, with_value
 
 
 @dataclass
@@ -83,9 +83,9 @@ def test_models_without_a_search_are_refused_and_the_message_names_those_with_on
         axis_search(spec, PickConfig(), None, None, TrainConfig(), budget=3)
     from gpt2rec.models.registry import get_spec, model_names
 
-    searchable = [n for n in model_names() if (get_spec(n).tune_grid if get_spec(n).fit else get_spec(n).tune_axes)]
-    assert sorted(searchable) == sorted(n.strip(" ,") for n in SEARCHABLE.replace(" and ", ", ").split(", ")
-                                        if "(" not in n) + ["l3ae", "neumf"]  # fmt: skip
+    specs = {name: get_spec(name) for name in model_names()}
+    assert {n for n, sp in specs.items() if sp.fit is not None and sp.tune_grid} == set(GRID_MODELS)
+    assert {n for n, sp in specs.items() if sp.fit is None and sp.tune_axes} == set(RUN_MODELS)
 
 
 def test_coordinate_search_finds_the_best_point_of_a_separable_grid_and_scores_each_once():
@@ -225,3 +225,23 @@ def test_tuning_a_gradient_model_under_torchrun_is_one_line_before_any_work(tmp_
     with pytest.raises(UserError, match="tune without --nproc"):
         train_run(config, tmp_path / "run", tune=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_sparse_headline_l3ae_mf_is_tuned_by_short_runs(tmp_path, tiny_lm):
+    from conftest import write_ml100k_folder
+    from gpt2rec.cli import main
+    from gpt2rec.models.l3ae_mf import SPEC
+
+    (tmp_path / "ml").mkdir()
+    folder = write_ml100k_folder(tmp_path / "ml")
+    run = tmp_path / "run"
+    argv = ["train", "--model", "l3ae_mf", "--dataset", str(folder), "--set", f"lm={tiny_lm}", "text_cache=false",
+            "--tune", "--tune-epochs", "1", "--epochs", "2", "--out", str(run), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    tuning = json.loads((run / "tuning.json").read_text())
+    tried = [t["settings"] for t in tuning["tried"]]
+    assert {t["model"]["backbone_weight"] for t in tried} == set(SPEC.tune_axes["model.backbone_weight"])
+    assert all(t["epochs"] == 1 for t in tuning["tried"])
+    config = json.loads((run / "config.json").read_text())
+    assert {k: config["model_config"][k] for k in tuning["point"]["model"]} == tuning["point"]["model"]
+    assert config["train"]["lr"] == tuning["point"]["train"]["lr"]

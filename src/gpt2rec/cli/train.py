@@ -83,13 +83,13 @@ def register(subparsers) -> None:
         "--tune",
         action="store_true",
         help="first search the model's settings on validation and keep the best (the run's tuning.json lists "
-        "every point; overrides those --set values): ease, itemknn, l3ae fit each point of a grid; bpr, neumf "
-        "train short runs along a few settings, one at a time (--tune-epochs)",
+        "every point; overrides those --set values): ease, itemknn, l3ae fit each point of a grid; bpr, neumf, "
+        "l3ae_mf train short runs along a few settings, one at a time (--tune-epochs)",
     )
     p.add_argument(
         "--tune-epochs",
         type=int,
-        help=f"with --tune on bpr or neumf: epochs each point trains at most (default {TUNE_EPOCHS}); the chosen "
+        help=f"with --tune on bpr, neumf or l3ae_mf: epochs each point trains at most (default {TUNE_EPOCHS}); the chosen "
         "settings then train in full",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")

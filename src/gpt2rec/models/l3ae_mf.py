@@ -183,5 +183,13 @@ SPEC = ModelSpec(
     description="l3ae (closed form, LM item text) plus a BPR-trained low-rank residual, for sparse data",
     # patience 20: the residual starts at zero and first costs a little before it adds (validation)
     train_defaults={"epochs": 300, "patience": 20, "num_neg": 4},
+    # `train --tune`: the backbone's share and L2 (its best reg moves with the data's density), the
+    # residual's L2 and learning rate
+    tune_axes={
+        "model.backbone_weight": (0.1, 0.3, 1.0, 3.0),
+        "model.reg": (300.0, 1000.0, 3000.0),
+        "model.mf_reg": (1e-3, 1e-2),
+        "train.lr": (1e-3, 3e-3),
+    },
     legacy_defaults={"new_item_scale": 1.0},  # its runs saved before the setting existed
 )

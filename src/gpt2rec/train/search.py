@@ -33,7 +33,7 @@ from .loop import fit
 
 log = logging.getLogger(__name__)
 Candidate = dict  # {"model": {...}, "train": {...}}: settings laid over a run's own
-SEARCHABLE = "ease, itemknn, l3ae (a grid of closed-form fits) and bpr, neumf (short runs)"
+GRID_MODELS, RUN_MODELS = ("ease", "itemknn", "l3ae"), ("bpr", "neumf", "l3ae_mf")  # the registry's searchable
 
 
 @dataclass
@@ -64,7 +64,10 @@ class SearchResult:
 
 def check_searchable(spec: ModelSpec) -> None:
     if not (spec.tune_grid if spec.fit is not None else spec.tune_axes):
-        raise UserError(f"--tune searches {SEARCHABLE}; {spec.name} has no search: set its values with --set")
+        raise UserError(
+            f"--tune searches {', '.join(GRID_MODELS)} (a grid of closed-form fits) and {', '.join(RUN_MODELS)} "
+            f"(short runs); {spec.name} has no search: set its values with --set"
+        )
 
 
 def grid_search(
