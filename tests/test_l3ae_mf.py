@@ -93,3 +93,26 @@ def test_bad_config_is_one_line_error(bad):
         L3AEMFConfig(**bad)
     with pytest.raises(UserError):
         from_dict(L3AEMFConfig, bad)
+
+
+def test_a_resumed_run_rebuilds_the_backbone_scores_it_trains_on(tiny_lm):
+    """Resuming loads the weights, which drops the kept (U, I) backbone scores (they may be stale).
+    The next training step rebuilds them from the loaded backbone, so a resumed run does not score
+    every pair through the backbone; evaluation does not build them."""
+    model, backbone, dataset, _ = _built(tiny_lm)
+    everyone = torch.arange(dataset.n_users)
+    with torch.no_grad():
+        expected = backbone.score_users(everyone)  # (U, I)
+    torch.testing.assert_close(model.base_cache, expected)  # kept by the fit
+    model.load_state_dict(model.state_dict())  # what resuming a run does
+    assert model.base_cache.numel() == 0
+    users, items = torch.tensor([0, 1, 2]), torch.tensor([3, 0, 5])
+    model.eval()
+    with torch.no_grad():
+        before = model.score_pairs(users, items)  # through the backbone
+    assert model.base_cache.numel() == 0
+    model.train()
+    with torch.no_grad():
+        after = model.score_pairs(users, items)
+    torch.testing.assert_close(model.base_cache, expected)
+    torch.testing.assert_close(after, before)
