@@ -83,8 +83,9 @@ def register(subparsers) -> None:
         "--tune",
         action="store_true",
         help="first search the model's settings on validation and keep the best (the run's tuning.json lists "
-        "every point; overrides those --set values): ease, itemknn, l3ae fit each point of a grid; bpr, neumf, "
-        "l3ae_mf train short runs along a few settings, one at a time (--tune-epochs)",
+        "every point; the search's values replace those given by --set or flags): ease, itemknn, l3ae fit each "
+        "point of a grid; bpr, neumf, l3ae_mf train short runs from your settings along a few of them, one at a "
+        "time (--tune-epochs)",
     )
     p.add_argument(
         "--tune-epochs",
