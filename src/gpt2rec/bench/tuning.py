@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 
 from ..models import bpr
-from ..train.search import Candidate, coordinate_search
+from ..train.search import Candidate, candidate_key, coordinate_search
 
 # model -> (protocol, start, axes): what `gpt2rec bench tune` searches. BPR-MF starts from its old
 # defaults (dim 64, reg 1e-3 chosen by the bench, lr 1e-3, one negative, the BPR loss) along the axes
@@ -23,10 +23,6 @@ TUNING: dict[str, tuple[str, Candidate, Mapping[str, tuple]]] = {
     "bpr": ("warm", {"model": {"dim": 64, "reg": 1e-3}, "train": {"lr": 1e-3, "num_neg": 1, "loss": "bpr"}},
             bpr.SPEC.tune_axes),
 }  # fmt: skip
-
-
-def _key(candidate: Candidate) -> str:
-    return json.dumps(candidate, sort_keys=True)
 
 
 def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple], seed: int = 0) -> dict:
@@ -38,16 +34,16 @@ def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple
 
     entry = plan.entry_named(model)
     key = f"{protocol}|{model}"
-    old = {_key(t["candidate"]): t["valid"] for t in run.store.section("tuning").get(key, {}).get("tried", [])}
+    old = {candidate_key(t["candidate"]): t["valid"] for t in run.store.section("tuning").get(key, {}).get("tried", [])}
     job, split = Job(protocol, model, None, seed), run.split(protocol, seed)
 
     def score(candidate: Candidate) -> float:
-        if _key(candidate) in old:
-            return old[_key(candidate)]
+        if candidate_key(candidate) in old:
+            return old[candidate_key(candidate)]
         trained = train_one(run, entry, candidate, job, split)
         value = _score(trained.valid, protocol)
         run.log(f"tune {key}: {candidate} -> {value:.4f} ({trained.info['epochs']} epochs)")
-        old[_key(candidate)] = value
+        old[candidate_key(candidate)] = value
         done = [{"candidate": json.loads(k), "valid": v} for k, v in old.items()]
         partial = {"tried": done, "seed": seed, "start": start, "axes": {k: list(v) for k, v in axes.items()}}
         run.store.put("tuning", key, {**run.store.section("tuning").get(key, {}), **partial})  # resumable

@@ -99,6 +99,11 @@ def grid_search(
     return SearchResult({**base, **best}, dict(best), train.metric, tried)
 
 
+def candidate_key(candidate: Candidate) -> str:
+    """One string per candidate (its dicts in any order), to memoise and look up its score."""
+    return json.dumps(candidate, sort_keys=True)
+
+
 def with_value(candidate: Candidate, axis: str, value) -> Candidate:
     """`candidate` with `axis` ("model.dim", "train.lr") set to `value` (a new dict)."""
     section, _, name = axis.partition(".")
@@ -117,7 +122,7 @@ def coordinate_search(
     tried: dict[str, dict] = {}
 
     def value(candidate: Candidate) -> float:
-        key = json.dumps(candidate, sort_keys=True)
+        key = candidate_key(candidate)
         if key not in tried:
             tried[key] = {"candidate": candidate, "valid": float(score(candidate))}
         return tried[key]["valid"]
@@ -166,7 +171,7 @@ def axis_search(
             return -np.inf
         finally:
             bar.update()
-        epochs[json.dumps(candidate, sort_keys=True)] = result.epochs_run
+        epochs[candidate_key(candidate)] = result.epochs_run
         value = float(result.best_valid[train.metric])
         log.debug("tune %s %s: valid %s %.4f (%d epochs)", spec.name, candidate, train.metric, value, result.epochs_run)
         return value
@@ -175,7 +180,7 @@ def axis_search(
         best, tried = coordinate_search(score, start, spec.tune_axes)
     if not np.isfinite(max(t["valid"] for t in tried)):
         raise UserError(f"every {spec.name} run of the search diverged; lower --lr or check the data")
-    rows = [{"settings": t["candidate"], "epochs": epochs.get(json.dumps(t["candidate"], sort_keys=True)),
+    rows = [{"settings": t["candidate"], "epochs": epochs.get(candidate_key(t["candidate"])),
              "valid": {train.metric: t["valid"] if np.isfinite(t["valid"]) else None}}  # None: diverged
             for t in tried]  # fmt: skip
     log.info("tuned %s on validation over %d short runs: %s", spec.name, len(rows), best)
