@@ -227,20 +227,21 @@ def test_tuning_a_gradient_model_under_torchrun_is_one_line_before_any_work(tmp_
     assert not (tmp_path / "run").exists()
 
 
-def test_the_sparse_headline_l3ae_mf_is_tuned_by_short_runs(tmp_path, tiny_lm):
+@pytest.mark.parametrize(("model", "axis"), [("l3ae_mf", "backbone_weight"), ("enhanced", "id_dropout")])
+def test_the_lm_models_are_tuned_by_short_runs(tmp_path, tiny_lm, model, axis):
     from conftest import write_ml100k_folder
     from gpt2rec.cli import main
-    from gpt2rec.models.l3ae_mf import SPEC
+    from gpt2rec.models.registry import get_spec
 
     (tmp_path / "ml").mkdir()
     folder = write_ml100k_folder(tmp_path / "ml")
     run = tmp_path / "run"
-    argv = ["train", "--model", "l3ae_mf", "--dataset", str(folder), "--set", f"lm={tiny_lm}", "text_cache=false",
+    argv = ["train", "--model", model, "--dataset", str(folder), "--set", f"lm={tiny_lm}", "text_cache=false",
             "--tune", "--tune-epochs", "1", "--epochs", "2", "--out", str(run), "--quiet"]  # fmt: skip
     assert main(argv) == 0
     tuning = json.loads((run / "tuning.json").read_text())
     tried = [t["settings"] for t in tuning["tried"]]
-    assert {t["model"]["backbone_weight"] for t in tried} == set(SPEC.tune_axes["model.backbone_weight"])
+    assert {t["model"][axis] for t in tried} == set(get_spec(model).tune_axes[f"model.{axis}"])
     assert all(t["epochs"] == 1 for t in tuning["tried"])
     config = json.loads((run / "config.json").read_text())
     assert {k: config["model_config"][k] for k in tuning["point"]["model"]} == tuning["point"]["model"]

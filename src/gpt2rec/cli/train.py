@@ -84,13 +84,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="first search the model's settings on validation and keep the best (the run's tuning.json lists "
         "every point; the search's values replace those given by --set or flags): ease, itemknn, l3ae fit each "
-        "point of a grid; bpr, neumf, l3ae_mf train short runs from your settings along a few of them, one at a "
-        "time (--tune-epochs)",
+        "point of a grid; bpr, neumf, l3ae_mf, basic, enhanced train short runs from your settings along a few "
+        "of them, one at a time (--tune-epochs)",
     )
     p.add_argument(
         "--tune-epochs",
         type=int,
-        help=f"with --tune on bpr, neumf or l3ae_mf: epochs each point trains at most (default {TUNE_EPOCHS}); the chosen "
+        help=f"with --tune on a model trained by epochs: epochs each point trains at most (default {TUNE_EPOCHS}); the chosen "
         "settings then train in full",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bars")

@@ -120,4 +120,5 @@ SPEC = ModelSpec(
     build=build,
     description="frozen-LM text embeddings of user/item metadata + ID embeddings, scored by an MLP",
     train_defaults=dict(LM_TRAIN_DEFAULTS),
+    tune_axes={"train.lr": (1e-3, 3e-3, 1e-2), "model.dim": (32, 64, 128), "model.dropout": (0.0, 0.1, 0.3)},
 )

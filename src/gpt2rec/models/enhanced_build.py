@@ -74,6 +74,12 @@ SPEC = ModelSpec(
     build=build,
     description="ID embeddings attend over per-field LM vectors; LoRA end-to-end, contrastive alignment, cold start",
     train_defaults=dict(LM_TRAIN_DEFAULTS),
+    # `train --tune` (each point a run with the LM: minutes on a CPU, more with a dynamic strategy)
+    tune_axes={
+        "train.lr": (1e-3, 3e-3, 1e-2),
+        "model.id_dropout": (0.0, 0.1, 0.3),
+        "model.contrastive_weight": (0.0, 0.1),
+    },
     # runs saved before these settings existed: every entity through the LM, new users by the model
     legacy_defaults={"dynamic_sample": 0, "cold_users": "model"},
 )

@@ -33,7 +33,8 @@ from .loop import fit
 
 log = logging.getLogger(__name__)
 Candidate = dict  # {"model": {...}, "train": {...}}: settings laid over a run's own
-GRID_MODELS, RUN_MODELS = ("ease", "itemknn", "l3ae"), ("bpr", "neumf", "l3ae_mf")  # the registry's searchable
+GRID_MODELS = ("ease", "itemknn", "l3ae")  # the registry's searchable models, named in errors and help
+RUN_MODELS = ("bpr", "neumf", "l3ae_mf", "basic", "enhanced")
 
 
 @dataclass
