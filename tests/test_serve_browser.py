@@ -96,7 +96,7 @@ def test_page_in_a_real_browser(live_url, browser, request):
     if request.config.getoption("--screenshots", default=None):
         browser.save_screenshot(str(request.config.getoption("--screenshots")) + "/serve-1280.png")
 
-    profile_query_and_new_item(browser)
+    profile_query_and_new_item(browser, note="serve an l3ae run")
 
 
 def test_page_with_the_headline_model(live_l3ae_url, browser):
@@ -106,7 +106,7 @@ def test_page_with_the_headline_model(live_l3ae_url, browser):
 
     cards = user_1_cards(browser, live_l3ae_url, "l3ae")
     assert not cards[0].find_elements(By.CSS_SELECTOR, ".bar span")
-    profile_query_and_new_item(browser)
+    profile_query_and_new_item(browser, note="")
 
 
 def user_1_cards(browser, url: str, model: str) -> list:
@@ -127,8 +127,9 @@ def user_1_cards(browser, url: str, model: str) -> list:
     return cards
 
 
-def profile_query_and_new_item(browser):
-    """A profile, a plain-words request and an added item, each answered with result cards."""
+def profile_query_and_new_item(browser, note: str):
+    """A profile, a plain-words request and an added item, each answered with result cards; the
+    added item's message shows the model's `note` on new items (empty: none)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -153,3 +154,5 @@ def profile_query_and_new_item(browser):
     browser.find_element(By.CSS_SELECTOR, "#item-form button").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "results-title").text.startswith("Added"))
     assert any(c.get_attribute("data-item-id") == "13" for c in wait_for(browser, ".card", 1))
+    message = browser.find_element(By.ID, "message").text
+    assert note in message if note else message == ""

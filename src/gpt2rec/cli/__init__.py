@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import NonFiniteLossError, UserError
+from ..utils.memory import keep_freed_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
+        keep_freed_memory()  # large per-step buffers reused, not re-mapped (utils/memory.py)
         with _logging(getattr(args, "verbose", False)):
             return int(args.func(args) or 0)
     except UserError as exc:

@@ -80,6 +80,8 @@ class ModelSpec:
     `legacy_defaults`: settings added after the model's first release whose default differs from
     what runs saved before them were fitted with; a run folder's config.json without such a key
     reads this value, not today's default (`train.checkpoint.upgrade_config`).
+    `new_items_note`: what a client adding items to a served run of this model should know, when its
+    new items, though scored, rarely rank next to known ones (empty when they do).
     """
 
     name: str
@@ -93,6 +95,7 @@ class ModelSpec:
     tune_extra: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
     tune_axes: Mapping[str, tuple] = field(default_factory=dict)
     legacy_defaults: Mapping[str, Any] = field(default_factory=dict)
+    new_items_note: str = ""
 
     def tune_points(self, split_kind: str) -> tuple[Mapping[str, Any], ...]:
         return tuple(self.tune_grid) + tuple(self.tune_extra.get(split_kind, ()))

@@ -204,6 +204,9 @@ class Health(BaseModel):
 class AddedItem(BaseModel):
     item_id: ItemId
     title: str
+    note: str | None = Field(
+        default=None, description="only when this model's new items rarely rank next to known ones"
+    )
 
 
 class AddedInteraction(BaseModel):

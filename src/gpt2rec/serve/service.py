@@ -22,6 +22,7 @@ from ..coldstart import new_item_table, profile_rows, score_new_user, user_vecto
 from ..data.feedback import FeedbackStore
 from ..errors import UserError
 from ..explain import explain
+from ..models.registry import get_spec
 from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
 
@@ -119,6 +120,10 @@ class Service:
 
     def _model_name(self) -> str:
         return self.run.config.model if self.run.config is not None else type(self.model).__name__
+
+    def _spec(self):
+        """The run's registry entry (None for a model built outside the registry)."""
+        return get_spec(self.run.config.model) if self.run.config is not None else None
 
     # ---- scoring ----------------------------------------------------------------------------------
     def scores(self, users: list[int]) -> torch.Tensor:
@@ -254,7 +259,9 @@ class Service:
             item_id = self._new_item_id() if item_id is None else self._check_new_id(item_id)
             self._append_items([item_id], [meta])  # encodes first: a bad item is never stored
             self.store.add_item(item_id, meta)
-        return {"item_id": item_id, "title": self.new_titles[-1]}
+        spec = self._spec()
+        note = spec.new_items_note if spec is not None else ""
+        return {"item_id": item_id, "title": self.new_titles[-1]} | ({"note": note} if note else {})
 
     def _check_new_id(self, raw):
         if self.run.has_item(raw) or id_key(raw) in self._new_pos:

@@ -128,7 +128,7 @@ $("item-form").addEventListener("submit", async (e) => {
   try {
     const item = await api("/v1/items", { title: $("item-title").value, genres }, $("api-key").value);
     const data = await api("/v1/recommendations/query", { query: `${item.title} ${genres.join(" ")}`, k: 10 });
-    show(`Added ${item.title} (ID ${item.item_id}): closest items`, data.items);
+    show(`Added ${item.title} (ID ${item.item_id}): closest items`, data.items, item.note);
   } catch (err) { fail(err); }
 });
 
