@@ -218,12 +218,12 @@ def test_cli_info_own_file_with_threshold(tmp_path, capsys):
     [
         (["data", "fetch", "ml-2m"], "unknown dataset 'ml-2m'; valid names"),
         (["data", "info", "ml-2m"], "unknown dataset 'ml-2m'; valid names"),
-        (["data", "info", "{bad}"], "line 3: user ID (user_id) 'x' is not an integer"),
+        (["data", "info", "{bad}"], "line 3: user ID (user_id) 1.5 is not an integer"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, expected, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
-    bad.write_text("user_id,item_id\n1,2\nx,3\n")
+    bad.write_text("user_id,item_id\n1,2\n1.5,3\n")  # a number that is no ID (text IDs are IDs)
     argv = [str(bad) if a == "{bad}" else a for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -90,20 +90,30 @@ def test_wrong_separator_named(tmp_path):
         load_generic(path)
 
 
-def test_non_integer_id(tmp_path):
-    path = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n1,3\nalice,4\n")
-    with pytest.raises(DataError, match=r"x.csv: line 4: user ID \(user_id\) 'alice' is not an integer"):
-        load_generic(path)
+def test_text_ids_are_ids(tmp_path):
+    """Text IDs ('u1', ASIN-like 'B01' next to '7') are read as text, the whole column; the items
+    table follows the interactions' kind, so its '7' is the interactions' '7'."""
+    inter = write(tmp_path / "x.csv", "user_id,item_id\nu1,B01\nu1,7\nalice,7\n")
+    items = write(tmp_path / "items.csv", "item_id,title\n7,Seven (1995)\nB01,Alpha (1990)\n")
+    ds = load_generic(inter, items=items)
+    assert ds.user_ids.tolist() == ["alice", "u1"] and ds.item_ids.tolist() == ["7", "B01"]
+    assert ds.items["title"].tolist() == ["Seven (1995)", "Alpha (1990)"]
+    pairs = {(ds.user_ids[u], ds.item_ids[i]) for u, i in ds.interactions[["user", "item"]].to_numpy()}
+    assert pairs == {("u1", "B01"), ("u1", "7"), ("alice", "7")}
 
 
-def test_text_ids_are_told_to_map_them_to_integers(tmp_path):
-    """QA: string IDs ('u1') were told to 'fix that line'; the fix is mapping IDs to integers."""
-    path = write(tmp_path / "x.csv", "user_id,item_id\nu1,2\nu2,3\n")
-    with pytest.raises(DataError) as err:
+def test_integer_ids_stay_integers_and_a_text_id_in_their_table_is_named(tmp_path):
+    inter = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n1,3\n")
+    assert load_generic(inter).user_ids.tolist() == [1]
+    items = write(tmp_path / "items.csv", "item_id,title\n2,Two\nB3,Three\n")
+    with pytest.raises(DataError, match=r"items.csv: line 3: item ID \(item_id\) 'B3' is not an integer"):
+        load_generic(inter, items=items)
+
+
+def test_a_missing_text_id_names_its_line(tmp_path):
+    path = write(tmp_path / "x.csv", "user_id,item_id\nu1,a\n ,b\n")
+    with pytest.raises(DataError, match=r"x.csv: line 3: user ID \(user_id\) is missing"):
         load_generic(path)
-    msg = str(err.value)
-    assert "line 2: user ID (user_id) 'u1' is not an integer; gpt2rec needs integer IDs: map each distinct ID" in msg
-    assert "fix that line" not in msg
 
 
 def test_describe_lists_only_item_columns_from_the_data(tmp_path):

@@ -83,13 +83,17 @@ def load_generic(
         inter = keep_latest(inter, path)
     else:
         inter = keep_latest(inter, path, by_time=False)  # (by_time=False never reads a timestamp)
-    user_table = _user_table(Path(users), cols) if users else None
-    item_table = _item_table(Path(items), cols) if items else None
+    user_table = _user_table(Path(users), cols, _is_text(inter["user_id"])) if users else None
+    item_table = _item_table(Path(items), cols, _is_text(inter["item_id"])) if items else None
     if user_table is not None:
         _check_coverage(user_table["user_id"], inter["user_id"], Path(users), "user", "--user-col")
     if item_table is not None:
         _check_coverage(item_table["item_id"], inter["item_id"], Path(items), "item", "--item-col")
     return Dataset.from_frames(name or path.stem, inter.reset_index(drop=True), user_table, item_table)
+
+
+def _is_text(ids: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(ids.dtype)
 
 
 def _check_coverage(table_ids: pd.Series, seen: pd.Series, path: Path, kind: str, flag: str) -> None:
@@ -121,7 +125,7 @@ def _check_coverage(table_ids: pd.Series, seen: pd.Series, path: Path, kind: str
 
 def _fix(cols: Columns) -> str:
     return (
-        f"expected a user column '{cols.user}' and an item column '{cols.item}' with integer IDs "
+        f"expected a user column '{cols.user}' and an item column '{cols.item}' (integer or text IDs) "
         f"(set --user-col/--item-col/--sep to match your file)"
     )
 
@@ -176,19 +180,20 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 
 
-def _keyed_table(path: Path, cols: Columns, kind: str, key: str) -> pd.DataFrame:
-    """A users/items table read as text, with its integer ID column `key` checked present and unique."""
+def _keyed_table(path: Path, cols: Columns, kind: str, key: str, text: bool) -> pd.DataFrame:
+    """A users/items table read as text, with its ID column `key` (text IDs when the interactions'
+    are) checked present and unique."""
     check_file(path, f"check the path of the {kind}s table")
     fix = f"the {kind}s table needs the {kind} column '{key}' with one row per {kind}"
     df = _read(path, cols, fix, as_text=True)
     require_columns(df, path, [key], _sep(path, cols), fix)
-    df = df.assign(**{key: id_column(df, key, path, fix, f"{kind} ID ({key})")})
+    df = df.assign(**{key: id_column(df, key, path, fix, f"{kind} ID ({key})", text=text)})
     check_unique(df, [key], path, fix)
     return df
 
 
-def _user_table(path: Path, cols: Columns) -> pd.DataFrame:
-    df = _keyed_table(path, cols, "user", cols.user)
+def _user_table(path: Path, cols: Columns, text: bool) -> pd.DataFrame:
+    df = _keyed_table(path, cols, "user", cols.user, text)
     out = df.rename(columns={cols.user: "user_id"}).reset_index(drop=True)
     if "age" in out.columns:
         age = pd.to_numeric(out["age"], errors="coerce")
@@ -197,8 +202,8 @@ def _user_table(path: Path, cols: Columns) -> pd.DataFrame:
     return out
 
 
-def _item_table(path: Path, cols: Columns) -> pd.DataFrame:
-    df = _keyed_table(path, cols, "item", cols.item)
+def _item_table(path: Path, cols: Columns, text: bool) -> pd.DataFrame:
+    df = _keyed_table(path, cols, "item", cols.item, text)
     out = df.rename(columns={cols.item: "item_id", cols.title: "title", cols.genres: "genres"})
     out = out.reset_index(drop=True)
     if "title" in out.columns:

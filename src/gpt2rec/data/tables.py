@@ -191,20 +191,29 @@ _EXACT_FLOAT = 2**53
 _INT64 = np.iinfo(np.int64)
 
 
-def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str) -> np.ndarray:
-    """An ID column as int64 (`int_column`); a column of text IDs ('u1', 'u2') gets the real fix, to
-    map them to integers (a stray text value among integers is a typo: `int_column` names its line)."""
+def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text: bool | None = None) -> np.ndarray:
+    """An ID column: int64 when every value is an integer (`int_column`), else text IDs ('u1',
+    'B000123'), the whole column as stripped strings. `text` forces a kind (a users/items table
+    follows its interactions: integer 7 and text "7" are different IDs). A missing ID names its line."""
     s = df[col]
-    if not pd.api.types.is_numeric_dtype(s.dtype):
-        given = s.notna() & (s.astype(str).str.strip() != "")
-        text = pd.to_numeric(s, errors="coerce").isna() & given
-        if text.any() and text.sum() == given.sum():
-            line = text.idxmax()
-            raise DataError(
-                f"{path}: line {line}: {what} {_shown(s.loc[line])} is not an integer; gpt2rec needs integer IDs: "
-                "map each distinct ID to an integer (e.g. pandas.factorize), keep that mapping, and pass the mapped file"
-            )
-    return int_column(df, col, path, fix, what)
+    if text is None:
+        text = not pd.api.types.is_numeric_dtype(s.dtype) and bool(_not_numbers(s).any())
+    if not text:
+        return int_column(df, col, path, fix, what)
+    values = s.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(s.dtype) else None
+    if values is None:  # a numeric column read as text IDs: its integers, written out
+        values = pd.Series(int_column(df, col, path, fix, what), index=df.index).astype(str)
+    missing = s.isna() | (values == "")
+    if missing.any():
+        line = missing.idxmax()
+        raise DataError(f"{path}: line {line}: {what} is missing; fill it in or drop that row; {fix}")
+    return values.to_numpy(dtype=object)
+
+
+def _not_numbers(s: pd.Series) -> pd.Series:
+    """Values given (not missing, not blank) that do not read as a number."""
+    given = s.notna() & (s.astype(str).str.strip() != "")
+    return pd.to_numeric(s, errors="coerce").isna() & given
 
 
 def int_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str | None = None) -> np.ndarray:

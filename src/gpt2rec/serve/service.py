@@ -267,6 +267,8 @@ class Service:
         if self.run.has_item(raw) or id_key(raw) in self._new_pos:
             raise Conflict(f"item_id {raw!r} is already in use; leave item_id out to get a fresh one")
         catalogue = self.run.item_ids
+        if catalogue and isinstance(catalogue[0], str):
+            return str(raw)  # a catalogue of text IDs stays text: 5 is "5"
         if catalogue and isinstance(catalogue[0], int) and not isinstance(raw, int):
             raise UserError(f"item_id must be an integer like the catalogue's IDs (e.g. {catalogue[0]}); got {raw!r}")
         if isinstance(raw, int) and not -(2**63) <= raw <= MAX_CLIENT_ID:
@@ -279,7 +281,10 @@ class Service:
             if max(ids) >= 2**63 - 1:  # an old database may hold the largest int64 already
                 raise UserError(f"no free integer item_id above {max(ids)}; pass an unused item_id")
             return max(ids) + 1
-        return f"new-{len(self.new_ids) + 1}"
+        n = len(self.new_ids) + 1
+        while self.run.has_item(f"new-{n}") or f"new-{n}" in self._new_pos:  # a catalogue may hold "new-1"
+            n += 1
+        return f"new-{n}"
 
     def _append_items(self, ids: list, metas: list[dict]) -> None:
         df = pd.DataFrame([{"item_id": i, **m} for i, m in zip(ids, metas)])
