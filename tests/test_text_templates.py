@@ -161,3 +161,28 @@ def test_items_with_ids_only_are_named_once(caplog):
     one_genre = pd.DataFrame({"item_id": [7, 8], "genres": [[], ["Drama"]]})
     assert describes_items(Dataset.from_frames("y", inter, items=one_genre).items)
     assert describes_items(pd.DataFrame({"title": ["Heat (1995)"]}))  # new items may come without IDs
+
+
+def test_an_items_table_with_its_own_columns_is_read_whole():
+    """Columns beyond title / genres / year (name, category, ...) are read; the loaders' stand-ins
+    (title = the ID, no genres, no year) are left out, so the LM never reads an ID as a title."""
+    items = pd.DataFrame({"item_id": ["B1", "B2"], "name": ["Kind of Blue", "Nevermind"],
+                          "release_date": ["1959", "1991"]})  # fmt: skip
+    data = Dataset.from_frames("own", pd.DataFrame({"user_id": [1, 1], "item_id": ["B1", "B2"]}), items=items)
+    first = item_texts(data)[0]
+    assert first.text == "Item. Name: Kind of Blue. Release date: 1959."
+    assert list(first.spans) == ["name", "release_date"]
+
+
+def test_real_titles_and_genres_lead_an_own_columns_sentence():
+    items = pd.DataFrame({"item_id": [1], "title": ["Heat (1995)"], "genres": [["Crime"]], "director": ["Mann"]})
+    data = Dataset.from_frames("own", pd.DataFrame({"user_id": [1], "item_id": [1]}), items=items)
+    assert item_texts(data)[0].text == "Item: Heat (1995). Genres: Crime. Director: Mann."
+
+
+def test_new_items_read_with_their_runs_fields():
+    """A run keeps its catalogue's item fields: new items with more columns read as the catalogue
+    did (MovieLens' sentence for a title/genres run), not by their own columns."""
+    new = pd.DataFrame({"item_id": [9], "title": ["Heat (1995)"], "genres": [["Crime"]], "director": ["Mann"]})
+    data = Dataset.from_frames("new", pd.DataFrame({"user_id": [1], "item_id": [9]}), items=new)
+    assert item_texts(data, fields=["title", "genres"])[0].text == "Movie: Heat (1995). Genres: Crime."

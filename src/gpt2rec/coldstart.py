@@ -194,7 +194,9 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
     # without an item_id column no ID is made up (0, 1, ... would clash with the catalogue's IDs):
     # item_id is None and `row` (1-based data row of the file) says which item it is
     ids = [plain(x) for x in df["item_id"]] if "item_id" in df.columns else [None] * len(df)
+    # shown as the title: the title, else the first column the items are described by (a name)
+    shown = "title" if "title" in df.columns else next((c for c in df.columns if c != "item_id"), "item_id")
     return [
-        {"item_id": ids[i], "row": int(i) + 1, "title": str(df["title"].iloc[i]), "score": float(s)}
+        {"item_id": ids[i], "row": int(i) + 1, "title": str(df[shown].iloc[i]), "score": float(s)}
         for i, s in zip(top, scores)
     ]

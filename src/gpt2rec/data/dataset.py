@@ -73,13 +73,7 @@ class Dataset:
         }
 
     def _filled_in(self, col: str) -> bool:
-        """Whether items' `col` is only what the loaders fill in (title = the ID, no genres, no year)."""
-        values = self.items[col]
-        if col == "title":
-            return bool((values == self.items["item_id"].astype(str)).all())
-        if col == "year":
-            return bool(values.isna().all())
-        return col == "genres" and not any(len(g) for g in values)
+        return filled_in(self.items, col)
 
     @classmethod
     def from_frames(
@@ -116,6 +110,16 @@ class Dataset:
             }
         )
         return cls(name, out, users, items)
+
+
+def filled_in(items: pd.DataFrame, col: str) -> bool:
+    """Whether items' `col` is only what the loaders fill in (title = the ID, no genres, no year)."""
+    values = items[col]
+    if col == "title":
+        return bool((values.astype(str) == items["item_id"].astype(str)).all())
+    if col == "year":
+        return bool(values.isna().all())
+    return col == "genres" and not any(len(g) for g in values)
 
 
 def _table(table: pd.DataFrame | None, key: str, seen: pd.Series) -> pd.DataFrame:

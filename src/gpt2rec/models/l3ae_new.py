@@ -52,12 +52,13 @@ def text_info(config, dataset, dim: int) -> TextInfo:
     )
 
 
-def item_sentences(config, data) -> list:
-    """The items' sentences (`Rendered`) as l3ae reads them: the template, wrapped in `prompt` when
-    set (the spans then no longer match the text: the config refuses fields pooling with a prompt)."""
+def item_sentences(config, data, fields: list[str] | None = None) -> list:
+    """The items' sentences (`Rendered`) as l3ae reads them: the template (over the run's item
+    `fields` for new items), wrapped in `prompt` when set (the spans then no longer match the text:
+    the config refuses fields pooling with a prompt)."""
     from ..text.templates import Rendered, item_texts
 
-    rendered = item_texts(data, config.template)
+    rendered = item_texts(data, config.template, fields)
     if config.prompt:
         rendered = [Rendered(config.prompt_format.replace("{text}", r.text), {}) for r in rendered]
     return rendered
@@ -173,7 +174,7 @@ def new_item_rows(model, items_df) -> tuple[torch.Tensor, torch.Tensor, torch.Te
         )
     cfg, info = model.config, model.text_info
     df = normalise_items(info, items_df)
-    rendered = item_sentences(cfg, SimpleNamespace(items=df, n_items=len(df)))
+    rendered = item_sentences(cfg, SimpleNamespace(items=df, n_items=len(df)), info.item_fields)
     pooling = cfg.item_pooling(info.lm)
     fields = info.item_fields if pooling == "fields" else None
     vecs = read_items(

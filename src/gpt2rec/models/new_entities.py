@@ -143,7 +143,9 @@ def new_item_vectors(model, items_df: pd.DataFrame) -> tuple[torch.Tensor, torch
     """New items' LM field vectors (N, Fi, D), fused vectors (N, d) and biases (N,), encoded once for
     repeated scoring: the ID view is the learned 'unknown' vector, the bias the 'unknown' bias."""
     df = normalise_items(model.text.info, items_df)
-    rendered = item_texts(SimpleNamespace(items=df, n_items=len(df)), model.config.template)
+    rendered = item_texts(
+        SimpleNamespace(items=df, n_items=len(df)), model.config.template, model.text.info.item_fields
+    )
     with _scoring(model):
         text = model.text.encode_new("item", rendered)  # (N, Fi, D)
         vectors, bias = model.represent_new_items(text)  # (N, d), (N,)

@@ -199,6 +199,11 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     async def add_item(body: NewItem):
         meta = {"title": body.title, "genres": body.genres} | ({"year": body.year} if body.year else {})
         field = "item_id" if service.can_add_items else None  # a run that cannot add items: no field is at fault
+        if service.can_add_items:
+            try:
+                meta |= service.item_fields(body.fields or {})
+            except UserError as exc:
+                raise _mapped(exc, "fields") from None
         return await _call(field, service.add_item, body.item_id, meta)
 
     @app.post(

@@ -123,6 +123,17 @@ class NewItem(Strict):
         default_factory=list, max_length=20
     )
     year: Annotated[int, BeforeValidator(_not_bool)] | None = Field(default=None, ge=1800, le=2200)
+    fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], FieldValue] | None = Field(
+        default=None,
+        description='the item\'s other columns, for a run whose items table has them, e.g. {"category": "jazz album"}',
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _few_fields(cls, value):
+        if value is not None and len(value) > MAX_PROFILE_FIELDS:
+            raise ValueError(f"at most {MAX_PROFILE_FIELDS} fields")
+        return value
 
 
 class Interaction(Strict):

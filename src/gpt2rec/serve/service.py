@@ -25,6 +25,7 @@ from ..explain import explain
 from ..models.registry import get_spec
 from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
+from ..text.templates import LOADER_ITEM_COLUMNS
 
 MAX_CLIENT_ID = 2**63 - 2  # so the next free ID (max + 1) still fits the int64 the pipeline stores
 
@@ -262,6 +263,22 @@ class Service:
         spec = self._spec()
         note = spec.new_items_note if spec is not None else ""
         return {"item_id": item_id, "title": self.new_titles[-1]} | ({"note": note} if note else {})
+
+    def item_fields(self, given: dict) -> dict:
+        """A new item's other columns (`fields`): those its run's items are read by beyond title,
+        genres and year must all be there, and nothing else (a typo would go unread)."""
+        info = self.model.profile_info
+        own = [c for c in info.item_columns if c not in LOADER_ITEM_COLUMNS]
+        unknown = sorted(set(given) - set(own))
+        if unknown:
+            have = f"its own columns are {own}" if own else "it has none beyond title, genres and year"
+            raise UserError(f"unknown item field(s) {unknown}: {have}")
+        missing = [f for f in info.item_fields if f in own and f not in given]
+        if missing:
+            raise UserError(
+                f"this run reads its items' {missing} too; give them in fields, e.g. {{{missing[0]!r}: ...}}"
+            )
+        return {k: str(v) for k, v in given.items()}
 
     def _check_new_id(self, raw):
         if self.run.has_item(raw) or id_key(raw) in self._new_pos:

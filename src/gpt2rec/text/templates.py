@@ -33,12 +33,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..data.dataset import filled_in
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
 MOVIELENS_USER_TEMPLATE = "User profile: Gender is {gender}, Age group is {age_group}, Occupation is {occupation}."
 MOVIE_TEMPLATE = "Movie: {title}. Genres: {genres}."
+LOADER_ITEM_COLUMNS = ("title", "genres", "year")  # every loader gives items these (filled in when absent)
 NEUTRAL_USER_TEMPLATE = "User {user_id}."
 HISTORY_TEMPLATE = " Recently liked: {history}."
 
@@ -112,7 +114,9 @@ def resolve_user_template(users: pd.DataFrame, cfg: TemplateConfig) -> str:
     return "User profile: " + ", ".join(f"{c.replace('_', ' ')} is {{{c}}}" for c in columns) + "."
 
 
-def resolve_item_template(items: pd.DataFrame, cfg: TemplateConfig) -> str:
+def resolve_item_template(items: pd.DataFrame, cfg: TemplateConfig, fields: list[str] | None = None) -> str:
+    """The item template in force: the configured one, else the one over `fields` (a run's own, so
+    new items read as its catalogue did), else over the table's columns (`item_template_fields`)."""
     if cfg.item_template is not None:
         missing = [f for f in _fields(cfg.item_template, "item_template") if f not in items.columns]
         if missing:
@@ -121,7 +125,26 @@ def resolve_item_template(items: pd.DataFrame, cfg: TemplateConfig) -> str:
                 f"{sorted(items.columns)}; set TemplateConfig(item_template=...) accordingly"
             )
         return cfg.item_template
-    return MOVIE_TEMPLATE
+    return item_template_for(item_template_fields(items) if fields is None else fields)
+
+
+def item_template_fields(items: pd.DataFrame) -> list[str]:
+    """The fields the automatic item template reads: title and genres (MovieLens' sentence) when the
+    table has no other columns; else those of title, genres and year that carry data, then the
+    table's own columns (name, category, description, ...), so none of its metadata goes unread."""
+    own = [c for c in items.columns if c != "item_id" and c not in LOADER_ITEM_COLUMNS]
+    if not own:
+        return ["title", "genres"]
+    return [c for c in LOADER_ITEM_COLUMNS if c in items.columns and not filled_in(items, c)] + own
+
+
+def item_template_for(fields: list[str]) -> str:
+    """The automatic template over item `fields`: MOVIE_TEMPLATE for title and genres, else
+    "Item: {title}. Category: {category}. ..." (a field's words from its column name)."""
+    if list(fields) == ["title", "genres"]:
+        return MOVIE_TEMPLATE
+    head = "Item: {title}." if "title" in fields else "Item."
+    return head + "".join(f" {f.replace('_', ' ').capitalize()}: {{{f}}}." for f in fields if f != "title")
 
 
 def user_texts(dataset, cfg: TemplateConfig | None = None, train: pd.DataFrame | None = None) -> list[Rendered]:
@@ -145,12 +168,13 @@ def user_texts(dataset, cfg: TemplateConfig | None = None, train: pd.DataFrame |
     return out
 
 
-def item_texts(dataset, cfg: TemplateConfig | None = None) -> list[Rendered]:
+def item_texts(dataset, cfg: TemplateConfig | None = None, fields: list[str] | None = None) -> list[Rendered]:
     """One `Rendered` per internal item (row i = item i). Items with nothing but their IDs are
-    named once per dataset: the LM would read each one as a number."""
+    named once per dataset: the LM would read each one as a number. `fields`: a run's item fields,
+    for new items (`resolve_item_template`)."""
     cfg = cfg or TemplateConfig()
     _warn_if_bare(dataset)
-    template = resolve_item_template(dataset.items, cfg)
+    template = resolve_item_template(dataset.items, cfg, fields)
     return [Rendered(*render(template, row)) for row in _records(dataset.items, cfg, user=False)]
 
 
