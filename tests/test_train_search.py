@@ -209,6 +209,20 @@ def test_cli_tune_of_a_gradient_model_runs_short_points_then_the_chosen_one_in_f
     monkeypatch.setattr("gpt2rec.pipeline.axis_search", lambda *a, **k: pytest.fail("searched again"))
     assert main(argv) == 0
     assert json.loads((run / "config.json").read_text()) == config
+    # reruns made otherwise are refused before any search (the search is patched to fail above):
+    # a setting the search does not choose (was dropped silently), another budget
+    for extra, why in ((["--set", "init_std=0.5"], "already holds a different run"),
+                       (["--tune-epochs", "3"], "was tuned with --tune-epochs 2, not 3; pass --tune-epochs 2")):  # fmt: skip
+        assert main([*argv, *extra]) == 2 and why in capsys.readouterr().err
+    plain = [a for a in argv if a not in ("--tune", "--tune-epochs", "2")]
+    assert main([*plain[:-1], str(tmp_path / "plain")]) == 0
+    assert main([*argv[:-1], str(tmp_path / "plain")]) == 2
+    assert "holds a run trained without --tune" in capsys.readouterr().err
+    saved = json.loads((run / "tuning.json").read_text())
+    (run / "tuning.json").write_text(json.dumps({**saved, "chosen": {**saved["chosen"], "dim": "abc"}}))
+    assert main(argv) == 2 and "tuning.json holds settings the model refuses" in capsys.readouterr().err
+    (run / "tuning.json").write_text(json.dumps({**saved, "tried": "x"}))
+    assert main(argv) == 2 and "tuning.json is not a tuning record" in capsys.readouterr().err
     (run / "tuning.json").write_text('{"point": {}}')
     assert main(argv) == 2 and "tuning.json is not a tuning record" in capsys.readouterr().err
     for extra, why in ((["--tune-epochs", "0"], "--tune-epochs must be >= 1"), (["--tune-epochs", "3"], "add --tune")):

@@ -72,6 +72,10 @@ def test_a_bad_limit_names_the_variable(monkeypatch):
     monkeypatch.setenv(ENV, "1GB")
     with pytest.raises(UserError, match=f"{ENV} must be a whole number of MiB"):
         keep_freed_memory()
+    for value in ("-5", "99999999999"):  # were: off, and capped at 2 GiB, without a word
+        monkeypatch.setenv(ENV, value)
+        with pytest.raises(UserError, match=f"{ENV} must be from 0 \\(off\\) to 2047 MiB"):
+            keep_freed_memory()
 
 
 def test_the_cli_reports_a_bad_limit_in_one_line(monkeypatch, capsys):

@@ -100,11 +100,33 @@ def broadcast_object(obj, src: int = 0):
 
 
 def launch(nproc: int, argv: Sequence[str]) -> int:
-    """Run `gpt2rec ARGV` as `torchrun --standalone --nproc-per-node NPROC -m gpt2rec ARGV`; its exit code."""
+    """Run `gpt2rec ARGV` as `torchrun --standalone --nproc-per-node NPROC -m gpt2rec ARGV`; its exit code
+    (2 when a worker stopped on a gpt2rec error, which it has printed: no torchrun traceback)."""
     if int(nproc) < 1:
         raise UserError(f"--nproc must be >= 1, got {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={int(nproc)}"]
-    return subprocess.call([*cmd, "-m", "gpt2rec", *argv])
+    cmd = [sys.executable, "-c", "from gpt2rec.distributed import torchrun; torchrun()"]
+    return subprocess.call([*cmd, "--standalone", f"--nproc-per-node={int(nproc)}", "-m", "gpt2rec", *argv])
+
+
+def torchrun() -> None:
+    """torchrun's own main on sys.argv, for `launch`. A failed worker ends it without torchrun's
+    traceback and error report: a worker's gpt2rec error (exit 2) is already its own one line; any
+    other failure (a crash, a kill) becomes one line naming the worker and its exit code."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        main(sys.argv[1:])
+    except ChildFailedError as exc:
+        worker, failure = exc.get_first_failure()
+        if failure.exitcode == 2:
+            sys.exit(2)
+        how = f"was killed by signal {-failure.exitcode}" if failure.exitcode < 0 else f"exited with {failure.exitcode}"
+        print(f"gpt2rec: error: torchrun worker {worker} {how}; see its output above", file=sys.stderr)
+        sys.exit(1)
 
 
 def without_nproc(argv: Sequence[str]) -> list[str]:

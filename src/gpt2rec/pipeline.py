@@ -30,7 +30,7 @@ from .train import checkpoint as ckpt
 from .train import runfolder
 from .train.config import TUNE_EPOCHS, TrainConfig, default_train, resumable_view
 from .train.loop import fit
-from .train.search import SearchResult, axis_search, check_searchable, grid_search
+from .train.search import TUNE_ALONE, SearchResult, axis_search, check_searchable, grid_search
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
 from .utils.io import write_json
@@ -132,7 +132,9 @@ def evaluate_model(model, split: Split, n_users: int, n_items: int, train: Train
     pop = np.bincount(split.train["item"].to_numpy(np.int64), minlength=n_items)
     parts = ("valid", "test")
     out = {p: evaluate_part(model, split, p, n_users, n_items, ks, train.eval_batch_size, pop) for p in parts}
-    if split.cold_items is not None:
+    if getattr(split.config, "kind", None) == "mixed":
+        log.info("mixed split: each part ranks the known items and its own new items together")
+    elif split.cold_items is not None:
         log.info("cold-item split: each part is ranked among its own new items, not the whole catalogue")
     if spec is not None:
         _warn_blind_spots(split, spec, model)
@@ -160,8 +162,9 @@ def _warn_blind_spots(split: Split, spec, model) -> None:
         )
     if spec.history_only and split.cold_items is not None and len(split.cold_items):
         log.warning(
-            "cold-item split: %s scores an item from its interactions alone, so its ranking of the %d new items "
+            "%s split: %s scores an item from its interactions alone, so its ranking of the %d new items "
             "says nothing; models that read item metadata (l3ae, enhanced, genre_content) can rank them",
+            getattr(split.config, "kind", None) or "cold-item",
             spec.name,
             len(split.cold_items),
         )
@@ -174,10 +177,10 @@ def _absolute(data: dict | None) -> dict | None:
         return data
 
 
-def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=()) -> None:
-    """A folder holding another run is refused. `tuned`: the model's settings (and the training
-    settings named in `tuned_train`) are not chosen yet, so compare the rest (before the search's
-    minutes, not after them)."""
+def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=(), tuned_model=()) -> None:
+    """A folder holding another run is refused. `tuned`: the settings the search chooses (the model
+    settings `tuned_model`, the training settings `tuned_train`) are not chosen yet, so compare the
+    rest (before the search's minutes, not after them)."""
     path = out / ckpt.CONFIG
     if not path.is_file():
         return
@@ -188,7 +191,7 @@ def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=()
         **c,
         "train": {k: v for k, v in resumable_view(c.get("train") or {}).items() if k not in tuned_train},
         "data": _absolute(c.get("data")),
-        **({"model_config": None} if tuned else {}),
+        **({"model_config": {k: v for k, v in c["model_config"].items() if k not in tuned_model}} if tuned else {}),
     }
     if strip(old) != strip(config):
         raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
@@ -214,12 +217,14 @@ def train_run(
     if tune:
         check_searchable(spec)  # before any work
         if spec.fit is None and dist.world_size() > 1:
-            raise UserError("--tune runs its short trainings in one process; tune without --nproc, then train "
-                            "the chosen settings (the run's config.json) with --nproc")  # fmt: skip
+            raise UserError(TUNE_ALONE)
     main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
     with runfolder.lock(out) if main else nullcontext():
-        tuned_train = [a.partition(".")[2] for a in spec.tune_axes if a.startswith("train.")] if tune else []
-        _check_same_run(out, to_dict(config), tune, tuned_train)  # a tuned run: again once its settings are chosen
+        tuned_train, tuned_model = searched_settings(spec, config.split.kind) if tune else ([], [])
+        # a tuned run: again once its settings are chosen
+        _check_same_run(out, to_dict(config), tune, tuned_train, tuned_model)
+        if tune:
+            _check_same_search(out, None if spec.fit is not None else tune_epochs)
         dataset = load_dataset(config.data)
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:
@@ -233,7 +238,10 @@ def train_run(
         elif tune and search is None:
             search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, tune_epochs, verbose)
         if search is not None:
-            chosen = _model_config(config.model, search.chosen)
+            try:
+                chosen = _model_config(config.model, search.chosen)
+            except UserError as exc:  # a hand-edited tuning.json: say which file, not just the value
+                raise runfolder.damaged(out / TUNING, f"holds settings the model refuses ({exc})") from None
             config = replace(config, model_config=to_dict(chosen), train=replace(config.train, **search.train))
             _check_same_run(out, to_dict(config))
         cfg = to_dict(config)
@@ -275,6 +283,29 @@ def train_run(
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
     return metrics
+
+
+def searched_settings(spec, split_kind: str) -> tuple[list[str], list[str]]:
+    """The training and model settings `--tune` chooses for `spec` on a split of `split_kind`."""
+    axes = [a.partition(".") for a in spec.tune_axes]
+    train = [name for kind, _, name in axes if kind == "train"]
+    model = {name for kind, _, name in axes if kind == "model"} | {k for p in spec.tune_points(split_kind) for k in p}
+    return train, sorted(model)
+
+
+def _check_same_search(out: Path, budget: int | None) -> None:
+    """A folder with a run made otherwise than this `--tune` (none, or another budget) is refused
+    before searching, not after the search's minutes."""
+    if not (out / ckpt.CONFIG).is_file():
+        return
+    if not (out / TUNING).is_file():
+        raise UserError(f"{out} holds a run trained without --tune (it has no {TUNING}); choose a new --out folder "
+                        "or drop --tune to resume it")  # fmt: skip
+    saved = _saved_search(out, budget)
+    if saved is None:
+        had = runfolder.read_json_file(out / TUNING, dict).get("budget_epochs")
+        raise UserError(f"{out} was tuned with --tune-epochs {had}, not {budget}; pass --tune-epochs {had} to resume "
+                        "it, or choose a new --out folder")  # fmt: skip
 
 
 def _saved_search(out: Path, budget: int | None) -> SearchResult | None:

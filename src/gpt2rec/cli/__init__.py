@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     for module in commands.MODULES:
         module.register(subparsers)
     for sub in subparsers.choices.values():
-        sub.add_argument("-v", "--verbose", action="store_true", help="more detail (e.g. one line per epoch)")
+        sub.add_argument(
+            "-v", "--verbose", action="store_true", help="more detail (debug messages; training: a line per epoch)"
+        )
     return parser
 
 
@@ -78,12 +80,17 @@ def _logging(verbose: bool) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named with the subcommand's help, not the top level's
+            where = " ".join(x for x in ("gpt2rec", args.command, getattr(args, "data_command", None)) if x)
+            raise UserError(f"unrecognized arguments: {' '.join(extra)}; see: {where} --help")
         args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
         keep_freed_memory()  # large per-step buffers reused, not re-mapped (utils/memory.py)
         with _logging(getattr(args, "verbose", False)):
             return int(args.func(args) or 0)
     except UserError as exc:
+        if os.environ.get("RANK", "0") != "0":  # under torchrun every rank meets the same bad input: rank 0 says it
+            return 2
         return _fail(str(exc))
     except NonFiniteLossError as exc:
         return _fail(str(exc))

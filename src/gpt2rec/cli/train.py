@@ -31,7 +31,10 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("train", help="train a recommender and save a run folder", description=__doc__)
     p.add_argument("--model", choices=model_names(), help="which model (required unless --config names one)")
-    p.add_argument("--dataset", help="a MovieLens name (ml-100k, ...), a MovieLens folder or your interactions file")
+    p.add_argument(
+        "--dataset",
+        help="a MovieLens name (ml-100k, ...), a MovieLens folder or your interactions file (default: ml-100k)",
+    )
     p.add_argument("--split", choices=SPLIT_KINDS, help="split kind (default random 8:1:1)")
     p.add_argument("--split-seed", type=int, help="seed of the split")
     p.add_argument(
@@ -101,6 +104,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+COLD_KINDS = ("cold-item", "cold-user", "mixed")  # the split kinds that read cold_fraction
+
+
 def build_config(args):
     """The RunConfig described by the --config file and the flags."""
     from ..models.registry import get_spec
@@ -137,6 +143,9 @@ def build_config(args):
     if args.split_seed is not None:
         split["seed"] = args.split_seed
     if args.cold_fraction is not None:
+        if split.get("kind", "random") not in COLD_KINDS:
+            raise UserError(f"--cold-fraction sets the share held out by a {' / '.join(COLD_KINDS)} split, not a "
+                            f"{split.get('kind', 'random')} one; add --split mixed (or another) or drop it")  # fmt: skip
         split["cold_fraction"] = args.cold_fraction
     if args.ratios is not None:
         split["ratios"] = list(args.ratios)
@@ -163,6 +172,13 @@ def _read_config_file(path: str) -> dict:
     if unknown:
         raise UserError(f"config file {path} has unknown sections {sorted(unknown)}; allowed: model, "
                         "model_config, data, split, train, split_dir")  # fmt: skip
+    for section in ("model_config", "data", "split", "train"):
+        if not isinstance(data.get(section, {}), (dict, type(None))):
+            raise UserError(f'config file {path}: "{section}" must be a JSON object ({{"key": value, ...}}), '
+                            f"not {type(data[section]).__name__}; fix it or drop the section")  # fmt: skip
+    for section in ("model", "split_dir"):
+        if not isinstance(data.get(section, ""), (str, type(None))):
+            raise UserError(f'config file {path}: "{section}" must be a string, not {type(data[section]).__name__}')
     from ..train.checkpoint import MODEL, upgrade_config
 
     if (Path(path).parent / MODEL).is_file() and isinstance(data.get("model"), str):
@@ -222,31 +238,47 @@ def run(args) -> int:
     from .. import distributed as dist
 
     if args.nproc is not None and not dist.launched():
+        _checked_config(args, nproc=args.nproc)  # bad flags: one line here, before torchrun starts
         return dist.launch(args.nproc, dist.without_nproc(args.argv))
     return dist.run_ranked(lambda device: _train(args), args.device)
 
 
-def _train(args) -> int:
-    from .. import distributed as dist
-    from ..pipeline import train_run
+def _checked_config(args, nproc: int | None = None):
+    """The run's config from the flags, with the checks that need no data (also made before
+    `--nproc` launches torchrun)."""
+    from ..models.registry import get_spec
 
     config = build_config(args)
+    spec = get_spec(config.model)
     if args.tune_epochs is not None and not args.tune:
         raise UserError("--tune-epochs sets the budget of --tune's short runs; add --tune or drop --tune-epochs")
     if args.tune_epochs is not None and args.tune_epochs < 1:
         raise UserError(f"--tune-epochs must be >= 1, got {args.tune_epochs}; e.g. --tune-epochs 30")
     if args.tune:
-        from ..models.registry import get_spec
-        from ..train.search import check_searchable
+        from ..train.search import TUNE_ALONE, check_searchable
 
-        check_searchable(get_spec(config.model))
+        check_searchable(spec)
+        if args.tune_epochs is not None and spec.fit is not None:
+            raise UserError(f"{spec.name} is fitted in closed form, so --tune-epochs has nothing to limit; drop it")
+        if nproc is not None and nproc > 1 and spec.fit is None:
+            raise UserError(TUNE_ALONE)
+    return config
+
+
+def _train(args) -> int:
+    from .. import distributed as dist
+    from ..pipeline import train_run
+    from ..utils.progress import silenced
+
+    config = _checked_config(args)
     verbose = not args.quiet and dist.is_main()
     if args.quiet and "lm" in config.model_config:  # (models without an LM never import the hub)
         quiet_hub_progress()
     if verbose:
         print(f"training {config.model} on {config.data.dataset} ({config.split.kind} split) -> {args.out}")
     budget = {} if args.tune_epochs is None else {"tune_epochs": args.tune_epochs}
-    metrics = train_run(config, args.out, verbose=verbose, tune=args.tune, **budget)
+    with silenced(args.quiet):  # also the bars asked for deep inside (a cold text cache's encoding)
+        metrics = train_run(config, args.out, verbose=verbose, tune=args.tune, **budget)
     if not dist.is_main():
         return 0
     info = metrics.get("train", {})

@@ -85,8 +85,8 @@ SPEC = ModelSpec(
     # measured: the bench's `mixed` protocol (benchmarks/results/ml-100k.md), minilm and gemma3-270m
     new_items_note=(
         "enhanced scores a new item from its text through the embedding it learned for unknown IDs, which "
-        "ranks new items below known ones: on ML-100K with known and new items together none reached a "
-        "top 10; find it with /v1/recommendations/query or /v1/items/{id}/similar, or serve an l3ae run, "
-        "whose text route places new items among known ones"
+        "tends to rank new items below known ones (on ML-100K, with known and new items ranked together, "
+        "none reached a top 10); find it with /v1/recommendations/query or /v1/items/{id}/similar, or serve "
+        "an l3ae run, whose text route places new items among known ones"
     ),
 )

@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..utils.progress import progress_bar
 from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
 from .limits import check_dense_items
@@ -88,7 +88,7 @@ def fit(model: ItemKNN, ctx: ModelContext, chunk: int = 1024) -> None:
     norms = np.sqrt(np.asarray(x.sum(0)).ravel())  # (I,)
     k = model.neighbors.shape[1]
     nbrs, wts = [], []
-    for start in tqdm(range(0, ctx.n_items, chunk), desc="itemknn", leave=False, disable=None):
+    for start in progress_bar(range(0, ctx.n_items, chunk), desc="itemknn", leave=False, show=None):
         stop = min(start + chunk, ctx.n_items)
         co = torch.as_tensor((xt[start:stop] @ x).toarray())  # (c, I) co-occurrence counts
         denom = torch.as_tensor(np.outer(norms[start:stop], norms)) + model.config.shrinkage  # (c, I)

@@ -18,9 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..contrastive import info_nce
+from ..utils.progress import progress_bar
 from .ease import interaction_gram
 from .text_features import make_encoder
 
@@ -103,7 +103,7 @@ def tune_encoder(
             order = rng.permutation(len(items))
             total = 0.0
             steps = range(0, len(order), BATCH_SIZE)
-            for start in tqdm(steps, desc=f"tune LM {epoch + 1}/{epochs}", leave=False, disable=None):
+            for start in progress_bar(steps, desc=f"tune LM {epoch + 1}/{epochs}", leave=False, show=None):
                 anchor = order[start : start + BATCH_SIZE]
                 if len(anchor) < 2:  # no negative: nothing to learn from
                     continue

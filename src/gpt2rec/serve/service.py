@@ -78,7 +78,20 @@ class Service:
 
     def item_index(self, raw) -> int:
         pos = self._new_pos.get(id_key(raw))
-        return self.run.n_items + pos if pos is not None else self.run.item_index(raw)
+        if pos is not None:
+            return self.run.n_items + pos
+        if not self.new_ids:
+            return self.run.item_index(raw)
+        try:
+            return self.run.item_index(raw)
+        except UnknownIdError as exc:  # counted with the items added while serving
+            sample = ", ".join(str(x) for x in self.run.item_ids[:3])
+            raise UnknownIdError(
+                f"unknown item {raw!r}: this server knows {self.n_items} items ({self.run.n_items} from its run, IDs "
+                f"like {sample}; {len(self.new_ids)} added, e.g. {self.new_ids[-1]}); pass one of them",
+                exc.kind,
+                raw,
+            ) from None
 
     def item_id(self, idx: int):
         return self.run.item_ids[idx] if idx < self.run.n_items else self.new_ids[idx - self.run.n_items]

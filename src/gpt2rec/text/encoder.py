@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..utils.device import pick_device
+from ..utils.progress import progress_bar
 from .backbone import base_model, transformer_blocks
 from .lora import apply_finetune
 
@@ -220,8 +221,6 @@ class TextEncoder(nn.Module):
         `distributed=True` under torchrun (every rank must call it): rank r runs every world-th batch
         of the distinct texts, the very batches one process would run, so the gathered vectors (on
         every rank) are identical to a single-process encode."""
-        from tqdm.auto import tqdm
-
         from .. import distributed as dist
 
         prepared = self.prepare(texts, spans)
@@ -233,7 +232,7 @@ class TextEncoder(nn.Module):
         results: dict[int, object] = {}
         try:
             with torch.no_grad():
-                for rows in tqdm(mine, desc="encoding", unit="batch", disable=not progress, leave=False):
+                for rows in progress_bar(mine, desc="encoding", unit="batch", show=progress, leave=False):
                     out = self._run(prepared, rows)
                     for k, j in enumerate(rows):
                         results[j] = (out[0][k], out[1][k]) if isinstance(out, tuple) else out[k]

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import distributed as dist
 from ..data.sampling import NegativeSampler, training_batches
@@ -34,6 +33,7 @@ from ..data.splits import Split, interaction_matrix
 from ..errors import NonFiniteLossError
 from ..losses import LOSSES, bpr_loss
 from ..utils.device import pick_device
+from ..utils.progress import progress_bar
 from .config import RESUMABLE_CHANGES, TrainConfig, metric_k
 from .ddp import Replicas, StepLoss
 from .optim import make_optimizer
@@ -97,7 +97,7 @@ def fit(
         log.debug("resuming from epoch %d in %s", state["epoch"], run_dir)
     loss_fn = loss_fn if loss_fn is not None else LOSSES[config.loss]
     replicas = Replicas(model, loss_fn, score_negatives, device)  # DDP under torchrun, else a pass-through
-    bar = tqdm(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", disable=not progress)
+    bar = progress_bar(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", show=progress)
     try:
         while state["epoch"] < config.epochs and not state["stopped_early"]:
             epoch = state["epoch"] + 1

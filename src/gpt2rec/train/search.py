@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.splits import Split
 from ..errors import NonFiniteLossError, UserError
 from ..eval.protocols import evaluate_part
 from ..models.base import ModelContext, ModelSpec
 from ..utils.config import to_dict
+from ..utils.progress import progress_bar
 from .config import TrainConfig, metric_k
 from .loop import fit
 
@@ -59,8 +59,17 @@ class SearchResult:
     @classmethod
     def from_dict(cls, data: dict) -> SearchResult:
         """A search as `to_dict` wrote it (a run's tuning.json); KeyError / TypeError if it is not one."""
+        if not (isinstance(data["chosen"], dict) and isinstance(data["tried"], list)
+                and isinstance(data.get("train", {}), dict)):  # fmt: skip
+            raise TypeError("chosen, tried and train must be an object, a list and an object")
         return cls(dict(data["chosen"]), data["point"], str(data["metric"]), list(data["tried"]),
                    dict(data.get("train", {})), data.get("budget_epochs"))  # fmt: skip
+
+
+TUNE_ALONE = (
+    "--tune runs its short trainings in one process; tune without --nproc, then train the chosen settings "
+    "(the run's config.json) with --nproc"
+)
 
 
 def check_searchable(spec: ModelSpec) -> None:
@@ -82,7 +91,7 @@ def grid_search(
     pop = np.bincount(split.train["item"].to_numpy(np.int64), minlength=ctx.n_items)
     tried, best, best_value = [], None, -np.inf
     points = spec.tune_points(split.config.kind)
-    for point in tqdm(points, desc=f"tuning {spec.name}", unit="fit", disable=not progress, leave=False):
+    for point in progress_bar(points, desc=f"tuning {spec.name}", unit="fit", show=progress, leave=False):
         config = dataclasses.replace(model_config, **point)
         model = spec.build(config, ctx)
         spec.fit(model, ctx)
@@ -158,7 +167,12 @@ def axis_search(
         section, _, name = axis.partition(".")
         start = with_value(start, axis, own[section][name])
     epochs: dict[str, int] = {}
-    bar = tqdm(desc=f"tuning {spec.name} ({budget} epochs a point)", unit="run", disable=not progress, leave=False)
+    bar = progress_bar(
+        desc=f"tuning {spec.name} ({budget} epoch{'s' if budget != 1 else ''} a point)",
+        unit="run",
+        show=progress,
+        leave=False,
+    )
 
     def score(candidate: Candidate) -> float:
         config = dataclasses.replace(model_config, **candidate["model"])

@@ -23,20 +23,22 @@ ENV = "GPT2REC_KEEP_FREED_MB"
 DEFAULT_MB = 1024
 _M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
-_MAX_INT = 2**31 - 1  # mallopt takes a C int
+MAX_MB = (2**31 - 1) // 2**20  # mallopt takes a C int of bytes
 
 
 def keep_freed_memory(limit_mb: int | None = None) -> bool:
     """Raise glibc's mmap and trim thresholds to `limit_mb` (default: $GPT2REC_KEEP_FREED_MB, else
     1024). Returns whether they were set: False for 0, off glibc (macOS, Windows, musl) or when
-    glibc refuses the value. Idempotent; never raises."""
+    glibc refuses the value. Idempotent. A limit outside 0..MAX_MB is a UserError."""
     mb = _limit_mb() if limit_mb is None else int(limit_mb)
-    if mb <= 0:
+    if not 0 <= mb <= MAX_MB:
+        raise UserError(f"{ENV} must be from 0 (off) to {MAX_MB} MiB (what glibc takes), got {mb}")
+    if mb == 0:
         return False
     libc = _glibc()
     if libc is None:
         return False
-    size = min(mb * 2**20, _MAX_INT)
+    size = mb * 2**20
     try:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, size)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, size))
     except (AttributeError, OSError):
