@@ -6,6 +6,7 @@ import math
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -66,6 +67,18 @@ def _not_bool(value):
 
 
 FieldValue = Annotated[int | float | str, PlainValidator(_field_value, json_schema_input_type=int | float | str)]
+
+
+def _few_fields(value: dict) -> dict:
+    if len(value) > MAX_PROFILE_FIELDS:
+        raise ValueError(f"at most {MAX_PROFILE_FIELDS} fields")
+    return value
+
+
+# a user's profile or an item's other columns: field name -> string or number
+FieldMap = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], FieldValue], AfterValidator(_few_fields)
+]
 K = Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=MAX_K, description=f"number of items (1..{MAX_K})")]
 
 
@@ -80,18 +93,11 @@ class BatchRequest(Strict):
 
 
 class ProfileRequest(Strict):
-    profile: dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], FieldValue] | None = Field(
+    profile: FieldMap | None = Field(
         default=None, description='a new user\'s fields, e.g. {"gender": "F", "age": 31, "occupation": "writer"}'
     )
     liked: list[RawId] = Field(default_factory=list, max_length=MAX_LIKED, description="item IDs the user liked")
     k: K = 10
-
-    @field_validator("profile")
-    @classmethod
-    def _few_fields(cls, value):
-        if value is not None and len(value) > MAX_PROFILE_FIELDS:
-            raise ValueError(f"at most {MAX_PROFILE_FIELDS} profile fields")
-        return value
 
 
 class QueryRequest(Strict):
@@ -123,17 +129,10 @@ class NewItem(Strict):
         default_factory=list, max_length=20
     )
     year: Annotated[int, BeforeValidator(_not_bool)] | None = Field(default=None, ge=1800, le=2200)
-    fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=40)], FieldValue] | None = Field(
+    fields: FieldMap | None = Field(
         default=None,
         description='the item\'s other columns, for a run whose items table has them, e.g. {"category": "jazz album"}',
     )
-
-    @field_validator("fields")
-    @classmethod
-    def _few_fields(cls, value):
-        if value is not None and len(value) > MAX_PROFILE_FIELDS:
-            raise ValueError(f"at most {MAX_PROFILE_FIELDS} fields")
-        return value
 
 
 class Interaction(Strict):
