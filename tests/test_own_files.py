@@ -56,20 +56,27 @@ def test_text_ids_train_recommend_evaluate_and_serve(tiny_lm, tmp_path, capsys):
     assert conflict.status_code == 409
 
 
+def train_own_columns_run(folder: Path, lm: str) -> Path:
+    """An l3ae run (FOLDER/run) over the serve fixture's data, its items described by name and
+    category alone (no title, no genres)."""
+    from gpt2rec.pipeline import RunConfig, train_run
+
+    files = write_data(folder)
+    rows = [f"{i},Funny Film {i},Comedy" for i in COMEDY] + [f"{i},Scary Film {i},Horror" for i in range(7, 13)]
+    Path(files["items"]).write_text("item_id,name,category\n" + "\n".join(rows) + "\n")
+    config = RunConfig.create(
+        model="l3ae", model_config={"lm": lm, "text_cache": False, "reg": 1.0, "text_weight": 1.0},
+        data=files, split={"kind": "loo"},
+    )  # fmt: skip
+    train_run(config, folder / "run", verbose=False)
+    return folder / "run"
+
+
 def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path, capsys):
     """Items described only by name and category (no title, no genres): the LM reads those columns,
     so a new comedy goes to the comedy fan and a new horror film to the horror fan (were read as
     'Movie: 13. Genres: unknown.' alike, and new items were asked for a title and genres)."""
-    from gpt2rec.pipeline import RunConfig, train_run
-
-    files = write_data(tmp_path)
-    rows = [f"{i},Funny Film {i},Comedy" for i in COMEDY] + [f"{i},Scary Film {i},Horror" for i in range(7, 13)]
-    Path(files["items"]).write_text("item_id,name,category\n" + "\n".join(rows) + "\n")
-    config = RunConfig.create(
-        model="l3ae", model_config={"lm": tiny_lm, "text_cache": False, "reg": 1.0, "text_weight": 1.0},
-        data=files, split={"kind": "loo"},
-    )  # fmt: skip
-    train_run(config, tmp_path / "run", verbose=False)
+    train_own_columns_run(tmp_path, tiny_lm)
     new = tmp_path / "new.csv"
     new.write_text("item_id,name,category\n13,Funny Film 13,Comedy\n14,Scary Film 14,Horror\n")
     for user, first in (("1", "13"), ("7", "14")):
@@ -79,6 +86,7 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
 
     # the API takes those columns in `fields`: all of them, and nothing it would not read
     client = served_copy(tmp_path / "run", tmp_path / "served")
+    assert client.get("/v1/health").json()["item_fields"] == ["name", "category"]
     bare = client.post("/v1/items", json={"title": "Funny Film 15"})
     assert bare.status_code == 422 and bare.json()["field"] == "fields" and "'name'" in bare.json()["error"]
     typo = client.post("/v1/items", json={"title": "X", "fields": {"name": "X", "category": "Comedy", "mood": "ok"}})

@@ -156,3 +156,28 @@ def profile_query_and_new_item(browser, note: str):
     assert any(c.get_attribute("data-item-id") == "13" for c in wait_for(browser, ".card", 1))
     message = browser.find_element(By.ID, "message").text
     assert note in message if note else message == ""
+
+
+@pytest.fixture
+def live_own_columns_url(tiny_lm, tmp_path):
+    from test_own_files import train_own_columns_run
+
+    yield from serving(served_copy(train_own_columns_run(tmp_path, tiny_lm), tmp_path / "copy").app)
+
+
+def test_the_page_asks_an_added_item_for_the_run_s_own_columns(live_own_columns_url, browser):
+    """Items described by name and category: the add form grows those two inputs, and the item is
+    added through them (was refused: the page sent a title and genres only)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live_own_columns_url + "/")
+    wait_for(browser, "#item-fields input", 2)
+    inputs = {e.get_attribute("name"): e for e in browser.find_elements(By.CSS_SELECTOR, "#item-fields input")}
+    assert list(inputs) == ["name", "category"]
+    browser.find_element(By.ID, "item-title").send_keys("Scary Film 13")
+    inputs["name"].send_keys("Scary Film 13")
+    inputs["category"].send_keys("Horror")
+    browser.find_element(By.CSS_SELECTOR, "#item-form button").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "results-title").text.startswith("Added"))
+    assert browser.find_element(By.ID, "message").text == ""

@@ -205,6 +205,9 @@ class Health(BaseModel):
     can_add_items: bool
     can_explain: bool
     user_fields: list[str]
+    item_fields: list[str] = Field(
+        description="an added item's `fields` this run reads (its items table's own columns)"
+    )
     new_items: int
     new_interactions: int
     batches: int

@@ -122,6 +122,7 @@ class Service:
             "can_add_items": self.can_add_items,
             "can_explain": self.can_explain,
             "user_fields": info.get("user_columns", []),
+            "item_fields": self._own_item_fields(),
             **self.store.counts(),
         }
 
@@ -277,16 +278,21 @@ class Service:
         note = spec.new_items_note if spec is not None else ""
         return {"item_id": item_id, "title": self.new_titles[-1]} | ({"note": note} if note else {})
 
+    def _own_item_fields(self) -> list[str]:
+        """The columns beyond title, genres and year a new item of this run must give (`fields`)."""
+        if not self.can_add_items:
+            return []
+        return [f for f in self.model.profile_info.item_fields if f not in LOADER_ITEM_COLUMNS]
+
     def item_fields(self, given: dict) -> dict:
         """A new item's other columns (`fields`): those its run's items are read by beyond title,
         genres and year must all be there, and nothing else (a typo would go unread)."""
-        info = self.model.profile_info
-        own = [c for c in info.item_columns if c not in LOADER_ITEM_COLUMNS]
+        own = [c for c in self.model.profile_info.item_columns if c not in LOADER_ITEM_COLUMNS]
         unknown = sorted(set(given) - set(own))
         if unknown:
             have = f"its own columns are {own}" if own else "it has none beyond title, genres and year"
             raise UserError(f"unknown item field(s) {unknown}: {have}")
-        missing = [f for f in info.item_fields if f in own and f not in given]
+        missing = [f for f in self._own_item_fields() if f not in given]
         if missing:
             raise UserError(
                 f"this run reads its items' {missing} too; give them in fields, e.g. {{{missing[0]!r}: ...}}"

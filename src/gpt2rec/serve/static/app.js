@@ -92,6 +92,14 @@ async function start() {
     label.appendChild(input);
     $("profile-fields").appendChild(label);
   }
+  for (const name of health.item_fields) {  // the run's items table's own columns (category, ...)
+    const input = el("input");
+    input.name = name;
+    input.placeholder = name;
+    const label = el("label", "", name.replace(/_/g, " "));
+    label.appendChild(input);
+    $("item-fields").appendChild(label);
+  }
 }
 
 $("user-form").addEventListener("submit", async (e) => {
@@ -126,7 +134,11 @@ $("item-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const genres = $("item-genres").value.split(",").map((s) => s.trim()).filter(Boolean);
   try {
-    const item = await api("/v1/items", { title: $("item-title").value, genres }, $("api-key").value);
+    const body = { title: $("item-title").value, genres };
+    const fields = {};
+    for (const input of $("item-fields").querySelectorAll("input")) fields[input.name] = input.value.trim();
+    if (Object.keys(fields).length) body.fields = fields;
+    const item = await api("/v1/items", body, $("api-key").value);
     const data = await api("/v1/recommendations/query", { query: `${item.title} ${genres.join(" ")}`, k: 10 });
     show(`Added ${item.title} (ID ${item.item_id}): closest items`, data.items, item.note);
   } catch (err) { fail(err); }
