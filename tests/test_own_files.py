@@ -97,6 +97,8 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
     rows = client.get("/v1/users/1/recommendations", params={"k": 100}).json()["items"]
     score = {r["item_id"]: r["score"] for r in rows}
     assert score[15] > score[16]  # the comedy fan's new comedy
+    # no title column: an item is shown by its name (was its ID, the loader's stand-in title)
+    assert {r["title"] for r in rows if r["item_id"] in (2, 9)} == {"Funny Film 2", "Scary Film 9"}
     unknown = client.post("/v1/interactions", json={"user_id": 1, "item_id": 999})
     assert unknown.status_code == 404  # counted with the added items (said "this run knows 12 items")
     assert "this server knows 14 items (12 from its run" in unknown.json()["error"]

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.dataset import display_titles
 from .errors import UserError
 from .run import plain
 
@@ -155,8 +156,8 @@ def short_title(title: str) -> str:
 
 
 def _titles(dataset, n_items: int) -> list[str]:
-    if dataset is not None and "title" in dataset.items.columns:
-        return [str(t) for t in dataset.items["title"].tolist()]
+    if dataset is not None and "item_id" in dataset.items.columns:
+        return display_titles(dataset.items)
     return [f"item {i}" for i in range(n_items)]
 
 

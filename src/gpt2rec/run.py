@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.dataset import display_titles
 from .data.splits import interaction_matrix
 from .errors import UserError
 from .retrieval import RetrievalConfig, Retriever
@@ -81,8 +82,7 @@ class Run:
         self.path, self.config, self.dataset, self.model, self.split = Path(path), config, dataset, model, split
         self.user_ids: list = [plain(x) for x in dataset.user_ids.tolist()]  # raw IDs as Python values, by index
         self.item_ids: list = [plain(x) for x in dataset.item_ids.tolist()]
-        items = dataset.items
-        self.titles = items["title"].astype(str).tolist() if "title" in items else [str(x) for x in self.item_ids]
+        self.titles = display_titles(dataset.items)
         self._user_pos = {id_key(x): i for i, x in enumerate(self.user_ids)}
         self._item_pos = {id_key(x): i for i, x in enumerate(self.item_ids)}
         self.train_matrix = interaction_matrix(split.train, self.n_users, self.n_items)  # scipy CSR (U, I)

@@ -122,6 +122,16 @@ def filled_in(items: pd.DataFrame, col: str) -> bool:
     return col == "genres" and not any(len(g) for g in values)
 
 
+def display_titles(items: pd.DataFrame) -> list[str]:
+    """What names each item to a person: its title, or when the data gives none (the loaders' stand-in
+    is the ID) the first column of its own that has values (a name), else its ID."""
+    if "title" in items and not filled_in(items, "title"):
+        return items["title"].astype(str).tolist()
+    own = [c for c in items.columns if c not in ("item_id", "title", "genres", "year") and items[c].notna().any()]
+    column = items[own[0]] if own else items["item_id"]
+    return [str(v) if not pd.isna(v) else str(i) for v, i in zip(column.tolist(), items["item_id"].tolist())]
+
+
 def _table(table: pd.DataFrame | None, key: str, seen: pd.Series) -> pd.DataFrame:
     ids = np.sort(pd.unique(seen.to_numpy()))  # hash-based: much faster than np.unique at 10^7 rows
     if table is None:
