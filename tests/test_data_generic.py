@@ -219,3 +219,28 @@ def test_tables_that_miss_ids_are_named(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="gpt2rec"):
         load_generic(inter, users=write(tmp_path / "all.csv", "user_id,age\n1,30\n2,40\n3,50\n"))
     assert caplog.text == ""  # a table with extra rows (new users) and none missing is silent
+
+
+def test_leading_zeros_keep_ids_apart_in_csv_and_parquet(tmp_path):
+    """'007' and '7' are two IDs (codes like SKUs or zip codes), in a CSV (read as numbers, both were
+    7 and merged) and in a Parquet string column."""
+    inter = write(tmp_path / "x.csv", "user_id,item_id\n1,007\n1,7\n2,007\n")
+    assert load_generic(inter).item_ids.tolist() == ["007", "7"]
+    frame = pd.DataFrame({"user_id": ["1", "1", "2"], "item_id": ["007", "7", "007"]})
+    frame.to_parquet(tmp_path / "x.parquet")
+    items = pd.DataFrame({"item_id": ["7", "007"], "title": ["Seven", "Bond"]})
+    items.to_parquet(tmp_path / "items.parquet")
+    ds = load_generic(tmp_path / "x.parquet", items=tmp_path / "items.parquet")
+    assert ds.item_ids.tolist() == ["007", "7"] and ds.items["title"].tolist() == ["Bond", "Seven"]
+    assert load_generic(write(tmp_path / "plain.csv", "user_id,item_id\n1,7\n1,0\n")).item_ids.tolist() == [0, 7]
+
+
+def test_an_item_without_a_row_is_described_and_shown_by_its_id(tmp_path):
+    """It left NaN genres that describe() choked on (TypeError), and a 'nan' title."""
+    from gpt2rec.data.dataset import display_titles
+
+    inter = write(tmp_path / "x.csv", "user_id,item_id\n1,1\n1,2\n")
+    items = write(tmp_path / "items.csv", "item_id,title,genres\n1,One (1990),Drama\n")
+    ds = load_generic(inter, items=items)
+    assert ds.describe()["items"] == 2
+    assert display_titles(ds.items) == ["One (1990)", "2"]

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from gpt2rec.cli import main  # noqa: E402
@@ -54,6 +56,9 @@ def test_text_ids_train_recommend_evaluate_and_serve(tiny_lm, tmp_path, capsys):
     assert client.post("/v1/items", json={"title": "Funny Film 14 (1999)"}).json()["item_id"] == "new-2"
     conflict = client.post("/v1/items", json={"title": "Again", "item_id": "m1"})
     assert conflict.status_code == 409
+    # a text ID with a slash is reachable (was "no route GET /v1/items/a/b/similar")
+    assert client.post("/v1/items", json={"item_id": "a/b", "title": "Funny Film 15 (1999)"}).status_code == 201
+    assert client.get("/v1/items/a%2Fb/similar", params={"k": 2}).json()["item_id"] == "a/b"
 
 
 def train_own_columns_run(folder: Path, lm: str) -> Path:
@@ -77,12 +82,15 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
     so a new comedy goes to the comedy fan and a new horror film to the horror fan (were read as
     'Movie: 13. Genres: unknown.' alike, and new items were asked for a title and genres)."""
     train_own_columns_run(tmp_path, tiny_lm)
-    new = tmp_path / "new.csv"
-    new.write_text("item_id,name,category\n13,Funny Film 13,Comedy\n14,Scary Film 14,Horror\n")
+    new = tmp_path / "new.parquet"  # (Parquet too; a column the run does not read is named, not used)
+    pd.DataFrame({"item_id": [13, 14], "name": ["Funny Film 13", "Scary Film 14"], "category": ["Comedy", "Horror"],
+                  "price": [3, 4]}).to_parquet(new)  # fmt: skip
     for user, first in (("1", "13"), ("7", "14")):
         assert main(["recommend", str(tmp_path / "run"), "--user", user, "--items", str(new), "-k", "2"]) == 0
-        shown = re.findall(r"^\s*\d+\.\s+(\S+)", capsys.readouterr().out, flags=re.M)
+        captured = capsys.readouterr()
+        shown = re.findall(r"^\s*\d+\.\s+(\S+)", captured.out, flags=re.M)
         assert shown[0] == first, (user, shown)
+        assert "not ['price']; those columns are left unread" in captured.err
 
     # the API takes those columns in `fields`: all of them, and nothing it would not read
     client = served_copy(tmp_path / "run", tmp_path / "served")
@@ -99,6 +107,11 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
     assert score[15] > score[16]  # the comedy fan's new comedy
     # no title column: an item is shown by its name (was its ID, the loader's stand-in title)
     assert {r["title"] for r in rows if r["item_id"] in (2, 9)} == {"Funny Film 2", "Scary Film 9"}
+    # genres this run does not read are refused, not dropped
+    genres = client.post(
+        "/v1/items", json={"title": "X", "genres": ["Comedy"], "fields": {"name": "X", "category": "Comedy"}}
+    )
+    assert genres.status_code == 422 and genres.json()["field"] == "genres"
     unknown = client.post("/v1/interactions", json={"user_id": 1, "item_id": 999})
     assert unknown.status_code == 404  # counted with the added items (said "this run knows 12 items")
     assert "this server knows 14 items (12 from its run" in unknown.json()["error"]

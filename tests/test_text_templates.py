@@ -186,3 +186,19 @@ def test_new_items_read_with_their_runs_fields():
     new = pd.DataFrame({"item_id": [9], "title": ["Heat (1995)"], "genres": [["Crime"]], "director": ["Mann"]})
     data = Dataset.from_frames("new", pd.DataFrame({"user_id": [1], "item_id": [9]}), items=new)
     assert item_texts(data, fields=["title", "genres"])[0].text == "Movie: Heat (1995). Genres: Crime."
+
+
+def test_a_table_of_titles_alone_is_not_read_as_movies_without_genres():
+    """Was 'Movie: Blue. Genres: unknown.' (and new items were asked for genres); a year the title
+    does not show is read too."""
+    for items, text in (
+        (pd.DataFrame({"item_id": [1], "title": ["Blue"]}), "Item: Blue."),
+        (pd.DataFrame({"item_id": [1], "title": ["Heat (1995)"], "year": [1995]}), "Item: Heat (1995)."),
+        (pd.DataFrame({"item_id": [1], "title": ["Dune"], "year": [1965]}), "Item: Dune. Year: 1965."),
+        (
+            pd.DataFrame({"item_id": [1], "title": ["Dune"], "year": [1965], "genres": [["SF"]]}),
+            "Movie: Dune. Genres: SF.",
+        ),
+    ):
+        data = Dataset.from_frames("own", pd.DataFrame({"user_id": [1], "item_id": [1]}), items=items)
+        assert item_texts(data)[0].text == text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from .errors import DataError, UserError
 from .models import new_entities
 from .models.new_entities import MAX_AGE  # noqa: F401  (part of this module's interface)
 from .run import Run, plain, top_k
+
+log = logging.getLogger(__name__)
 
 
 def _require_cold_start(model) -> None:
@@ -139,21 +142,26 @@ def _no_constant(name: str):
 
 
 def read_items(path: str | Path) -> pd.DataFrame:
-    """New items from a CSV/TSV (columns title, genres 'A|B', optional item_id, year) or JSON list."""
+    """New items from a CSV/TSV, Parquet or JSON list: the columns the run's items are read by
+    (MovieLens: title, genres 'A|B'), optional item_id."""
     path = Path(path)
     if path.is_dir():  # was reported as "does not exist"
         raise UserError(f"items file {path} is a directory; pass a CSV/TSV/JSON file with a 'title' column")
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
+    from .data.generic import PARQUET_SUFFIXES
     from .data.tables import check_text_file
 
-    check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
     try:
-        if path.suffix.lower() == ".json":
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            df = pd.read_parquet(path)
+        elif path.suffix.lower() == ".json":
             df = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
         else:
             df = pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    except (ValueError, RecursionError, pd.errors.ParserError) as exc:
+    except (ValueError, RecursionError, pd.errors.ParserError, OSError) as exc:  # (pyarrow's errors are these)
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
     if "title" in df.columns:  # an empty title was read as NaN and shown (and encoded) as "nan"
         blank = df["title"].isna() | (df["title"].astype(str).str.strip() == "")
@@ -190,6 +198,10 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
 
     run = open_run(run_dir, device)
     df = items if isinstance(items, pd.DataFrame) else read_items(items)
+    info = getattr(run.model, "profile_info", None)
+    unread = [str(c) for c in df.columns if info is not None and c not in info.item_fields and c != "item_id"]
+    if unread:  # a file's extra column (a price) is fine, but say it adds nothing
+        log.warning("new items: this run reads %s, not %s; those columns are left unread", info.item_fields, unread)
     top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), int(k))
     # without an item_id column no ID is made up (0, 1, ... would clash with the catalogue's IDs):
     # item_id is None and `row` (1-based data row of the file) says which item it is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import data_split
+from .data_split import DefaultsShown
 
 
 def register(subparsers) -> None:
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser(
         "info", help="print a dataset's size and columns", description=info_cmd.__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsShown,
     )  # fmt: skip
     p.add_argument("dataset", help="a MovieLens name, an extracted MovieLens folder, or your interactions file")
     add_data_options(p)
@@ -36,7 +37,7 @@ def _register_synth(sub) -> None:
     d = SynthConfig()
     p = sub.add_parser(
         "synth", help="write a large synthetic catalog (Parquet) with taste clusters", description=synth_cmd.__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsShown,
     )  # fmt: skip
     p.add_argument("--users", type=int, default=d.users, help="number of users")
     p.add_argument("--items", type=int, default=d.items, help="number of items")

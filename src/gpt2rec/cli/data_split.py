@@ -9,6 +9,14 @@ from pathlib import Path
 log = logging.getLogger("gpt2rec")
 
 
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" after each option's help, but not "(default: None)": an option
+    without a default says in its help what happens when it is left out."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def register(sub) -> None:
     """Add `split` to the `gpt2rec data` sub-subparsers."""
     from ..data.splits import SPLITTERS, SplitConfig
@@ -18,7 +26,7 @@ def register(sub) -> None:
         "split",
         help="split a dataset into train/valid/test files",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsShown,
     )
     p.add_argument("dataset", help="dataset name or folder, as for `gpt2rec data info`")
     p.add_argument("--kind", choices=list(SPLITTERS), default=default.kind, help="how to split")

@@ -19,7 +19,12 @@ def register(subparsers) -> None:
     # GPT-2 recommenders (enhanced model): explanations and cold start
     p.add_argument("--explain", action="store_true", help="say why each item is recommended")
     p.add_argument("--profile", metavar="JSON", help="a NEW user's profile (JSON text or file) instead of --user")
-    p.add_argument("--items", metavar="FILE", help="rank NEW items (CSV/TSV/JSON: title, genres 'A|B') for --user")
+    p.add_argument(
+        "--items",
+        metavar="FILE",
+        help="rank NEW items for --user: a CSV/TSV/Parquet/JSON table with the columns the run's items are read by "
+        "(MovieLens: title, genres 'A|B'), item_id optional",
+    )
     p.add_argument("--query", metavar="TEXT", help='a request in plain words, e.g. "a funny animated film for kids"')
     p.add_argument("--blend", type=float, help="with --query and --user: share of the user's own scores (default 0.5)")
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ map back to the raw IDs found in the source files.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,17 +120,23 @@ def filled_in(items: pd.DataFrame, col: str) -> bool:
         return bool((values.astype(str) == items["item_id"].astype(str)).all())
     if col == "year":
         return bool(values.isna().all())
-    return col == "genres" and not any(len(g) for g in values)
+    return col == "genres" and not any(isinstance(g, (list, tuple)) and len(g) for g in values)
 
 
 def display_titles(items: pd.DataFrame) -> list[str]:
     """What names each item to a person: its title, or when the data gives none (the loaders' stand-in
     is the ID) the first column of its own that has values (a name), else its ID."""
     if "title" in items and not filled_in(items, "title"):
-        return items["title"].astype(str).tolist()
-    own = [c for c in items.columns if c not in ("item_id", "title", "genres", "year") and items[c].notna().any()]
-    column = items[own[0]] if own else items["item_id"]
-    return [str(v) if not pd.isna(v) else str(i) for v, i in zip(column.tolist(), items["item_id"].tolist())]
+        column = items["title"]
+    else:
+        own = [c for c in items.columns if c not in ("item_id", "title", "genres", "year") and items[c].notna().any()]
+        column = items[own[0]] if own else items["item_id"]
+    # an item without a row in the items table (or a value) is shown by its ID, never as "nan"
+    return [str(i) if _blank(v) else str(v) for v, i in zip(column.tolist(), items["item_id"].tolist())]
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
 def _table(table: pd.DataFrame | None, key: str, seen: pd.Series) -> pd.DataFrame:

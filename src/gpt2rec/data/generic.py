@@ -62,7 +62,7 @@ def load_generic(
     cols = columns or Columns()
     path = check_file(interactions, "check the path of the interactions file")
     fix = _fix(cols)
-    df = _read(path, cols, fix)
+    df = _read(path, cols, fix, as_text=[cols.user, cols.item])  # IDs as written: '007' is not 7
     wanted = [cols.user, cols.item] + [c for c in (cols.rating, cols.timestamp) if c]
     require_columns(df, path, wanted, _sep(path, cols), fix)
     inter = pd.DataFrame(
@@ -134,7 +134,7 @@ def _sep(path: Path, cols: Columns) -> str:
     return cols.sep or _SEP_BY_SUFFIX.get(path.suffix.lower(), ",")
 
 
-def _read(path: Path, cols: Columns, fix: str, as_text: bool = False) -> pd.DataFrame:
+def _read(path: Path, cols: Columns, fix: str, as_text: bool | list[str] = False) -> pd.DataFrame:
     if path.suffix.lower() in PARQUET_SUFFIXES:
         check_file(path, fix)
         with open(path, "rb") as fh:

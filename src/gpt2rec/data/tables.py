@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def read_delimited(
     header: bool = False,
     encoding: str = "utf-8",
     quoting: bool = True,
-    as_text: bool = False,
+    as_text: bool | Sequence[str] = False,
     fix: str,
 ) -> pd.DataFrame:
     """Parse a delimited text file; the index is each row's line number.
@@ -99,7 +100,8 @@ def read_delimited(
     names: the expected columns of a header-less file (the column count is checked);
     header: the first line names the columns (checked later with `require_columns`);
     quoting: honour CSV double quotes (off for MovieLens `::`/`|` files, whose titles hold quotes);
-    as_text: read every value as a string (metadata), else let pandas infer numbers.
+    as_text: read every value as a string (metadata), or those of the named columns (IDs, whose
+    leading zeros a number would lose), else let pandas infer numbers.
     """
     path = check_file(path, fix)
     check_text_file(path, encoding, fix)
@@ -125,7 +127,7 @@ def read_delimited(
         engine="c",
     )
     if as_text:
-        kwargs["dtype"] = str
+        kwargs["dtype"] = str if as_text is True else {c: str for c in as_text}
     if source is path:
         kwargs["encoding"] = encoding
     try:
@@ -197,7 +199,7 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     follows its interactions: integer 7 and text "7" are different IDs). A missing ID names its line."""
     s = df[col]
     if text is None:
-        text = not pd.api.types.is_numeric_dtype(s.dtype) and bool(_not_numbers(s).any())
+        text = not pd.api.types.is_numeric_dtype(s.dtype) and bool((_not_numbers(s) | _leading_zero(s)).any())
     if not text:
         return int_column(df, col, path, fix, what)
     values = s.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(s.dtype) else None
@@ -208,6 +210,12 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
         line = missing.idxmax()
         raise DataError(f"{path}: line {line}: {what} is missing; fill it in or drop that row; {fix}")
     return values.to_numpy(dtype=object)
+
+
+def _leading_zero(s: pd.Series) -> pd.Series:
+    """Values written with a leading zero ('007'): codes (SKUs, zip codes), not numbers, so '007'
+    and '7' stay two IDs."""
+    return s.astype(str).str.strip().str.match(r"^[-+]?0\d")
 
 
 def _not_numbers(s: pd.Series) -> pd.Series:

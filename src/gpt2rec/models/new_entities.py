@@ -94,7 +94,8 @@ def normalise_items(info, items_df: pd.DataFrame) -> pd.DataFrame:
     needed = [f for f in info.item_fields if f != "item_id"]
     missing = [c for c in needed if c not in items_df.columns]
     if missing:
-        raise ValueError(f"new items lack column(s) {missing}; give {needed} (genres as 'Action|Comedy')")
+        how = " (genres as 'Action|Comedy')" if "genres" in needed else ""
+        raise ValueError(f"new items lack column(s) {missing}; give {needed}{how}")
     df = items_df.reset_index(drop=True).copy()
     if "genres" in df.columns:
         df["genres"] = [_genre_list(g) for g in df["genres"]]

@@ -132,7 +132,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         return [{k: _plain(v) for k, v in row.items()} for row in table.to_dict("records")]
 
     @app.get(
-        "/v1/users/{user_id}/recommendations",
+        "/v1/users/{user_id:path}/recommendations",
         responses=_answers(UserAnswer, 404),
         summary="top-k unseen items of a known user",
     )
@@ -181,7 +181,7 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
         return {"items": await _call("query", service.query, body.query, body.k, user, body.blend)}
 
     @app.get(
-        "/v1/items/{item_id}/similar",
+        "/v1/items/{item_id:path}/similar",
         responses=_answers(SimilarAnswer, 404),
         summary="items like this one (text + collaborative)",
     )
@@ -204,6 +204,10 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
                 meta |= service.item_fields(body.fields or {})
             except UserError as exc:
                 raise _mapped(exc, "fields") from None
+            if body.genres and "genres" not in service.model.profile_info.item_fields:  # would go unread
+                raise ApiError(
+                    422, "this run's items have no genres (it does not read them); leave genres out", "genres"
+                )
         return await _call(field, service.add_item, body.item_id, meta)
 
     @app.post(

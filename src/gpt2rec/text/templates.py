@@ -129,13 +129,21 @@ def resolve_item_template(items: pd.DataFrame, cfg: TemplateConfig, fields: list
 
 
 def item_template_fields(items: pd.DataFrame) -> list[str]:
-    """The fields the automatic item template reads: title and genres (MovieLens' sentence) when the
-    table has no other columns; else those of title, genres and year that carry data, then the
-    table's own columns (name, category, description, ...), so none of its metadata goes unread."""
+    """The fields the automatic item template reads: title and genres (MovieLens' sentence) for a
+    table of titles and genres (and years); else those of title, genres and year that carry data, then the
+    table's own columns (name, category, description, ...): none of its metadata goes unread, and
+    nothing it lacks ("Genres: unknown." for a table of titles alone) is read."""
     own = [c for c in items.columns if c != "item_id" and c not in LOADER_ITEM_COLUMNS]
-    if not own:
-        return ["title", "genres"]
-    return [c for c in LOADER_ITEM_COLUMNS if c in items.columns and not filled_in(items, c)] + own
+    given = [c for c in LOADER_ITEM_COLUMNS if c in items.columns and not filled_in(items, c)]
+    if not own and (not given or {"title", "genres"} <= set(given)):
+        return ["title", "genres"]  # MovieLens' sentence (its year in the title); IDs only: as ever
+    if {"title", "year"} <= set(given) and _years_in_titles(items):
+        given.remove("year")  # "Heat (1995)" already says it
+    return given + own
+
+
+def _years_in_titles(items: pd.DataFrame) -> bool:
+    return all(str(y) in str(t) for y, t in zip(items["year"].tolist(), items["title"].tolist()) if not _missing(y))
 
 
 def item_template_for(fields: list[str]) -> str:

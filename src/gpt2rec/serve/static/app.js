@@ -117,7 +117,8 @@ $("profile-form").addEventListener("submit", async (e) => {
   for (const input of $("profile-fields").querySelectorAll("input")) {
     if (input.value.trim()) profile[input.name] = input.name === "age" ? Number(input.value) : input.value.trim();
   }
-  const liked = $("liked").value.split(",").map((s) => s.trim()).filter(Boolean).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  // IDs go as written: the server reads 7 and "7" alike, but a run of text IDs tells "007" from "7"
+  const liked = $("liked").value.split(",").map((s) => s.trim()).filter(Boolean);
   const body = { k: 10, liked };
   if (Object.keys(profile).length) body.profile = profile;
   try { show("For your profile", (await api("/v1/recommendations/profile", body)).items); } catch (err) { fail(err); }
@@ -126,7 +127,7 @@ $("profile-form").addEventListener("submit", async (e) => {
 $("query-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const body = { query: $("query").value, k: 10 };
-  if ($("query-for-user").checked) body.user_id = /^\d+$/.test($("user-select").value) ? Number($("user-select").value) : $("user-select").value;
+  if ($("query-for-user").checked) body.user_id = $("user-select").value;
   try { show(`“${body.query}”`, (await api("/v1/recommendations/query", body)).items); } catch (err) { fail(err); }
 });
 
