@@ -218,7 +218,7 @@ def test_cli_info_own_file_with_threshold(tmp_path, capsys):
     [
         (["data", "fetch", "ml-2m"], "unknown dataset 'ml-2m'; valid names"),
         (["data", "info", "ml-2m"], "unknown dataset 'ml-2m'; valid names"),
-        (["data", "info", "{bad}"], "line 3: user ID (user_id) 1.5 is not an integer"),
+        (["data", "info", "{bad}"], "line 3: user ID (user_id) '1.5' is not an integer"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, expected, tmp_path, capsys):
