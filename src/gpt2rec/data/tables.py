@@ -199,7 +199,9 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     follows its interactions: integer 7 and text "7" are different IDs). A missing ID names its line."""
     s = df[col]
     if text is None:
-        text = not pd.api.types.is_numeric_dtype(s.dtype) and bool((_not_numbers(s) | _leading_zero(s)).any())
+        text = not pd.api.types.is_numeric_dtype(s.dtype) and bool(
+            (_not_numbers(s) | _leading_zero(s) | _beyond_int64(s)).any()
+        )
     if not text:
         return int_column(df, col, path, fix, what)
     values = s.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(s.dtype) else None
@@ -216,6 +218,14 @@ def _leading_zero(s: pd.Series) -> pd.Series:
     """Values written with a leading zero ('007'): codes (SKUs, zip codes), not numbers, so '007'
     and '7' stay two IDs."""
     return s.astype(str).str.strip().str.match(r"^[-+]?0\d")
+
+
+def _beyond_int64(s: pd.Series) -> pd.Series:
+    """Whole numbers written with more digits than int64 holds (64-bit unsigned IDs, 20-digit codes):
+    kept as text IDs rather than refused (or, worse, wrapped into another ID)."""
+    digits = s.astype(str).str.strip()
+    long = digits.str.fullmatch(r"-?\d{19,}")
+    return long & digits.where(long, "0").map(lambda v: not _INT64.min <= int(v) <= _INT64.max)
 
 
 def _not_numbers(s: pd.Series) -> pd.Series:
