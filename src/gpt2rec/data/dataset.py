@@ -113,6 +113,9 @@ class Dataset:
         return cls(name, out, users, items)
 
 
+LOADER_ITEM_COLUMNS = ("title", "genres", "year")  # every loader gives items these (filled in when absent)
+
+
 def filled_in(items: pd.DataFrame, col: str) -> bool:
     """Whether items' `col` is only what the loaders fill in (title = the ID, no genres, no year)."""
     values = items[col]
@@ -129,7 +132,7 @@ def display_titles(items: pd.DataFrame) -> list[str]:
     if "title" in items and not filled_in(items, "title"):
         column = items["title"]
     else:
-        own = [c for c in items.columns if c not in ("item_id", "title", "genres", "year") and items[c].notna().any()]
+        own = [c for c in items.columns if c != "item_id" and c not in LOADER_ITEM_COLUMNS and items[c].notna().any()]
         column = items[own[0]] if own else items["item_id"]
     # an item without a row in the items table (or a value) is shown by its ID, never as "nan"
     return [str(i) if _blank(v) else str(v) for v, i in zip(column.tolist(), items["item_id"].tolist())]

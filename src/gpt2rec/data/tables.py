@@ -198,15 +198,14 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     'B000123'), the whole column as stripped strings. `text` forces a kind (a users/items table
     follows its interactions: integer 7 and text "7" are different IDs). A missing ID names its line."""
     s = df[col]
+    numeric = pd.api.types.is_numeric_dtype(s.dtype)
+    written = None if numeric else s.astype(str).str.strip()
     if text is None:
-        text = not pd.api.types.is_numeric_dtype(s.dtype) and bool(
-            (_not_numbers(s) | _leading_zero(s) | _beyond_int64(s)).any()
-        )
+        text = not numeric and bool((_not_numbers(s, written) | _leading_zero(written) | _beyond_int64(written)).any())
     if not text:
         return int_column(df, col, path, fix, what)
-    values = s.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(s.dtype) else None
-    if values is None:  # a numeric column read as text IDs: its integers, written out
-        values = pd.Series(int_column(df, col, path, fix, what), index=df.index).astype(str)
+    # a numeric column read as text IDs (its interactions' are): its integers, written out
+    values = pd.Series(int_column(df, col, path, fix, what), index=df.index).astype(str) if numeric else written
     missing = s.isna() | (values == "")
     if missing.any():
         line = missing.idxmax()
@@ -214,24 +213,22 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     return values.to_numpy(dtype=object)
 
 
-def _leading_zero(s: pd.Series) -> pd.Series:
+def _leading_zero(written: pd.Series) -> pd.Series:
     """Values written with a leading zero ('007'): codes (SKUs, zip codes), not numbers, so '007'
     and '7' stay two IDs."""
-    return s.astype(str).str.strip().str.match(r"^[-+]?0\d")
+    return written.str.match(r"^[-+]?0\d")
 
 
-def _beyond_int64(s: pd.Series) -> pd.Series:
+def _beyond_int64(written: pd.Series) -> pd.Series:
     """Whole numbers written with more digits than int64 holds (64-bit unsigned IDs, 20-digit codes):
     kept as text IDs rather than refused (or, worse, wrapped into another ID)."""
-    digits = s.astype(str).str.strip()
-    long = digits.str.fullmatch(r"-?\d{19,}")
-    return long & digits.where(long, "0").map(lambda v: not _INT64.min <= int(v) <= _INT64.max)
+    long = written.str.fullmatch(r"-?\d{19,}")
+    return long & written.where(long, "0").map(lambda v: not _INT64.min <= int(v) <= _INT64.max)
 
 
-def _not_numbers(s: pd.Series) -> pd.Series:
+def _not_numbers(s: pd.Series, written: pd.Series) -> pd.Series:
     """Values given (not missing, not blank) that do not read as a number."""
-    given = s.notna() & (s.astype(str).str.strip() != "")
-    return pd.to_numeric(s, errors="coerce").isna() & given
+    return pd.to_numeric(s, errors="coerce").isna() & s.notna() & (written != "")
 
 
 def int_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str | None = None) -> np.ndarray:

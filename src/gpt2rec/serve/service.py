@@ -19,13 +19,13 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..coldstart import new_item_table, profile_rows, score_new_user, user_vectors
+from ..data.dataset import LOADER_ITEM_COLUMNS
 from ..data.feedback import FeedbackStore
 from ..errors import UserError
 from ..explain import explain
 from ..models.registry import get_spec
 from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
-from ..text.templates import LOADER_ITEM_COLUMNS
 
 MAX_CLIENT_ID = 2**63 - 2  # so the next free ID (max + 1) still fits the int64 the pipeline stores
 

@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import filled_in
+from ..data.dataset import LOADER_ITEM_COLUMNS, filled_in
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
 MOVIELENS_USER_TEMPLATE = "User profile: Gender is {gender}, Age group is {age_group}, Occupation is {occupation}."
 MOVIE_TEMPLATE = "Movie: {title}. Genres: {genres}."
-LOADER_ITEM_COLUMNS = ("title", "genres", "year")  # every loader gives items these (filled in when absent)
 NEUTRAL_USER_TEMPLATE = "User {user_id}."
 HISTORY_TEMPLATE = " Recently liked: {history}."
 
