@@ -204,10 +204,10 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
                 meta |= service.item_fields(body.fields or {})
             except UserError as exc:
                 raise _mapped(exc, "fields") from None
-            if body.genres and "genres" not in service.model.profile_info.item_fields:  # would go unread
-                raise ApiError(
-                    422, "this run's items have no genres (it does not read them); leave genres out", "genres"
-                )
+            try:
+                service.check_genres(body.genres)
+            except UserError as exc:
+                raise _mapped(exc, "genres") from None
         return await _call(field, service.add_item, body.item_id, meta)
 
     @app.post(

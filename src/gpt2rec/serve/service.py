@@ -299,6 +299,11 @@ class Service:
             )
         return {k: str(v) for k, v in given.items()}
 
+    def check_genres(self, genres: list) -> None:
+        """Genres for a run that does not read them would go unread: refused."""
+        if genres and "genres" not in self.model.profile_info.item_fields:
+            raise UserError("this run's items have no genres (it does not read them); leave genres out")
+
     def _check_new_id(self, raw):
         if self.run.has_item(raw) or id_key(raw) in self._new_pos:
             raise Conflict(f"item_id {raw!r} is already in use; leave item_id out to get a fresh one")
