@@ -200,6 +200,13 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     s = df[col]
     numeric = pd.api.types.is_numeric_dtype(s.dtype)
     written = None if numeric else s.astype(str).str.strip()
+    if text is None and not numeric:  # the common case first: plain integers, in one cast
+        try:
+            plain = s.astype("int64")
+        except (ValueError, OverflowError, TypeError):  # text, missing, 1.5, 20 digits: the checks below
+            plain = None
+        if plain is not None and not _leading_zero(written).any():
+            return plain.to_numpy(np.int64)
     if text is None:
         text = not numeric and bool((_not_numbers(s, written) | _leading_zero(written) | _beyond_int64(written)).any())
     if not text:
@@ -222,8 +229,10 @@ def _leading_zero(written: pd.Series) -> pd.Series:
 def _beyond_int64(written: pd.Series) -> pd.Series:
     """Whole numbers written with more digits than int64 holds (64-bit unsigned IDs, 20-digit codes):
     kept as text IDs rather than refused (or, worse, wrapped into another ID)."""
-    long = written.str.fullmatch(r"-?\d{19,}")
-    return long & written.where(long, "0").map(lambda v: not _INT64.min <= int(v) <= _INT64.max)
+    out = written.str.fullmatch(r"-?\d{19,}").fillna(False).astype(bool)
+    if out.any():  # the few long ones, by Python ints
+        out[out] = written[out].map(lambda v: not _INT64.min <= int(v) <= _INT64.max).astype(bool)
+    return out
 
 
 def _not_numbers(s: pd.Series, written: pd.Series) -> pd.Series:
