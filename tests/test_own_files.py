@@ -94,7 +94,8 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
 
     # the API takes those columns in `fields`: all of them, and nothing it would not read
     client = served_copy(tmp_path / "run", tmp_path / "served")
-    assert client.get("/v1/health").json()["item_fields"] == ["name", "category"]
+    health = client.get("/v1/health").json()
+    assert health["item_fields"] == ["name", "category"] and health["reads_genres"] is False
     bare = client.post("/v1/items", json={"title": "Funny Film 15"})
     assert bare.status_code == 422 and bare.json()["field"] == "fields" and "'name'" in bare.json()["error"]
     typo = client.post("/v1/items", json={"title": "X", "fields": {"name": "X", "category": "Comedy", "mood": "ok"}})

@@ -35,7 +35,7 @@ def test_health_names_model_lm_and_counts(client):
     h = client.get("/v1/health").json()
     assert (h["model"], h["lm"], h["users"], h["items"]) == ("enhanced", "tiny-gpt2", 12, 12)
     assert h["new_items"] == h["new_interactions"] == 0 and h["user_fields"] == ["gender", "age", "occupation"]
-    assert h["item_fields"] == []  # title and genres only: an added item needs no `fields`
+    assert h["item_fields"] == [] and h["reads_genres"] is True  # title, genres: an added item needs no `fields`
 
 
 def test_user_gets_the_unseen_films_of_their_block(client):

@@ -175,6 +175,7 @@ def test_the_page_asks_an_added_item_for_the_run_s_own_columns(live_own_columns_
     wait_for(browser, "#item-fields input", 2)
     inputs = {e.get_attribute("name"): e for e in browser.find_elements(By.CSS_SELECTOR, "#item-fields input")}
     assert list(inputs) == ["name", "category"]
+    assert not browser.find_element(By.ID, "item-genres").is_displayed()  # this run reads no genres
     browser.find_element(By.ID, "item-title").send_keys("Scary Film 13")
     inputs["name"].send_keys("Scary Film 13")
     inputs["category"].send_keys("Horror")

@@ -208,6 +208,7 @@ class Health(BaseModel):
     item_fields: list[str] = Field(
         description="an added item's `fields` this run reads (its items table's own columns)"
     )
+    reads_genres: bool = Field(description="whether an added item's genres are read (else they are refused)")
     new_items: int
     new_interactions: int
     batches: int

@@ -123,6 +123,7 @@ class Service:
             "can_explain": self.can_explain,
             "user_fields": info.get("user_columns", []),
             "item_fields": self._own_item_fields(),
+            "reads_genres": self.can_add_items and "genres" in self.model.profile_info.item_fields,
             **self.store.counts(),
         }
 

@@ -92,6 +92,8 @@ async function start() {
     label.appendChild(input);
     $("profile-fields").appendChild(label);
   }
+  if (!health.reads_genres) $("item-genres-label").hidden = true;  // the server would refuse them
+  if (health.item_fields.length) $("item-title").placeholder = "the name shown for it";
   for (const name of health.item_fields) {  // the run's items table's own columns (category, ...)
     const input = el("input");
     input.name = name;
@@ -133,7 +135,7 @@ $("query-form").addEventListener("submit", async (e) => {
 
 $("item-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const genres = $("item-genres").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const genres = $("item-genres-label").hidden ? [] : $("item-genres").value.split(",").map((s) => s.trim()).filter(Boolean);
   try {
     const body = { title: $("item-title").value, genres };
     const fields = {};
