@@ -19,7 +19,7 @@ def test_demo_trains_compares_explains_and_cold_starts_then_reuses_runs(tiny_lm,
     assert all(0.0 <= r["ndcg@10"] <= 1.0 for r in result.metrics.values())
     assert result.lm == "tiny-gpt2" and len(result.explained) == 5 and len(result.cold_start) == 5
     assert all(r["reason"].startswith("Because you liked") for r in result.explained)  # the liked items behind it
-    assert all("users with the profiles nearest yours had it" in r["reason"] for r in result.cold_start)
+    assert all(" users had it" in r["reason"] for r in result.cold_start)  # (all of them: a tiny folder)
 
     # `gpt2rec demo` again: it reuses every finished run instead of training again, and prints the table
     calls = []

@@ -3,6 +3,7 @@ serve, with the same obvious answer as the integer-ID fixture (comedy fans get c
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -116,3 +117,17 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
     unknown = client.post("/v1/interactions", json={"user_id": 1, "item_id": 999})
     assert unknown.status_code == 404  # counted with the added items (said "this run knows 12 items")
     assert "this server knows 14 items (12 from its run" in unknown.json()["error"]
+
+
+def test_a_profile_s_reason_names_its_nearest_users_only_when_they_were_picked(tiny_lm, tmp_path, capsys):
+    """With cold_user_k below the known users, a new user's rows count their nearest profiles; at or
+    above it every user is a neighbour, and the reason says "all" (it claimed "nearest" then too)."""
+    from serve_fixtures import train_tiny_run
+
+    profile = json.dumps({"gender": "F", "age": 30, "occupation": "writer"})
+    for k, said in ((4, r"of the 4 users with the profiles nearest yours had it"), (200, r"of all 12 users had it")):
+        (tmp_path / str(k)).mkdir()
+        run = train_tiny_run(tmp_path / str(k), tiny_lm, "l3ae", {"reg": 1.0, "text_weight": 1.0, "cold_user_k": k})
+        assert main(["recommend", str(run), "--profile", profile, "-k", "3", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert len(rows) == 3 and all(re.search(said, r["reason"]) for r in rows), rows

@@ -139,7 +139,7 @@ def profile_query_and_new_item(browser, note: str):
         fields[name].send_keys(value)
     browser.find_element(By.CSS_SELECTOR, "#profile-form button").click()
     WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "results-title").text == "For your profile")
-    assert "profiles nearest yours" in wait_for(browser, ".card .reason", 3)[0].text
+    assert "users had it" in wait_for(browser, ".card .reason", 3)[0].text
 
     query = browser.find_element(By.ID, "query")
     query.clear()

@@ -186,9 +186,13 @@ def profile_rows(run: Run, profile, k: int = 10) -> list[dict]:
     rows = run.rows(*top_k(score_new_user(run.model, profile), int(k)))
     neighbours = getattr(run.model, "neighbours", None)
     if neighbours is not None:  # the score is a share of the nearest profiles
-        n = neighbours.size(run.model.user_known.sum())
+        known = int(run.model.user_known.sum())
+        n = neighbours.size(known)
+        # every known user a neighbour: the profile changed nothing, and the reason must not say it did
+        who = f"the {n} users with the profiles nearest yours" if n < known else f"all {n} users"
+        tail = "" if n < known else " (too few users to pick neighbours by profile)"
         for row in rows:
-            row["reason"] = f"{round(row['score'] * n)} of the {n} users with the profiles nearest yours had it"
+            row["reason"] = f"{round(row['score'] * n)} of {who} had it{tail}"
     return rows
 
 
