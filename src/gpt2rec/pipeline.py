@@ -30,7 +30,7 @@ from .train import checkpoint as ckpt
 from .train import runfolder
 from .train.config import TUNE_EPOCHS, TrainConfig, default_train, resumable_view
 from .train.loop import fit
-from .train.search import TUNE_ALONE, SearchResult, axis_search, check_searchable, grid_search
+from .train.search import SearchResult, axis_search, check_searchable, grid_search
 from .utils.config import from_dict, to_dict
 from .utils.device import pick_device
 from .utils.io import write_json
@@ -215,9 +215,7 @@ def train_run(
     config = replace(config, data=absolute_paths(pin_feedback(config.data)))
     spec = get_spec(config.model)
     if tune:
-        check_searchable(spec)  # before any work
-        if spec.fit is None and dist.world_size() > 1:
-            raise UserError(TUNE_ALONE)
+        check_searchable(spec, dist.world_size())  # before any work
     main = dist.is_main()  # under torchrun rank 0 locks, writes and evaluates; the others only train
     with runfolder.lock(out) if main else nullcontext():
         tuned_train, tuned_model = searched_settings(spec, config.split.kind) if tune else ([], [])

@@ -255,13 +255,11 @@ def _checked_config(args, nproc: int | None = None):
     if args.tune_epochs is not None and args.tune_epochs < 1:
         raise UserError(f"--tune-epochs must be >= 1, got {args.tune_epochs}; e.g. --tune-epochs 30")
     if args.tune:
-        from ..train.search import TUNE_ALONE, check_searchable
+        from ..train.search import check_searchable
 
-        check_searchable(spec)
+        check_searchable(spec, nproc or 1)
         if args.tune_epochs is not None and spec.fit is not None:
             raise UserError(f"{spec.name} is fitted in closed form, so --tune-epochs has nothing to limit; drop it")
-        if nproc is not None and nproc > 1 and spec.fit is None:
-            raise UserError(TUNE_ALONE)
     return config
 
 

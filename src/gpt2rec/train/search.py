@@ -72,12 +72,15 @@ TUNE_ALONE = (
 )
 
 
-def check_searchable(spec: ModelSpec) -> None:
+def check_searchable(spec: ModelSpec, processes: int = 1) -> None:
+    """`--tune` of `spec` in `processes` processes is possible, or a UserError saying why not."""
     if not (spec.tune_grid if spec.fit is not None else spec.tune_axes):
         raise UserError(
             f"--tune searches {', '.join(GRID_MODELS)} (a grid of closed-form fits) and {', '.join(RUN_MODELS)} "
             f"(short runs); {spec.name} has no search: set its values with --set"
         )
+    if spec.fit is None and processes > 1:
+        raise UserError(TUNE_ALONE)
 
 
 def grid_search(
