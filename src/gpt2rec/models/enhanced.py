@@ -160,8 +160,9 @@ class EnhancedRecommender(nn.Module):
         """Fused representations (B, d) and field attention weights (B, F) or None. `text` (B, F, D)
         and `ids` (B, d) replace the entity's cached text / ID view (cold start, deletion tests)."""
         if text is None and ids is None and self.training and self.use_cache:
-            fused, weights, _ = self._step_rows(kind, idx)  # each entity once per training step
-            return fused, weights if self.config.use_attention else None
+            if self.config.use_attention and self.config.use_text:  # each entity once per training step
+                return self._step_rows(kind, idx, ("fused", "weights"))
+            return self._step_rows(kind, idx, ("fused",))[0], None
         if text is None and ids is None and idx.numel() > 1:  # repeated entities: compute each once
             uniq, inverse = torch.unique(idx, return_inverse=True)  # (U,), (B,)
             if len(uniq) < len(idx):
@@ -185,16 +186,15 @@ class EnhancedRecommender(nn.Module):
         norm = rows.sum(1, keepdim=True).clamp_min(1.0).rsqrt()  # (B, 1)
         return (rows * norm) @ self.hist_emb.weight  # (B, d)
 
-    def _step_rows(self, kind: str, idx: torch.Tensor):
-        """Cached-path training: (fused (B, d), weights (B, F) | None, mean key (B, d) | None) of `idx`.
-        Each entity is computed once per step (a memo shared by the positive, negative and
-        contrastive terms), and only the entities the step touches: the cost of a step does not grow
-        with the number of users and items."""
+    def _step_rows(self, kind: str, idx: torch.Tensor, parts: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+        """Cached-path training: the `parts` of entities `idx` (B,): "fused" (B, d), "weights" (B, F),
+        "key" (B, d; the mean key, the contrastive text view). Each entity is computed once per step
+        (a memo shared by the positive, negative and contrastive terms), and only the entities the
+        step touches: the cost of a step does not grow with the number of users and items."""
         d, f = self.config.dim, len(self.fields(kind)) if self.config.use_text else 0
-        packed = self._training_step().memo(f"fused-{kind}", idx, lambda new: self._fuse_rows(kind, new))
-        if not f:
-            return packed, None, None
-        return packed[:, :d], packed[:, d : d + f], packed[:, d + f :]  # (B, d), (B, F), (B, d)
+        rows, pos = self._training_step().memo_rows(f"fused-{kind}", idx, lambda new: self._fuse_rows(kind, new))
+        columns = {"fused": slice(0, d), "weights": slice(d, d + f), "key": slice(d + f, None)}
+        return tuple(rows[:, columns[part]][pos] for part in parts)  # only the columns asked for
 
     def _fuse_rows(self, kind: str, idx: torch.Tensor) -> torch.Tensor:
         """[fused (N, d) | weights (N, F) | mean key (N, d)] of distinct entities `idx` (N,), packed
@@ -354,7 +354,7 @@ class EnhancedRecommender(nn.Module):
             idx = step.subset(idx, self.config.contrastive_size)  # InfoNCE is quadratic in the set
             if len(idx) > 1:
                 if self.training and self.use_cache:
-                    text_view = self._step_rows(kind, idx)[2]  # (B, d)
+                    (text_view,) = self._step_rows(kind, idx, ("key",))  # (B, d)
                 else:
                     text_view = self._keys(kind, self._text(kind, idx)).mean(1)  # (B, d)
                 loss = loss + 0.5 * info_nce(emb(idx), text_view, self.config.temperature)

@@ -104,6 +104,12 @@ class StepState:
     def memo(self, kind: str, ids: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Rows for `ids` (B,) -> (B, ...); `encode(new_ids (N,)) -> (N, ...)` fills the gaps, so each
         entity goes through the LM at most once per step."""
+        rows, pos = self.memo_rows(kind, ids, encode)
+        return rows[pos]
+
+    def memo_rows(self, kind: str, ids: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor]):
+        """`memo` as (every memoised row (M, ...), the row of each of `ids` (B,)), for callers that
+        gather only some columns (a gather and its backward cost in proportion to the width)."""
         have = self._ids.get(kind)
         uniq = torch.unique(ids)  # (U,) sorted
         new = uniq if have is None else uniq[~torch.isin(uniq, have)]
@@ -117,7 +123,7 @@ class StepState:
         all_ids = self._ids[kind]
         order = torch.argsort(all_ids)
         pos = order[torch.searchsorted(all_ids[order], ids)]  # (B,)
-        return self._rows[kind][pos]
+        return self._rows[kind], pos
 
 
 def dropout_draw(p: float) -> Callable[[int, torch.Generator], torch.Tensor]:
