@@ -272,3 +272,20 @@ def test_recommend_flags_give_rows_or_one_line(tiny_run, capsys, k, user):
     assert code == 0 and k >= 1
     rows = json.loads(out)
     assert 1 <= len(rows) <= min(k, 16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(-(2**70), 2**70).map(str), st.sampled_from(["007", " 7", "+7", "1.5", "u1", ""])),
+                min_size=1, max_size=6))  # fmt: skip
+def test_an_id_column_reads_the_same_from_arrow_and_python_strings(values):
+    """The one-cast fast path (Arrow's cast for Arrow-backed strings) gives what the checks give."""
+    from gpt2rec.data.tables import id_column
+
+    def read(dtype):
+        df = pd.DataFrame({"id": pd.Series(values, dtype=dtype).replace("", None)}, index=range(1, len(values) + 1))
+        try:
+            return id_column(df, "id", Path("f.csv"), "fix", "ID").tolist()
+        except UserError as exc:
+            return str(exc)
+
+    assert read("str") == read(object)
