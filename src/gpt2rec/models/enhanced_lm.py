@@ -86,7 +86,7 @@ class StepState:
     def __init__(self, generator: torch.Generator):
         self.generator = generator
         self._masks: dict[str, torch.Tensor] = {}
-        self._ids: dict[str, torch.Tensor] = {}
+        self._slots: dict[str, torch.Tensor] = {}
         self._rows: dict[str, torch.Tensor] = {}
 
     def mask(self, name: str, n: int, device, draw: Callable[[int, torch.Generator], torch.Tensor]) -> torch.Tensor:
@@ -110,19 +110,20 @@ class StepState:
     def memo_rows(self, kind: str, ids: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor]):
         """`memo` as (every memoised row (M, ...), the row of each of `ids` (B,)), for callers that
         gather only some columns (a gather and its backward cost in proportion to the width)."""
-        have = self._ids.get(kind)
-        uniq = torch.unique(ids)  # (U,) sorted
-        new = uniq if have is None else uniq[~torch.isin(uniq, have)]
-        if len(new):
+        slot = self._slots.get(kind)  # (n,) row of each entity ID in the memo, -1 = not yet
+        top = int(ids.max()) + 1 if len(ids) else 0
+        if slot is None or len(slot) < top:
+            grown = torch.full((top,), -1, dtype=torch.long, device=ids.device)
+            if slot is not None:
+                grown[: len(slot)] = slot
+            self._slots[kind] = slot = grown
+        new = torch.unique(ids[slot[ids] < 0])  # (N,) sorted
+        if len(new) or kind not in self._rows:
             rows = encode(new)  # (N, ...)
-            if have is None:
-                self._ids[kind], self._rows[kind] = new, rows
-            else:
-                self._ids[kind] = torch.cat([have, new])
-                self._rows[kind] = torch.cat([self._rows[kind], rows])
-        all_ids = self._ids[kind]
-        order = torch.argsort(all_ids)
-        pos = order[torch.searchsorted(all_ids[order], ids)]  # (B,)
+            have = self._rows.get(kind)
+            slot[new] = torch.arange(len(new), device=ids.device) + (0 if have is None else len(have))
+            self._rows[kind] = rows if have is None else torch.cat([have, rows])
+        pos = slot[ids]  # (B,)
         return self._rows[kind], pos
 
 
