@@ -34,7 +34,8 @@ def test_encode_writes_embeddings_and_figures(tiny_gpt2, tiny_dataset, tmp_path,
     model.save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
     out = tmp_path / "out"
-    assert main(["encode", "--dataset", "tiny", "--lm", str(tmp_path / "lm"), "--out", str(out)]) == 0
+    argv = ["encode", "--dataset", "tiny", "--lm", str(tmp_path / "lm"), "--out", str(out), "--pooling", "mean"]
+    assert main(argv) == 0
     report = json.loads((out / "encode.json").read_text())
     assert report["texts"] == 6 and report["users"] == 3 and report["items"] == 3
     assert report["unique_texts"] == 5  # users 1 and 3 share a profile
@@ -44,9 +45,38 @@ def test_encode_writes_embeddings_and_figures(tiny_gpt2, tiny_dataset, tmp_path,
     users = load_file(str(out / "users.safetensors"))["embeddings"]
     assert users.shape == (3, 32) and (users[0] == users[2]).all()
     assert list((tmp_path / "home" / "embeddings").rglob("*.safetensors"))  # through the cache
-    assert main(["encode", "--dataset", "tiny", "--lm", str(tmp_path / "lm"), "--out", str(out)]) == 0
+    assert main(argv) == 0
     again = json.loads((out / "encode.json").read_text())
     assert again["cached"] is True and again["ratio_to_limit"] is None
+
+
+@pytest.mark.parametrize(("pooling", "models"), [("fields", ["enhanced", "l3ae"]), ("mean", ["basic"])])
+def test_training_reads_the_vectors_encode_cached(tiny_gpt2, tmp_path, monkeypatch, pooling, models):
+    """`gpt2rec encode` warms the very cache entries the models read: training adds none. Six users
+    of two profiles, so the users' distinct sentences are what goes through the LM."""
+    import gpt2rec.data.load as load
+    import gpt2rec.pipeline as pipeline  # imported first, so its own `load_dataset` is the one patched
+
+    users = pd.DataFrame({"user_id": range(1, 7), "gender": ["M", "F"] * 3, "age": [30, 18] * 3,
+                          "occupation": ["x", "y"] * 3})  # fmt: skip
+    items = pd.DataFrame({"item_id": range(1, 7), "title": [f"T{i} (1990)" for i in range(6)],
+                          "genres": [["Drama"], ["Comedy"]] * 3})  # fmt: skip
+    inter = pd.DataFrame([(u, i, 4, u * 10 + i) for u in range(1, 7) for i in range(1, 7) if (u + i) % 3],
+                         columns=["user_id", "item_id", "rating", "timestamp"])  # fmt: skip
+    for module in (load, pipeline):
+        monkeypatch.setattr(module, "load_dataset", lambda cfg: Dataset.from_frames("six", inter, users, items))
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    model, tok = tiny_gpt2
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    lm = str(tmp_path / "lm")
+    assert main(["encode", "--dataset", "six", "--lm", lm, "--pooling", pooling, "--out", str(tmp_path / "e")]) == 0
+    cached = sorted((tmp_path / "home" / "embeddings").rglob("*.safetensors"))
+    assert len(cached) == 2  # users (their 2 distinct sentences) and items
+    for name in models:
+        argv = ["train", "--model", name, "--dataset", "six", "--lm", lm, "--split", "loo", "--epochs", "1", "--quiet"]
+        assert main([*argv, "--out", str(tmp_path / name)]) == 0
+    assert sorted((tmp_path / "home" / "embeddings").rglob("*.safetensors")) == cached
 
 
 def test_encode_unavailable_lm_is_one_line_exit_2(tiny_dataset, monkeypatch, capsys):

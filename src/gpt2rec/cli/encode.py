@@ -17,12 +17,18 @@ def register(subparsers) -> None:
         help="hub ID, local folder, or offline alias gemma3-270m / minilm (auto: gpt2 if cached, else gemma3-270m)",
     )
     p.add_argument("--out", default=None, help="output folder (default: $GPT2REC_HOME/encode/<dataset>-<lm>)")
-    p.add_argument("--pooling", default="mean", choices=["mean", "last", "fields", "tokens"])
-    p.add_argument("--layer", type=int, default=-1, help="-1 = final output; else hidden_states index")
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--pooling", default="fields", choices=["fields", "mean", "last", "tokens"],
+        help="fields (default: what l3ae and enhanced read, so their training finds these vectors cached) | "
+        "mean (what basic reads) | last | tokens",
+    )  # fmt: skip
+    p.add_argument("--layer", type=int, default=-1, help="-1 = final output; else hidden_states index (default: -1)")
+    p.add_argument("--max-length", type=int, default=64, help="max tokens per text (default: 64, as the models)")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per LM forward pass (default: 64)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA if present)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="LM dtype (default: float32)"
+    )
     p.add_argument("--refresh", action="store_true", help="recompute even if the cache has the embeddings")
     p.add_argument("--no-limit", action="store_true", help="skip timing the bare model forward")
     p.add_argument(
@@ -34,8 +40,9 @@ def register(subparsers) -> None:
 
 
 def encode_cmd(args) -> int:
-    """Render every user and item as a sentence, embed them with the language model, cache the vectors,
-    and write encode.json (texts/s, and the ratio to the bare model forward on the same batches).
+    """Render every user and item as a sentence, embed them with the language model, cache the vectors
+    (the very entries `gpt2rec train` reads with the same LM, pooling and settings), and write
+    encode.json (texts/s, and the ratio to the bare model forward on the same batches).
     Under torchrun (or with --nproc N) the ranks split the distinct texts and rank 0 writes the same
     cache entry and folder a single process would."""
     from .. import distributed as dist

@@ -12,7 +12,7 @@ import torch
 
 from . import l3ae_new, l3ae_tune
 from .ease import ease_weights
-from .text_features import encode_rendered, field_names, make_encoder, resolve_lm_name
+from .text_features import encode_distinct, field_names, make_encoder, resolve_lm_name
 
 
 def unit_rows(vectors: torch.Tensor, center: bool = False) -> torch.Tensor:
@@ -113,7 +113,8 @@ def user_vectors(config, dataset, device) -> torch.Tensor:
     key = (lm, config.layer, config.max_length, config.lm_dtype, _digest(r.text for r in rendered))
     if key not in _USERS:
         encoder = make_encoder(config, lm, device, "fields")
-        vecs = encode_rendered(encoder, rendered, field_names(rendered), config.text_cache, progress=False).float()
+        table, rows = encode_distinct(encoder, rendered, field_names(rendered), config.text_cache, False)
+        vecs = table[rows].float()  # (K, F, D) -> (U, F, D): profiles repeat, each distinct one read once
         vecs = vecs if vecs.dim() == 3 else vecs.unsqueeze(1)  # (U, D) -> (U, 1, D)
         del encoder
         _USERS.clear()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..text.distinct import distinct_rows, field_names, texts_to_encode
 from ..text.templates import Rendered, TemplateConfig, item_texts, user_texts
 
 _INJECTED: dict[str, Callable[[], tuple]] = {}
@@ -97,15 +98,6 @@ def render(settings: LMSettings, dataset, train=None) -> tuple[list[Rendered], l
     return user_texts(dataset, settings.template, train), item_texts(dataset, settings.template)
 
 
-def field_names(rendered: list[Rendered]) -> list[str]:
-    """Field names in order of first appearance over all texts (a set shared by every row)."""
-    names: dict[str, None] = {}
-    for r in rendered:
-        for name in r.spans:
-            names.setdefault(name, None)
-    return list(names)
-
-
 def encode_rendered(
     encoder, rendered: list[Rendered], fields: list[str] | None, use_cache: bool, progress: bool = True
 ):
@@ -150,31 +142,22 @@ class TextTables:
         return table if rows is None else table[rows]
 
 
-# encode only the distinct texts when they are at most this share of all texts; above it, encode
-# every text as before (the same cache entry, the same batches) and keep the distinct rows after
 # Training defaults of the GPT-2 recommenders (basic, enhanced): one pass over every entity per step,
 # so large batches are cheap (4 negatives each)
 LM_TRAIN_DEFAULTS = {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5, "num_neg": 4}
-DEDUP_SHARE = 0.5
 
 
-def distinct_rows(rendered: list[Rendered]) -> tuple[list[int], torch.Tensor]:
-    """(index of the first entity of each distinct text, (N,) row of each entity among them)."""
-    first: dict[tuple, int] = {}
-    rows = [first.setdefault((r.text, tuple(sorted(r.spans.items()))), len(first)) for r in rendered]
-    starts = [0] * len(first)
-    for i in range(len(rendered) - 1, -1, -1):  # the first entity of each row wins
-        starts[rows[i]] = i
-    return starts, torch.tensor(rows, dtype=torch.long)
-
-
-def encode_distinct(encoder, rendered: list[Rendered], fields, use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_distinct(
+    encoder, rendered: list[Rendered], fields, use_cache: bool, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(vectors of the distinct texts (K, ...), (N,) row of each text): each distinct text through
-    the LM once when texts repeat a lot (`DEDUP_SHARE`)."""
-    starts, rows = distinct_rows(rendered)
-    if len(starts) <= DEDUP_SHARE * len(rendered):
-        return encode_rendered(encoder, [rendered[i] for i in starts], fields, use_cache), rows
-    return encode_rendered(encoder, rendered, fields, use_cache)[torch.as_tensor(starts)], rows
+    the LM once when texts repeat a lot (`text.distinct.DEDUP_SHARE`)."""
+    sent, rows = texts_to_encode(rendered)
+    vectors = encode_rendered(encoder, sent, fields, use_cache, progress)
+    if len(sent) == len(rendered):  # every text sent: keep one row per distinct text
+        starts, rows = distinct_rows(rendered)
+        vectors = vectors[torch.as_tensor(starts)]
+    return vectors, rows
 
 
 def encode_tables(settings: LMSettings, dataset, train, device, pooling: str, keep_encoder: bool = False) -> TextTables:

@@ -26,6 +26,7 @@ import torch
 from .. import distributed as dist
 from ..utils.io import save_tensors, write_json
 from .cache import EmbeddingCache
+from .distinct import field_names, texts_to_encode
 from .encoder import TextEncoder
 from .templates import TemplateConfig, item_texts, texts_and_spans, user_texts
 
@@ -53,17 +54,20 @@ def encode_dataset(
     try:
         rendered = {"users": user_texts(dataset, template), "items": item_texts(dataset, template)}
         vectors = {}
+        by_field = encoder.config.pooling == "fields"
         for name, rows in rendered.items():
-            texts, spans = texts_and_spans(rows)
-            vectors[name] = cache.encode(
+            sent, index = texts_to_encode(rows)  # the list the models send: their cache entry
+            texts, spans = texts_and_spans(sent)
+            value = cache.encode(
                 encoder,
                 texts,
-                spans if encoder.config.pooling == "fields" else None,
-                template=template.signature() + name,
+                spans if by_field else None,
                 progress=progress,
                 refresh=refresh,
+                fields=field_names(rows) if by_field else None,
                 distributed=True,  # under torchrun the ranks share the work; else one process
             )
+            vectors[name] = tuple(v[index] for v in value) if isinstance(value, tuple) else value[index]
     finally:
         if limit is not None:
             limit.remove()
