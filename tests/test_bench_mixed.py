@@ -14,7 +14,8 @@ from conftest import pairs_frame
 from gpt2rec.bench import plan
 from gpt2rec.bench.protocols import evaluate
 from gpt2rec.data.dataset import Dataset
-from gpt2rec.data.splits import Split, SplitConfig, make_split, read_split, write_split
+from gpt2rec.data.split_files import read_split, write_split
+from gpt2rec.data.splits import Split, SplitConfig, make_split
 from gpt2rec.eval.protocols import evaluate_part
 
 

@@ -189,7 +189,7 @@ def test_a_run_trained_on_relative_paths_opens_from_anywhere(tmp_path, capsys, m
     (data / "inter.csv").rename(data / "moved.csv")
     assert main(["recommend", str(tmp_path / "run"), "--user", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "config.json: data.dataset" in err and "absolute path" in err
+    assert len(err.splitlines()) == 1 and "config.json: data.dataset" in err and "put the file back" in err
 
 
 @pytest.mark.parametrize("verbose", [False, True])

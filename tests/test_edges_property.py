@@ -24,7 +24,8 @@ from gpt2rec.coldstart import MAX_AGE, check_profile, read_profile
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.data.generic import Columns, load_generic
 from gpt2rec.data.load import DataConfig
-from gpt2rec.data.splits import SplitConfig, make_split, read_split, write_split
+from gpt2rec.data.split_files import read_split, write_split
+from gpt2rec.data.splits import SplitConfig, make_split
 from gpt2rec.errors import UserError
 from gpt2rec.models.text_source import TextInfo
 from gpt2rec.utils.config import from_dict

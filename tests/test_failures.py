@@ -116,6 +116,11 @@ def test_k_is_checked_on_every_recommend_path(run_dir, capsys, k, mode):
     one_line_error(capsys, main(["recommend", str(run_dir), "-k", k, *mode]), "-k must be a positive number")
 
 
+@pytest.mark.parametrize(("mode", "needle"), [([], "--query TEXT"), (["--items", "new.csv"], "--items needs --user")])
+def test_recommend_without_a_user_names_what_is_missing(run_dir, capsys, mode, needle):
+    one_line_error(capsys, main(["recommend", str(run_dir), *mode]), needle)
+
+
 # ---- damaged run folders -----------------------------------------------------------------------
 
 

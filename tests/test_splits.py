@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from gpt2rec.data.dataset import Dataset
-from gpt2rec.data.splits import SPLITTERS, SplitConfig, interaction_matrix, make_split, read_split, write_split
+from gpt2rec.data.split_files import read_split, write_split
+from gpt2rec.data.splits import SPLITTERS, SplitConfig, interaction_matrix, make_split
 from gpt2rec.errors import DataError, UserError
 from gpt2rec.utils.config import from_dict
 

@@ -21,7 +21,8 @@ import torch
 
 from . import distributed as dist
 from .data.load import DataConfig, absolute_paths, check_paths, load_dataset, pin_feedback
-from .data.splits import Split, SplitConfig, make_split, read_split, write_split
+from .data.split_files import read_split, read_split_config, write_split
+from .data.splits import Split, SplitConfig, make_split
 from .errors import NonFiniteLossError, UserError
 from .models.base import ModelContext, new_users_blind
 from .models.registry import get_spec
@@ -107,13 +108,16 @@ def check_widths(model_config) -> None:
                 raise UserError(f"{name} {width} is outside 1..{MAX_WIDTH}; give a layer width such as --dim 64")
 
 
-def fit_model(spec, model, ctx: ModelContext, split: Split, train: TrainConfig, run_dir, verbose: bool = True) -> dict:
-    """Closed-form fit (spec.fit) or the gradient loop; returns what to record about training."""
+def fit_model(
+    spec, model, ctx: ModelContext, split: Split, train: TrainConfig, run_dir, verbose: bool = True, stop_after=None
+) -> dict:
+    """Closed-form fit (spec.fit) or the gradient loop (to `stop_after` epochs, if given); returns
+    what to record about training."""
     start = time.perf_counter()
     if spec.fit is not None:
         spec.fit(model, ctx)
         return {"kind": "closed-form", "seconds": time.perf_counter() - start}
-    result = fit(model, ctx, split, train, run_dir, progress=verbose)
+    result = fit(model, ctx, split, train, run_dir, progress=verbose, stop_after=stop_after)
     return {
         "kind": "gradient",
         "seconds": result.seconds,
@@ -212,7 +216,7 @@ def train_run(
     """
     out = Path(out_dir)
     # reloads of this run see the same feedback, and find its files from any directory
-    config = replace(config, data=absolute_paths(pin_feedback(config.data)))
+    config = with_written_split(replace(config, data=absolute_paths(pin_feedback(config.data))))
     spec = get_spec(config.model)
     if tune:
         check_searchable(spec, dist.world_size())  # before any work
@@ -259,7 +263,7 @@ def train_run(
                         write_json(work / TUNING, search.to_dict())
                 if spec.fit is None and config.train.epochs > 1:  # the first checkpoint, then resume
                     # (no bar of its own: the resumed fit's bar starts at epoch 1, one bar per run)
-                    fit_model(spec, model, ctx, split, replace(config.train, epochs=1), work, verbose=False)
+                    fit_model(spec, model, ctx, split, config.train, work, verbose=False, stop_after=1)
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out) if main else out
                     created = main
@@ -281,6 +285,15 @@ def train_run(
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
     return metrics
+
+
+def with_written_split(config: RunConfig) -> RunConfig:
+    """A run on a written split (`split_dir`): the folder as an absolute path (a retrain finds it from
+    any directory) and `split` as its split.json records it (the kind the run really used)."""
+    if not config.split_dir:
+        return config
+    folder = Path(config.split_dir).resolve()
+    return replace(config, split_dir=str(folder), split=read_split_config(folder))
 
 
 def searched_settings(spec, split_kind: str) -> tuple[list[str], list[str]]:

@@ -40,10 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in commands.MODULES:
         module.register(subparsers)
-    for sub in subparsers.choices.values():
-        sub.add_argument(
-            "-v", "--verbose", action="store_true", help="more detail (debug messages; training: a line per epoch)"
-        )
+    for name, sub in subparsers.choices.items():
+        epochs = "; a line per training epoch" if name in ("train", "bench") else ""
+        sub.add_argument("-v", "--verbose", action="store_true", help=f"more detail (debug messages{epochs})")
     return parser
 
 

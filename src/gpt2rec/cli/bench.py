@@ -49,7 +49,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per protocol (default 3; 5 for cold)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on training epochs")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: CUDA when present)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; bench scale: 1)"
+    )
     parser.add_argument("--no-speed", action="store_true", help="skip the speed section")
     parser.add_argument("--no-faithfulness", action="store_true", help="skip the explanation deletion test")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")

@@ -1,4 +1,4 @@
-"""`gpt2rec data fetch|info|split`: get MovieLens, describe a dataset, split it."""
+"""`gpt2rec data fetch|info|split|synth`: get MovieLens, describe a dataset, split it, make synthetic data."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def add_data_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--implicit-threshold", type=float, default=None, help="keep ratings >= this")
     p.add_argument("--users", default=None, help="your users table (CSV/TSV/Parquet)")
     p.add_argument("--items", default=None, help="your items table (CSV/TSV/Parquet)")
-    p.add_argument("--user-col", default=d.get("user_col"), help="user ID column")
-    p.add_argument("--item-col", default=d.get("item_col"), help="item ID column")
+    p.add_argument("--user-col", default=d.get("user_col"), help="user ID column (default: user_id)")
+    p.add_argument("--item-col", default=d.get("item_col"), help="item ID column (default: item_id)")
     p.add_argument("--rating-col", default=None, help="rating column (default: 'rating' if present)")
     p.add_argument("--timestamp-col", default=None, help="timestamp column (default: 'timestamp' if present)")
     p.add_argument("--sep", default=None, help="field separator (default: from the suffix; .csv ',' .tsv tab)")

@@ -51,7 +51,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..data.load import load_dataset
-    from ..data.splits import SplitConfig, make_split, write_split
+    from ..data.split_files import write_split
+    from ..data.splits import SplitConfig, make_split
     from ..utils.config import from_dict
 
     config = from_dict(

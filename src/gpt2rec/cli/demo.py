@@ -10,7 +10,7 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("--out", default="runs/demo", help="folder for the demo's runs (reused when run again)")
     p.add_argument("--lm", default="auto", help="language model (default: gpt2 if available locally, else gemma3-270m)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default: 0)")
     p.add_argument("--user", type=int, default=196, help="raw user ID whose recommendations are shown")
     p.set_defaults(func=run)
 

@@ -15,7 +15,11 @@ def register(subparsers) -> None:
     p.add_argument("--user", help="the user's raw ID, as in the dataset")
     p.add_argument("-k", type=int, default=10, help="number of items")
     p.add_argument("--device", help="cuda / cpu (default: the run's setting)")
-    p.add_argument("--json", action="store_true", help="print a JSON list of {item_id, title, score}")
+    p.add_argument(
+        "--json", action="store_true",
+        help="print a JSON list of {item_id, title, score} (with --explain also the reason and its evidence; "
+        "with --items the row of each item)",
+    )  # fmt: skip
     # GPT-2 recommenders (enhanced model): explanations and cold start
     p.add_argument("--explain", action="store_true", help="say why each item is recommended")
     p.add_argument("--profile", metavar="JSON", help="a NEW user's profile (JSON text or file) instead of --user")
@@ -41,7 +45,12 @@ def run(args) -> int:
     if args.blend is not None:  # was silently ignored
         raise UserError("--blend works only with --query (the share of --user's scores in a plain-words request)")
     if (args.user is None) == (args.profile is None):
-        raise UserError("give exactly one of --user ID (a known user) or --profile JSON (a new user)")
+        what = (
+            "--items needs --user ID (a known user)"
+            if args.items is not None
+            else ("give exactly one of --user ID (a known user) or --profile JSON (a new user), or --query TEXT")
+        )
+        raise UserError(what)
     if args.k < 1:  # checked here once for every path (--user, --explain, --profile, --items)
         raise UserError(f"-k must be a positive number of items, got {args.k}; e.g. -k 10")
     if args.explain or args.profile is not None or args.items is not None:

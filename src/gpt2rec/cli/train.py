@@ -42,7 +42,9 @@ def register(subparsers) -> None:
         help="split shares: random, temporal; mixed: of the known items' interactions (default 0.8 0.1 0.1)",
     )  # fmt: skip
     p.add_argument(
-        "--cold-fraction", type=float, help="share of items (users) held out by cold-item / mixed (cold-user); 0.2"
+        "--cold-fraction",
+        type=float,
+        help="share of items (users) held out by cold-item / mixed (cold-user) (default: 0.2)",
     )
     p.add_argument("--split-dir", help="use a split written by `gpt2rec data split` instead")
     p.add_argument(
@@ -59,10 +61,14 @@ def register(subparsers) -> None:
     p.add_argument("--loss", help="training loss: bpr (default), softmax (sampled softmax) or bce")
     p.add_argument(
         "--dense-adam", dest="lazy_adam", action="store_false", default=None,
-        help="dense Adam over whole embedding tables (default: lazy row updates, linear-time epochs)",
+        help="dense Adam over whole embedding tables (default: lazy row updates from 100,000 embedding rows, "
+        "dense below)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
     p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads per process (default: torch's choice, about one per core)"
+    )
     p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")
     p.add_argument(
         "--lm",
@@ -110,7 +116,7 @@ COLD_KINDS = ("cold-item", "cold-user", "mixed")  # the split kinds that read co
 def build_config(args):
     """The RunConfig described by the --config file and the flags."""
     from ..models.registry import get_spec
-    from ..pipeline import RunConfig
+    from ..pipeline import RunConfig, with_written_split
 
     base = _read_config_file(args.config) if args.config else {}
     model = args.model or base.get("model")
@@ -137,6 +143,12 @@ def build_config(args):
     if args.feedback:
         data["feedback"], data["feedback_until"] = args.feedback, None  # the served folder's writes up to now
     data.update(given_file_options(args))
+    if args.split_dir:
+        given = [f for f, v in (("--split", args.split), ("--split-seed", args.split_seed), ("--ratios", args.ratios),
+                                ("--cold-fraction", args.cold_fraction)) if v is not None]  # fmt: skip
+        if given:
+            raise UserError(f"--split-dir reads a written split, made as its split.json says; drop {', '.join(given)} "
+                            "(or drop --split-dir to split here)")  # fmt: skip
     split = dict(base.get("split") or {})
     if args.split:
         split["kind"] = args.split
@@ -154,9 +166,9 @@ def build_config(args):
         if getattr(args, flag) is not None:
             train[name] = getattr(args, flag)
     split_dir = args.split_dir or base.get("split_dir")
-    return RunConfig.create(
+    return with_written_split(RunConfig.create(
         model=model, model_config=model_config, data=data, split=split, train=train, split_dir=split_dir
-    )
+    ))  # fmt: skip
 
 
 def _read_config_file(path: str) -> dict:
@@ -250,6 +262,8 @@ def _checked_config(args, nproc: int | None = None):
 
     config = build_config(args)
     spec = get_spec(config.model)
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}; e.g. --threads 1")
     if args.tune_epochs is not None and not args.tune:
         raise UserError("--tune-epochs sets the budget of --tune's short runs; add --tune or drop --tune-epochs")
     if args.tune_epochs is not None and args.tune_epochs < 1:
@@ -269,6 +283,10 @@ def _train(args) -> int:
     from ..utils.progress import silenced
 
     config = _checked_config(args)
+    if args.threads is not None:  # (a busy machine: fewer threads than cores can train faster)
+        import torch
+
+        torch.set_num_threads(args.threads)
     verbose = not args.quiet and dist.is_main()
     if args.quiet and "lm" in config.model_config:  # (models without an LM never import the hub)
         quiet_hub_progress()

@@ -103,11 +103,14 @@ def check_paths(config: DataConfig, config_file: Path) -> None:
     for name, value in _paths(config):
         path = Path(value).expanduser()
         if not path.exists():
+            if path.is_absolute():  # moved or deleted since training
+                fix = f"put the file back, or set data.{name} there to where it is now"
+            else:  # a run saved before paths were stored absolute
+                fix = (
+                    f"run from the folder the run was trained in, or set data.{name} there to the file's absolute path"
+                )
             where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-            raise UserError(
-                f"{config_file}: data.{name} {value!r} not found{where}; run from the folder the run was trained"
-                f" in, or set data.{name} there to the file's absolute path"
-            )
+            raise UserError(f"{config_file}: data.{name} {value!r} not found{where}; {fix}")
 
 
 def load_dataset(config: DataConfig | str) -> Dataset:

@@ -68,6 +68,7 @@ def fit(
     validate: Validate | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     progress: bool = False,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Train `model` on `split.train` with `loss_fn` (default: `config.loss`, BPR unless set),
     validate each epoch, keep the best state.
@@ -77,6 +78,7 @@ def fit(
     The model ends holding its best-validation weights. `on_epoch_end(epoch, record)` is called
     after each epoch's state is saved (raising from it interrupts the run like a kill would).
     `run_dir=None` trains without files (no resume). `progress` shows one bar over the epochs.
+    `stop_after`: return once that epoch is saved (a later call with `run_dir` resumes the run).
     A step whose loss is not finite raises `NonFiniteLossError` before that epoch saves anything.
     """
     t0 = time.perf_counter()
@@ -94,12 +96,13 @@ def fit(
     state, best_state = fresh_state(config), None
     if run_dir is not None and (run_dir / "last.safetensors").is_file():
         state, best_state = load_checkpoint(run_dir, model, optimizer, randomness, config)
-        log.debug("resuming from epoch %d in %s", state["epoch"], run_dir)
+        log.debug("continuing from the checkpoint of epoch %d in %s", state["epoch"], run_dir)
     loss_fn = loss_fn if loss_fn is not None else LOSSES[config.loss]
     replicas = Replicas(model, loss_fn, score_negatives, device)  # DDP under torchrun, else a pass-through
     bar = progress_bar(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", show=progress)
     try:
-        while state["epoch"] < config.epochs and not state["stopped_early"]:
+        last = config.epochs if stop_after is None else min(stop_after, config.epochs)
+        while state["epoch"] < last and not state["stopped_early"]:
             epoch = state["epoch"] + 1
             start = time.perf_counter()
             loss = _train_epoch(model, optimizer, split, sampler, config, randomness, replicas, epoch, device)

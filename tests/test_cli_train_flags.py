@@ -1,0 +1,69 @@
+"""`gpt2rec train` flags around the run: a written split (`--split-dir`), `-v`'s epoch lines, `--threads`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+
+from conftest import write_ml100k_folder
+from gpt2rec.cli import main
+
+FAST = ["--model", "ease", "--set", "reg=5", "--quiet"]
+BPR = ["--model", "bpr", "--epochs", "2", "--batch-size", "16", "--dim", "8", "--lr", "0.05"]
+
+
+@pytest.fixture(scope="module")
+def ml(tmp_path_factory):
+    return write_ml100k_folder(tmp_path_factory.mktemp("ml-100k"), 12, 16)
+
+
+@pytest.fixture(scope="module")
+def loo_split(ml, tmp_path_factory):
+    out = tmp_path_factory.mktemp("splits") / "loo"
+    assert main(["data", "split", str(ml), "--kind", "loo", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_written_split_is_recorded_as_made_and_found_from_anywhere(ml, loo_split, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(loo_split.parent)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(ml), *FAST, "--split-dir", "loo", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["split"]["kind"] == "loo"  # split.json's kind, not the default random
+    assert config["split_dir"] == str(loo_split.resolve())
+    monkeypatch.chdir(tmp_path)  # a retrain from elsewhere reads the same split
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(run / "config.json"), "--quiet", "--out", str(again)]) == 0
+    first, second = (json.loads((r / "metrics.json").read_text())["test"] for r in (run, again))
+    assert first == second
+
+
+@pytest.mark.parametrize("flags", [["--split", "cold-item"], ["--split-seed", "3"], ["--ratios", "0.6", "0.2", "0.2"]])
+def test_split_flags_with_a_written_split_are_refused(ml, loo_split, tmp_path, capsys, flags):
+    argv = ["train", "--dataset", str(ml), *FAST, "--split-dir", str(loo_split), *flags, "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--split-dir reads a written split" in err and flags[0] in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_verbose_epoch_lines_count_the_whole_run(ml, tmp_path, caplog):
+    """A new run checkpoints its first epoch before it appears under --out; -v still reads 1/2, 2/2."""
+    with caplog.at_level(logging.DEBUG, logger="gpt2rec"):
+        assert main(["train", "-v", "--dataset", str(ml), *BPR, "--quiet", "--out", str(tmp_path / "r")]) == 0
+    epochs = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert epochs == ["1/2", "2/2"]
+
+
+def test_threads_sets_torch_threads_and_is_checked(ml, tmp_path, capsys, monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--dataset", str(ml), *FAST, "--threads", "1", "--out", str(tmp_path / "r")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main(["train", "--dataset", str(ml), *FAST, "--threads", "0", "--out", str(tmp_path / "z")]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
