@@ -173,3 +173,13 @@ def test_a_csv_dataset_takes_its_users_table_and_other_file_options(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert "--users: describe your own files; pass your interactions file with --dataset FILE" in err
     assert len(err.splitlines()) == 1
+
+
+def test_an_epoch_timing_keeps_the_fastest_of_its_repeats():
+    from gpt2rec.bench.speed import fastest_epoch
+
+    runs = [{"seconds": 3.0, "how": "one full epoch"}, {"seconds": 1.5, "how": "one full epoch"}, {"seconds": 2.0}]
+    out = fastest_epoch(runs)
+    assert out["seconds"] == 1.5 and out["epoch_seconds"] == [3.0, 1.5, 2.0]
+    assert out["how"] == "fastest of 3 full epochs"
+    assert fastest_epoch(runs[:1])["how"] == "one full epoch"
