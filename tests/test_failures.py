@@ -331,7 +331,8 @@ def test_interrupt_during_start_up_is_one_line(ml, tmp_path):
     code = proc.wait(timeout=300)
     if code == 0:
         pytest.skip("training finished before the interrupt arrived")
-    assert code == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # 130, or ended by the signal itself (-2; a shell shows 130 either way), depending on where it lands
+    assert code in (130, -signal.SIGINT) and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert leftovers(out) == []
 
 

@@ -69,6 +69,17 @@ def test_train_with_feedback_includes_new_items_and_interactions(run_dir, tmp_pa
     assert main(["recommend", str(tmp_path / "next"), "--user", "1", "-k", "2"]) == 0
 
 
+def test_train_feedback_with_added_items_and_no_interactions(run_dir, tmp_path, capsys):
+    """An empty interactions frame turned the integer IDs into objects: IndexError traceback."""
+    client = served_copy(run_dir, tmp_path / "served")
+    assert client.post("/v1/items", json={"title": "Funny Film 13 (1999)", "genres": ["Comedy"]}).status_code == 201
+    served = tmp_path / "served"
+    argv = ["train", "--config", str(served / "config.json"), "--feedback", str(served), "--epochs", "1",
+            "--out", str(tmp_path / "next"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "next" / "item_ids.json").read_text())[-1] == 13
+
+
 def test_train_feedback_with_an_id_beyond_int64_is_one_line(run_dir, tmp_path, capsys):
     """An older server stored item 2**63; merging it crashed with OverflowError."""
     from gpt2rec.data.feedback import FeedbackStore

@@ -158,5 +158,6 @@ def merge_feedback(dataset: Dataset, run_dir: str | Path, until: float | None = 
     for col, ids in (("user_id", dataset.user_ids), ("item_id", items["item_id"].to_numpy())):
         if len(inter) and len(ids) and isinstance(ids[0], (int, np.integer)):
             inter[col] = inter[col].astype(np.int64)
-    merged = pd.concat([base, inter], ignore_index=True)
+    # (an empty frame of object columns would turn integer IDs into objects)
+    merged = pd.concat([base, inter], ignore_index=True) if len(inter) else base
     return Dataset.from_frames(dataset.name, merged, dataset.users, items)

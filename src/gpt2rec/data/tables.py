@@ -222,11 +222,8 @@ def _plain_integers(s: pd.Series) -> np.ndarray | None:
     10x pandas' on 1M rows); None when any does not (text, missing, 1.5, 20 digits, spaces)."""
     try:
         if isinstance(s.array, pd.arrays.ArrowStringArray):
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            values = pc.cast(pa.chunked_array(pa.array(s.array)), pa.int64())
-            return None if values.null_count else values.to_numpy()
+            values = s.array.astype("int64[pyarrow]")
+            return None if values.isna().any() else values.to_numpy(np.int64)
         return s.astype("int64").to_numpy(np.int64)
     except (ValueError, OverflowError, TypeError):  # pyarrow.ArrowInvalid is a ValueError
         return None

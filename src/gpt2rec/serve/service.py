@@ -320,9 +320,14 @@ class Service:
     def _new_item_id(self):
         ids = self.run.item_ids + self.new_ids
         if ids and all(isinstance(x, int) for x in ids):
-            if max(ids) >= 2**63 - 1:  # an old database may hold the largest int64 already
+            # the next integer after the catalogue's, past those added: one client's huge item_id
+            # (up to 2^63-2) must not use up the IDs every later add is given
+            taken, candidate = set(self.new_ids), max(self.run.item_ids, default=0) + 1
+            while candidate in taken:
+                candidate += 1
+            if candidate > 2**63 - 1:  # every ID above the catalogue's is taken (an old database)
                 raise UserError(f"no free integer item_id above {max(ids)}; pass an unused item_id")
-            return max(ids) + 1
+            return candidate
         n = len(self.new_ids) + 1
         while self.run.has_item(f"new-{n}") or f"new-{n}" in self._new_pos:  # a catalogue may hold "new-1"
             n += 1
