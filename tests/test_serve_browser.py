@@ -151,9 +151,15 @@ def profile_query_and_new_item(browser, note: str):
 
     browser.find_element(By.ID, "item-title").send_keys("Scary Film 13 (1999)")
     browser.find_element(By.ID, "item-genres").send_keys("Horror")
-    browser.find_element(By.CSS_SELECTOR, "#item-form button").click()
+    add = browser.find_element(By.CSS_SELECTOR, "#item-form button")
+    slow = "const f = window.fetch; window.fetch = (...a) => new Promise(r => setTimeout(() => r(f(...a)), 500));"
+    browser.execute_script(slow)  # answers take 0.5 s, so the second click lands while the first runs
+    add.click()
+    add.click()  # a double click adds one item: the button is off while its request runs
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "results-title").text.startswith("Added"))
     assert any(c.get_attribute("data-item-id") == "13" for c in wait_for(browser, ".card", 1))
+    health = browser.execute_async_script("fetch('/v1/health').then(r => r.json()).then(arguments[0])")
+    assert health["new_items"] == 1, health
     message = browser.find_element(By.ID, "message").text
     assert note in message if note else message == ""
 
@@ -182,3 +188,31 @@ def test_the_page_asks_an_added_item_for_the_run_s_own_columns(live_own_columns_
     browser.find_element(By.CSS_SELECTOR, "#item-form button").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "results-title").text.startswith("Added"))
     assert browser.find_element(By.ID, "message").text == ""
+
+
+@pytest.fixture
+def live_ease_url(tmp_path):
+    from gpt2rec.pipeline import RunConfig, train_run
+    from serve_fixtures import write_data
+
+    config = RunConfig.create(model="ease", model_config={"reg": 1.0}, data=write_data(tmp_path), split={"kind": "loo"})
+    train_run(config, tmp_path / "run", verbose=False)
+    yield from serving(served_copy(tmp_path / "run", tmp_path / "copy").app)
+
+
+def test_a_run_without_an_lm_hides_what_it_cannot_do_and_takes_any_typed_user(live_ease_url, browser):
+    """An EASE run showed the plain-words and add-item panels, which then failed; users beyond the
+    listed ones could not be picked."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live_ease_url + "/")
+    wait_for(browser, "#user-select option", 12)
+    assert not browser.find_element(By.ID, "query-form").is_displayed()
+    assert not browser.find_element(By.ID, "item-form").is_displayed()
+    assert "no plain-words requests" in browser.find_element(By.ID, "message").text
+    assert not browser.find_element(By.ID, "user-explain").is_enabled()
+    browser.find_element(By.ID, "user-id").send_keys("2")
+    browser.find_element(By.CSS_SELECTOR, "#user-form button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "results-title").text == "For user 2")
+    assert wait_for(browser, ".card", 1)

@@ -3,15 +3,45 @@ const $ = (id) => document.getElementById(id);
 let health = null;
 
 async function api(path, body, key) {
+  if (key && /[^\x20-\xff]/.test(key)) throw new Error("the API key can hold only Latin-1 characters; check what was typed");
   const opts = body === undefined ? {} : {
     method: "POST",
     headers: Object.assign({ "Content-Type": "application/json" }, key ? { "X-API-Key": key } : {}),
     body: JSON.stringify(body),
   };
-  const res = await fetch(path, opts);
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.error || res.statusText);
+  let res;
+  try { res = await fetch(path, opts); } catch (err) {
+    throw new Error("the server did not answer; is `gpt2rec serve` still running?");
+  }
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.error || `${res.status} ${res.statusText}`);
   return data;
+}
+
+// One answer on screen at a time: a slower, older request never replaces a newer one, and a form's
+// button is off while its request runs (no double adds).
+let latest = 0;
+async function ask(form, title, work) {
+  const mine = ++latest;
+  const button = form.querySelector("button");
+  button.disabled = true;
+  $("results-title").textContent = title;
+  $("message").textContent = "working…";
+  $("message").className = "muted";
+  $("results").replaceChildren();
+  try {
+    const [items, note, done] = await work();  // done: the heading once answered (default: title)
+    if (mine === latest) show(done || title, items, note);
+  } catch (err) {
+    if (mine === latest) fail(err);
+  } finally {
+    button.disabled = false;
+    if (mine === latest) $("results-title").scrollIntoView({ block: "nearest" });
+  }
+}
+
+function pickedUser() {  // a typed ID wins over the list, which holds the first users only
+  return $("user-id").value.trim() || $("user-select").value;
 }
 
 function el(tag, cls, text) {
@@ -77,12 +107,18 @@ async function start() {
   if (!health.can_explain) {  // the server refuses explain=true for this model
     $("user-explain").checked = false;
     $("user-explain").disabled = true;
+    $("user-explain").parentElement.title = `a ${health.model} model cannot say why`;
   }
+  const off = [];  // panels for what this run's model cannot do, with the reason
+  if (!health.lm) { $("query-form").hidden = true; off.push("plain-words requests (no language model)"); }
+  if (!health.can_add_items) { $("item-form").hidden = true; off.push("adding items"); }
+  if (off.length) $("message").textContent = `This ${health.model} run: no ${off.join(", no ")}.`;
   const users = await api("/v1/users?limit=200");
   for (const u of users) {
     const label = Object.entries(u).filter(([k]) => k !== "user_id" && k !== "zip_code").map(([, v]) => v).join(", ");
     $("user-select").appendChild(new Option(`${u.user_id}${label ? ` — ${label}` : ""}`, u.user_id));
   }
+  if (health.users > users.length) $("user-id").placeholder = `any of the ${health.users} users' IDs`;
   for (const name of health.user_fields.filter((f) => f !== "zip_code")) {
     const input = el("input");
     input.name = name;
@@ -104,47 +140,47 @@ async function start() {
   }
 }
 
-$("user-form").addEventListener("submit", async (e) => {
+$("user-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  const user = $("user-select").value;
-  try {
+  const user = pickedUser();
+  ask(e.target, `For user ${user}`, async () => {
     const data = await api(`/v1/users/${encodeURIComponent(user)}/recommendations?k=10&explain=${$("user-explain").checked}`);
-    show(`For user ${user}`, data.items, data.note);
-  } catch (err) { fail(err); }
+    return [data.items, data.note];
+  });
 });
 
-$("profile-form").addEventListener("submit", async (e) => {
+$("profile-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  const profile = {};
+  const profile = {};  // as typed: the server reads "31" as an age and names what it cannot read
   for (const input of $("profile-fields").querySelectorAll("input")) {
-    if (input.value.trim()) profile[input.name] = input.name === "age" ? Number(input.value) : input.value.trim();
+    if (input.value.trim()) profile[input.name] = input.value.trim();
   }
   // IDs go as written: the server reads 7 and "7" alike, but a run of text IDs tells "007" from "7"
   const liked = $("liked").value.split(",").map((s) => s.trim()).filter(Boolean);
   const body = { k: 10, liked };
   if (Object.keys(profile).length) body.profile = profile;
-  try { show("For your profile", (await api("/v1/recommendations/profile", body)).items); } catch (err) { fail(err); }
+  ask(e.target, "For your profile", async () => [(await api("/v1/recommendations/profile", body)).items]);
 });
 
-$("query-form").addEventListener("submit", async (e) => {
+$("query-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const body = { query: $("query").value, k: 10 };
-  if ($("query-for-user").checked) body.user_id = $("user-select").value;
-  try { show(`“${body.query}”`, (await api("/v1/recommendations/query", body)).items); } catch (err) { fail(err); }
+  if ($("query-for-user").checked) body.user_id = pickedUser();
+  ask(e.target, `“${body.query}”`, async () => [(await api("/v1/recommendations/query", body)).items]);
 });
 
-$("item-form").addEventListener("submit", async (e) => {
+$("item-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const genres = $("item-genres-label").hidden ? [] : $("item-genres").value.split(",").map((s) => s.trim()).filter(Boolean);
-  try {
-    const body = { title: $("item-title").value, genres };
-    const fields = {};
-    for (const input of $("item-fields").querySelectorAll("input")) fields[input.name] = input.value.trim();
-    if (Object.keys(fields).length) body.fields = fields;
+  const body = { title: $("item-title").value, genres };
+  const fields = {};
+  for (const input of $("item-fields").querySelectorAll("input")) fields[input.name] = input.value.trim();
+  if (Object.keys(fields).length) body.fields = fields;
+  ask(e.target, `Adding ${body.title}`, async () => {
     const item = await api("/v1/items", body, $("api-key").value);
     const data = await api("/v1/recommendations/query", { query: `${item.title} ${genres.join(" ")}`, k: 10 });
-    show(`Added ${item.title} (ID ${item.item_id}): closest items`, data.items, item.note);
-  } catch (err) { fail(err); }
+    return [data.items, item.note, `Added ${item.title} (ID ${item.item_id}): closest items`];
+  });
 });
 
 start().catch(fail);
