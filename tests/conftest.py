@@ -134,3 +134,9 @@ def served_run_dir(tmp_path_factory, tiny_tokenizer_object):
     register_lm("tiny-gpt2", lambda: make_tiny_gpt2(tiny_tokenizer_object))
     yield train_tiny_run(tmp_path_factory.mktemp("served"), "tiny-gpt2")
     register_lm("tiny-gpt2", None)
+
+
+@pytest.fixture(scope="module")
+def ml(tmp_path_factory):
+    """A small MovieLens-100K-format folder (12 users, 16 items), one per test module."""
+    return write_ml100k_folder(tmp_path_factory.mktemp("ml-100k"), 12, 16)

@@ -8,16 +8,10 @@ import logging
 import pytest
 import torch
 
-from conftest import write_ml100k_folder
 from gpt2rec.cli import main
 
 FAST = ["--model", "ease", "--set", "reg=5", "--quiet"]
 BPR = ["--model", "bpr", "--epochs", "2", "--batch-size", "16", "--dim", "8", "--lr", "0.05"]
-
-
-@pytest.fixture(scope="module")
-def ml(tmp_path_factory):
-    return write_ml100k_folder(tmp_path_factory.mktemp("ml-100k"), 12, 16)
 
 
 @pytest.fixture(scope="module")

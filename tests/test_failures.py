@@ -16,16 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_ml100k_folder
 from gpt2rec.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TRAIN = ["--model", "bpr", "--epochs", "2", "--batch-size", "16", "--dim", "8", "--lr", "0.05", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def ml(tmp_path_factory):
-    return write_ml100k_folder(tmp_path_factory.mktemp("ml-100k"), 12, 16)
 
 
 @pytest.fixture(scope="module")
