@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..text.distinct import distinct_rows, field_names, texts_to_encode
+from ..text.distinct import field_names, texts_to_encode
 from ..text.templates import Rendered, TemplateConfig, item_texts, user_texts
 
 _INJECTED: dict[str, Callable[[], tuple]] = {}
@@ -152,12 +152,9 @@ def encode_distinct(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(vectors of the distinct texts (K, ...), (N,) row of each text): each distinct text through
     the LM once when texts repeat a lot (`text.distinct.DEDUP_SHARE`)."""
-    sent, rows = texts_to_encode(rendered)
+    sent, distinct, rows = texts_to_encode(rendered)
     vectors = encode_rendered(encoder, sent, fields, use_cache, progress)
-    if len(sent) == len(rendered):  # every text sent: keep one row per distinct text
-        starts, rows = distinct_rows(rendered)
-        vectors = vectors[torch.as_tensor(starts)]
-    return vectors, rows
+    return (vectors if len(sent) == len(distinct) else vectors[distinct]), rows  # (K, ...), (N,)
 
 
 def encode_tables(settings: LMSettings, dataset, train, device, pooling: str, keep_encoder: bool = False) -> TextTables:

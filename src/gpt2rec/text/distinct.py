@@ -26,12 +26,13 @@ def distinct_rows(rendered: list[Rendered]) -> tuple[list[int], torch.Tensor]:
     return starts, torch.tensor(rows, dtype=torch.long)
 
 
-def texts_to_encode(rendered: list[Rendered]) -> tuple[list[Rendered], torch.Tensor]:
-    """(the texts to send the LM, (N,) row of each entity's vectors among their results)."""
+def texts_to_encode(rendered: list[Rendered]) -> tuple[list[Rendered], torch.Tensor, torch.Tensor]:
+    """(the texts to send the LM, (K,) row among their vectors of each distinct text, (N,) row among
+    the distinct texts of each entity): entity n's vectors are `vectors[distinct[rows[n]]]`."""
     starts, rows = distinct_rows(rendered)
     if len(starts) <= DEDUP_SHARE * len(rendered):
-        return [rendered[i] for i in starts], rows
-    return rendered, torch.arange(len(rendered))
+        return [rendered[i] for i in starts], torch.arange(len(starts)), rows
+    return rendered, torch.as_tensor(starts), rows
 
 
 def field_names(rendered: list[Rendered]) -> list[str]:

@@ -56,7 +56,8 @@ def encode_dataset(
         vectors = {}
         by_field = encoder.config.pooling == "fields"
         for name, rows in rendered.items():
-            sent, index = texts_to_encode(rows)  # the list the models send: their cache entry
+            sent, distinct, entity = texts_to_encode(rows)  # the list the models send: their cache entry
+            index = distinct[entity]  # (N,) each entity's row among the vectors of `sent`
             texts, spans = texts_and_spans(sent)
             value = cache.encode(
                 encoder,
