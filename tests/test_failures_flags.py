@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gpt2rec.cli import main
-from test_failures import TRAIN, cli, leftovers, ml, one_line_error  # noqa: F401 (ml: a fixture)
+from test_failures import TRAIN, cli, leftovers, one_line_error
 
 
 @pytest.mark.parametrize(

@@ -126,11 +126,24 @@ def test_blend_must_be_a_finite_number_in_0_1(client, raw):
     shape(answer, 422, "blend", "must be a finite number in [0, 1]")
 
 
+@pytest.mark.parametrize(
+    "route, field, text, words",
+    [
+        ("/v1/recommendations/query", "query", "\u200b\ufeff", "no visible character"),
+        ("/v1/recommendations/query", "query", "funny\u0000film", "control character U+0000"),
+        ("/v1/items", "title", "\u00a0\u200b", "no visible character"),
+        ("/v1/items", "title", "Film \u202eevil", "control character U+202E"),
+    ],
+)
+def test_text_a_reader_cannot_see_is_refused(client, route, field, text, words):
+    shape(client.post(route, json={field: text}), 422, field, words)
+
+
 def test_a_wrong_key_is_a_401_whatever_the_body(served_run_dir, tmp_path):
     locked = served_copy(served_run_dir, tmp_path / "run", api_key=KEY)
-    for headers in ({}, {"X-API-Key": "wrong"}):
+    for headers, words in (({}, "X-API-Key header"), ({"X-API-Key": "wrong"}, "not this server's key")):
         answer = locked.post("/v1/interactions", content=b"{garbage", headers=JSON | headers)
-        shape(answer, 401, "X-API-Key", "X-API-Key header")
+        shape(answer, 401, "X-API-Key", words)
     good = locked.post("/v1/interactions", content=b"{garbage", headers=JSON | {"X-API-Key": KEY})
     shape(good, 422, None, "not valid JSON")
 

@@ -50,8 +50,10 @@ class RequestGate:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if scope["path"] in self.writes and not key_ok(_text(headers.get(b"x-api-key")), self.api_key):
-            return await error(401, KEY_MESSAGE, "X-API-Key")(scope, receive, send)
+        given = _text(headers.get(b"x-api-key"))
+        if scope["path"] in self.writes and not key_ok(given, self.api_key):
+            message = KEY_MESSAGE if not given else "the X-API-Key given is not this server's key; check it"
+            return await error(401, message, "X-API-Key")(scope, receive, send)
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if ctype != b"application/json":  # also keeps HTML forms on other sites from posting here
             return await error(415, "send the body as JSON (Content-Type: application/json)", "body")(

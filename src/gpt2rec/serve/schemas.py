@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import (
@@ -24,7 +25,21 @@ MAX_BATCH = 256
 MAX_LIKED = 100
 MAX_PROFILE_FIELDS = 20
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+def _readable(value: str) -> str:
+    """Text a reader can see: not only invisible characters (zero-width, BOM, no-break space), and
+    no control or bidi-override character (U+202A-E, U+2066-9), which reorder the page's text."""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" and c not in "\t\n\r" or "\u202a" <= c <= "\u202e"
+                or "\u2066" <= c <= "\u2069"), None)  # fmt: skip
+    if bad is not None:
+        raise PydanticCustomError("text_control", "holds the control character U+{code}; remove it",
+                                  {"code": f"{ord(bad):04X}"})  # fmt: skip
+    if all(unicodedata.category(c) in ("Zs", "Zl", "Zp", "Cf") for c in value):
+        raise PydanticCustomError("text_invisible", "has no visible character; write some words")
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), AfterValidator(_readable)]
 Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]  # orjson and the ID maps hold 64-bit integers
 RawId = Int64 | Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 MAX_FIELD_TEXT = 200
@@ -101,9 +116,9 @@ class ProfileRequest(Strict):
 
 
 class QueryRequest(Strict):
-    query: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)] = Field(
-        description='a request in plain words, e.g. "a funny animated film for kids"'
-    )
+    query: Annotated[
+        str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True), AfterValidator(_readable)
+    ] = Field(description='a request in plain words, e.g. "a funny animated film for kids"')
     user_id: RawId | None = Field(default=None, description="blend with this user's own scores")
     blend: Annotated[float, PlainValidator(_blend, json_schema_input_type=float)] = Field(
         default=0.5,
