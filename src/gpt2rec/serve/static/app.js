@@ -107,7 +107,7 @@ async function start() {
   if (!health.can_explain) {  // the server refuses explain=true for this model
     $("user-explain").checked = false;
     $("user-explain").disabled = true;
-    $("user-explain").parentElement.title = `a ${health.model} model cannot say why`;
+    $("user-explain").parentElement.title = `this run's ${health.model} model cannot say why`;
   }
   const off = [];  // panels for what this run's model cannot do, with the reason
   if (!health.lm) { $("query-form").hidden = true; off.push("plain-words requests (no language model)"); }
