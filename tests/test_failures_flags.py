@@ -66,3 +66,23 @@ def test_a_mixed_split_says_how_it_ranks(ml, tmp_path, capsys):  # noqa: F811
     err = capsys.readouterr().err
     assert "mixed split: each part ranks the known items and its own new items together" in err
     assert "cold-item split" not in err and "mixed split: ease scores an item from its interactions alone" in err
+
+
+def test_an_interrupt_while_libraries_load_is_held_until_they_are_loaded():
+    """Ctrl-C inside a C++ extension's import could abort the process ("terminate called after
+    throwing ... KeyboardInterrupt"); held back, it arrives after the block as a KeyboardInterrupt."""
+    import signal
+    import threading
+    import time
+
+    from gpt2rec.cli import interrupts_held
+
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("no POSIX signal masks on this platform")
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.05)  # an unheld interrupt would be raised here
+            reached_the_end = True
+    assert reached_the_end

@@ -7,7 +7,8 @@ The library reports through `logging` (logger "gpt2rec"); the CLI shows its INFO
 stderr, and with `-v` its DEBUG ones too (e.g. one line per training epoch), above the progress bars;
 gpt2rec's own Python warnings (e.g. texts cut at max_length) show as one such line too.
 A `UserError`, an `OSError` (permissions, disk full, ...) or a non-finite training loss becomes one
-line on stderr and exit code 2; no traceback. A closed output pipe (`| head`) ends quietly.
+line on stderr and exit code 2; no traceback. A closed output pipe (`| head`) ends quietly. Ctrl-C is
+one line and exit 130; it is held back while the native libraries load (`interrupts_held`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,35 @@ def _logging(verbose: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C back for the block; one that came meanwhile is raised as it ends. An interrupt
+    inside a C++ extension's import (torch, scipy: pybind11) can abort the process ("terminate called
+    after throwing ... KeyboardInterrupt") instead of reaching our one line."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):  # (not on Windows: nothing to hold there)
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _load_libraries(with_torch: bool) -> None:
+    """The heavy native libraries of a command, loaded with Ctrl-C held back (`gpt2rec data`
+    needs no torch)."""
+    with interrupts_held():
+        import numpy  # noqa: F401
+        import pandas  # noqa: F401
+        import scipy.sparse  # noqa: F401
+
+        if with_torch:
+            import torch  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -85,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"unrecognized arguments: {' '.join(extra)}; see: {where} --help")
         args.argv = list(sys.argv[1:] if argv is None else argv)  # for relaunching under torchrun (--nproc)
         keep_freed_memory()  # large per-step buffers reused, not re-mapped (utils/memory.py)
+        _load_libraries(with_torch=args.command != "data")
         with _logging(getattr(args, "verbose", False)):
             return int(args.func(args) or 0)
     except UserError as exc:
