@@ -16,6 +16,8 @@ from .dataset import INTERACTION_COLUMNS, Dataset
 from .splits import FILE_HEADER, PARTS, Split, SplitConfig, set_cold
 from .tables import float_column, int_column, read_delimited
 
+_SPLIT_FIX = "write one with: gpt2rec data split DATASET --kind KIND --out DIR"
+
 
 def write_split(split: Split, dataset: Dataset, out_dir: str | Path) -> Path:
     """Write train.tsv / valid.tsv / test.tsv (raw IDs) and split.json (config, row counts and the
@@ -48,13 +50,10 @@ def read_split(dataset: Dataset, split_dir: str | Path) -> Split:
     edited file is an error, never a silently smaller test set."""
     folder = Path(split_dir)
     config, sizes, digests = _split_meta(folder)
-    frames = [_read_part(dataset, folder / f"{name}.tsv", _SPLIT_FIX, sizes[name], digests.get(name)) for name in PARTS]
+    frames = [_read_part(dataset, folder / f"{name}.tsv", sizes[name], digests.get(name)) for name in PARTS]
     split = Split(*frames, config=config)
     set_cold(split, dataset.n_users, dataset.n_items)
     return split
-
-
-_SPLIT_FIX = "write one with: gpt2rec data split DATASET --kind KIND --out DIR"
 
 
 def read_split_config(split_dir: str | Path) -> SplitConfig:
@@ -77,7 +76,8 @@ def _split_meta(folder: Path) -> tuple[SplitConfig, dict[str, int], dict]:
     return config, sizes, digests
 
 
-def _read_part(dataset: Dataset, path: Path, fix: str, size: int, digest: str | None) -> pd.DataFrame:
+def _read_part(dataset: Dataset, path: Path, size: int, digest: str | None) -> pd.DataFrame:
+    fix = _SPLIT_FIX
     if not path.is_file():
         raise DataError(f"split file {path} is missing; {fix}")
     data = path.read_bytes()
