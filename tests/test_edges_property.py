@@ -234,6 +234,7 @@ def test_non_finite_json_constants_are_refused(text):
 @FAST
 @given(sep=st.text(max_size=6))
 @example(sep="NULL")  # found by hypothesis in CI: it became None (detect) without a word
+@example(sep="\n\\")  # found by hypothesis in CI: the raw newline split the error in two lines
 def test_any_sep_is_a_separator_or_one_error(sep):
     try:
         config = from_dict(DataConfig, {"dataset": "x.csv", "sep": unescape_sep(sep)})

@@ -89,7 +89,8 @@ def unescape_sep(sep: str | None) -> str | None:
         if sep[i] == "\\":
             if pair not in _ESCAPES:
                 raise UserError(
-                    f"--sep '{sep}': unknown escape '{pair}'; only \\t (tab) and \\\\ are understood, e.g. --sep '\\t'"
+                    f"--sep '{_printable(sep)}': unknown escape '{_printable(pair)}'; only \\t (tab) and \\\\ are "
+                    "understood, e.g. --sep '\\t'"
                 )
             out.append(_ESCAPES[pair])
             i += 2
@@ -98,9 +99,14 @@ def unescape_sep(sep: str | None) -> str | None:
             i += 1
     if "".join(out).lower() in ("none", "null"):  # the config converter reads these words as "not set"
         raise UserError(
-            f"--sep '{sep}' reads as 'not set'; leave --sep out to detect the separator, or give it, e.g. ','"
+            f"--sep '{_printable(sep)}' reads as 'not set'; leave --sep out to detect the separator, or give it, e.g. ','"
         )
     return "".join(out)
+
+
+def _printable(text: str) -> str:
+    """`text` with its control characters written as escapes (a raw newline would split the one line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def given_file_options(args) -> dict:
