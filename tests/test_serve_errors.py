@@ -88,6 +88,45 @@ def test_unknown_route_and_wrong_method_have_the_error_shape(client):
     assert wrong.headers["allow"] == "POST"
 
 
+def test_the_method_is_judged_before_the_body(client):
+    """A PUT without a JSON body was a 415 ("send the body as JSON"), as if PUT were allowed."""
+    wrong = client.put("/v1/health")
+    shape(wrong, 405, None, "PUT is not allowed on /v1/health", "GET")
+    shape(client.request("PATCH", "/v1/items", content=b"x"), 405, None, "PATCH is not allowed on /v1/items")
+    shape(client.request("PATCH", "/nope", content=b"x"), 404, None, "no route PATCH /nope")
+    shape(client.post("/v1/items", content=b"title=x"), 415, "body", "send the body as JSON")  # a real POST route
+
+
+def test_head_answers_where_get_does_for_uptime_checks(client):
+    for url in ("/", "/v1/health"):
+        answer = client.head(url)
+        assert answer.status_code == 200 and answer.content == b"", url
+
+
+@pytest.mark.parametrize(
+    "method, url, body, field, words",
+    [
+        ("get", "/v1/users/1/recommendations?k=abc", None, "k", "k: must be a whole number, got abc"),
+        ("get", "/v1/users/1/recommendations?k=0", None, "k", "k: must be at least 1, got 0"),
+        ("get", "/v1/users/1/recommendations?explain=maybe", None, "explain", "must be true or false, got maybe"),
+        ("post", "/v1/recommendations", {"user_ids": [1], "k": 10**6}, "k", "must be at most 100, got 1000000"),
+        ("post", "/v1/recommendations", {"user_ids": "1"}, "user_ids", 'must be a list in [ ], got "1"'),
+        ("post", "/v1/recommendations", {"user_ids": [1.5]}, "user_ids.0", "a whole number or text in quotes, got 1.5"),
+        ("post", "/v1/recommendations", {}, "user_ids", "user_ids: is required; add it"),
+        ("post", "/v1/recommendations", {"user_ids": [1], "x": 1}, "x", "not a field of this request; remove it"),
+        ("post", "/v1/recommendations", [1], "body", "must be a JSON object in { }, got a list"),
+        ("post", "/v1/recommendations/query", {"query": ""}, "query", "query: is empty; write some words"),
+        ("post", "/v1/recommendations/query", {"query": "x" * 501}, "query", "too long (501 characters; at most 500)"),
+        ("post", "/v1/interactions", {"user_id": {}, "item_id": 2}, "user_id", "text in quotes, got an object"),
+    ],
+)
+def test_validation_errors_say_what_to_send_in_plain_words(client, method, url, body, field, words):
+    """pydantic's own wording ("Input should be a valid integer, unable to parse string as an integer")
+    named neither the value sent nor, for IDs, that text is accepted too."""
+    answer = client.get(url) if method == "get" else client.post(url, json=body)
+    shape(answer, 422, field, words)
+
+
 def test_unreadable_bodies_say_why(client):
     def post(content: bytes):
         return client.post("/v1/recommendations/query", content=content, headers=JSON)

@@ -86,7 +86,7 @@ SPEC = ModelSpec(
     new_items_note=(
         "enhanced scores a new item from its text through the embedding it learned for unknown IDs, which "
         "tends to rank new items below known ones (on ML-100K, with known and new items ranked together, "
-        "none reached a top 10); find it with /v1/recommendations/query or /v1/items/{id}/similar, or serve "
-        "an l3ae run, whose text route places new items among known ones"
+        "none reached a top 10); it is found by a request in plain words and among the items similar to "
+        "others, or serve an l3ae run, whose text route places new items among known ones"
     ),
 )

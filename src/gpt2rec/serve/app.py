@@ -122,6 +122,9 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
     async def health():
         return {**service.health(), "batches": batcher.calls, "batched_requests": batcher.requests}
 
+    # HEAD too (uptime checks); FastAPI's GET routes do not answer it by themselves
+    app.add_api_route("/v1/health", health, methods=["HEAD"], include_in_schema=False)
+
     @app.get(
         "/v1/users",
         responses=_answers(list[UserRecord]),
@@ -226,12 +229,13 @@ def create_app(service: Service, api_key: str | None = None) -> FastAPI:
             raise _mapped(exc, "rating") from None
         return await _call("item_id", service.add_interaction, body.user_id, body.item_id, body.rating)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: uptime checks
     async def page():
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(RequestGate, writes=WRITES, api_key=api_key)
+    posts = {route.path for route in app.routes if "POST" in getattr(route, "methods", ())}
+    app.add_middleware(RequestGate, posts=posts, writes=WRITES, api_key=api_key)
     return app
 
 

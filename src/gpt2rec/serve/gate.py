@@ -5,6 +5,7 @@ one error shape `{"error": "<what is wrong; how to fix it>", "field": "<name> or
 from __future__ import annotations
 
 import hmac
+import json
 import re
 
 import orjson
@@ -39,16 +40,16 @@ def key_ok(given: str | None, api_key: str | None) -> bool:
 
 
 class RequestGate:
-    """ASGI middleware, in this order: a write without the right key (401, before the body is read, so a
+    """ASGI middleware for a POST to one of the routes `posts`, in this order: a write without the right key (401, before the body is read, so a
     garbage body with a wrong key is a 401, not a 422), a POST that is not JSON (415), a body over `limit`
     bytes (413, counted as it arrives, so a chunked body cannot pass); then the buffered body goes on."""
 
-    def __init__(self, app, writes: set[str], api_key: str | None = None, limit: int = MAX_BODY):
-        self.app, self.writes, self.api_key, self.limit = app, writes, api_key, limit
+    def __init__(self, app, posts: set[str], writes: set[str], api_key: str | None = None, limit: int = MAX_BODY):
+        self.app, self.posts, self.writes, self.api_key, self.limit = app, posts, writes, api_key, limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.posts:
+            return await self.app(scope, receive, send)  # the router answers: no such route (404), method (405)
         headers = dict(scope["headers"])
         given = _text(headers.get(b"x-api-key"))
         if scope["path"] in self.writes and not key_ok(given, self.api_key):
@@ -114,6 +115,11 @@ def _text(raw: bytes | None) -> str | None:
 _UNION_TAG = re.compile(r"int|str|float|bool|.*[-\[].*")
 
 
+def _place(err: dict) -> list[str]:
+    """An error's location without the type tags union members add ("int", "constrained-int")."""
+    return [str(p) for p in err.get("loc", ()) if not _UNION_TAG.fullmatch(str(p))]
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
@@ -125,10 +131,10 @@ def install_handlers(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":  # the location is a character offset, not a field
             at, why = first["loc"][-1], first.get("ctx", {}).get("error", "")
             return error(422, f"the body is not valid JSON (at character {at}): {why}; send a JSON object", None)
-        # union members add type tags to the location ("int", "constrained-int"); they are not fields
-        loc = [str(p) for p in first.get("loc", ()) if not _UNION_TAG.fullmatch(str(p))]
+        loc = _place(first)
         field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "body"
-        return error(422, f"{field}: {first.get('msg', 'invalid value')}", field)
+        same = [e for e in exc.errors() if _place(e) == _place(first)]  # a union's members: one error each
+        return error(422, f"{field}: {plain_words(same or [first])}", field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -142,6 +148,64 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 400:  # FastAPI could not read the body: say why
             return error(400, _unreadable(exc.__cause__), "body")
         return error(exc.status_code, str(exc.detail), None, exc.headers)
+
+
+# pydantic's error types in words: what a value of the wrong type must be, and broken limits
+_KINDS = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "text in quotes",
+    "list_type": "a list in [ ]",
+    "dict_type": "a JSON object in { }",
+    "model_type": "a JSON object in { }",
+    "model_attributes_type": "a JSON object in { }",
+}
+_LIMITS = {
+    "missing": "is required; add it",
+    "extra_forbidden": "is not a field of this request; remove it (see /docs for the fields)",
+    "greater_than_equal": "must be at least {ge}, got {got}",
+    "less_than_equal": "must be at most {le}, got {got}",
+    "greater_than": "must be above {gt}, got {got}",
+    "less_than": "must be below {lt}, got {got}",
+    "string_too_short": "is empty; write some words",
+    "string_too_long": "is too long ({n} characters; at most {max_length})",
+    "too_short": "must have at least {min_length} entries, got {n}",
+    "too_long": "has too many entries ({n}; at most {max_length})",
+}
+
+
+def plain_words(errors: list[dict]) -> str:
+    """The first field's validation errors (pydantic's dicts, several for a union such as an ID that
+    is a number or text) in words that say what to send; pydantic's message for other kinds (the
+    validators of `schemas` write their own)."""
+    first = errors[0]
+    got = _shown(first.get("input"), quoted=first.get("loc", ("body",))[0] == "body")
+    kinds = [_KINDS.get(e.get("type", "")) for e in errors]
+    if all(kinds):  # the value has none of the accepted types
+        return f"must be {' or '.join(dict.fromkeys(kinds))}, got {got}"
+    limit = next((e for e in errors if e.get("type") in _LIMITS), None)
+    if limit is None:
+        return first.get("msg", "invalid value")
+    value = limit.get("input")
+    try:
+        n = len(value) if isinstance(value, (str, list, dict)) else "?"
+        return _LIMITS[limit["type"]].format(got=got, n=n, **limit.get("ctx", {}))
+    except (KeyError, IndexError):  # a context this version of pydantic names otherwise
+        return limit.get("msg", "invalid value")
+
+
+def _shown(value, quoted: bool) -> str:
+    """A sent value as the reader wrote it: JSON for a body's values, bare for query and path text."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    if isinstance(value, str) and not quoted:
+        return value[:60]
+    return json.dumps(value)[:60] if isinstance(value, (str, bool, int, float, type(None))) else repr(value)[:60]
 
 
 def _unreadable(cause: BaseException | None) -> str:
