@@ -58,7 +58,11 @@ class FieldProjector(nn.Module):
 
 
 class CrossAttentionFusion(nn.Module):
-    """(id (B, d), fields (B, F, d)) -> (fused (B, d), weights (B, F) or None)."""
+    """(id (B, d), fields (K, F, d), rows (B,) or None) -> (fused (B, d), weights (B, F) or None).
+
+    `rows` says which of the K field sets each ID reads (entities sharing a text, such as the users of
+    one profile, share a row: its key/value projection runs once); None: K = B, one set per ID.
+    """
 
     def __init__(
         self,
@@ -82,26 +86,33 @@ class CrossAttentionFusion(nn.Module):
         self.norm = nn.LayerNorm(dim) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, ids: torch.Tensor, fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, ids: torch.Tensor, fields: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.use_attention:
-            flat = torch.cat([ids, fields.flatten(1)], dim=-1)  # (B, (1+F)d)
+            per_id = fields if rows is None else fields[rows]  # (B, F, d)
+            flat = torch.cat([ids, per_id.flatten(1)], dim=-1)  # (B, (1+F)d)
             return self.norm(ids + self.drop(self.out(flat))), None
-        attended, weights = self._attend(ids, fields)  # (B, d), (B, F)
+        attended, weights = self._attend(ids, fields, rows)  # (B, d), (B, F)
         fused = self.norm(ids + self.drop(self.out(torch.cat([ids, attended], dim=-1))))  # (B, d)
         return fused, weights
 
-    def _attend(self, ids: torch.Tensor, fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _attend(
+        self, ids: torch.Tensor, fields: torch.Tensor, rows: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`self.attn(ids, fields, fields)` for a single query per row, with its parameters and its
         dropout draws, as elementwise products: with F <= a few fields, the (B*H, 1, F) batched
         matrix products of `nn.MultiheadAttention` cost more than the arithmetic (fwd + bwd of 1660
         items: 21 ms vs 32 ms). Returns attended (B, d) and the weights averaged over heads (B, F)
         (each row sums to 1 in eval mode; in training, after dropout, as MultiheadAttention returns them)."""
         attn = self.attn
-        (b, f, d), h = fields.shape, attn.num_heads
+        (b, d), f, h = ids.shape, fields.shape[1], attn.num_heads
         w_q, w_kv = attn.in_proj_weight.split([d, 2 * d])  # (d, d), (2d, d)
         b_q, b_kv = attn.in_proj_bias.split([d, 2 * d])  # (d,), (2d,)
         q = nn.functional.linear(ids, w_q, b_q).view(b, 1, h, d // h)  # (B, 1, H, dh)
-        k, v = nn.functional.linear(fields, w_kv, b_kv).view(b, f, 2, h, d // h).unbind(2)  # (B, F, H, dh) each
+        kv = nn.functional.linear(fields, w_kv, b_kv)  # (K, F, 2d) once per distinct field set
+        kv = kv if rows is None else kv[rows]  # (B, F, 2d)
+        k, v = kv.view(b, f, 2, h, d // h).unbind(2)  # (B, F, H, dh) each
         logits = (q * (d // h) ** -0.5 * k).sum(-1).transpose(1, 2)  # (B, H, F)
         weights = torch.softmax(logits, dim=-1)  # (B, H, F)
         # dropped like MultiheadAttention's (B*H, 1, F) weights: the same draws in the same order
