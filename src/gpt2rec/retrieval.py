@@ -27,6 +27,7 @@ import torch
 
 from .errors import require
 from .utils.device import model_device
+from .utils.ranking import ranked_topk
 
 MODES = ("auto", "exact", "ann")
 INDEXES = ("hnsw", "flat")
@@ -136,8 +137,8 @@ class Retriever:
             _mask(s, seen, lo, hi)
             idx = torch.arange(lo, hi, device=q.device).expand(len(users), -1)  # (B, c)
             cat_s, cat_i = torch.cat([best_s, s], 1), torch.cat([best_i, idx], 1)  # (B, k + c)
-            top = torch.topk(cat_s, min(k, cat_s.shape[1]), dim=1)
-            best_s, best_i = top.values, cat_i.gather(1, top.indices)
+            best_s, top = ranked_topk(cat_s, k)  # ties: earlier blocks, then lower index
+            best_i = cat_i.gather(1, top)
         return best_i.cpu().numpy(), best_s.cpu().numpy()
 
     def _exact_scores(self, users, k, seen):
@@ -149,9 +150,9 @@ class Retriever:
             b = users[start : start + rows]
             s = self.model.score_users(torch.from_numpy(b).to(dev)).to(torch.float32, copy=True)  # (b, I)
             _mask(s, seen[start : start + rows] if seen is not None else None, 0, self.n_items)
-            top = torch.topk(s, k, dim=1)
-            out_i.append(top.indices.cpu().numpy())
-            out_s.append(top.values.cpu().numpy())
+            values, top = ranked_topk(s, k)
+            out_i.append(top.cpu().numpy())
+            out_s.append(values.cpu().numpy())
         return np.concatenate(out_i), np.concatenate(out_s)
 
     def _ann(self, users, k, seen):
@@ -181,9 +182,9 @@ class Retriever:
         if seen is not None and seen.nnz:
             hit = member(seen, cand.astype(np.int64))  # (B, want) bool: candidate already seen
             s = s.masked_fill(torch.from_numpy(hit).to(s.device), float("-inf"))
-        top = torch.topk(s, min(k, want), dim=1)
-        items = safe.gather(1, top.indices).cpu().numpy()
-        scores = top.values.cpu().numpy()
+        values, top = ranked_topk(s, k)  # (approximate anyway: ties by candidate order)
+        items = safe.gather(1, top).cpu().numpy()
+        scores = values.cpu().numpy()
         if items.shape[1] < k:  # fewer candidates than k: pad with misses
             pad = k - items.shape[1]
             items = np.pad(items, ((0, 0), (0, pad)))

@@ -23,6 +23,7 @@ from .data.dataset import display_titles
 from .data.splits import interaction_matrix
 from .errors import UserError
 from .retrieval import RetrievalConfig, Retriever
+from .utils.ranking import ranked_topk
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ def top_k(scores: torch.Tensor, k: int, exclude=()) -> tuple[np.ndarray, np.ndar
     if exclude.size:
         scores[torch.as_tensor(exclude)] = float("-inf")
     k = min(int(k), int(torch.isfinite(scores).sum()))
-    top = torch.topk(scores, k)
-    return top.indices.numpy(), top.values.numpy()
+    values, indices = ranked_topk(scores, k)
+    return indices.numpy(), values.numpy()
 
 
 def score_users(model, users: Sequence[int]) -> torch.Tensor:

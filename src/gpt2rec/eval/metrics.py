@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..utils.ranking import ranked_topk
+
 RANKING_METRICS = ("ndcg", "recall", "hit", "mrr", "precision")
 
 
@@ -54,10 +56,9 @@ def mask_seen(scores: torch.Tensor, seen) -> torch.Tensor:
 
 def topk_items(scores: torch.Tensor, k: int, seen=None) -> torch.Tensor:
     """(U, I) scores -> (U, min(k, I)) item indices, best first, never a seen item (unless a user
-    has fewer than k unseen items). Ties go to the lower item index on CPU (torch.topk order)."""
+    has fewer than k unseen items). Ties go to the lower item index (`ranked_topk`)."""
     scores = torch.as_tensor(scores)
-    masked = mask_seen(scores, seen)
-    return torch.topk(masked, min(k, masked.shape[1]), dim=1).indices  # (U, K)
+    return ranked_topk(mask_seen(scores, seen), k)[1]  # (U, K)
 
 
 def hits_from_topk(topk: torch.Tensor, held_out) -> torch.Tensor:

@@ -22,6 +22,7 @@ from ..data.sampling import NegativeSampler, sample_distinct
 from ..data.splits import Split, interaction_matrix
 from ..retrieval import RetrievalConfig, Retriever, member
 from ..utils.device import model_device
+from ..utils.ranking import ranked_topk
 from .metrics import beyond_accuracy, ranking_metrics
 
 Seen = pd.DataFrame | Sequence[pd.DataFrame] | sp.spmatrix | None
@@ -177,7 +178,7 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
                 scores = model.score_users(torch.from_numpy(batch).to(device))  # (B, I)
                 scores = scores[:, cand_t.to(scores.device)].to(torch.float32)  # (B, C), a copy
                 _fill_rows(scores, seen_csr[batch], float("-inf"))
-                top = torch.topk(scores, k_max, dim=1).indices.cpu().numpy()  # (B, K)
+                top = ranked_topk(scores, k_max)[1].cpu().numpy()  # (B, K)
                 all_top.append(top)
                 all_hits.append(member(target[batch], top))
     hits = np.concatenate(all_hits) if all_hits else np.zeros((0, k_max), dtype=bool)  # (U', K)

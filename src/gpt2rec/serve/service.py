@@ -26,6 +26,7 @@ from ..explain import explain
 from ..models.registry import get_spec
 from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
+from ..utils.ranking import ranked_topk
 
 MAX_CLIENT_ID = 2**63 - 2  # so the next free ID (max + 1) still fits the int64 the pipeline stores
 
@@ -157,7 +158,7 @@ class Service:
         seen = [self.seen(u) for u in users]
         rows = np.repeat(np.arange(len(users)), [len(s) for s in seen])  # (S,)
         scores[torch.as_tensor(rows), torch.as_tensor(np.concatenate(seen))] = float("-inf")
-        values, items = torch.topk(scores, min(int(k), scores.shape[1]), dim=1)  # (B, k)
+        values, items = ranked_topk(scores, k)  # (B, k)
         out = []
         for vals, idx in zip(values.tolist(), items.tolist()):
             out.append([self.row(i, v) for i, v in zip(idx, vals) if v != float("-inf")])
