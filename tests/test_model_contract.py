@@ -164,6 +164,20 @@ def test_model_contract(case: Case, tmp_path):
         with torch.no_grad():
             assert torch.equal(ckpt.load_model(run).score_users(users), scores)
 
+    # bad IDs: one ValueError for every model (a negative index used to count from a matrix's end,
+    # a float one was truncated); lists are taken as tensors
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_users([0, 1]), scores[:2])
+        for bad, words in ((torch.tensor([-1]), "user index -1 is outside 0..23"),
+                           (torch.tensor([n_users]), "user index 24 is outside"),
+                           (torch.tensor([1.0]), "must be integer indices"), (torch.tensor(1), "1-D tensor")):  # fmt: skip
+            with pytest.raises(ValueError, match=words):
+                model.score_users(bad)
+        with pytest.raises(ValueError, match="item index -2 is outside 0..19"):
+            model.score_pairs(torch.tensor([0]), torch.tensor([-2]))
+        with pytest.raises(ValueError, match=r"one shape \(B,\), got \(1,\) and \(3,\)"):
+            model.score_pairs(torch.tensor([0]), torch.tensor([0, 1, 2]))
+
     # regression: k larger than the user's unseen items returns every unseen item, never a seen one
     items, _ = recommend_items(model, 0, n_items + 5, np.array(train[0]))
     assert sorted(items.tolist()) == sorted(set(range(n_items)) - set(train[0]))

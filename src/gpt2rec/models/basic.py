@@ -19,6 +19,7 @@ from torch import nn
 
 from .base import ModelContext, ModelSpec, saved_value
 from .fusion import FieldProjector
+from .ids import checked_ids
 from .text_features import LM_TRAIN_DEFAULTS, LMSettings, encode_tables, id_embeddings
 
 # max floats in one (chunk, n_items, hidden) block of score_users
@@ -81,11 +82,13 @@ class BasicRecommender(nn.Module):
         text = self.item_text if items is None else self.item_text[items]  # (I|B, D)
         return self.first_item(torch.cat([ids, self.item_proj(text)], -1))  # (I|B, h0)
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dev = self.user_emb.weight.device
         users, items = users.to(dev), items.to(dev)
         return self.rest(self._user_half(users) + self._item_half(items)).squeeze(-1)  # (B,)
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         users = users.to(self.user_emb.weight.device)
         u = self._user_half(users)  # (B, h0)

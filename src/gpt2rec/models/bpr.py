@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .base import ModelContext, ModelSpec
+from .ids import checked_ids
 
 INITS = ("xavier", "normal")
 
@@ -51,12 +52,14 @@ class BPRMF(nn.Module):
         if self.item_bias is not None:
             nn.init.zeros_(self.item_bias.weight)
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         scores = self.user_emb(users) @ self.item_emb.weight.T  # (B, D) @ (D, I) -> (B, I)
         if self.item_bias is not None:
             scores = scores + self.item_bias.weight.T  # (1, I)
         return scores
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         scores = (self.user_emb(users) * self.item_emb(items)).sum(-1)  # (B,)
         if self.item_bias is not None:

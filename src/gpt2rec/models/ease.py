@@ -15,6 +15,7 @@ from torch import nn
 
 from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
+from .ids import checked_ids
 from .limits import check_dense_items
 
 
@@ -44,9 +45,11 @@ class EASE(nn.Module):
     def checkpoint_meta(self) -> dict:
         return {"history_nnz": self.history.nnz}
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.history.dense(users) @ self.weight  # (B, I) @ (I, I) -> (B, I)
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.score_history(self.history.dense(users), items)
 

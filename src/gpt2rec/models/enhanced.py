@@ -40,6 +40,7 @@ from .enhanced_config import STRATEGIES, EnhancedConfig
 from .enhanced_lm import StepState, dropout_draw
 from .fusion import CrossAttentionFusion, FieldProjector
 from .history import UserHistory
+from .ids import checked_ids
 from .profile_neighbours import ProfileNeighbours
 from .text_features import id_embeddings
 from .text_source import TextInfo, TextSource
@@ -268,6 +269,7 @@ class EnhancedRecommender(nn.Module):
         return scores
 
     # ---- the model contract ---------------------------------------------------------------------
+    @checked_ids
     @_stepwise
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dev = self.user_emb.weight.device
@@ -277,6 +279,7 @@ class EnhancedRecommender(nn.Module):
         i, _ = self.represent("item", items)  # (B, d)
         return self._with_cold_users(users, (u * i).sum(-1) + self._bias(items), items)  # (B,)
 
+    @checked_ids
     @_stepwise
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         self._prepare()

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ModelContext, ModelSpec, saved_value
+from .ids import checked_ids
 
 COLD_USER_MODES = ("popularity", "none")
 
@@ -59,12 +60,14 @@ class GenreContent(nn.Module):
     def _cold(self, pop: torch.Tensor) -> torch.Tensor:
         return pop if self.config.cold_user == "popularity" else torch.zeros_like(pop)
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         users = users.to(self.profiles.device)
         warm = self.profiles[users] @ self.item_genres.T + self.config.tiebreak * self.popularity  # (B, I)
         cold = self._cold(self.popularity).unsqueeze(0)  # (1, I)
         return torch.where(self.has_history[users].unsqueeze(1), warm, cold)
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         users, items = users.to(self.profiles.device), items.to(self.profiles.device)
         pop = self.popularity[items]  # (B,)

@@ -17,6 +17,7 @@ from torch import nn
 from ..utils.progress import progress_bar
 from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
+from .ids import checked_ids
 from .limits import check_dense_items
 
 
@@ -62,9 +63,11 @@ class ItemKNN(nn.Module):
             self._sim_t = (key, sim.T.contiguous())  # (I_j, I_i)
         return self._sim_t[1]
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.history.dense(users) @ self._similarity_t()  # (B, I) @ (I, I) -> (B, I)
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         hist = self.history.dense(users)  # (B, I)
         items = items.to(hist.device)

@@ -47,6 +47,7 @@ import torch
 from . import l3ae_new
 from .base import ModelContext, ModelSpec, saved_value
 from .ease import EASE, ease_weights, emphasised_l2, interaction_gram, ridged
+from .ids import checked_ids
 from .l3ae_text import item_adapters, item_vectors, text_matrix, unit_rows, user_vectors
 from .l3ae_tune import AdapterStore
 from .limits import check_dense_items
@@ -243,6 +244,7 @@ class L3AE(EASE):
         """(B, I) the users' training items: what `new_item_rows`' rows are scored against."""
         return self.history.dense(users)
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         scores = super().score_users(users)  # (B, I)
         cold = self._cold(users)  # (B,)
@@ -250,6 +252,7 @@ class L3AE(EASE):
             scores[cold] = self._neighbour_scores(users[cold])
         return scores
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         scores = super().score_pairs(users, items)  # (B,)
         cold = self._cold(users)

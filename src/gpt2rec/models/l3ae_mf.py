@@ -25,6 +25,7 @@ from torch import nn
 from . import l3ae
 from .base import ModelContext, ModelSpec
 from .bpr import BPRMF, BPRConfig
+from .ids import checked_ids
 from .l3ae import L3AE, L3AEConfig
 
 
@@ -76,11 +77,13 @@ class L3AEMF(nn.Module):
     def _weight(self) -> torch.Tensor:
         return self.config.backbone_weight / self.scale
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         base = self._base_rows(users)  # (B, I)
         known = self.backbone.user_known[users.to(base.device)].unsqueeze(1) & self.item_known.unsqueeze(0)  # (B, I)
         return self._weight * base + self.residual.score_users(users) * known
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         if self._cached():
             dev = self.base_cache.device

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .base import ModelContext, ModelSpec
+from .ids import checked_ids
 
 
 @dataclass
@@ -68,12 +69,14 @@ class NeuMF(nn.Module):
             h = self.drop(torch.relu(layer(h)))
         return h
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         gmf = self.gmf_user(users) * self.gmf_item(items)  # (B, D)
         mlp_in = torch.cat([self.mlp_user(users), self.mlp_item(items)], -1)  # (B, H0)
         mlp = self._mlp_tail(self.mlp[0](mlp_in))  # (B, H_last)
         return self.out(torch.cat([gmf, mlp], -1)).squeeze(-1)  # (B,)
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         dim, half = self.config.dim, self.config.mlp_layers[0] // 2
         w_gmf, w_mlp = self.out.weight[0, :dim], self.out.weight[0, dim:]  # (D,), (H_last,)

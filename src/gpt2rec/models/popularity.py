@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .base import ModelContext, ModelSpec
+from .ids import checked_ids
 
 
 @dataclass
@@ -24,9 +25,11 @@ class Popularity(nn.Module):
         self.n_items = n_items
         self.register_buffer("counts", torch.zeros(n_items))  # (I,) float32
 
+    @checked_ids
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self.counts.unsqueeze(0).expand(len(users), -1)  # (B, I)
 
+    @checked_ids
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.counts[items.to(self.counts.device)]  # (B,)
 
