@@ -222,6 +222,19 @@ def test_profile_age_is_a_whole_number_of_years_or_one_error(age):
     assert not isinstance(age, bool) and float(age) == out["age"]
 
 
+def test_a_run_whose_users_wrote_ages_as_text_takes_a_text_age():
+    """A users table with ages such as "18-24" failed every LM run ("could not convert string to
+    float"); its runs now read them as groups, and a new profile may give one too."""
+    from dataclasses import replace
+
+    text_ages = SimpleNamespace(score_new_user=None, profile_info=replace(MODEL.profile_info, text_ages=True))
+    profile = {"gender": "F", "age": " 18-24 ", "occupation": "writer"}
+    assert check_profile(text_ages, profile)["age"] == "18-24"
+    assert check_profile(text_ages, {**profile, "age": 31})["age"] == 31
+    with pytest.raises(UserError, match="whole number of years"):
+        check_profile(MODEL, profile)  # numeric ages in training: a numeric age
+
+
 @pytest.mark.parametrize("text", ['{"gender": "F", "age": Infinity, "occupation": "x"}', '{"age": NaN}'])
 def test_non_finite_json_constants_are_refused(text):
     with pytest.raises(UserError, match="not a number JSON allows"):

@@ -5,7 +5,15 @@ import pytest
 
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.errors import UserError
-from gpt2rec.text.templates import TemplateConfig, age_group, item_texts, render, texts_and_spans, user_texts
+from gpt2rec.text.templates import (
+    TemplateConfig,
+    age_group,
+    ages_are_text,
+    item_texts,
+    render,
+    texts_and_spans,
+    user_texts,
+)
 
 
 def _dataset(users=True):
@@ -63,6 +71,18 @@ def _dataset(users=True):
 )
 def test_age_groups_exact_ages_and_ml1m_codes(age, label):
     assert age_group(age) == label
+
+
+def test_ages_written_as_text_are_their_own_groups():
+    assert [age_group(a) for a in ("18-24", " adult ", "25")] == ["18-24", "adult", "25-34"]
+    assert ages_are_text(pd.DataFrame({"age": ["18-24", None]})) and not ages_are_text(pd.DataFrame({"age": [3, "25"]}))
+    users = pd.DataFrame(
+        {"user_id": [1, 2], "gender": ["F", "M"], "age": ["18-24", "unknown"], "occupation": ["x", "y"]}
+    )
+    data = Dataset(
+        "t", pd.DataFrame({"user": [0, 1], "item": [0, 0]}), users, pd.DataFrame({"item_id": [1], "title": ["A"]})
+    )
+    assert "Age group is 18-24" in user_texts(data, TemplateConfig())[0].text
 
 
 def test_default_movielens_sentences_exactly():

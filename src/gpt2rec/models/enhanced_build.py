@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ..text.templates import ages_are_text
 from .base import ModelContext, ModelSpec, saved_value
 from .enhanced import EnhancedConfig, EnhancedRecommender
 from .text_features import LM_TRAIN_DEFAULTS, encode_tables
@@ -27,6 +28,7 @@ def build_enhanced(config: EnhancedConfig, ctx: ModelContext) -> EnhancedRecomme
         item_titles_column="title" if "title" in items_df.columns else None,
         user_texts=len(tables.users),
         item_texts=len(tables.items),
+        text_ages=ages_are_text(users_df),
     )
     model = EnhancedRecommender(config, ctx.n_users, ctx.n_items, info)
     text = model.text

@@ -38,7 +38,7 @@ from .text_source import TextInfo
 def text_info(config, dataset, dim: int) -> TextInfo:
     """What new users' profiles and new items' rows are read with: the LM, the template's fields,
     the metadata columns, the vectors' width."""
-    from ..text.templates import item_texts, user_texts
+    from ..text.templates import ages_are_text, item_texts, user_texts
 
     users = [] if dataset.users is None else list(user_texts(dataset, config.template))
     return TextInfo(
@@ -49,6 +49,7 @@ def text_info(config, dataset, dim: int) -> TextInfo:
         user_columns=[] if dataset.users is None else [c for c in dataset.users.columns if c != "user_id"],
         item_columns=[c for c in dataset.items.columns if c != "item_id"],
         item_titles_column="title" if "title" in dataset.items.columns else None,
+        text_ages=ages_are_text(dataset.users),
     )
 
 

@@ -55,15 +55,18 @@ def check_profile(info, profile: dict) -> dict:
             raise ValueError(f"profile {name} must be a finite value, got {value}")
         out[name] = value
     if out.get("age") is not None:
-        out["age"] = _age(out["age"])
+        out["age"] = _age(out["age"], getattr(info, "text_ages", False))
     return out
 
 
-def _age(value) -> int:
-    """A whole number of years in 0..MAX_AGE (31, 31.0 and "31" are fine; 31.5, -40, 1e308 are not)."""
+def _age(value, text_ok: bool = False) -> int | str:
+    """A whole number of years in 0..MAX_AGE (31, 31.0 and "31" are fine; 31.5, -40, 1e308 are not),
+    or, for a run whose users table wrote ages as text, any text ("18-24": read as written)."""
     try:
         age = float(value)
     except (TypeError, ValueError, OverflowError):
+        if text_ok and isinstance(value, str) and value.strip():
+            return value.strip()
         age = math.nan
     if not (math.isfinite(age) and age == int(age) and 0 <= age <= MAX_AGE):
         raise ValueError(f"profile age must be a whole number of years between 0 and {MAX_AGE}, got {value!r}")

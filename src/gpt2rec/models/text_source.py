@@ -39,6 +39,7 @@ class TextInfo:
     item_titles_column: str | None = None
     user_texts: int | None = None  # distinct user texts (rows of user_cache); None: one per user
     item_texts: int | None = None
+    text_ages: bool = False  # the users table wrote ages as text ("18-24"): a profile may too
 
     def to_dict(self) -> dict:
         return asdict(self)

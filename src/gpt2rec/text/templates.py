@@ -191,14 +191,33 @@ def texts_and_spans(rendered: list[Rendered]) -> tuple[list[str], list[dict[str,
 
 
 def age_group(age) -> str:
-    """Exact age (ML-100K) or ML-1M age code -> ML-1M group label; missing -> 'unknown'."""
+    """Exact age (ML-100K) or ML-1M age code -> ML-1M group label; missing -> 'unknown'; an age
+    written as text ("18-24", "adult") is its own group, as written."""
     if _missing(age):
         return UNKNOWN
+    if not _numeric(age):
+        return str(age).strip() or UNKNOWN
     label = AGE_GROUPS[0][1]
     for lower, name in AGE_GROUPS:
         if float(age) >= lower:
             label = name
     return label
+
+
+def ages_are_text(users: pd.DataFrame | None) -> bool:
+    """Whether a users table writes some age as text ("18-24"): those ages are read as groups as
+    written, and a new user's profile may give one too."""
+    if users is None or "age" not in users.columns:
+        return False
+    return any(not _numeric(v) for v in users["age"].unique() if not _missing(v))
+
+
+def _numeric(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def render(template: str, values: dict, offset: int = 0) -> tuple[str, dict[str, tuple[int, int]]]:
