@@ -66,6 +66,8 @@ def leftovers(out: Path) -> list[str]:
         (["--dim", "0"], "dim must be >= 1"),
         (["--device", "banana"], "unknown device 'banana'"),
         (["--sep", "\\x"], "unknown escape"),
+        (["--genres-sep", ""], "--genres-sep is empty"),  # was a raw traceback (ValueError: empty separator)
+        (["--user-col", "item_id"], "user_col and item_col are both 'item_id'"),
         (["--lr", "inf"], "finite number"),
         (["--lr", "nan"], "finite number"),
         (["--set", "dim=abc"], "dim"),

@@ -68,29 +68,29 @@ def add_data_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--rating-col", default=None, help="rating column (default: 'rating' if present)")
     p.add_argument("--timestamp-col", default=None, help="timestamp column (default: 'timestamp' if present)")
     p.add_argument("--sep", default=None, help="field separator (default: from the suffix; .csv ',' .tsv tab)")
-    p.add_argument("--genres-sep", default=d.get("genres_sep"), help="separator inside the genres column")
+    p.add_argument("--genres-sep", default=d.get("genres_sep"), help="separator inside the genres column ('\\t': tab)")
     p.add_argument("--encoding", default=d.get("encoding"), help="text encoding of your files")
 
 
 _ESCAPES = {"\\t": "\t", "\\\\": "\\"}
 
 
-def unescape_sep(sep: str | None) -> str | None:
+def unescape_sep(sep: str | None, flag: str = "--sep") -> str | None:
     """A separator as typed on a shell: `\\t` (backslash t) means tab; any other backslash is an error."""
     if sep is None:
         return None
     from ..errors import UserError
 
     if sep == "":
-        raise UserError("--sep is empty; give a separator such as ',' or '\\t' (tab), or leave it out")
+        raise UserError(f"{flag} is empty; give a separator such as ',' or '\\t' (tab), or leave it out")
     out, i = [], 0
     while i < len(sep):
         pair = sep[i : i + 2]
         if sep[i] == "\\":
             if pair not in _ESCAPES:
                 raise UserError(
-                    f"--sep '{_printable(sep)}': unknown escape '{_printable(pair)}'; only \\t (tab) and \\\\ are "
-                    "understood, e.g. --sep '\\t'"
+                    f"{flag} '{_printable(sep)}': unknown escape '{_printable(pair)}'; only \\t (tab) and \\\\ are "
+                    f"understood, e.g. {flag} '\\t'"
                 )
             out.append(_ESCAPES[pair])
             i += 2
@@ -99,7 +99,7 @@ def unescape_sep(sep: str | None) -> str | None:
             i += 1
     if "".join(out).lower() in ("none", "null"):  # the config converter reads these words as "not set"
         raise UserError(
-            f"--sep '{_printable(sep)}' reads as 'not set'; leave --sep out to detect the separator, or give it, e.g. ','"
+            f"{flag} '{_printable(sep)}' reads as 'not set'; leave {flag} out for the default, or give it, e.g. ','"
         )
     return "".join(out)
 
@@ -114,6 +114,8 @@ def given_file_options(args) -> dict:
     given = {name: getattr(args, name) for name in FILE_OPTIONS if getattr(args, name) is not None}
     if "sep" in given:
         given["sep"] = unescape_sep(given["sep"])
+    if "genres_sep" in given:
+        given["genres_sep"] = unescape_sep(given["genres_sep"], "--genres-sep")
     return given
 
 
@@ -121,11 +123,11 @@ def data_config(args) -> DataConfig:  # noqa: F821
     from ..data.load import DataConfig
     from ..utils.config import from_dict
 
-    sep = unescape_sep(args.sep)
+    sep, genres_sep = unescape_sep(args.sep), unescape_sep(args.genres_sep, "--genres-sep")
     return from_dict(DataConfig, dict(
         dataset=args.dataset, implicit_threshold=args.implicit_threshold, users=args.users, items=args.items,
         user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,
-        timestamp_col=args.timestamp_col, sep=sep, genres_sep=args.genres_sep, encoding=args.encoding,
+        timestamp_col=args.timestamp_col, sep=sep, genres_sep=genres_sep, encoding=args.encoding,
     ))  # fmt: skip
 
 

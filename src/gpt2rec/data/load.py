@@ -56,6 +56,11 @@ class DataConfig:
             raise ValueError(f"sep {self.sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
         if not self.user_col or not self.item_col:
             raise ValueError("user_col and item_col must name columns of your interactions file")
+        if self.user_col == self.item_col:
+            raise ValueError(f"user_col and item_col are both {self.user_col!r}; name the user and the item column")
+        if not isinstance(self.genres_sep, str) or not self.genres_sep:
+            raise ValueError(f"genres_sep {self.genres_sep!r} is empty; give the separator inside the genres "
+                             "column, e.g. '|', or leave it unset")  # fmt: skip
         import codecs
 
         try:
