@@ -44,6 +44,40 @@ def test_split_flags_with_a_written_split_are_refused(ml, loo_split, tmp_path, c
     assert not (tmp_path / "r").exists()
 
 
+def test_a_split_of_other_data_is_refused_not_read_in_part(ml, tmp_path, capsys):
+    """A split written with --implicit-threshold (or from another version of the file) was read
+    against the whole data: the data's other interactions were dropped without a word."""
+    split = tmp_path / "liked"
+    assert main(["data", "split", str(ml), "--implicit-threshold", "4", "--kind", "loo", "--out", str(split)]) == 0
+    base = ["train", "--dataset", str(ml), *FAST, "--split-dir", str(split)]
+    assert main([*base, "--implicit-threshold", "4", "--out", str(tmp_path / "same")]) == 0
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds 39 interactions (written from dataset" in err and "--implicit-threshold" in err
+    assert not (tmp_path / "other").exists()
+
+
+def test_data_split_reads_your_own_files_with_the_data_flags(tmp_path, capsys):
+    """`data split` had none of --user-col, --sep, --encoding... which its own errors told you to set."""
+    rows = [f"u{u};i{(u * 3 + k) % 9}" for u in range(8) for k in range(4)]
+    (tmp_path / "mine.csv").write_text("who;what\n" + "\n".join(rows) + "\n")
+    flags = ["--user-col", "who", "--item-col", "what", "--sep", ";"]
+    split = tmp_path / "split"
+    assert main(["data", "split", str(tmp_path / "mine.csv"), *flags, "--kind", "loo", "--out", str(split)]) == 0
+    assert json.loads((split / "split.json").read_text())["sizes"]["train"] > 0
+    argv = ["train", "--dataset", str(tmp_path / "mine.csv"), *flags, *FAST, "--split-dir", str(split)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+
+
+def test_feedback_is_refused_with_a_written_split(ml, loo_split, tmp_path, capsys):
+    served = tmp_path / "served"
+    assert main(["train", "--dataset", str(ml), *FAST, "--out", str(served)]) == 0
+    argv = ["train", "--dataset", str(ml), *FAST, "--split-dir", str(loo_split), "--feedback", str(served)]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert "--feedback adds the served interactions" in capsys.readouterr().err
+
+
 def test_verbose_epoch_lines_count_the_whole_run(ml, tmp_path, caplog):
     """A new run checkpoints its first epoch before it appears under --out; -v still reads 1/2, 2/2."""
     with caplog.at_level(logging.DEBUG, logger="gpt2rec"):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import write_ml100k_folder
 from gpt2rec.cli import main
-from gpt2rec.cli.data import unescape_sep
+from gpt2rec.cli.data_options import unescape_sep
 from gpt2rec.coldstart import MAX_AGE, check_profile, read_profile
 from gpt2rec.data.dataset import Dataset
 from gpt2rec.data.generic import Columns, load_generic

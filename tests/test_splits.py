@@ -2,8 +2,6 @@
 
 import argparse
 import json
-import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -150,9 +148,14 @@ def test_read_errors(ds, tmp_path):
         read_split(ds, tmp_path / "nothing")
     s = make_split(ds, SplitConfig())
     write_split(s, ds, tmp_path / "sp")
-    other = _dataset(n_users=5, seed=1)  # fewer users: some raw user IDs are unknown
-    with pytest.raises(DataError, match="user IDs not in dataset"):
+    other = _dataset(n_users=5, seed=1)  # other data: fewer interactions than the split holds
+    with pytest.raises(DataError, match=r"holds \d+ interactions .* but \S+ has \d+: it was made from other data"):
         read_split(other, tmp_path / "sp")
+    inter = ds.interactions  # as many interactions, of other users: their IDs are named
+    raw = pd.DataFrame({"user_id": ds.user_ids[inter["user"]] + 1, "item_id": ds.item_ids[inter["item"]],
+                        "rating": inter["rating"], "timestamp": inter["timestamp"]})  # fmt: skip
+    with pytest.raises(DataError, match="user IDs not in dataset"):
+        read_split(Dataset.from_frames("toy", raw), tmp_path / "sp")
     (tmp_path / "sp" / "valid.tsv").unlink()
     with pytest.raises(DataError, match="valid.tsv is missing"):
         read_split(ds, tmp_path / "sp")
@@ -213,9 +216,7 @@ def test_interaction_matrix_binary():
 def test_cli_split_writes_files(ds, tmp_path, monkeypatch):
     from gpt2rec.cli import data_split
 
-    fake = types.ModuleType("gpt2rec.data.load")
-    fake.load_dataset = lambda config: ds
-    monkeypatch.setitem(sys.modules, "gpt2rec.data.load", fake)
+    monkeypatch.setattr("gpt2rec.data.load.load_dataset", lambda config: ds)
     parser = argparse.ArgumentParser()
     data_split.register(parser.add_subparsers())
     args = parser.parse_args(["split", "toy", "--kind", "cold-item", "--seed", "4", "--out", str(tmp_path / "o")])
@@ -230,9 +231,7 @@ def test_cli_split_writes_files(ds, tmp_path, monkeypatch):
 def test_cli_split_says_it_replaces_another_kind(ds, tmp_path, monkeypatch, caplog):
     from gpt2rec.cli import data_split
 
-    fake = types.ModuleType("gpt2rec.data.load")
-    fake.load_dataset = lambda config: ds
-    monkeypatch.setitem(sys.modules, "gpt2rec.data.load", fake)
+    monkeypatch.setattr("gpt2rec.data.load.load_dataset", lambda config: ds)
     parser = argparse.ArgumentParser()
     data_split.register(parser.add_subparsers())
     out = str(tmp_path / "o")

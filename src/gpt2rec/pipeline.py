@@ -292,6 +292,9 @@ def with_written_split(config: RunConfig) -> RunConfig:
     any directory) and `split` as its split.json records it (the kind the run really used)."""
     if not config.split_dir:
         return config
+    if config.data.feedback:
+        raise UserError("--feedback adds the served interactions, which a written split (split_dir) does not "
+                        "hold; split here instead: drop --split-dir (or split_dir from the config file)")  # fmt: skip
     folder = Path(config.split_dir).resolve()
     return replace(config, split_dir=str(folder), split=read_split_config(folder))
 

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
         help="only this dataset: a MovieLens name (ml-100k, ml-1m), a MovieLens folder, or an interactions file "
              "(CSV/Parquet; with --users for cold-user, --items for the text models' metadata)",
     )  # fmt: skip
-    from .data import add_data_options
+    from .data_options import add_data_options
 
     add_data_options(parser.add_argument_group("your own files (with --dataset FILE)"), defaults=False)
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
@@ -106,7 +106,7 @@ def _file_options(args) -> dict:
     from pathlib import Path
 
     from ..errors import UserError
-    from .data import given_file_options
+    from .data_options import given_file_options
 
     given = given_file_options(args)
     if args.implicit_threshold is not None:

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from .data_options import add_data_options, data_config
+
 log = logging.getLogger("gpt2rec")
 
 
@@ -46,6 +48,7 @@ def register(sub) -> None:
         help="share of items (users) held out for cold-item and mixed (cold-user) splits",
     )
     p.add_argument("--out", required=True, help="folder to write train.tsv, valid.tsv, test.tsv, split.json")
+    add_data_options(p)  # your own files: columns, separator, encoding, metadata, the implicit threshold
     p.set_defaults(func=run)
 
 
@@ -58,7 +61,7 @@ def run(args) -> int:
     config = from_dict(
         SplitConfig, dict(kind=args.kind, ratios=args.ratios, seed=args.seed, cold_fraction=args.cold_fraction)
     )
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(data_config(args))
     split = make_split(dataset, config)
     _note_replaced(Path(args.out), config)
     out = write_split(split, dataset, args.out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .data import add_data_options, data_config
+from .data_options import add_data_options, data_config
 
 
 def register(subparsers) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..train.config import TUNE_EPOCHS
-from .data import add_data_options, given_file_options
+from .data_options import add_data_options, given_file_options
 
 SPLIT_KINDS = ("random", "loo", "temporal", "cold-item", "cold-user", "mixed")
 # flag -> (section, field) of the run config

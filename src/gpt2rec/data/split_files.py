@@ -50,10 +50,29 @@ def read_split(dataset: Dataset, split_dir: str | Path) -> Split:
     edited file is an error, never a silently smaller test set."""
     folder = Path(split_dir)
     config, sizes, digests = _split_meta(folder)
+    _check_same_data(dataset, folder, sum(sizes.values()))
     frames = [_read_part(dataset, folder / f"{name}.tsv", sizes[name], digests.get(name)) for name in PARTS]
     split = Split(*frames, config=config)
     set_cold(split, dataset.n_users, dataset.n_items)
     return split
+
+
+def _check_same_data(dataset: Dataset, folder: Path, written: int) -> None:
+    """Every split kind puts each interaction in one part, so a split of these data holds all of
+    them: another count means the split was made from other data (or another implicit threshold),
+    whose extra interactions would be dropped without a word, or whose IDs would not read."""
+    have = len(dataset.interactions)
+    if have == written:
+        return
+    try:
+        source = str(read_json(folder / "split.json").get("dataset"))
+    except (ValueError, OSError, AttributeError):
+        source = "?"
+    raise DataError(
+        f"the split in {folder} holds {written:,} interactions (written from dataset '{source}') but "
+        f"{dataset.name} has {have:,}: it was made from other data or another --implicit-threshold; give "
+        f"the data it was made from (--dataset, the same flags), or write the split again from these data"
+    )
 
 
 def read_split_config(split_dir: str | Path) -> SplitConfig:
