@@ -136,6 +136,21 @@ def test_utf16_without_a_bom_is_one_line(scratch):
         load_generic(write(scratch, "plain.csv", b"user_id,item_id\n1,2\n"), columns=Columns(encoding="utf-16"))
 
 
+@pytest.mark.parametrize(
+    "name, data, how",
+    [
+        ("t.json", b'[{"user_id": 1, "item_id": 2}, {"user_id": 2, "item_id": 1}]', "pandas.read_json(path)"),
+        ("t.jsonl", b'{"user_id": 1, "item_id": 2}\n{"user_id": 2, "item_id": 1}\n', "lines=True"),
+        ("t.csv", b'{"user_id": 1, "item_id": 2}\n', "lines=True"),  # JSON Lines whatever the suffix
+    ],
+)
+def test_json_tables_are_named_as_json(scratch, name, data, how):
+    """JSON was read as CSV: "file has no data rows", or columns such as '{"user_id":"u1"'."""
+    with pytest.raises(UserError, match="file is JSON; data tables are read from CSV/TSV or Parquet") as err:
+        load_generic(write(scratch, name, data))
+    assert how in str(err.value)
+
+
 def test_xlsx_is_named_as_excel(scratch):
     with pytest.raises(UserError, match="Excel"):
         load_generic(write(scratch, "book.xlsx", b"PK\x03\x04 sheet"), columns=Columns(sep=","))

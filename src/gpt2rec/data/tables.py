@@ -84,6 +84,17 @@ def check_text_file(path: Path, encoding: str, fix: str, encoding_flag: bool = T
         )
 
 
+def _refuse_json(path: Path) -> None:
+    """A JSON file read as CSV was "no data rows" (a single line) or columns such as '{"user_id":"u1"'."""
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if path.suffix.lower() in (".json", ".jsonl", ".ndjson") or head.startswith((b"{", b"[{", b"[ {", b"[\n")):
+        raise DataError(
+            f"{path}: file is JSON; data tables are read from CSV/TSV or Parquet: convert it, e.g. "
+            f"pandas.read_json(path{', lines=True' if path.suffix.lower() != '.json' else ''}).to_csv('table.csv', index=False)"
+        )
+
+
 def read_delimited(
     path: str | Path,
     sep: str,
@@ -105,6 +116,7 @@ def read_delimited(
     """
     path = check_file(path, fix)
     check_text_file(path, encoding, fix)
+    _refuse_json(path)
     source: object = path
     psep = sep
     if len(sep) > 1:  # pandas' C parser wants one character: rewrite, e.g. "::" -> "\x1f"
