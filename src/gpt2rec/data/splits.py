@@ -95,6 +95,10 @@ class Split:
         return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
 
 
+# the loo split as both commands name it (train --split, data split --kind)
+_KIND_LOO = "a loo split (train --split loo; data split --kind loo)"
+
+
 def interaction_matrix(df: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
     """Binary (n_users, n_items) CSR matrix of the (user, item) pairs in `df`; indices sorted."""
     users = df["user"].to_numpy(dtype=np.int64)
@@ -136,20 +140,20 @@ def _check_parts(part: np.ndarray, inter: pd.DataFrame, config: SplitConfig) -> 
             return
         if zero:
             cause = f"--ratios {' '.join(f'{r:g}' for r in config.ratios)} give {' and '.join(zero)} a 0 share"
-            fix = "give valid and test shares > 0, e.g. --ratios 0.8 0.1 0.1, or use --kind loo"
+            fix = f"give valid and test shares > 0, e.g. --ratios 0.8 0.1 0.1, or use {_KIND_LOO}"
         else:
             most = int(np.bincount(inter["user"].to_numpy()).max())
             cause = (
                 f"users have too few interactions (at most {most}) for --ratios "
                 f"{' '.join(f'{r:g}' for r in config.ratios)} to round a held-out share to one"
             )
-            fix = "use more data, larger valid/test --ratios, or --kind loo"
+            fix = f"use more data, larger valid/test --ratios, or {_KIND_LOO}"
     elif config.kind == "loo":
         cause = "no user has the 3 interactions (2 for test) leave-one-out needs"
-        fix = "use more data, or --kind random"
+        fix = "use more data, or a random split (train --split random; data split --kind random)"
     elif config.kind == "temporal":
         cause = "too few distinct timestamps or a 0 share in --ratios"
-        fix = "use valid/test --ratios > 0, or --kind loo or random"
+        fix = "use valid/test --ratios > 0, or a loo or random split (train --split; data split --kind)"
     else:
         cause = "the held-out users/items have no interactions"
         fix = "raise --cold-fraction or use more data"
@@ -215,7 +219,7 @@ def _split_loo(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
     if len(ts) > 1 and ts.min() == ts.max():  # no timestamps (all 0): the item tie-break decides alone
         log.warning(
             "leave-one-out without timestamps (all equal): each user's held-out item is the one with the highest "
-            "item ID, not the latest; give a timestamp column (--timestamp-col) or use --kind random"
+            "item ID, not the latest; give a timestamp column (--timestamp-col) or use a random split (--split / --kind random)"
         )
     order = np.lexsort((np.arange(len(users)), inter["item"].to_numpy(), ts, users))
     pos, n = _rank_within(users, order)
@@ -237,7 +241,7 @@ def _split_temporal(inter: pd.DataFrame, config: SplitConfig) -> np.ndarray:
     if not (part == _TRAIN).any():
         raise DataError(
             "a temporal split left train empty: too few distinct timestamps "
-            f"(cut at {t_valid}); use --kind random or loo for data without real timestamps"
+            f"(cut at {t_valid}); use a random or loo split (train --split; data split --kind) for data without real timestamps"
         )
     return part
 
