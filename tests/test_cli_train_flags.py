@@ -95,3 +95,11 @@ def test_threads_sets_torch_threads_and_is_checked(ml, tmp_path, capsys, monkeyp
         torch.set_num_threads(before)
     assert main(["train", "--dataset", str(ml), *FAST, "--threads", "0", "--out", str(tmp_path / "z")]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_tune_without_a_validation_part_is_refused(ml, tmp_path, capsys):
+    """Every point scored 0 on 0 users and the first was printed as 'tuned on validation'."""
+    argv = ["train", "--dataset", str(ml), *FAST, "--tune", "--ratios", "1", "0", "0", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert "--tune chooses on validation, but the split's valid part is empty" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

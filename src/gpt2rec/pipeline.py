@@ -231,6 +231,9 @@ def train_run(
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:
             raise UserError("the split left no training interactions; choose another split or ratios")
+        if tune and len(split.valid) == 0:  # every point would score 0 and the first would be "chosen"
+            raise UserError("--tune chooses on validation, but the split's valid part is empty; give it a share "
+                            "(e.g. --ratios 0.8 0.1 0.1) or drop --tune")  # fmt: skip
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
