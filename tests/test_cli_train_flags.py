@@ -103,3 +103,25 @@ def test_tune_without_a_validation_part_is_refused(ml, tmp_path, capsys):
     assert main(argv) == 2
     assert "--tune chooses on validation, but the split's valid part is empty" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_of_other_files_is_not_written_over(ml, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.json").write_text("my own numbers")
+    assert main(["train", "--dataset", str(ml), *FAST, "--out", str(mine)]) == 2
+    assert "is not a gpt2rec run (it has no config.json) but holds metrics.json" in capsys.readouterr().err
+    assert (mine / "metrics.json").read_text() == "my own numbers" and sorted(p.name for p in mine.iterdir()) == [
+        "metrics.json"
+    ]
+    (mine / "config.json").write_text('{"name": "my project"}')
+    assert main(["train", "--dataset", str(ml), *FAST, "--out", str(mine)]) == 2
+    assert "holds a config.json that is not a gpt2rec run's" in capsys.readouterr().err
+
+
+def test_another_run_in_the_folder_is_named_by_its_first_different_setting(ml, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(ml), *FAST, "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(ml), *FAST, "--set", "reg=7", "--out", str(run)]) == 2
+    assert "already holds a different run (model_config.reg: 5.0 there, 7.0 here)" in capsys.readouterr().err

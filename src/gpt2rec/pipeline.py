@@ -23,7 +23,7 @@ from . import distributed as dist
 from .data.load import DataConfig, absolute_paths, check_paths, load_dataset, pin_feedback
 from .data.split_files import read_split, read_split_config, write_split
 from .data.splits import Split, SplitConfig, make_split
-from .errors import NonFiniteLossError, UserError
+from .errors import DataError, NonFiniteLossError, UserError
 from .models.base import ModelContext, new_users_blind
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 EVAL_KS = (5, 10, 20)
 SPLIT_DIR = "split"
 TUNING = "tuning.json"  # a tuned run's search: every point tried, its validation metric
+# what a run writes into its folder: a folder without a run that holds one of these is not written over
+RUN_FILES = (ckpt.CONFIG, ckpt.MODEL, ckpt.ADAPTER, ckpt.USER_IDS, ckpt.ITEM_IDS, ckpt.METRICS, SPLIT_DIR, TUNING,
+             "history.jsonl", "last.safetensors", "best.safetensors", "train_state.json")  # fmt: skip
 MAX_WIDTH = 16384  # widest sane embedding / layer; larger values are typos that would exhaust memory
 WIDTH_FIELDS = ("dim", "hidden", "mlp_layers", "n_heads", "lora_r")
 
@@ -187,8 +190,16 @@ def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=()
     rest (before the search's minutes, not after them)."""
     path = out / ckpt.CONFIG
     if not path.is_file():
+        clash = sorted(name for name in RUN_FILES if (out / name).exists()) if out.is_dir() else []
+        if clash:  # a folder of the user's own files: never written over
+            raise UserError(f"{out} is not a gpt2rec run (it has no {ckpt.CONFIG}) but holds {', '.join(clash)}, "
+                            "which training would write over; choose another --out folder")  # fmt: skip
         return
-    old = ckpt.read_config(out)
+    try:
+        old = ckpt.read_config(out)
+    except DataError:
+        raise UserError(f"{out} holds a {ckpt.CONFIG} that is not a gpt2rec run's (it names no model, or is not "
+                        "JSON); choose another --out folder") from None  # fmt: skip
     config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
     # a run saved before data paths were made absolute still resumes from the same directory
     strip = lambda c: {  # noqa: E731
@@ -198,7 +209,17 @@ def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=()
         **({"model_config": {k: v for k, v in c["model_config"].items() if k not in tuned_model}} if tuned else {}),
     }
     if strip(old) != strip(config):
-        raise UserError(f"{out} already holds a different run; choose a new --out folder or delete {out}")
+        what = _first_difference(strip(old), strip(config))
+        raise UserError(f"{out} already holds a different run ({what}); choose a new --out folder or delete {out}")
+
+
+def _first_difference(old, new, path: str = "") -> str:
+    """The first setting that differs between two configs, as 'model_config.dim: 32 there, 64 here'."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+    return f"{path or 'config'}: {json.dumps(old)[:40]} there, {json.dumps(new)[:40]} here"
 
 
 def train_run(
