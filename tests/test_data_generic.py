@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -47,6 +49,34 @@ def test_parquet_and_datetime_timestamps(tmp_path):
     df.to_parquet(tmp_path / "x.parquet")
     ds = load_generic(tmp_path / "x.parquet")
     assert ds.interactions["timestamp"].tolist() == [60, 86400]
+
+
+def test_a_threshold_without_a_rating_column_says_so(tmp_path):
+    """It said "no rating is >= the implicit threshold 3 (ratings run from 1 to 1)"."""
+    path = write(tmp_path / "inter.csv", "user_id,item_id\n1,2\n2,3\n")
+    with pytest.raises(DataError, match="every rating is 1 .*without a rating column.*--rating-col"):
+        load_dataset(DataConfig(dataset=str(path), implicit_threshold=3))
+
+
+@pytest.mark.parametrize(
+    "stamps, words",
+    [
+        (
+            ["2021-01-01", "2021-01-02", "1609459200"],
+            "'1609459200' is a number (Unix seconds), but most of the column holds date-times",
+        ),
+        (
+            ["1609459200", "1609459300", "2021-01-01"],
+            "'2021-01-01' is a date-time, but most of the column holds Unix seconds",
+        ),
+        (["1609459200", "1609459300", "banana"], "'banana' is neither Unix seconds nor a date-time"),
+    ],
+)
+def test_timestamps_written_two_ways_are_named_as_such(tmp_path, stamps, words):
+    """A Unix time among dates was called "neither Unix seconds nor a date-time"."""
+    rows = "".join(f"{u},{i},{t}\n" for (u, i), t in zip([(1, 2), (1, 3), (2, 3)], stamps))
+    with pytest.raises(DataError, match=re.escape(words)):
+        load_generic(write(tmp_path / "t.csv", "user_id,item_id,timestamp\n" + rows))
 
 
 def test_implicit_threshold_via_config(tmp_path):

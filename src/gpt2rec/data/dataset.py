@@ -54,6 +54,12 @@ class Dataset:
         ratings = self.interactions["rating"]
         kept = self.interactions[ratings >= threshold].reset_index(drop=True)
         if len(ratings) and not len(kept):
+            if ratings.min() == ratings.max() == 1:  # what a file without a rating column gets
+                raise DataError(
+                    f"dataset {self.name!r}: every rating is 1 (a file without a rating column gives each "
+                    f"interaction 1), so none is >= --implicit-threshold {threshold:g}; name the rating column "
+                    "with --rating-col, or leave the threshold out"
+                )
             raise DataError(
                 f"dataset {self.name!r}: no rating is >= the implicit threshold {threshold:g} (ratings run from "
                 f"{ratings.min():g} to {ratings.max():g}); lower --implicit-threshold or leave it out to keep all"

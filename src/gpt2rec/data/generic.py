@@ -173,11 +173,18 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
     bad = num.isna() if numeric else parsed.isna()
     if bad.any():
         line = bad.idxmax()
-        raise DataError(
-            f"{path}: line {line}: timestamp ({col}) {str(s.loc[line])!r} is neither Unix seconds nor a date-time; "
-            "fix that line"
-        )
+        value, most = str(s.loc[line]), "Unix seconds" if numeric else "date-times"
+        if not numeric and pd.notna(num.loc[line]) or numeric and pd.notna(_as_time(value)):
+            what = "a number (Unix seconds)" if not numeric else "a date-time"
+            raise DataError(f"{path}: line {line}: timestamp ({col}) {value!r} is {what}, but most of the column "
+                            f"holds {most}; write every timestamp the same way")  # fmt: skip
+        raise DataError(f"{path}: line {line}: timestamp ({col}) {value!r} is neither Unix seconds nor a date-time; "
+                        "fix that line")  # fmt: skip
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+
+
+def _as_time(value: str):
+    return pd.to_datetime(value, errors="coerce", utc=True, format="mixed")
 
 
 def _keyed_table(path: Path, cols: Columns, kind: str, key: str, text: bool) -> pd.DataFrame:

@@ -394,7 +394,8 @@ def _value_error(df, s, bad, col, path, kind, fix, what) -> DataError:
     value = s.loc[line]
     label = what or col
     if pd.isna(value):
-        return DataError(f"{path}: line {line} has no {label} value (too few fields?); fix that line; {fix}")
+        return DataError(f"{path}: line {line} has no {label} value (an empty cell, or too few fields); fix that "
+                         f"line; {fix}")  # fmt: skip
     return DataError(f"{path}: line {line}: {label} {_shown(value)} is not {kind}; fix that line; {fix}")
 
 
