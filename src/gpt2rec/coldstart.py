@@ -23,6 +23,7 @@ from .errors import DataError, UserError
 from .models import new_entities
 from .models.new_entities import MAX_AGE  # noqa: F401  (part of this module's interface)
 from .run import Run, plain, top_k
+from .utils.config import check_k
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,10 @@ def read_profile(arg: str) -> dict:
         value = json.loads(text, parse_constant=_no_constant)
     except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(
-            f'--profile must be a JSON object or a JSON file, e.g. \'{{"gender": "F", "age": 31}}\' ({exc})'
+            f'profile must be a JSON object or a JSON file, e.g. \'{{"gender": "F", "age": 31}}\' ({exc})'
         ) from None
     if not isinstance(value, dict):
-        raise UserError('--profile must be a JSON object, e.g. \'{"gender": "F", "age": 31, "occupation": "writer"}\'')
+        raise UserError('profile must be a JSON object, e.g. \'{"gender": "F", "age": 31, "occupation": "writer"}\'')
     return value
 
 
@@ -126,14 +127,14 @@ def _profile_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (IsADirectoryError, UnicodeDecodeError):
-        raise UserError(f"--profile {path} is not a UTF-8 JSON file; give a JSON object or its file") from None
+        raise UserError(f"profile {path} is not a UTF-8 JSON file; give a JSON object or its file") from None
     except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the "name"
         raise UserError(
-            f'--profile {str(path)[:60]!r} is neither a JSON object nor a file; give e.g. \'{{"gender": "F", "age": 31}}\''
+            f'profile {str(path)[:60]!r} is neither a JSON object nor a file; give e.g. \'{{"gender": "F", "age": 31}}\''
         ) from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            raise UserError("--profile is neither a JSON object nor a file name (too long for one)") from None
+            raise UserError("profile is neither a JSON object nor a file name (too long for one)") from None
         raise
 
 
@@ -176,14 +177,16 @@ def recommend_profile(run_dir, profile, k: int = 10, device=None) -> list[dict]:
     """Top-k items of a run's catalogue for a new user given as a profile (dict, JSON text or file)."""
     from .pipeline import open_run
 
+    k = check_k(k)  # before the run is loaded
     return profile_rows(open_run(run_dir, device), profile, k)
 
 
 def profile_rows(run: Run, profile, k: int = 10) -> list[dict]:
     """Top-k rows of a loaded `Run` for a new user's profile, each with the reason when the model
     scores new users from their profile neighbours."""
+    k = check_k(k)
     profile = read_profile(profile) if isinstance(profile, str) else profile
-    rows = run.rows(*top_k(score_new_user(run.model, profile), int(k)))
+    rows = run.rows(*top_k(score_new_user(run.model, profile), k))
     neighbours = getattr(run.model, "neighbours", None)
     if neighbours is not None:  # the score is a share of the nearest profiles
         known = int(run.model.user_known.sum())
@@ -200,13 +203,14 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
     """New items (a DataFrame or a CSV/TSV/JSON path) ranked for a run's known user."""
     from .pipeline import open_run
 
+    k = check_k(k)  # before the run is loaded
     run = open_run(run_dir, device)
     df = items if isinstance(items, pd.DataFrame) else read_items(items)
     info = getattr(run.model, "profile_info", None)
     unread = [str(c) for c in df.columns if info is not None and c not in info.item_fields and c != "item_id"]
     if unread:  # a file's extra column (a price) is fine, but say it adds nothing
         log.warning("new items: this run reads %s, not %s; those columns are left unread", info.item_fields, unread)
-    top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), int(k))
+    top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), k)
     # without an item_id column no ID is made up (0, 1, ... would clash with the catalogue's IDs):
     # item_id is None and `row` (1-based data row of the file) says which item it is
     ids = [plain(x) for x in df["item_id"]] if "item_id" in df.columns else [None] * len(df)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .data.dataset import display_titles
 from .errors import UserError
 from .run import plain
+from .utils.config import check_k
 
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 _FIELD_WORDS = {"age_group": "age group", "zip_code": "zip code"}
@@ -171,12 +172,14 @@ def explain_run(run_dir, raw_user, k: int = 10, n_similar: int = 2, device=None)
     """`gpt2rec recommend --explain`: the user's top-k unseen items, each with its explanation."""
     from .pipeline import open_run
 
+    k = check_k(k)  # before the run is loaded
     return explain_user(open_run(run_dir, device), raw_user, k, n_similar)
 
 
 def explain_user(run, raw_user, k: int = 10, n_similar: int = 2) -> list[dict]:
     """The top-k unseen items of a raw user of a loaded `Run`, each with its explanation (a dict)."""
+    k = check_k(k)
     user = run.user_index(raw_user)
-    items, scores = run.top_items(user, int(k))
+    items, scores = run.top_items(user, k)
     explained = explain(run.model, run.dataset, user, items, run.seen(user), n_similar, scores)
     return [e.to_dict(run.item_ids) for e in explained]

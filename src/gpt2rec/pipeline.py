@@ -32,7 +32,7 @@ from .train import runfolder
 from .train.config import TUNE_EPOCHS, TrainConfig, default_train, resumable_view
 from .train.loop import fit
 from .train.search import SearchResult, axis_search, check_searchable, grid_search
-from .utils.config import from_dict, to_dict
+from .utils.config import check_k, from_dict, to_dict
 from .utils.device import pick_device
 from .utils.io import write_json
 
@@ -415,6 +415,5 @@ def open_run(run_dir: str | Path, device=None) -> Run:
 
 def recommend(run_dir: str | Path, raw_user_id, k: int = 10, device=None) -> list[dict]:
     """Top-k items for a raw user ID, excluding the user's training items: [{item_id, title, score}]."""
-    if int(k) <= 0:
-        raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
-    return open_run(run_dir, device).recommend(raw_user_id, int(k))
+    k = check_k(k)  # before the run is loaded
+    return open_run(run_dir, device).recommend(raw_user_id, k)

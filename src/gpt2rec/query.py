@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 from .run import Run, top_k
+from .utils.config import check_k
 
 MAX_QUERY_CHARS = 500
 
@@ -97,12 +98,11 @@ def mix(text: torch.Tensor, user: torch.Tensor, blend: float) -> torch.Tensor:
 def query_rows(run: Run, text: str, k: int = 10, raw_user=None, blend: float = 0.5) -> list[dict]:
     """Top-k catalogue rows for a plain-words request; with `raw_user`, blended with the user's own
     scores and never one of the user's training items. Each row carries its `text_score`."""
-    if int(k) <= 0:
-        raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
+    k = check_k(k)
     sim = text_match(encode_query(run.model, text), item_text_vectors(run.model))  # (I,)
     scores, seen = sim, ()
     if raw_user is not None:
         user = run.user_index(raw_user)
         scores, seen = mix(sim, run.score_users([user])[0], blend), run.seen(user)
-    items, values = top_k(scores, int(k), seen)
+    items, values = top_k(scores, k, seen)
     return [{**run.row(i, v), "text_score": float(sim[i])} for i, v in zip(items, values)]

@@ -23,6 +23,7 @@ from .data.dataset import display_titles
 from .data.splits import interaction_matrix
 from .errors import UserError
 from .retrieval import RetrievalConfig, Retriever
+from .utils.config import check_k
 from .utils.ranking import ranked_topk
 
 log = logging.getLogger(__name__)
@@ -159,13 +160,12 @@ class Run:
 
     def recommend(self, raw_user, k: int = 10) -> list[dict]:
         """Top-k rows {item_id, title, score} for a raw user ID, never an item the user trained on."""
-        if int(k) <= 0:
-            raise UserError(f"k must be a positive number of items, got {k}; e.g. -k 10")
+        k = check_k(k)
         user = self.user_index(raw_user)
         note = self.history_note(user)
         if note:
             log.warning("user %s: %s", raw_user, note)
-        return self.rows(*self.top_items(user, int(k)))
+        return self.rows(*self.top_items(user, k))
 
     def history_note(self, user: int) -> str | None:
         """Why internal user `user`'s list means nothing, or None: no training interactions, and a

@@ -30,7 +30,7 @@ from ..text.lora import ADAPTER_FORMAT
 from ..utils.config import from_dict, to_dict
 from ..utils.io import flat_tensors, save_tensors_meta, write_json
 from . import runfolder
-from .weights import load_weights, split_weights
+from .weights import load_error_line, load_weights, split_weights
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -178,8 +178,9 @@ def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = 
     try:
         load_weights(model, state, adapter)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise DataError(f"{run_dir / MODEL} does not match model {config['model']!r} ({first}); retrain it") from None
+        raise DataError(
+            f"{run_dir / MODEL} does not match model {config['model']!r} ({load_error_line(exc)}); retrain it"
+        ) from None
     model.eval()
     return model
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # pos (B,), neg (B,) or (B, N) -> scalar
 Validate = Callable[[torch.nn.Module], dict]  # model -> {"ndcg@10": ..., ...}
+LOSS_CONTRACT = "loss_fn(pos (B,), neg (B,) or (B, N)) -> scalar tensor computed from them"
 
 
 @dataclass
@@ -71,7 +72,8 @@ def fit(
     stop_after: int | None = None,
 ) -> TrainResult:
     """Train `model` on `split.train` with `loss_fn` (default: `config.loss`, BPR unless set),
-    validate each epoch, keep the best state.
+    validate each epoch, keep the best state. `loss_fn(pos (B,), neg (B,) or (B, N))` returns a scalar
+    tensor computed from the scores (checked on the first step: a constant would train nothing).
 
     `validate(model)` returns the epoch's metrics, which must include `config.metric` (the one
     maximised for early stopping); the default ranks every item for the users of `split.valid`.
@@ -82,6 +84,13 @@ def fit(
     A step whose loss is not finite raises `NonFiniteLossError` before that epoch saves anything.
     """
     t0 = time.perf_counter()
+    if not isinstance(config, TrainConfig):  # a dict got "'dict' object has no attribute 'device'"
+        raise TypeError(
+            f"fit's config must be a TrainConfig, got {type(config).__name__}; pass TrainConfig(**settings) "
+            "or gpt2rec.utils.config.from_dict(TrainConfig, settings)"
+        )
+    if loss_fn is not None:
+        loss_fn = _FirstCallChecked(loss_fn)
     device = pick_device(config.device)
     if dist.world_size() > 1 and device.type == "cuda":  # under torchrun: this rank's own GPU
         device = torch.device("cuda", torch.cuda.current_device())
@@ -131,6 +140,48 @@ def fit(
         seconds=state["seconds"] or time.perf_counter() - t0,
         history=state["history"],
     )
+
+
+class _FirstCallChecked:
+    """A caller's `loss_fn`, refused at once when it is not callable and checked on its first call
+    against `LOSS_CONTRACT`; later calls go straight through (one flag test a step). Without the check
+    a wrong signature or a vector failed deep in the step, and a constant (`lambda p, n: 1.0`, a tensor
+    without gradient) trained silently on the model's L2 term alone."""
+
+    def __init__(self, loss_fn: LossFn):
+        if not callable(loss_fn):
+            named = f"; for a named loss ({', '.join(LOSSES)}) set TrainConfig(loss=...)"
+            raise TypeError(
+                f"loss_fn must be a function such as gpt2rec.losses.bpr_loss ({LOSS_CONTRACT}), got {loss_fn!r}"
+                + (named if isinstance(loss_fn, str) else "")
+            )
+        self.loss_fn, self.checked = loss_fn, False
+
+    def __call__(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        if self.checked:
+            return self.loss_fn(pos, neg)
+        try:
+            value = self.loss_fn(pos, neg)
+        except TypeError as exc:  # most often a signature that does not take (pos, neg)
+            raise TypeError(f"loss_fn failed on its first call ({exc}); it must be {LOSS_CONTRACT}") from exc
+        problem = _loss_problem(value, pos.requires_grad or neg.requires_grad)
+        if problem:
+            raise TypeError(f"loss_fn returned {problem}; it must be {LOSS_CONTRACT}")
+        self.checked = True
+        return value
+
+
+def _loss_problem(value, needs_grad: bool) -> str | None:
+    """What is wrong with a loss value, or None."""
+    if not isinstance(value, torch.Tensor):
+        return f"a {type(value).__name__} ({str(value)[:40]}), not a tensor"
+    if value.dim() != 0:
+        return f"a tensor of shape {tuple(value.shape)}, not a scalar (reduce it, e.g. with .mean())"
+    if not value.is_floating_point():
+        return f"a {value.dtype} tensor, not a floating one"
+    if needs_grad and not value.requires_grad:
+        return "a tensor with no gradient (a constant, or detached from pos and neg: nothing would learn from it)"
+    return None
 
 
 def split_validation(ctx, split: Split, config: TrainConfig) -> Validate:
@@ -211,6 +262,11 @@ def _validate(model, validate: Validate, metric: str) -> dict:
         valid = validate(model)
     finally:
         model.train(was_training)
+    if not isinstance(valid, Mapping):  # None got "argument of type 'NoneType' is not iterable"
+        raise TypeError(
+            f"validate(model) must return a dict of metrics that holds {metric!r} (e.g. {{{metric!r}: 0.31}}), "
+            f"got {type(valid).__name__}"
+        )
     if metric not in valid:
         raise ValueError(f"validation metric {metric!r} not computed; choose one of {sorted(valid)}")
     return valid

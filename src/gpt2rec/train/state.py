@@ -25,7 +25,7 @@ from ..utils.config import to_dict
 from ..utils.io import flat_tensors, save_tensors_meta, write_json, write_text
 from .config import TrainConfig, resumable_view
 from .runfolder import damaged, read_safetensors
-from .weights import load_weights, snapshot, split_weights
+from .weights import load_error_line, load_weights, snapshot, split_weights
 
 STATE_VERSION = 1
 
@@ -140,7 +140,7 @@ def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, con
     try:
         load_weights(model, *weights)
     except RuntimeError as exc:
-        raise DataError(f"{path} holds another model ({str(exc).splitlines()[0]}); {fix}") from None
+        raise DataError(f"{path} holds another model ({load_error_line(exc)}); {fix}") from None
     opt_state: dict = {"state": {}, "param_groups": state["optim_groups"]}
     for key, value in tensors.items():
         if key.startswith("optim."):

@@ -16,6 +16,8 @@ still load (the adapter module's tensors are ordinary parameters of the model).
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 
@@ -78,3 +80,33 @@ def load_weights(model: torch.nn.Module, own: dict, adapter: dict) -> None:
         raise RuntimeError(f"Error(s) in loading the LoRA adapters: {exc}") from None
     result = model.load_state_dict(own, strict=False)
     assert not result.unexpected_keys and set(result.missing_keys) == _held(model.state_dict(), prefix)
+
+
+_SIZE = re.compile(
+    r"size mismatch for (\S+): copying a param with shape torch\.Size\((\[.*?\])\) from checkpoint, "
+    r"the shape in current model is torch\.Size\((\[.*?\])\)"
+)
+
+
+def load_error_line(exc: Exception) -> str:
+    """A failed (strict) `load_state_dict` on one line that still says what did not fit: torch's
+    first line ("Error(s) in loading state_dict for BPRMF:") names no tensor, so keep the first size
+    mismatch with both shapes, and the missing and unexpected keys (the first 3 of each)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    parts, sizes = [], []
+    for line in lines[1:] or lines:
+        size = _SIZE.match(line)
+        kind, found, keys = line.partition(" in state_dict: ")
+        if size:
+            sizes.append(size.groups())
+        elif found:  # 'Missing key(s) in state_dict: "a", "b". '
+            names = re.findall(r'"([^"]*)"', keys)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            parts.append(f"{kind.lower()} {', '.join(names[:3])}{more}")
+        else:
+            parts.append(line.rstrip("."))
+    if sizes:
+        name, saved, current = sizes[0]
+        more = f" (and {len(sizes) - 1} more)" if len(sizes) > 1 else ""
+        parts.append(f"size mismatch for {name}: the file has shape {saved}, the model {current}{more}")
+    return "; ".join(parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from typing import Any, TypeVar
@@ -66,7 +67,7 @@ def convert(tp: Any, value: Any, name: str = "value") -> Any:
                 continue
         raise ValueError(f"{name}={value!r} is not a valid {type_name(tp)}")
     if value is None:
-        raise ValueError(f"{name} must be a {type_name(tp)}, got None")
+        raise ValueError(f"{name} must be {'an' if type_name(tp)[0] in 'aeiou' else 'a'} {type_name(tp)}, got None")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -96,6 +97,14 @@ def convert(tp: Any, value: Any, name: str = "value") -> Any:
             raise ValueError(f"{name} must be a string, got {value!r}")
         return value
     return value  # dicts and other plain JSON values pass through
+
+
+def check_k(k: Any, name: str = "k") -> int:
+    """`k`, a number of items to return, as an int; UserError unless it is a whole number >= 1 (a bool,
+    2.7 or "3" would otherwise be read as 1, cut to 2, or fail deep inside the ranking)."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise UserError(f"{name} must be a whole number >= 1 (a number of items), got {k!r}; e.g. {name}=10")
+    return int(k)
 
 
 def _means_none(value: Any, args: tuple) -> bool:
