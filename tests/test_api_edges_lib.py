@@ -192,3 +192,12 @@ def test_train_config_takes_typed_values():
     assert (cfg.epochs, cfg.lr, cfg.lazy_adam) == (3, 1, True)
     with pytest.raises(ValueError, match="lr must be a finite number > 0, got nan"):  # a float: the value check
         TrainConfig(lr=float("nan"))
+
+
+def test_new_items_are_read_with_the_runs_item_column_and_ids_as_written(tmp_path):
+    """A run trained with --item-col movie left a new-items file's movie column unread; "007" became 7."""
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "new.csv").write_text("movie,title\n007,Alien (1979)\n12,Heat (1995)\n")
+    df = read_items(tmp_path / "new.csv", id_column="movie")
+    assert list(df.columns) == ["item_id", "title"] and df["item_id"].tolist() == ["007", "12"]

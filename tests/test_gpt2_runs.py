@@ -80,6 +80,15 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     assert {(r["item_id"], r["row"], r["title"][:4]) for r in rows} == {(None, 1, "Blad"), (None, 2, "Clue")}
     assert main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "new.csv")]) == 0
     assert sorted(line.split()[1:3] for line in capsys.readouterr().out.splitlines()) == [["row", "1"], ["row", "2"]]
+    # IDs as written: "007" stays text (it was 7), a missing one is null (it was NaN, not JSON)
+    (tmp_path / "ids.csv").write_text("item_id,title,genres\n007,Alien (1979),Sci-Fi\n,Heat (1995),Drama\n")
+    assert (
+        main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(tmp_path / "ids.csv"), "--json"]) == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["item_id"], r["row"]) for r in rows} == {("007", 1), (None, 2)}
+    (tmp_path / "twice.csv").write_text("item_id,title\n70,Alien (1979)\n70,Heat (1995)\n")
+    (tmp_path / "clash.csv").write_text("item_id,title\n3,Alien (1979)\n")  # 3 is a catalogue item
     # combinations that were silently ignored, and a hint without the --encoding recommend lacks
     (tmp_path / "u16.csv").write_bytes("title\nClue\n".encode("utf-16"))
     (tmp_path / "untitled.csv").write_text("title,genres\nClue (1985),Comedy\n,Drama\n")  # row 2 was shown as "nan"
@@ -90,6 +99,8 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
         (["--user", "1", "--items", str(tmp_path / "u16.csv")], "re-save it as UTF-8"),
         (["--user", "1", "--items", str(tmp_path / "untitled.csv")], "row 2 has no title"),
         (["--user", "1", "--items", str(tmp_path)], "is a directory"),  # was "does not exist"
+        (["--user", "1", "--items", str(tmp_path / "twice.csv")], "item_id 70 is given in rows 1 and 2"),
+        (["--user", "1", "--items", str(tmp_path / "clash.csv")], "item_id 3 (row 1) is already the catalogue's item"),
     ):
         assert main(["recommend", str(tmp_path / "run"), *argv]) == 2
         err = capsys.readouterr().err.strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,9 +143,10 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows; give a finite value")
 
 
-def read_items(path: str | Path) -> pd.DataFrame:
+def read_items(path: str | Path, id_column: str = "item_id") -> pd.DataFrame:
     """New items from a CSV/TSV, Parquet or JSON list: the columns the run's items are read by
-    (MovieLens: title, genres 'A|B'), optional item_id."""
+    (MovieLens: title, genres 'A|B'), optional item IDs in `id_column` (the run's item column; as
+    `item_id` in the table returned, read as written: "007" stays text)."""
     path = Path(path)
     if path.is_dir():  # was reported as "does not exist"
         raise UserError(f"items file {path} is a directory; pass a CSV/TSV/JSON file with a 'title' column")
@@ -161,9 +163,12 @@ def read_items(path: str | Path) -> pd.DataFrame:
         elif path.suffix.lower() == ".json":
             df = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
         else:
-            df = pd.read_csv(path, sep="\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+            sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+            df = pd.read_csv(path, sep=sep, dtype={id_column: str, "item_id": str})
     except (ValueError, RecursionError, pd.errors.ParserError, OSError) as exc:  # (pyarrow's errors are these)
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
+    if id_column != "item_id" and id_column in df.columns and "item_id" not in df.columns:
+        df = df.rename(columns={id_column: "item_id"})  # the run's own item column (train --item-col)
     if "title" in df.columns:  # an empty title was read as NaN and shown (and encoded) as "nan"
         blank = df["title"].isna() | (df["title"].astype(str).str.strip() == "")
         if blank.any():
@@ -205,18 +210,58 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
 
     k = check_k(k)  # before the run is loaded
     run = open_run(run_dir, device)
-    df = items if isinstance(items, pd.DataFrame) else read_items(items)
+    id_column = getattr(getattr(run.config, "data", None), "item_col", "item_id")
+    df = items if isinstance(items, pd.DataFrame) else read_items(items, id_column)
     info = getattr(run.model, "profile_info", None)
     unread = [str(c) for c in df.columns if info is not None and c not in info.item_fields and c != "item_id"]
     if unread:  # a file's extra column (a price) is fine, but say it adds nothing
         log.warning("new items: this run reads %s, not %s; those columns are left unread", info.item_fields, unread)
-    top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), k)
     # without an item_id column no ID is made up (0, 1, ... would clash with the catalogue's IDs):
     # item_id is None and `row` (1-based data row of the file) says which item it is
-    ids = [plain(x) for x in df["item_id"]] if "item_id" in df.columns else [None] * len(df)
+    ids = _new_item_ids(run, df["item_id"]) if "item_id" in df.columns else [None] * len(df)
+    top, scores = top_k(score_new_items(run.model, run.user_index(raw_user), df), k)
     # shown as the title: the title, else the first column the items are described by (a name)
     shown = "title" if "title" in df.columns else next((c for c in df.columns if c != "item_id"), "item_id")
     return [
         {"item_id": ids[i], "row": int(i) + 1, "title": str(df[shown].iloc[i]), "score": float(s)}
         for i, s in zip(top, scores)
     ]
+
+
+def _new_item_ids(run: Run, column: pd.Series) -> list:
+    """The IDs of new items as written (None where a row has none: NaN is not JSON), each given once
+    and none a catalogue item's ID (the answer would name two items by one ID)."""
+    ids = [_written_id(v) for v in column.tolist()]
+    first: dict[str, int] = {}
+    for row, raw in enumerate(ids, start=1):
+        if raw is None:
+            continue
+        key = str(raw)
+        if key in first:
+            raise UserError(f"new items: item_id {raw!r} is given in rows {first[key]} and {row}; give each new "
+                            "item its own ID, or leave item_id out")  # fmt: skip
+        first[key] = row
+        try:
+            known = run.item_index(raw)
+        except UserError:
+            continue
+        title = run.row(known, 0.0)["title"]
+        raise UserError(f"new items: item_id {raw!r} (row {row}) is already the catalogue's item {title!r}; give "
+                        "the new item another ID, or leave item_id out")  # fmt: skip
+    return ids
+
+
+def _written_id(value):
+    """A file's ID as written: whole numbers as int (also 5.0, as JSON with a missing ID reads them),
+    "007" and other text as text, a missing one as None."""
+    value = plain(value)
+    if value is None or isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        return int(text) if re.fullmatch(r"-?(0|[1-9][0-9]{0,17})", text) else text
+    return value
