@@ -201,3 +201,40 @@ def test_new_items_are_read_with_the_runs_item_column_and_ids_as_written(tmp_pat
     (tmp_path / "new.csv").write_text("movie,title\n007,Alien (1979)\n12,Heat (1995)\n")
     df = read_items(tmp_path / "new.csv", id_column="movie")
     assert list(df.columns) == ["item_id", "title"] and df["item_id"].tolist() == ["007", "12"]
+
+
+def test_a_run_loaded_with_other_ids_of_the_same_counts_is_refused(tmp_path):
+    """Equal user and item counts let another file's IDs through, scored as the run's own."""
+    from gpt2rec.data.dataset import Dataset
+    from gpt2rec.pipeline import open_run
+    from gpt2rec.train.checkpoint import load_model
+
+    run = _tiny_run(tmp_path)
+    data = open_run(run).dataset
+    raw = data.interactions.assign(user_id=data.user_ids[data.interactions["user"]] + 100,
+                                   item_id=data.item_ids[data.interactions["item"]])  # fmt: skip
+    other = Dataset.from_frames("other", raw[["user_id", "item_id", "rating", "timestamp"]])
+    assert (other.n_users, other.n_items) == (data.n_users, data.n_items)
+    with pytest.raises(DataError, match=r"trained on other users than the dataset's: user 1 is '0' there, '100' here"):
+        load_model(run, other)
+    load_model(run, data)  # the run's own data loads
+
+
+def test_a_run_folder_edited_by_hand_names_the_file(tmp_path):
+    """A bad value in config.json did not say where it came from; a deleted split/ was told to
+    'write one with: gpt2rec data split', which does not mend a run folder."""
+    from gpt2rec.pipeline import open_run
+
+    run = _tiny_run(tmp_path)
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["model_config"]["dim"] = "wide"
+    (edited / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match=r"edited is damaged: config.json holds a setting gpt2rec refuses \(.*dim"):
+        open_run(edited)
+    unsplit = tmp_path / "unsplit"
+    shutil.copytree(run, unsplit)
+    shutil.rmtree(unsplit / "split")
+    with pytest.raises(DataError, match="unsplit is damaged: split is missing or incomplete"):
+        open_run(unsplit)

@@ -390,6 +390,8 @@ def load_run(run_dir: str | Path, device=None):
         config = RunConfig.create(**cfg)
     except TypeError as exc:  # sections this gpt2rec does not know, or a wrong shape
         raise runfolder.damaged(run_dir / ckpt.CONFIG, f"is not a run config ({exc})") from None
+    except UserError as exc:  # a value edited by hand: say which file holds it
+        raise runfolder.damaged(run_dir / ckpt.CONFIG, f"holds a setting gpt2rec refuses ({exc})") from None
     check_paths(config.data, run_dir / ckpt.CONFIG)
     dataset = load_dataset(config.data)
     device = pick_device(device if device is not None else config.train.device)
@@ -398,6 +400,8 @@ def load_run(run_dir: str | Path, device=None):
         check_finite(model, config.train)
     except NonFiniteLossError:  # written by hand or by an older gpt2rec: scores would all be NaN
         raise runfolder.damaged(run_dir / ckpt.MODEL, "holds NaN/inf weights") from None
+    if not (run_dir / SPLIT_DIR / "split.json").is_file():  # its own parts, not a split to write anew
+        raise runfolder.damaged(run_dir / SPLIT_DIR, "is missing or incomplete (the run's own train/valid/test parts)")
     split = read_split(dataset, run_dir / SPLIT_DIR)
     return config, dataset, model, split
 

@@ -267,8 +267,9 @@ def _warn_if_bare(dataset) -> None:
         return
     _WARNED_BARE.add(key)
     log.warning(
-        "%s: no item has metadata beyond its ID (no items table, or one with IDs only), so the language model reads "
-        "each item as its ID; pass --items FILE with title/genres columns for the text to carry meaning",
+        "%s: no item has metadata beyond its ID (no items table, one with IDs only, or only empty cells), so the "
+        "language model reads nothing that tells items apart; pass --items FILE with title/genres columns for the "
+        "text to carry meaning",
         name,
     )
 

@@ -132,6 +132,22 @@ def read_id_maps(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return _id_list(_require(run_dir, USER_IDS)), _id_list(_require(run_dir, ITEM_IDS))
 
 
+def _check_same_ids(run_dir: Path, dataset, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
+    """The dataset a run is loaded with must be the one it was trained on: the same users and items,
+    in the same order (equal counts alone let another file's IDs through, scored as the run's)."""
+    fix = (f"load the dataset the run was trained on (if it is, {USER_IDS} / {ITEM_IDS} in {run_dir} were "
+           "changed: restore them or retrain)")  # fmt: skip
+    if (dataset.n_users, dataset.n_items) != (len(user_ids), len(item_ids)):
+        raise DataError(f"{run_dir} was trained on {len(user_ids)} users / {len(item_ids)} items but the dataset "
+                        f"has {dataset.n_users} / {dataset.n_items}; {fix}")  # fmt: skip
+    for kind, saved, have in (("user", user_ids, dataset.user_ids), ("item", item_ids, dataset.item_ids)):
+        differ = np.flatnonzero(saved.astype(str) != np.asarray(have).astype(str))
+        if len(differ):
+            n = differ[0]
+            raise DataError(f"{run_dir} was trained on other {kind}s than the dataset's: {kind} {n + 1} is "
+                            f"'{saved[n]}' there, '{np.asarray(have)[n]}' here; {fix}")  # fmt: skip
+
+
 def _id_list(path: Path) -> np.ndarray:
     ids = runfolder.read_json_file(path, list)
     if not ids or not all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in ids):
@@ -163,11 +179,8 @@ def load_model(run_dir: str | Path, dataset=None, device: torch.device | None = 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     user_ids, item_ids = read_id_maps(run_dir)
-    if dataset is not None and (dataset.n_users, dataset.n_items) != (len(user_ids), len(item_ids)):
-        raise DataError(
-            f"{run_dir} was trained on {len(user_ids)} users / {len(item_ids)} items but the dataset has "
-            f"{dataset.n_users} / {dataset.n_items}; load the dataset the run was trained on"
-        )
+    if dataset is not None:
+        _check_same_ids(run_dir, dataset, user_ids, item_ids)
     path = _require(run_dir, MODEL)
     state, meta = read_model_file(path)
     try:

@@ -16,16 +16,22 @@ def ranked_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     n = scores.shape[-1]
     k = min(int(k), n)
     top = torch.topk(scores, min(k + 1, n), dim=-1)  # one more: a tie at the boundary shows in it
-    shape = (*scores.shape[:-1], k)
+    values, indices = top.values, top.indices
     if k == 0 or scores.numel() == 0:
-        return top.values[..., :k], top.indices[..., :k]
-    flat, values, indices = scores.reshape(-1, n), top.values.reshape(-1, top.values.shape[-1]), top.indices
+        return values[..., :k], indices[..., :k]
     # only rows with equal neighbours among these k + 1 can be out of order: the rest keep topk's
-    rows = (values[:, :-1] == values[:, 1:]).any(-1).nonzero().squeeze(1)  # (T,)
-    values, indices = values[:, :k], indices.reshape(-1, values.shape[-1])[:, :k]  # (R, k)
-    if len(rows):
-        values, indices = values.clone(), indices.clone()
-        values[rows], indices[rows] = _ties_by_index(flat[rows], values[rows], k, indices[rows])
+    tied = values[..., :-1] == values[..., 1:]  # (..., k)
+    if not bool(tied.any()):  # the common case: one check, no copies
+        return values[..., :k], indices[..., :k]
+    shape = (*scores.shape[:-1], k)
+    flat, values, indices = (
+        scores.reshape(-1, n),
+        values.reshape(-1, values.shape[-1]),
+        indices.reshape(-1, values.shape[-1]),
+    )
+    rows = tied.reshape(len(flat), -1).any(-1).nonzero().squeeze(1)  # (T,)
+    values, indices = values[:, :k].clone(), indices[:, :k].clone()  # (R, k)
+    values[rows], indices[rows] = _ties_by_index(flat[rows], values[rows], k, indices[rows])
     return values.reshape(shape), indices.reshape(shape)
 
 
