@@ -184,7 +184,12 @@ def test_bad_config(kwargs, match):
     "n_per_user,kind,ratios,match",
     [
         # 4 interactions per user: 0.1 * 4 rounds to 0, so valid and test were silently empty
-        (4, "random", (0.8, 0.1, 0.1), "valid and test empty: users have too few interactions.*--split loo; data split --kind loo"),
+        (
+            4,
+            "random",
+            (0.8, 0.1, 0.1),
+            "valid and test empty: users have too few interactions.*--split loo; data split --kind loo",
+        ),
         (2, "loo", (0.8, 0.1, 0.1), "left valid empty: no user has the 3 interactions"),
     ],
 )
