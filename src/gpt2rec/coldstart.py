@@ -152,8 +152,8 @@ def read_items(path: str | Path, id_column: str = "item_id") -> pd.DataFrame:
         raise UserError(f"items file {path} is a directory; pass a CSV/TSV/JSON file with a 'title' column")
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
+    from .data.files import check_text_file
     from .data.generic import PARQUET_SUFFIXES
-    from .data.tables import check_text_file
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
         check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)

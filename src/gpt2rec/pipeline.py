@@ -8,7 +8,6 @@ training interactions. Running train_run again on an unfinished folder resumes i
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -23,15 +22,16 @@ from . import distributed as dist
 from .data.load import DataConfig, absolute_paths, check_paths, load_dataset, pin_feedback
 from .data.split_files import read_split, read_split_config, write_split
 from .data.splits import Split, SplitConfig, make_split
-from .errors import DataError, NonFiniteLossError, UserError
+from .errors import NonFiniteLossError, UserError
 from .models.base import ModelContext, new_users_blind
 from .models.registry import get_spec
 from .run import Run, recommend_items  # noqa: F401 (recommend_items: public here since before Run)
 from .train import checkpoint as ckpt
 from .train import runfolder
-from .train.config import TUNE_EPOCHS, TrainConfig, default_train, resumable_view
+from .train.config import TUNE_EPOCHS, TrainConfig, default_train
 from .train.loop import fit
-from .train.search import SearchResult, axis_search, check_searchable, grid_search
+from .train.out_folder import SPLIT_DIR, TUNING, check_same_run, check_same_search, saved_search
+from .train.search import axis_search, check_searchable, grid_search
 from .utils.config import check_k, from_dict, to_dict
 from .utils.device import pick_device
 from .utils.io import write_json
@@ -39,11 +39,6 @@ from .utils.io import write_json
 log = logging.getLogger(__name__)
 
 EVAL_KS = (5, 10, 20)
-SPLIT_DIR = "split"
-TUNING = "tuning.json"  # a tuned run's search: every point tried, its validation metric
-# what a run writes into its folder: a folder without a run that holds one of these is not written over
-RUN_FILES = (ckpt.CONFIG, ckpt.MODEL, ckpt.ADAPTER, ckpt.USER_IDS, ckpt.ITEM_IDS, ckpt.METRICS, SPLIT_DIR, TUNING,
-             "history.jsonl", "last.safetensors", "best.safetensors", "train_state.json")  # fmt: skip
 MAX_WIDTH = 16384  # widest sane embedding / layer; larger values are typos that would exhaust memory
 WIDTH_FIELDS = ("dim", "hidden", "mlp_layers", "n_heads", "lora_r")
 
@@ -177,51 +172,6 @@ def _warn_blind_spots(split: Split, spec, model) -> None:
         )
 
 
-def _absolute(data: dict | None) -> dict | None:
-    try:
-        return to_dict(absolute_paths(from_dict(DataConfig, data or {})))
-    except (TypeError, ValueError):  # not a data section this gpt2rec reads: compared as it is
-        return data
-
-
-def _check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=(), tuned_model=()) -> None:
-    """A folder holding another run is refused. `tuned`: the settings the search chooses (the model
-    settings `tuned_model`, the training settings `tuned_train`) are not chosen yet, so compare the
-    rest (before the search's minutes, not after them)."""
-    path = out / ckpt.CONFIG
-    if not path.is_file():
-        clash = sorted(name for name in RUN_FILES if (out / name).exists()) if out.is_dir() else []
-        if clash:  # a folder of the user's own files: never written over
-            raise UserError(f"{out} is not a gpt2rec run (it has no {ckpt.CONFIG}) but holds {', '.join(clash)}, "
-                            "which training would write over; choose another --out folder")  # fmt: skip
-        return
-    try:
-        old = ckpt.read_config(out)
-    except DataError:
-        raise UserError(f"{out} holds a {ckpt.CONFIG} that is not a gpt2rec run's (it names no model, or is not "
-                        "JSON); choose another --out folder") from None  # fmt: skip
-    config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
-    # a run saved before data paths were made absolute still resumes from the same directory
-    strip = lambda c: {  # noqa: E731
-        **c,
-        "train": {k: v for k, v in resumable_view(c.get("train") or {}).items() if k not in tuned_train},
-        "data": _absolute(c.get("data")),
-        **({"model_config": {k: v for k, v in c["model_config"].items() if k not in tuned_model}} if tuned else {}),
-    }
-    if strip(old) != strip(config):
-        what = _first_difference(strip(old), strip(config))
-        raise UserError(f"{out} already holds a different run ({what}); choose a new --out folder or delete {out}")
-
-
-def _first_difference(old, new, path: str = "") -> str:
-    """The first setting that differs between two configs, as 'model_config.dim: 32 there, 64 here'."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            if old.get(key) != new.get(key):
-                return _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
-    return f"{path or 'config'}: {json.dumps(old)[:40]} there, {json.dumps(new)[:40]} here"
-
-
 def train_run(
     config: RunConfig, out_dir: str | Path, verbose: bool = True, tune: bool = False, tune_epochs: int = TUNE_EPOCHS
 ) -> dict:
@@ -245,9 +195,9 @@ def train_run(
     with runfolder.lock(out) if main else nullcontext():
         tuned_train, tuned_model = searched_settings(spec, config.split.kind) if tune else ([], [])
         # a tuned run: again once its settings are chosen
-        _check_same_run(out, to_dict(config), tune, tuned_train, tuned_model)
+        check_same_run(out, to_dict(config), tune, tuned_train, tuned_model)
         if tune:
-            _check_same_search(out, None if spec.fit is not None else tune_epochs)
+            check_same_search(out, None if spec.fit is not None else tune_epochs)
         dataset = load_dataset(config.data)
         split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:
@@ -258,7 +208,7 @@ def train_run(
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
-        search = _saved_search(out, None if spec.fit is not None else tune_epochs) if tune else None
+        search = saved_search(out, None if spec.fit is not None else tune_epochs) if tune else None
         if tune and search is None and spec.fit is not None:
             search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)
         elif tune and search is None:
@@ -269,7 +219,7 @@ def train_run(
             except UserError as exc:  # a hand-edited tuning.json: say which file, not just the value
                 raise runfolder.damaged(out / TUNING, f"holds settings the model refuses ({exc})") from None
             config = replace(config, model_config=to_dict(chosen), train=replace(config.train, **search.train))
-            _check_same_run(out, to_dict(config))
+            check_same_run(out, to_dict(config))
         cfg = to_dict(config)
         model = _build(spec, config.model_config_obj(), ctx)  # before writing: a model that cannot be
         created = False
@@ -329,34 +279,6 @@ def searched_settings(spec, split_kind: str) -> tuple[list[str], list[str]]:
     train = [name for kind, _, name in axes if kind == "train"]
     model = {name for kind, _, name in axes if kind == "model"} | {k for p in spec.tune_points(split_kind) for k in p}
     return train, sorted(model)
-
-
-def _check_same_search(out: Path, budget: int | None) -> None:
-    """A folder with a run made otherwise than this `--tune` (none, or another budget) is refused
-    before searching, not after the search's minutes."""
-    if not (out / ckpt.CONFIG).is_file():
-        return
-    if not (out / TUNING).is_file():
-        raise UserError(f"{out} holds a run trained without --tune (it has no {TUNING}); choose a new --out folder "
-                        "or drop --tune to resume it")  # fmt: skip
-    saved = _saved_search(out, budget)
-    if saved is None:
-        had = runfolder.read_json_file(out / TUNING, dict).get("budget_epochs")
-        raise UserError(f"{out} was tuned with --tune-epochs {had}, not {budget}; pass --tune-epochs {had} to resume "
-                        "it, or choose a new --out folder")  # fmt: skip
-
-
-def _saved_search(out: Path, budget: int | None) -> SearchResult | None:
-    """The search a tuned run in `out` already made with this budget (None: a grid), so the same
-    command resumes (or re-evaluates) it without searching again; None when there is none."""
-    path = out / TUNING
-    if not (path.is_file() and (out / ckpt.CONFIG).is_file()):
-        return None
-    try:
-        saved = SearchResult.from_dict(runfolder.read_json_file(path, dict))
-    except (KeyError, TypeError, ValueError):
-        raise runfolder.damaged(path, "is not a tuning record") from None
-    return saved if saved.budget == budget else None
 
 
 def check_finite(model: torch.nn.Module, train: TrainConfig) -> None:

@@ -18,9 +18,9 @@ import pandas as pd
 
 from ..errors import DataError
 from .dataset import Dataset
+from .files import check_file
 from .movielens import parse_years
 from .tables import (
-    check_file,
     check_unique,
     float_column,
     id_column,

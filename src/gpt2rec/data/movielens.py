@@ -22,8 +22,8 @@ import pandas as pd
 
 from ..errors import DataError
 from .dataset import Dataset
+from .files import check_file
 from .tables import (
-    check_file,
     check_unique,
     float_column,
     int_column,

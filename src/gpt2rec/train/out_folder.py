@@ -1,0 +1,95 @@
+"""What `train_run` finds in its --out folder before it writes: another run (refused, naming the first
+setting that differs), a tuned run's search (reused by the same command), or a folder of the user's
+own files (never written over)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..data.load import DataConfig, absolute_paths
+from ..errors import DataError, UserError
+from ..utils.config import from_dict, to_dict
+from . import checkpoint as ckpt
+from . import runfolder
+from .config import resumable_view
+from .search import SearchResult
+
+SPLIT_DIR = "split"
+TUNING = "tuning.json"  # a tuned run's search: every point tried, its validation metric
+# what a run writes into its folder: a folder without a run that holds one of these is not written over
+RUN_FILES = (ckpt.CONFIG, ckpt.MODEL, ckpt.ADAPTER, ckpt.USER_IDS, ckpt.ITEM_IDS, ckpt.METRICS, SPLIT_DIR, TUNING,
+             "history.jsonl", "last.safetensors", "best.safetensors", "train_state.json")  # fmt: skip
+
+
+def _absolute(data: dict | None) -> dict | None:
+    try:
+        return to_dict(absolute_paths(from_dict(DataConfig, data or {})))
+    except (TypeError, ValueError):  # not a data section this gpt2rec reads: compared as it is
+        return data
+
+
+def check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=(), tuned_model=()) -> None:
+    """A folder holding another run is refused. `tuned`: the settings the search chooses (the model
+    settings `tuned_model`, the training settings `tuned_train`) are not chosen yet, so compare the
+    rest (before the search's minutes, not after them)."""
+    path = out / ckpt.CONFIG
+    if not path.is_file():
+        clash = sorted(name for name in RUN_FILES if (out / name).exists()) if out.is_dir() else []
+        if clash:  # a folder of the user's own files: never written over
+            raise UserError(f"{out} is not a gpt2rec run (it has no {ckpt.CONFIG}) but holds {', '.join(clash)}, "
+                            "which training would write over; choose another --out folder")  # fmt: skip
+        return
+    try:
+        old = ckpt.read_config(out)
+    except DataError:
+        raise UserError(f"{out} holds a {ckpt.CONFIG} that is not a gpt2rec run's (it names no model, or is not "
+                        "JSON); choose another --out folder") from None  # fmt: skip
+    config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
+    # a run saved before data paths were made absolute still resumes from the same directory
+    strip = lambda c: {  # noqa: E731
+        **c,
+        "train": {k: v for k, v in resumable_view(c.get("train") or {}).items() if k not in tuned_train},
+        "data": _absolute(c.get("data")),
+        **({"model_config": {k: v for k, v in c["model_config"].items() if k not in tuned_model}} if tuned else {}),
+    }
+    if strip(old) != strip(config):
+        what = _first_difference(strip(old), strip(config))
+        raise UserError(f"{out} already holds a different run ({what}); choose a new --out folder or delete {out}")
+
+
+def _first_difference(old, new, path: str = "") -> str:
+    """The first setting that differs between two configs, as 'model_config.dim: 32 there, 64 here'."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+    return f"{path or 'config'}: {json.dumps(old)[:40]} there, {json.dumps(new)[:40]} here"
+
+
+def check_same_search(out: Path, budget: int | None) -> None:
+    """A folder with a run made otherwise than this `--tune` (none, or another budget) is refused
+    before searching, not after the search's minutes."""
+    if not (out / ckpt.CONFIG).is_file():
+        return
+    if not (out / TUNING).is_file():
+        raise UserError(f"{out} holds a run trained without --tune (it has no {TUNING}); choose a new --out folder "
+                        "or drop --tune to resume it")  # fmt: skip
+    saved = saved_search(out, budget)
+    if saved is None:
+        had = runfolder.read_json_file(out / TUNING, dict).get("budget_epochs")
+        raise UserError(f"{out} was tuned with --tune-epochs {had}, not {budget}; pass --tune-epochs {had} to resume "
+                        "it, or choose a new --out folder")  # fmt: skip
+
+
+def saved_search(out: Path, budget: int | None) -> SearchResult | None:
+    """The search a tuned run in `out` already made with this budget (None: a grid), so the same
+    command resumes (or re-evaluates) it without searching again; None when there is none."""
+    path = out / TUNING
+    if not (path.is_file() and (out / ckpt.CONFIG).is_file()):
+        return None
+    try:
+        saved = SearchResult.from_dict(runfolder.read_json_file(path, dict))
+    except (KeyError, TypeError, ValueError):
+        raise runfolder.damaged(path, "is not a tuning record") from None
+    return saved if saved.budget == budget else None
