@@ -4,6 +4,7 @@ no longer fits its config, and a bad k or profile get one clear error line, not 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import fields
 
@@ -12,6 +13,8 @@ import pytest
 import torch
 
 from gpt2rec.coldstart import read_profile, recommend_profile
+from gpt2rec.data.load import DataConfig
+from gpt2rec.data.splits import SplitConfig
 from gpt2rec.errors import DataError, UserError
 from gpt2rec.explain import explain_run, explain_user
 from gpt2rec.train.config import TrainConfig
@@ -238,3 +241,23 @@ def test_a_run_folder_edited_by_hand_names_the_file(tmp_path):
     shutil.rmtree(unsplit / "split")
     with pytest.raises(DataError, match="unsplit is damaged: split is missing or incomplete"):
         open_run(unsplit)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (
+            lambda: DataConfig(dataset="ml-100k", implicit_threshold="4"),
+            "DataConfig: implicit_threshold must be a number, got '4'",
+        ),
+        (lambda: DataConfig(user_col=3), "DataConfig: user_col must be a string, got 3"),
+        (lambda: SplitConfig(seed=1.5), "SplitConfig: seed=1.5 is not an integer"),
+        (lambda: SplitConfig(seed=True), "SplitConfig: seed=True is not an integer"),
+        (lambda: SplitConfig(cold_fraction="0.2"), "SplitConfig: cold_fraction must be a number, got '0.2'"),
+    ],
+)
+def test_data_and_split_configs_built_directly_check_types(build, message):
+    """The README builds DataConfig and SplitConfig directly; a string threshold failed later, a bool
+    seed split with seed 1."""
+    with pytest.raises(TypeError, match=re.escape(message)):
+        build()

@@ -221,7 +221,7 @@ def test_data_config_validation_and_unknown_names(tmp_path):
         from_dict(DataConfig, {"implicit_threshold": "high"})
     with pytest.raises(UserError, match="unknown encoding 'utf-9'"):
         from_dict(DataConfig, {"encoding": "utf-9"})
-    with pytest.raises(ValueError, match="implicit_threshold 'high' is not a number"):  # library: ValueError
+    with pytest.raises(ValueError, match="implicit_threshold='high' is not a number"):  # library: ValueError
         DataConfig(implicit_threshold="high")
     with pytest.raises(
         UserError, match=r"unknown dataset 'ml-7m'; valid names: ml-100k, ml-1m, ml-latest-small, ml-25m"

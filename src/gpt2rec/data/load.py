@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..utils.config import check_field_types
 from .dataset import Dataset
 from .fetch import SOURCES, fetch
 from .generic import Columns, load_generic
@@ -45,6 +46,7 @@ class DataConfig:
     )
 
     def __post_init__(self):  # validation only: typed conversion is utils.config.from_dict's job
+        check_field_types(self, "DataConfig")  # built directly (the README builds it so), not by from_dict
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ValueError(f"dataset must be a MovieLens name ({', '.join(SOURCES)}) or a path; got {self.dataset!r}")
         t = self.implicit_threshold

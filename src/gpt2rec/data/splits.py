@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError
+from ..utils.config import check_field_types
 from .dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class SplitConfig:
     )
 
     def __post_init__(self):  # validation only: typed conversion is utils.config.from_dict's job
+        check_field_types(self, "SplitConfig")  # built directly (the README builds it so), not by from_dict
         if self.kind not in SPLITTERS:
             raise ValueError(f"unknown split kind {self.kind!r}; choose one of: {', '.join(SPLITTERS)}")
         ratios = self.ratios

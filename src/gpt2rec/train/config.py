@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
+
+from ..utils.config import check_field_types
 
 # the one list of settings that may differ between a run and its resumption (loop and run folder)
 # (lazy_adam: both optimizers keep the same state, and runs saved before the setting existed resume)
@@ -40,7 +40,7 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        _check_types(self)
+        check_field_types(self, "training config")
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -63,29 +63,6 @@ class TrainConfig:
     @property
     def eval_ks(self) -> tuple[int, ...]:
         return tuple(sorted({10, 20, metric_k(self.metric)}))
-
-
-_KINDS = {int: (numbers.Integral, "an integer"), float: (numbers.Real, "a number"), bool: (bool, "true or false")}
-
-
-def _check_types(config: TrainConfig) -> None:
-    """The type checks `from_dict`'s converter makes, for a config built directly (only checked, never
-    converted): TrainConfig(epochs="5") failed with a bare '>=' TypeError, epochs=2.5 trained 3 epochs,
-    batch_size=True a batch of 1, lazy_adam="no" failed deep inside the optimizer."""
-    from ..utils.config import convert, field_types
-
-    for name, tp in field_types(type(config)).items():
-        value = getattr(config, name)
-        if isinstance(value, float) and not math.isfinite(value):
-            continue  # a float, but NaN / inf: the value checks below say which bound it breaks
-        try:
-            typed = convert(tp, value, name)
-        except ValueError as exc:
-            raise TypeError(f"training config: {exc}") from None
-        kind, what = _KINDS.get(type(typed), (str, "a string"))
-        # convert also reads strings ("5", "true"), 5.0 as 5 and 0/1 as booleans: typed values only here
-        if typed is not None and not isinstance(value, kind):
-            raise TypeError(f"training config: {name} must be {what}, got {value!r}")
 
 
 def _loss_names() -> tuple[str, ...]:

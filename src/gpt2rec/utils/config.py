@@ -99,6 +99,35 @@ def convert(tp: Any, value: Any, name: str = "value") -> Any:
     return value  # dicts and other plain JSON values pass through
 
 
+class FieldTypeError(TypeError, ValueError):
+    """A config field given a value of the wrong type: a TypeError, and a ValueError as every other bad
+    value of a config is (callers that catch ValueError keep working)."""
+
+
+_SCALARS = {bool: (bool, "true or false"), int: (numbers.Integral, "an integer"), float: (numbers.Real, "a number"),
+            str: (str, "a string")}  # fmt: skip
+
+
+def check_field_types(config: Any, label: str) -> None:
+    """For a config dataclass built directly rather than by `from_dict`: each scalar field holds a value
+    of its type (checked with `convert`, never converted): TrainConfig(epochs="5") failed on a bare
+    '>=', epochs=2.5 trained 3 epochs, batch_size=True a batch of 1. FieldTypeError naming the field."""
+    for name, tp in field_types(type(config)).items():
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            continue  # a float, but NaN / inf: the config's own value checks name the bound
+        try:
+            typed = convert(tp, value, name)
+        except (ValueError, UserError) as exc:
+            raise FieldTypeError(f"{label}: {exc}") from None
+        kind, what = _SCALARS.get(type(typed), (None, ""))
+        if kind is None:  # None, tuples, lists, nested configs: convert's check is enough
+            continue
+        # convert also reads strings ("5", "true"), 5.0 as 5 and 0 / 1 as booleans: typed values only here
+        if not isinstance(value, kind) or isinstance(value, bool) and type(typed) is not bool:
+            raise FieldTypeError(f"{label}: {name} must be {what}, got {value!r}")
+
+
 def check_k(k: Any, name: str = "k") -> int:
     """`k`, a number of items to return, as an int; UserError unless it is a whole number >= 1 (a bool,
     2.7 or "3" would otherwise be read as 1, cut to 2, or fail deep inside the ranking)."""
