@@ -274,3 +274,11 @@ def test_an_item_without_a_row_is_described_and_shown_by_its_id(tmp_path):
     ds = load_generic(inter, items=items)
     assert ds.describe()["items"] == 2
     assert display_titles(ds.items) == ["One (1990)", "2"]
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path):
+    """pandas renamed the second user_id to 'user_id.1' and the first was used alone, silently."""
+    with pytest.raises(DataError, match="the header names column 'user_id' more than once"):
+        load_generic(write(tmp_path / "t.csv", "\ufeffuser_id,item_id,user_id\n1,2,3\n2,3,4\n"))
+    ds = load_generic(write(tmp_path / "ok.csv", "x,x.1,user_id,item_id\n1,2,3,4\n"))  # a real 'x.1' is fine
+    assert ds.n_users == 1

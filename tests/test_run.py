@@ -70,6 +70,10 @@ def test_integer_ids_accept_ints_and_strings(tmp_path):
     run = open_run(tmp_path / "run")
     assert run.user_ids == [10, 20, 30] and run.user_index(20) == run.user_index("20") == 1
     assert run.item_index(np.int64(9)) == 2
+    # as the loader reads a file's 20.0: 20 (it said "unknown user '20.0'")
+    assert run.user_index("20.0") == run.user_index(20.0) == run.user_index("2e1") == 1
+    with pytest.raises(UserError, match="unknown user '20.5'"):
+        run.user_index("20.5")
     # 10's only unseen item is 7
     assert run.seen(0).tolist() == [1, 2]
     assert recommend(tmp_path / "run", "10", k=3) == [{"item_id": 7, "title": "7", "score": 2.0}]

@@ -47,6 +47,15 @@ def id_key(raw) -> str:
     return str(plain(raw)).strip()
 
 
+def _whole_number(key: str) -> str | None:
+    """'1.0' / '1e3' as '1' / '1000' (how the loaders read such integer IDs), else None."""
+    try:
+        number = float(key)
+    except ValueError:
+        return None
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else None
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     first = next(iter(list(model.parameters()) + list(model.buffers())), None)
     return first.device if first is not None else torch.device("cpu")
@@ -117,8 +126,11 @@ class Run:
 
     @staticmethod
     def _index(pos: dict, ids: list, raw, kind: str) -> int:
+        key = id_key(raw)
+        if key not in pos and ids and isinstance(ids[0], int):  # integer IDs: the loader read "1.0" as 1
+            key = _whole_number(key) or key
         try:
-            return pos[id_key(raw)]
+            return pos[key]
         except KeyError:
             sample = ", ".join(str(x) for x in ids[:3])
             raise UnknownIdError(

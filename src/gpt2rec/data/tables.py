@@ -95,6 +95,8 @@ def read_delimited(
                 f"fix that line; {fix}"
             ) from None
         raise DataError(f"{path}: cannot parse ({str(exc).strip()}); {fix}") from None
+    if header:
+        _refuse_repeated_names(path, df, sep, fix)
     df.index = np.arange(len(df)) + (2 if header else 1)
     df = df.dropna(how="all")
     if df.empty:
@@ -310,6 +312,17 @@ def _value_error(df, s, bad, col, path, kind, fix, what) -> DataError:
 
 def _shown(value) -> str:
     return repr(value) if isinstance(value, str) else repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _refuse_repeated_names(path: Path, df: pd.DataFrame, sep: str, fix: str) -> None:
+    """pandas renames a header's second 'user_id' to 'user_id.1', and the first one was used alone."""
+    names = [str(c) for c in df.columns]
+    line = _first_line(path).removeprefix("\xef\xbb\xbf")  # a UTF-8 byte-order mark, read as latin-1
+    written = [w.strip().strip('"').strip() for w in line.split(sep)]
+    for name in names:
+        base, dot, number = name.rpartition(".")
+        if dot and number.isdigit() and base in names and written.count(base) > 1:
+            raise DataError(f"{path}: the header names column '{base}' more than once; rename or remove one; {fix}")
 
 
 def _first_line(path: Path) -> str:
