@@ -261,3 +261,17 @@ def test_data_and_split_configs_built_directly_check_types(build, message):
     seed split with seed 1."""
     with pytest.raises(TypeError, match=re.escape(message)):
         build()
+
+
+def test_model_configs_built_directly_check_types():
+    """BPRConfig(item_bias="no") turned the bias on (a non-empty string is true)."""
+    from gpt2rec.models.bpr import BPRConfig
+    from gpt2rec.models.registry import get_spec, model_names
+    from gpt2rec.utils.config import FieldTypeError
+
+    with pytest.raises(FieldTypeError, match="BPRConfig: item_bias must be true or false, got 'no'"):
+        BPRConfig(item_bias="no")
+    with pytest.raises(ValueError, match="BPRConfig: dim must be an integer, got '64'"):  # also a ValueError
+        BPRConfig(dim="64")
+    for name in model_names():  # every default still builds
+        get_spec(name).config_cls()

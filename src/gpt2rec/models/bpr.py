@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..utils.config import check_field_types
 from .base import ModelContext, ModelSpec
 from .ids import checked_ids
 
@@ -27,6 +28,7 @@ class BPRConfig:
     reg: float = field(default=1e-2, metadata={"help": "L2 weight on the batch's embeddings"})
 
     def __post_init__(self):
+        check_field_types(self, type(self).__name__)  # built directly, not by from_dict
         if self.dim < 1:
             raise ValueError(f"bpr dim must be >= 1, got {self.dim}; pass e.g. --dim 64")
         if self.init not in INITS:

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ..utils.config import check_field_types
 from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
 from .ids import checked_ids
@@ -27,6 +28,7 @@ class EASEConfig:
     )
 
     def __post_init__(self):
+        check_field_types(self, type(self).__name__)  # built directly, not by from_dict
         if not self.reg > 0:
             raise ValueError(f"ease reg (lambda) must be > 0, got {self.reg}; try --set reg=300")
         if not self.max_memory_gb > 0:

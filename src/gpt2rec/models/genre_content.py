@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.config import check_field_types
 from .base import ModelContext, ModelSpec, saved_value
 from .ids import checked_ids
 
@@ -37,6 +38,7 @@ class GenreContentConfig:
     cold_user: str = field(default="popularity", metadata={"help": "users without history: popularity | none"})
 
     def __post_init__(self):
+        check_field_types(self, type(self).__name__)  # built directly, not by from_dict
         if self.tiebreak < 0:
             raise ValueError(f"genre_content tiebreak must be >= 0, got {self.tiebreak}; try --set tiebreak=0.001")
         if self.cold_user not in COLD_USER_MODES:

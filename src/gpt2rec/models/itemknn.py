@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ..utils.config import check_field_types
 from ..utils.progress import progress_bar
 from .base import ModelContext, ModelSpec, saved_value
 from .history import UserHistory
@@ -30,6 +31,7 @@ class ItemKNNConfig:
     )
 
     def __post_init__(self):
+        check_field_types(self, type(self).__name__)  # built directly, not by from_dict
         if self.k < 1:
             raise ValueError(f"itemknn k must be >= 1, got {self.k}; pass e.g. --set k=100")
         if self.shrinkage < 0:

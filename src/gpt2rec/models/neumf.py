@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..utils.config import check_field_types
 from .base import ModelContext, ModelSpec
 from .ids import checked_ids
 
@@ -28,6 +29,7 @@ class NeuMFConfig:
     chunk_elements: int = field(default=1 << 24, metadata={"help": "memory budget of score_users"})
 
     def __post_init__(self):
+        check_field_types(self, type(self).__name__)  # built directly, not by from_dict
         if self.dim < 1:
             raise ValueError(f"neumf dim must be >= 1, got {self.dim}")
         if len(self.mlp_layers) < 2 or min(self.mlp_layers) < 1 or self.mlp_layers[0] % 2:

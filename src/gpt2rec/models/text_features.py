@@ -14,6 +14,7 @@ import torch
 
 from ..text.distinct import field_names, texts_to_encode
 from ..text.templates import Rendered, TemplateConfig, item_texts, user_texts
+from ..utils.config import check_field_types
 
 _INJECTED: dict[str, Callable[[], tuple]] = {}
 
@@ -45,6 +46,7 @@ class LMSettings:
     template: TemplateConfig = field(default_factory=TemplateConfig, metadata={"help": "metadata -> text"})
 
     def __post_init__(self):  # validation only (typed conversion: utils.config.from_dict)
+        check_field_types(self, type(self).__name__)  # built directly, not by from_dict
         if not isinstance(self.template, TemplateConfig):
             raise TypeError(f"template must be a TemplateConfig, got {type(self.template).__name__}")
         if not str(self.lm):
