@@ -275,3 +275,12 @@ def test_model_configs_built_directly_check_types():
         BPRConfig(dim="64")
     for name in model_names():  # every default still builds
         get_spec(name).config_cls()
+
+
+def test_new_items_are_read_in_the_format_of_the_runs_files(tmp_path):
+    """A run trained on ';'-separated latin-1 files could not read new items written the same way."""
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "new.csv").write_bytes("item_id;title\n7;Amélie (2001)\n".encode("latin-1"))
+    df = read_items(tmp_path / "new.csv", sep=";", encoding="latin-1")
+    assert df.to_dict("records") == [{"item_id": "7", "title": "Amélie (2001)"}]

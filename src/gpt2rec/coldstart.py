@@ -143,10 +143,13 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows; give a finite value")
 
 
-def read_items(path: str | Path, id_column: str = "item_id") -> pd.DataFrame:
+def read_items(
+    path: str | Path, id_column: str = "item_id", sep: str | None = None, encoding: str = "utf-8"
+) -> pd.DataFrame:
     """New items from a CSV/TSV, Parquet or JSON list: the columns the run's items are read by
     (MovieLens: title, genres 'A|B'), optional item IDs in `id_column` (the run's item column; as
-    `item_id` in the table returned, read as written: "007" stays text)."""
+    `item_id` in the table returned, read as written: "007" stays text). `sep` and `encoding`: the
+    run's own files' (`rank_new_items` passes them), else from the suffix and UTF-8."""
     path = Path(path)
     if path.is_dir():  # was reported as "does not exist"
         raise UserError(f"items file {path} is a directory; pass a CSV/TSV/JSON file with a 'title' column")
@@ -156,15 +159,15 @@ def read_items(path: str | Path, id_column: str = "item_id") -> pd.DataFrame:
     from .data.generic import PARQUET_SUFFIXES
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
-        check_text_file(path, "utf-8", "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
+        check_text_file(path, encoding, "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             df = pd.read_parquet(path)
         elif path.suffix.lower() == ".json":
-            df = pd.DataFrame(json.loads(path.read_text(encoding="utf-8")))
+            df = pd.DataFrame(json.loads(path.read_text(encoding=encoding)))
         else:
-            sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-            df = pd.read_csv(path, sep=sep, dtype={id_column: str, "item_id": str})
+            sep = sep or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+            df = pd.read_csv(path, sep=sep, encoding=encoding, dtype={id_column: str, "item_id": str})
     except (ValueError, RecursionError, pd.errors.ParserError, OSError) as exc:  # (pyarrow's errors are these)
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
     if id_column != "item_id" and id_column in df.columns and "item_id" not in df.columns:
@@ -210,8 +213,10 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
 
     k = check_k(k)  # before the run is loaded
     run = open_run(run_dir, device)
-    id_column = getattr(getattr(run.config, "data", None), "item_col", "item_id")
-    df = items if isinstance(items, pd.DataFrame) else read_items(items, id_column)
+    data = getattr(run.config, "data", None)  # new items come in the format of the run's own files
+    fmt = {"id_column": getattr(data, "item_col", "item_id"), "sep": getattr(data, "sep", None),
+           "encoding": getattr(data, "encoding", "utf-8")}  # fmt: skip
+    df = items if isinstance(items, pd.DataFrame) else read_items(items, **fmt)
     info = getattr(run.model, "profile_info", None)
     unread = [str(c) for c in df.columns if info is not None and c not in info.item_fields and c != "item_id"]
     if unread:  # a file's extra column (a price) is fine, but say it adds nothing
