@@ -23,9 +23,11 @@ def index_tensor(ids, n: int, kind: str, check_range: bool = True) -> torch.Tens
     if ids.ndim != 1:
         raise ValueError(f"{kind} IDs must be a 1-D tensor (B,), got shape {tuple(ids.shape)}")
     if check_range and len(ids):
-        low, high = (
-            (min(ids.tolist()), max(ids.tolist())) if len(ids) <= 64 else map(int, ids.aminmax())
-        )  # few: no kernels
+        if len(ids) <= 64:  # few IDs (one user's request): Python's min / max, no torch kernels
+            listed = ids.tolist()
+            low, high = min(listed), max(listed)
+        else:
+            low, high = map(int, ids.aminmax())
         if low < 0 or high >= n:
             bad = low if low < 0 else high
             raise ValueError(f"{kind} index {bad} is outside 0..{n - 1} (this model has {n} {kind}s); "

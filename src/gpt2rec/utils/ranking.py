@@ -23,14 +23,11 @@ def ranked_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     tied = values[..., :-1] == values[..., 1:]  # (..., k)
     if not bool(tied.any()):  # the common case: one check, no copies
         return values[..., :k], indices[..., :k]
-    shape = (*scores.shape[:-1], k)
-    flat, values, indices = (
-        scores.reshape(-1, n),
-        values.reshape(-1, values.shape[-1]),
-        indices.reshape(-1, values.shape[-1]),
-    )
+    shape, width = (*scores.shape[:-1], k), values.shape[-1]
+    flat = scores.reshape(-1, n)  # (R, N)
     rows = tied.reshape(len(flat), -1).any(-1).nonzero().squeeze(1)  # (T,)
-    values, indices = values[:, :k].clone(), indices[:, :k].clone()  # (R, k)
+    values = values.reshape(-1, width)[:, :k].clone()  # (R, k)
+    indices = indices.reshape(-1, width)[:, :k].clone()  # (R, k)
     values[rows], indices[rows] = _ties_by_index(flat[rows], values[rows], k, indices[rows])
     return values.reshape(shape), indices.reshape(shape)
 
