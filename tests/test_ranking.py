@@ -1,5 +1,5 @@
-"""Every ranking breaks ties by the lower index (docs/metrics.md): `ranked_topk` against a plain sort,
-and the paths that rank (the metrics' top-k, the retriever's item blocks, evaluation) on tied scores."""
+"""Rankings break ties by the lower index (docs/metrics.md): `ranked_topk` against a plain sort, the
+metrics' top-k and the retriever's item blocks on tied scores; evaluation ranks ties in a fixed shuffle."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpt2rec.eval.metrics import topk_items
-from gpt2rec.eval.protocols import evaluate_full
+from gpt2rec.eval.protocols import evaluate_candidates, evaluate_full
+from gpt2rec.eval.tie_order import tie_order
 from gpt2rec.models.bpr import BPRMF, BPRConfig
 from gpt2rec.retrieval import RetrievalConfig, Retriever
 from gpt2rec.utils.ranking import ranked_topk
@@ -63,11 +64,29 @@ def test_the_retriever_ranks_tied_items_by_index_in_blocks(budget):
     assert items.tolist() == [[0, 2, 3], [0, 1, 2], [3, 4, 5]]
 
 
-def test_evaluation_of_a_model_that_ties_everything_by_hand():
-    """6 items all tied: the top 3 is items 0, 1, 2 for everyone. User 0's truth {2}: a hit at rank 3,
-    ndcg@3 = (1 / log2 4) / 1 = 0.5; user 1's truth {5}: no hit. Means: ndcg@3 0.25, recall@3 0.5."""
+def test_evaluation_ranks_ties_in_the_fixed_shuffle_not_by_item_id():
+    """6 items all tied, item 4 seen by both users. Evaluation ranks ties in tie_order(6) = 3, 2, 5, 4, 0,
+    1, so the top 3 is items 3, 2, 5 (by index it would be 0, 1, 2). User 0's truth {2}: a hit at rank
+    2, ndcg@3 = 1 / log2 3 = 0.6309; user 1's truth {5}: a hit at rank 3, 1 / log2 4 = 0.5.
+    Means: ndcg@3 0.5655, recall@3 1.0."""
+    assert tie_order(6).tolist() == [3, 2, 5, 4, 0, 1]
     model = _flat_model(n_users=2, n_items=6)
     train = pd.DataFrame({"user": [0, 1], "item": [4, 4]})
     target = pd.DataFrame({"user": [0, 1], "item": [2, 5]})
-    got = evaluate_full(model, target, train, 2, 6, (3,))
-    assert got["ndcg@3"] == pytest.approx(0.25) and got["recall@3"] == pytest.approx(0.5)
+    for budget in (1, 10_000):  # item blocks of one, and the whole catalogue at once
+        got = evaluate_full(model, target, train, 2, 6, (3,), retrieval=RetrievalConfig(budget=budget))
+        assert got["ndcg@3"] == pytest.approx((1 / np.log2(3) + 0.5) / 2) and got["recall@3"] == 1.0
+
+
+@pytest.mark.parametrize("candidates", [None, np.arange(0, 2000, 2)])
+def test_a_model_that_ties_everything_gets_no_credit_from_low_ids(candidates):
+    """Every user's truth is the 10 lowest candidate IDs. Ranked by index, a constant model would score
+    ndcg@10 = 1; in the shuffle it is near random (10 of 1000 candidates: about 0.01)."""
+    model = _flat_model(n_users=20, n_items=2000)
+    low = np.arange(2000)[:20:2] if candidates is not None else np.arange(10)
+    target = pd.DataFrame({"user": np.repeat(np.arange(20), 10), "item": np.tile(low, 20)})
+    if candidates is None:
+        got = evaluate_full(model, target, None, 20, 2000, (10,))
+    else:
+        got = evaluate_candidates(model, target, None, candidates, 20, 2000, (10,))
+    assert got["ndcg@10"] < 0.1

@@ -6,6 +6,7 @@ device. Key names match `gpt2rec.eval.metrics`: `ndcg@K`, `recall@K`, `hit@K`, `
 `precision@K`, `coverage@K`, `avg_pop@K`, plus `n_users` (users evaluated).
 
 Held-out items that are also in `seen` are dropped from R_u: they are masked, so never rankable.
+Equal scores rank in a fixed random order of the items (`tie_order`), never by item ID.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..retrieval import RetrievalConfig, Retriever, member
 from ..utils.device import model_device
 from ..utils.ranking import ranked_topk
 from .metrics import beyond_accuracy, ranking_metrics
+from .tie_order import ShuffledItems, tie_order
 
 Seen = pd.DataFrame | Sequence[pd.DataFrame] | sp.spmatrix | None
 
@@ -153,8 +155,9 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
     target = interaction_matrix(target_df, n_users, n_items)
     target = target - target.multiply(seen_csr)  # drop held-out items that are also seen
     target.eliminate_zeros()
-    if cand is not None:
-        target, seen_csr = target[:, cand].tocsr(), seen_csr[:, cand].tocsr()
+    # columns in the tie order (position -> item): equal scores rank in a fixed shuffle, not by item ID
+    cols = tie_order(n_items if cand is None else cand)  # (C,)
+    target, seen_csr = target[:, cols].tocsr(), seen_csr[:, cols].tocsr()
     n_rel = np.diff(target.indptr)  # (U,)
     users = np.flatnonzero(n_rel > 0)
     width = target.shape[1]
@@ -163,7 +166,7 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
     all_hits, all_top = [], []
     with eval_mode(model):
         if cand is None:  # the whole catalog: memory-bounded exact search, or ANN for big catalogs
-            retriever = Retriever(model, retrieval, queries=len(users))
+            retriever = Retriever(ShuffledItems(model, cols), retrieval, queries=len(users))
             for start in range(0, len(users), batch_size):
                 batch = users[start : start + batch_size]  # (B,)
                 top, _ = retriever.topk(batch, k_max, seen_csr[batch])  # (B, K)
@@ -172,7 +175,7 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
         else:
             device = model_device(model)
             rows = max(1, min(batch_size, retrieval.budget // max(1, n_items)))  # (rows, I) scores at once
-            cand_t = torch.from_numpy(cand).to(device)
+            cand_t = torch.from_numpy(cols).to(device)
             for start in range(0, len(users), rows):
                 batch = users[start : start + rows]  # (B,)
                 scores = model.score_users(torch.from_numpy(batch).to(device))  # (B, I)
@@ -186,8 +189,7 @@ def _ranked_eval(model, target_df, seen, n_users, n_items, ks, batch_size, item_
     if k_max < ks[-1]:  # fewer candidates than the largest cutoff: pad with misses
         hits = np.pad(hits, ((0, 0), (0, ks[-1] - k_max)))
     out = ranking_metrics(hits, n_rel[users], ks)
-    if cand is not None:
-        top = cand[top]
+    top = cols[top]  # positions -> item indices
     pop = None if item_popularity is None else np.asarray(item_popularity)
     for k in ks:  # cutoffs beyond the candidate count reuse the whole (shorter) lists
         extra = beyond_accuracy(top[:, : min(k, k_max)], width, [min(k, k_max)], pop)
