@@ -161,6 +161,15 @@ def test_read_errors(ds, tmp_path):
         read_split(ds, tmp_path / "sp")
 
 
+def test_ratios_as_a_list_mean_the_same_split():
+    df = pd.DataFrame({"user_id": [1] * 20, "item_id": list(range(20))})
+    d = Dataset.from_frames("t", df)
+    config = SplitConfig(ratios=[0.5, 0.25, 0.25])
+    assert config.ratios == (0.5, 0.25, 0.25)
+    a, b = make_split(d, config), make_split(d, SplitConfig(ratios=(0.5, 0.25, 0.25)))
+    assert a.test.equals(b.test) and len(a.test) == 5
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

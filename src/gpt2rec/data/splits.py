@@ -60,6 +60,8 @@ class SplitConfig:
         check_field_types(self, "SplitConfig")  # built directly (the README builds it so), not by from_dict
         if self.kind not in SPLITTERS:
             raise ValueError(f"unknown split kind {self.kind!r}; choose one of: {', '.join(SPLITTERS)}")
+        if isinstance(self.ratios, list):  # ratios=[0.8, 0.1, 0.1] means the same; saved configs stay tuples
+            self.ratios = tuple(self.ratios)
         ratios = self.ratios
         if not isinstance(ratios, tuple) or not all(isinstance(r, (int, float)) for r in ratios):
             raise ValueError(f"split ratios {ratios!r} are not a tuple of numbers; give three, e.g. 0.8 0.1 0.1")
