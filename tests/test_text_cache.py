@@ -100,3 +100,16 @@ def test_fields_and_tokens_pooling_cache(tiny_gpt2, tmp_path):
 def test_no_temporary_files_left(enc, tmp_path):
     EmbeddingCache(tmp_path).encode(enc, TEXTS, progress=False)
     assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_key_is_the_same_before_and_after_the_tokenizer_first_runs(tiny_gpt2):
+    """MiniLM's tokenizer ships with truncation and padding set; its first call clears them. `gpt2rec
+    encode` ran the tokenizer before taking the key and training did not: two cache entries, each
+    re-encoded by the other path."""
+    model, tokenizer = tiny_gpt2
+    tokenizer.backend_tokenizer.enable_truncation(8)
+    tokenizer.backend_tokenizer.enable_padding(length=8)
+    before = TextEncoder(EncoderConfig(), model, tokenizer).fingerprint()  # training: the key first
+    tokenizer("warm up")  # `gpt2rec encode`: the tokenizer runs, then the key
+    assert tokenizer.backend_tokenizer.truncation is None  # the call did clear the shipped state
+    assert TextEncoder(EncoderConfig(), model, tokenizer).fingerprint() == before

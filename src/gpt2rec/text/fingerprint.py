@@ -26,10 +26,19 @@ def tensor_hash(tensors: dict) -> str:
     return h.hexdigest()[:16]
 
 
+# Per-call state of a fast tokenizer: transformers sets and clears it on every call (MiniLM ships
+# truncation and padding at 128, and its first call clears them), and the encoder passes its own.
+_CALL_STATE = ("truncation", "padding")
+
+
 def tokenizer_hash(tokenizer) -> str:
+    """The tokenizer's vocabulary, merges and normalisation, not its per-call state: the same before
+    and after its first call (`gpt2rec encode` warms the tokenizer up before it takes the key; training
+    does not, and both must find the same cache entry)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        return sha(backend.to_str())
+        spec = json.loads(backend.to_str())
+        return sha(json.dumps({k: v for k, v in spec.items() if k not in _CALL_STATE}, sort_keys=True))
     return sha(json.dumps(sorted(tokenizer.get_vocab().items())))
 
 
