@@ -183,7 +183,7 @@ def test_profile_errors_name_no_command_line_flag(text, message):
     ],
 )
 def test_train_config_built_directly_checks_types(field, value, message):
-    with pytest.raises(TypeError, match=f"^training config: {message}$".replace("(", r"\(")):
+    with pytest.raises(TypeError, match=f"^TrainConfig: {message}$".replace("(", r"\(")):
         TrainConfig(**{field: value})
     # the converter (JSON, command line) still reads strings, and names the field at the edge
     if isinstance(value, str) and value != "no":

@@ -132,7 +132,8 @@ def test_recommend_plain_text(bpr_run, capsys):
         (["evaluate", "NOWHERE"], "not a complete run folder"),
         (["train", "--model", "bpr", "--set", "depth=3", "--out", "X"], "no such field"),
         (["train", "--model", "bpr", "--set", "dim=big", "--out", "X"], "not a valid int"),
-        (["train", "--model", "bpr", "--epochs", "0", "--out", "X"], "epochs must be >= 1"),
+        (["train", "--model", "bpr", "--epochs", "0", "--out", "X"], "error: TrainConfig: epochs must be >= 1"),
+        (["train", "--model", "bpr", "--set", "dim=0", "--out", "X"], "error: BPRConfig: bpr dim must be >= 1, got 0;"),
         (["train", "--model", "ease", "--lm", "minilm", "--out", "X"], "model 'ease' has no lm setting; drop --lm"),
     ],
 )

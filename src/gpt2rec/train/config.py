@@ -40,7 +40,7 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        check_field_types(self, "training config")
+        check_field_types(self, "TrainConfig")
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -57,7 +57,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"training config: {message}")
+                raise ValueError(f"TrainConfig: {message}")
         metric_k(self.metric)
 
     @property

@@ -44,7 +44,8 @@ def from_dict(cls: type[T], data: dict) -> T:
         kwargs = {name: convert(types_[name], value, name) for name, value in data.items()}
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # what __post_init__ rejects
-        raise UserError(f"{cls.__name__}: {exc}") from None
+        message, label = str(exc), f"{cls.__name__}: "
+        raise UserError(message if message.startswith(label) else label + message) from None  # named once
 
 
 def convert(tp: Any, value: Any, name: str = "value") -> Any:
