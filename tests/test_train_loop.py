@@ -129,3 +129,19 @@ def test_train_config_rejects_bad_values(field, value):
         TrainConfig(**{field: value})  # inside the library: a ValueError
     with pytest.raises(UserError, match="TrainConfig"):
         from_dict(TrainConfig, {field: value})  # at the edge (JSON, command line): one-line UserError
+
+
+def test_a_resumed_bar_shows_the_last_epoch_metrics_from_the_start(tmp_path, capsys):
+    """A new run resumes after its first epoch (its first checkpoint); the bar then opened at '1/3'
+    with no numbers beside it until epoch 2 ended."""
+    split, cfg = block_split(), TrainConfig(epochs=3, patience=0, batch_size=16, seed=0)
+    first = fit(PhaseModel(), CTX, split, cfg, tmp_path, stop_after=1)
+    capsys.readouterr()
+
+    def show_bar(epoch, record):
+        raise Interrupt  # stop at the end of epoch 2, before the bar moves on
+
+    with pytest.raises(Interrupt):
+        fit(PhaseModel(), CTX, split, cfg, tmp_path, progress=True, on_epoch_end=show_bar)
+    draws = [d for d in capsys.readouterr().err.split("\r") if "1/3" in d]  # tqdm's lines before epoch 2 ends
+    assert f"ndcg@10={first.history[0]['ndcg@10']:.4f}, loss={first.history[0]['loss']:.4f}" in draws[-1]

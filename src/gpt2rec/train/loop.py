@@ -109,6 +109,8 @@ def fit(
     loss_fn = loss_fn if loss_fn is not None else LOSSES[config.loss]
     replicas = Replicas(model, loss_fn, score_negatives, device)  # DDP under torchrun, else a pass-through
     bar = progress_bar(total=config.epochs, initial=state["epoch"], desc="training", unit="epoch", show=progress)
+    if state["history"]:  # resumed (a new run resumes after its first epoch): the bar shows where it stands
+        _show(bar, state["history"][-1], config, refresh=True)
     try:
         last = config.epochs if stop_after is None else min(stop_after, config.epochs)
         while state["epoch"] < last and not state["stopped_early"]:
@@ -293,5 +295,13 @@ def _report(bar, record: dict, config: TrainConfig, improved: bool) -> None:
                       if "@" in k and k.split("@")[0] in ("ndcg", "recall"))  # fmt: skip
     log.debug("epoch %d/%d  loss %.4f  %s  (%.1fs)%s", record["epoch"], config.epochs, record["loss"], shown,
               record["seconds"], " *" if improved else "")  # fmt: skip
-    bar.set_postfix({config.metric: f"{record[config.metric]:.4f}", "loss": f"{record['loss']:.4f}"}, refresh=False)
+    _show(bar, record, config)
     bar.update(1)
+
+
+def _show(bar, record: dict, config: TrainConfig, refresh: bool = False) -> None:
+    """The epoch's validation metric and loss beside the bar."""
+    shown = {"loss": f"{record['loss']:.4f}"}
+    if config.metric in record:
+        shown = {config.metric: f"{record[config.metric]:.4f}", **shown}
+    bar.set_postfix(shown, refresh=refresh)
