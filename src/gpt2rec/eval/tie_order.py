@@ -1,7 +1,7 @@
 """The order in which evaluation ranks equal scores: a fixed random order of the items, not their IDs.
 
-Item IDs carry information: MovieLens numbers its films roughly by release into the catalogue, so the
-low IDs are the old, popular ones. Ranked by the lower index, a model that ties items (popularity on
+Item IDs carry information: on ML-100K they fall with popularity (Spearman -0.81 between ID and
+number of ratings; items 1-200 average 152 ratings, items 1001-1682 eleven). Ranked by the lower index, a model that ties items (popularity on
 new items, which all have zero interactions; genre overlap) recommends the low IDs and scores as if
 it knew their popularity (popularity on ML-100K's new items: ndcg@10 0.17 instead of 0.04).
 Evaluation therefore ranks ties in one seeded shuffle of the items: a model gets no credit for its
