@@ -93,6 +93,13 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
         assert shown[0] == first, (user, shown)
         assert "not ['price']; those columns are left unread" in captured.err
 
+    # a file without the columns the run reads: refused in one line, no warning before it
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("item_id,title\n13,Funny Film 13\n")
+    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "--items", str(wrong)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lack column(s) ['name', 'category']" in err, err
+
     # the API takes those columns in `fields`: all of them, and nothing it would not read
     client = served_copy(tmp_path / "run", tmp_path / "served")
     health = client.get("/v1/health").json()

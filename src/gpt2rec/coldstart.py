@@ -218,8 +218,10 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
            "encoding": getattr(data, "encoding", "utf-8")}  # fmt: skip
     df = items if isinstance(items, pd.DataFrame) else read_items(items, **fmt)
     info = getattr(run.model, "profile_info", None)
-    unread = [str(c) for c in df.columns if info is not None and c not in info.item_fields and c != "item_id"]
-    if unread:  # a file's extra column (a price) is fine, but say it adds nothing
+    read = [] if info is None else [f for f in info.item_fields if f != "item_id"]
+    unread = [str(c) for c in df.columns if read and c not in read and c != "item_id"]
+    if unread and set(read) <= set(df.columns):  # an extra column (a price) is fine, but say it adds nothing
+        # (a file without the run's columns is refused below, and the refusal names them: one line)
         log.warning("new items: this run reads %s, not %s; those columns are left unread", info.item_fields, unread)
     # without an item_id column no ID is made up (0, 1, ... would clash with the catalogue's IDs):
     # item_id is None and `row` (1-based data row of the file) says which item it is
