@@ -282,3 +282,19 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path):
         load_generic(write(tmp_path / "t.csv", "\ufeffuser_id,item_id,user_id\n1,2,3\n2,3,4\n"))
     ds = load_generic(write(tmp_path / "ok.csv", "x,x.1,user_id,item_id\n1,2,3,4\n"))  # a real 'x.1' is fine
     assert ds.n_users == 1
+
+
+@pytest.mark.parametrize(
+    "frame, where",
+    [
+        ({"user_id": [1, 2, 3], "item_id": [1, None, 2]}, r"row 2 has no item ID \(item_id\) value"),
+        ({"user_id": [1, 2, 1], "item_id": [1, 2, 1], "timestamp": [7, 8, 7]}, "row 3 repeats row 1"),
+        ({"user_id": [1, 2], "item_id": [1, 2], "timestamp": ["5", "soon"]}, "row 2: timestamp"),
+    ],
+)
+def test_a_parquet_file_is_pointed_into_by_row_not_line(tmp_path, frame, where):
+    """A Parquet file has no lines: its errors name the data row (1-based), as CSV errors name the line."""
+    pd.DataFrame(frame).to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(UserError, match=f"x.parquet: {where}") as err:
+        load_generic(tmp_path / "x.parquet")
+    assert "line" not in str(err.value)

@@ -21,6 +21,8 @@ from .dataset import Dataset
 from .files import check_file
 from .movielens import parse_years
 from .tables import (
+    PARQUET_SUFFIXES,
+    at,
     check_unique,
     float_column,
     id_column,
@@ -32,7 +34,6 @@ from .tables import (
 
 log = logging.getLogger(__name__)
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
 _SEP_BY_SUFFIX = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".dat": "::", ".psv": "|"}
 
 
@@ -146,7 +147,7 @@ def _read(path: Path, cols: Columns, fix: str, as_text: bool | list[str] = False
             raise DataError(f"{path}: cannot read this parquet file ({type(exc).__name__}: {exc}); {fix}") from None
         if df.empty:
             raise DataError(f"{path}: file has no data rows; {fix}")
-        df.index = np.arange(len(df)) + 1  # "line" = row number for parquet
+        df.index = np.arange(len(df)) + 1  # row numbers, as `at` names them
         return df
     return read_delimited(path, _sep(path, cols), header=True, encoding=cols.encoding, as_text=as_text, fix=fix)
 
@@ -157,12 +158,12 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(s):
         if s.isna().any():
             line = s.isna().idxmax()
-            raise DataError(f"{path}: line {line}: timestamp ({col}) is missing (NaT); fix that row; {fix}")
+            raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) is missing (NaT); fix that row; {fix}")
         return (s.astype("datetime64[s]").astype(np.int64)).to_numpy()
     missing = s.isna() | (s.astype(str).str.strip() == "")
     if missing.any():
         line = missing.idxmax()
-        raise DataError(f"{path}: line {line}: timestamp ({col}) is missing; fill it in or drop that row")
+        raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) is missing; fill it in or drop that row")
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all():
         return int_column(df, col, path, fix, f"timestamp ({col})")
@@ -176,10 +177,10 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
         value, most = str(s.loc[line]), "Unix seconds" if numeric else "date-times"
         if not numeric and pd.notna(num.loc[line]) or numeric and pd.notna(_as_time(value)):
             what = "a number (Unix seconds)" if not numeric else "a date-time"
-            raise DataError(f"{path}: line {line}: timestamp ({col}) {value!r} is {what}, but most of the column "
+            raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) {value!r} is {what}, but most of the column "
                             f"holds {most}; write every timestamp the same way")  # fmt: skip
-        raise DataError(f"{path}: line {line}: timestamp ({col}) {value!r} is neither Unix seconds nor a date-time; "
-                        "fix that line")  # fmt: skip
+        raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) {value!r} is neither Unix seconds nor a date-time; "
+                        "fix it")  # fmt: skip
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 
 

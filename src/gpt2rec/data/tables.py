@@ -22,6 +22,14 @@ from .files import check_file, check_text_file, decode_error, locate_decode_erro
 
 log = logging.getLogger(__name__)
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def at(path, line) -> str:
+    """Where in a file a message points: "line N" of a text file, "row N" of a Parquet file (no lines)."""
+    return f"row {line}" if Path(path).suffix.lower() in PARQUET_SUFFIXES else f"line {line}"
+
+
 _SEP_NAMES = {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon", "::": "'::'", " ": "space"}
 _CANDIDATES = ("::", "\t", ",", "|", ";")
 _PLACEHOLDER = "\x1f"  # a multi-character separator is rewritten to this before parsing
@@ -163,7 +171,7 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     missing = s.isna() | (values == "")
     if missing.any():
         line = missing.idxmax()
-        raise DataError(f"{path}: line {line}: {what} is missing; fill it in or drop that row; {fix}")
+        raise DataError(f"{path}: {at(path, line)}: {what} is missing; fill it in or drop that row; {fix}")
     return values.to_numpy(dtype=object)
 
 
@@ -242,7 +250,7 @@ def _raise_range(df, s, big, col, path, fix, what):
     label = what or col
     hint = " (map longer IDs to smaller numbers)" if "ID" in label else ""
     raise DataError(
-        f"{path}: line {line}: {label} {_shown(s.loc[line])} is beyond the 64-bit integer range (or too large to be exact); "
+        f"{path}: {at(path, line)}: {label} {_shown(s.loc[line])} is beyond the 64-bit integer range (or too large to be exact); "
         f"use integers between {_INT64.min} and {_INT64.max}{hint}; {fix}"
     )
 
@@ -273,7 +281,7 @@ def check_unique(df: pd.DataFrame, cols: list[str], path: Path, fix: str) -> Non
     same = (df[cols] == row).all(axis=1)
     first = same.idxmax()
     desc = ", ".join(f"{c} {row[c]}" for c in cols)
-    raise DataError(f"{path}: line {line} repeats line {first} ({desc}); remove the duplicate line; {fix}")
+    raise DataError(f"{path}: {at(path, line)} repeats {at(path, first)} ({desc}); remove the duplicate; {fix}")
 
 
 def keep_latest(df: pd.DataFrame, path: Path, by_time: bool = True) -> pd.DataFrame:
@@ -305,9 +313,9 @@ def _value_error(df, s, bad, col, path, kind, fix, what) -> DataError:
     value = s.loc[line]
     label = what or col
     if pd.isna(value):
-        return DataError(f"{path}: line {line} has no {label} value (an empty cell, or too few fields); fix that "
-                         f"line; {fix}")  # fmt: skip
-    return DataError(f"{path}: line {line}: {label} {_shown(value)} is not {kind}; fix that line; {fix}")
+        return DataError(f"{path}: {at(path, line)} has no {label} value (an empty cell, or too few fields); fix "
+                         f"it; {fix}")  # fmt: skip
+    return DataError(f"{path}: {at(path, line)}: {label} {_shown(value)} is not {kind}; fix it; {fix}")
 
 
 def _shown(value) -> str:
