@@ -284,3 +284,25 @@ def test_new_items_are_read_in_the_format_of_the_runs_files(tmp_path):
     (tmp_path / "new.csv").write_bytes("item_id;title\n7;Amélie (2001)\n".encode("latin-1"))
     df = read_items(tmp_path / "new.csv", sep=";", encoding="latin-1")
     assert df.to_dict("records") == [{"item_id": "7", "title": "Amélie (2001)"}]
+
+
+def test_a_json_items_file_may_hold_one_object(tmp_path):
+    """One object is one new item (pandas refused it: "If using all scalar values, you must pass an index")."""
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "one.json").write_text('{"title": "Foo (2020)", "genres": "Comedy"}')
+    (tmp_path / "list.json").write_text('[{"title": "Foo (2020)", "genres": "Comedy"}]')
+    assert read_items(tmp_path / "one.json").to_dict("records") == [{"title": "Foo (2020)", "genres": "Comedy"}]
+    assert read_items(tmp_path / "one.json").equals(read_items(tmp_path / "list.json"))
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [('"just text"', "text"), ("[1, 2]", "a list of other values"), ("[]", "an empty list"), ("3", "a number")],
+)
+def test_a_json_items_file_that_holds_no_objects_is_refused_in_words(tmp_path, text, kind):
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "x.json").write_text(text)
+    with pytest.raises(UserError, match=f"holds {kind}.*, not items; give a list of objects"):
+        read_items(tmp_path / "x.json")

@@ -164,7 +164,7 @@ def read_items(
         if path.suffix.lower() in PARQUET_SUFFIXES:
             df = pd.read_parquet(path)
         elif path.suffix.lower() == ".json":
-            df = pd.DataFrame(json.loads(path.read_text(encoding=encoding)))
+            df = _json_items(path, json.loads(path.read_text(encoding=encoding)))
         else:
             sep = sep or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
             df = pd.read_csv(path, sep=sep, encoding=encoding, dtype={id_column: str, "item_id": str})
@@ -178,6 +178,22 @@ def read_items(
             row = int(blank.to_numpy().argmax()) + 1  # 1-based data row, as `row` in the answers
             raise UserError(f"items file {path}: row {row} has no title; give every item a title")
     return df
+
+
+def _json_items(path: Path, data) -> pd.DataFrame:
+    """A JSON items file: a list of objects, one per item (one object alone is one item)."""
+    rows = [data] if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise UserError(f"items file {path} holds {_json_kind(data)}, not items; give a list of objects, e.g. "
+                        '[{"title": "Heat (1995)", "genres": "Action|Crime"}]')  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _json_kind(data) -> str:
+    if isinstance(data, list):
+        return "an empty list" if not data else "a list of other values than objects"
+    kind = "text" if isinstance(data, str) else "null" if data is None else "a number"
+    return f"{'true or false' if isinstance(data, bool) else kind} ({json.dumps(data)[:40]})"
 
 
 # ---- run folders (what `gpt2rec recommend --profile / --items` calls) -----------------------------
