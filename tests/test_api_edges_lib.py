@@ -306,3 +306,14 @@ def test_a_json_items_file_that_holds_no_objects_is_refused_in_words(tmp_path, t
     (tmp_path / "x.json").write_text(text)
     with pytest.raises(UserError, match=f"holds {kind}.*, not items; give a list of objects"):
         read_items(tmp_path / "x.json")
+
+
+def test_new_items_keep_words_pandas_would_read_as_missing(tmp_path):
+    """Training reads "NA" (Namibia, a title) as a word; new items were read as NaN and shown as "nan"."""
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "new.csv").write_text("title,genres\nNA,Drama\nnull,Comedy\n")
+    assert read_items(tmp_path / "new.csv")["title"].tolist() == ["NA", "null"]
+    (tmp_path / "blank.csv").write_text("title,genres\n,Drama\n")
+    with pytest.raises(UserError, match="row 1 has no title"):
+        read_items(tmp_path / "blank.csv")

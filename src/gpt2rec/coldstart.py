@@ -167,7 +167,14 @@ def read_items(
             df = _json_items(path, json.loads(path.read_text(encoding=encoding)))
         else:
             sep = sep or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-            df = pd.read_csv(path, sep=sep, encoding=encoding, dtype={id_column: str, "item_id": str})
+            df = pd.read_csv(
+                path,
+                sep=sep,
+                encoding=encoding,
+                dtype={id_column: str, "item_id": str},
+                keep_default_na=False,
+                na_values=[""],
+            )  # a title "NA" or "null" is a word, as in training
     except (ValueError, RecursionError, pd.errors.ParserError, OSError) as exc:  # (pyarrow's errors are these)
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
     if id_column != "item_id" and id_column in df.columns and "item_id" not in df.columns:
