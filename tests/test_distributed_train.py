@@ -19,12 +19,19 @@ HERE = Path(__file__).resolve().parent
 SRC = str(HERE.parent / "src")
 
 
-def _torchrun(run_dir: Path, epochs: int, *extra: str, lazy: bool = False, script: str = "ddp_fit.py"):
+def _torchrun(run_dir: Path, epochs: int, *extra: str, lazy: bool = False, script: str = "ddp_fit.py",
+              retry_abort: bool = True):  # fmt: skip
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, str(HERE)]), OMP_NUM_THREADS="1")
     env["DDP_FIT_LAZY"] = "1" if lazy else "0"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            str(HERE / script), str(run_dir), str(epochs), *extra]  # fmt: skip
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    if retry_abort and proc.returncode != 0 and "SIGABRT" in proc.stderr:
+        # gloo's TCP transport can abort a rank on a loaded machine (seen once in 20+ runs here; a known
+        # gloo flake, pytorch/pytorch#50701). Once more: the run folder resumes from its last checkpoint,
+        # so a second try ends where one unbroken run does, and a real failure fails twice.
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return proc
 
 
 def _weights(run_dir: Path, *also: str) -> dict:
@@ -49,7 +56,7 @@ def test_two_processes_match_one_and_resume_after_a_rank_dies(tmp_path):
     history = (tmp_path / "two" / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in history] == [1, 2, 3, 4]  # one writer: no duplicate lines
 
-    crashed = _torchrun(tmp_path / "crash", 4, "2")  # rank 1 dies after epoch 2
+    crashed = _torchrun(tmp_path / "crash", 4, "2", retry_abort=False)  # rank 1 dies after epoch 2
     assert crashed.returncode != 0
     state = json.loads((tmp_path / "crash" / "train_state.json").read_text())
     assert state["epoch"] == 2
