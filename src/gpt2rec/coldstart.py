@@ -156,7 +156,7 @@ def read_items(
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
     from .data.files import check_text_file
-    from .data.generic import PARQUET_SUFFIXES
+    from .data.tables import PARQUET_SUFFIXES
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
         check_text_file(path, encoding, "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
@@ -199,8 +199,9 @@ def _json_items(path: Path, data) -> pd.DataFrame:
 def _json_kind(data) -> str:
     if isinstance(data, list):
         return "an empty list" if not data else "a list of other values than objects"
-    kind = "text" if isinstance(data, str) else "null" if data is None else "a number"
-    return f"{'true or false' if isinstance(data, bool) else kind} ({json.dumps(data)[:40]})"
+    kinds = ((bool, "true or false"), (str, "text"), (type(None), "null"))  # bool before int: it is one
+    kind = next((name for tp, name in kinds if isinstance(data, tp)), "a number")
+    return f"{kind} ({json.dumps(data)[:40]})"
 
 
 # ---- run folders (what `gpt2rec recommend --profile / --items` calls) -----------------------------
