@@ -183,3 +183,42 @@ def test_an_epoch_timing_keeps_the_fastest_of_its_repeats():
     assert out["seconds"] == 1.5 and out["epoch_seconds"] == [3.0, 1.5, 2.0]
     assert out["how"] == "fastest of 3 full epochs"
     assert fastest_epoch(runs[:1])["how"] == "one full epoch"
+
+
+GOOD = {"protocol": "warm", "model": "bpr", "lm": None, "seed": 0, "metrics": {"ndcg@10": 0.3}}
+
+
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        ([], "it holds a JSON list, not an object"),
+        ({"records": [{k: v for k, v in GOOD.items() if k != "model"}]}, "record 1 has no valid 'model'"),
+        ({"records": [GOOD, 5]}, "record 2 is not an object"),
+        ({"records": [dict(GOOD, seed="0")]}, "record 1 has no valid 'seed'"),
+        ({"records": [dict(GOOD, metrics="oops")]}, "record 1 has no 'metrics' object"),
+        ({"records": [], "meta": "x"}, "its 'meta' is not an object"),
+        ({"records": [], "meta": {"dataset_fingerprint": "x"}}, "its 'meta' is not as the bench writes it"),
+    ],
+)
+def test_a_results_file_edited_out_of_shape_is_one_line_not_a_traceback(tmp_path, data, problem):
+    """Each of these crashed halfway through the bench (AttributeError, KeyError, TypeError), one of
+    them only when the report was written, after every job had run."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=f"r.json is damaged \\({problem}\\); delete it to start the bench afresh"):
+        ResultStore(path)
+    path.write_text(json.dumps({"records": [GOOD], "meta": {"last_run": None}}))
+    assert ResultStore(path).records == [GOOD]  # the shape the bench writes still loads
+
+
+@pytest.mark.parametrize("flags", [["--encoding", "foo"], ["--user-col", "item_id"], ["--implicit-threshold", "nan"]])
+def test_a_bad_data_flag_value_is_one_line(tmp_path, capsys, flags):
+    """bench built DataConfig directly: its ValueError was a raw traceback with exit 1."""
+    from gpt2rec.cli import main
+
+    data = tmp_path / "my.csv"
+    data.write_text("user_id,item_id\nu1,i1\nu2,i2\n")
+    argv = ["bench", "--quick", "--dataset", str(data), "--models", "popularity", "--out", str(tmp_path / "out")]
+    assert main(argv + flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("gpt2rec: error: DataConfig: ")

@@ -19,7 +19,7 @@ import torch
 
 from ..data.dataset import Dataset
 from ..errors import UserError
-from ..utils.config import to_dict
+from ..utils.config import from_dict, to_dict
 from ..utils.device import pick_device
 from . import faithfulness, plan, report, speed, tuning
 from .measure import load_average, machine_info
@@ -133,7 +133,8 @@ def bench_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> list
 def load_bench_dataset(config: BenchConfig) -> Dataset:
     from ..data.load import DataConfig, load_dataset
 
-    return load_dataset(DataConfig(dataset=config.dataset, **config.data))
+    # from_dict: a bad flag value (--encoding foo) is one UserError, as in `train` and `data info`
+    return load_dataset(from_dict(DataConfig, {"dataset": config.dataset, **config.data}))
 
 
 def run_bench(config: BenchConfig, dataset: Dataset | None = None, argv: list[str] | None = None) -> dict:

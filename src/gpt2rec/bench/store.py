@@ -29,6 +29,32 @@ def record_key(record: dict) -> tuple:
     return (record["protocol"], record["model"], record["lm"], record["seed"])
 
 
+_KEY_TYPES = {"protocol": (str,), "model": (str,), "lm": (str, type(None)), "seed": (int,)}
+
+
+def _shape_problem(data) -> str | None:
+    """What makes `data` no results file the bench can resume from, or None."""
+    if not isinstance(data, dict):
+        return f"it holds a JSON {type(data).__name__}, not an object"
+    if not isinstance(data.get("records"), list):
+        return "no 'records' list"
+    for i, record in enumerate(data["records"], start=1):
+        if not isinstance(record, dict):
+            return f"record {i} is not an object"
+        for key, types in _KEY_TYPES.items():
+            if not isinstance(record.get(key), types) or isinstance(record.get(key), bool):
+                return f"record {i} has no valid {key!r}"
+        if not isinstance(record.get("metrics"), dict):
+            return f"record {i} has no 'metrics' object"
+    for name, value in data.items():
+        if name != "records" and not isinstance(value, dict):
+            return f"its {name!r} is not an object"
+    meta = data.get("meta", {})
+    if not all(isinstance(meta.get(k) or {}, dict) for k in ("dataset_fingerprint", "last_run")):
+        return "its 'meta' is not as the bench writes it"
+    return None
+
+
 class ResultStore:
     """Records plus named sections (selections, speed, faithfulness, meta) in one JSON file."""
 
@@ -40,8 +66,9 @@ class ResultStore:
                 self.data = read_json(self.path)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{self.path} is not valid JSON ({exc}); delete it to start the bench afresh") from None
-            if not isinstance(self.data.get("records"), list):
-                raise DataError(f"{self.path} has no 'records' list; delete it to start the bench afresh")
+            problem = _shape_problem(self.data)
+            if problem:  # edited by hand, or another program's file: never a traceback halfway through
+                raise DataError(f"{self.path} is damaged ({problem}); delete it to start the bench afresh")
         self._keys = {record_key(r) for r in self.records}
 
     @property
