@@ -222,3 +222,17 @@ def test_a_bad_data_flag_value_is_one_line(tmp_path, capsys, flags):
     assert main(argv + flags) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("gpt2rec: error: DataConfig: ")
+
+
+def test_a_plan_without_jobs_is_refused_before_anything_is_written(tmp_path, capsys):
+    """ease and bpr do not run on cold-item (ID-only models): it printed "done" over an empty report."""
+    from gpt2rec.cli import main
+
+    data = tmp_path / "my.csv"
+    data.write_text("user_id,item_id\n" + "".join(f"u{u},i{(u * 7 + j) % 40}\n" for u in range(30) for j in range(8)))
+    out = tmp_path / "out"
+    argv = ["bench", "--dataset", str(data), "--protocols", "cold-item", "--models", "ease", "bpr", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nothing to run on cold-item: ease runs on warm" in err
+    assert not out.exists()

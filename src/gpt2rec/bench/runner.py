@@ -162,6 +162,9 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
     lms = bench_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
+    jobs = [j for j in plan.plan_jobs(config, lms) if j.protocol not in skipped]
+    if not jobs:  # refused before anything is written: a "done" over an empty report says nothing
+        raise UserError(nothing_to_run(config, skipped, lms))
     check_dataset(store, dataset)
     check_signature(store, config)
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
@@ -176,7 +179,6 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     start = time.perf_counter()
     for protocol, why in skipped.items() if not config.protocols else ():  # (named ones were refused above)
         run.log(f"protocol {protocol} skipped: {why}")
-    jobs = [j for j in plan.plan_jobs(config, lms) if j.protocol not in skipped]
     for line in first_lm_only(jobs, lms):
         run.log(line)
     if config.speed:
@@ -209,6 +211,19 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     else:
         run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
     return {**paths, "failed": failed, "jobs": total}
+
+
+def nothing_to_run(config: BenchConfig, skipped: dict[str, str], lms: list[str]) -> str:
+    """Why a plan has no job: where each asked model runs, against the protocols asked."""
+    mode = " with --quick" if config.quick else ""
+    where = "; ".join(
+        f"{e.name} runs on {', '.join(p for p in (e.quick if config.quick else e.protocols) if p not in skipped) or 'none'}"
+        for e in plan.entries(config)
+    )  # fmt: skip
+    asked = ", ".join(config.protocol_names or [p for p in plan.PROTOCOLS if p not in skipped])
+    if any(e.lm for e in plan.entries(config)) and not lms:
+        where += " (and the text models had no language model: see the lines above)"
+    return f"nothing to run on {asked}{mode}: {where}; pick protocols these models run on, or other --models"
 
 
 def dataset_fingerprint(dataset: Dataset) -> dict:
