@@ -236,3 +236,22 @@ def test_a_plan_without_jobs_is_refused_before_anything_is_written(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nothing to run on cold-item: ease runs on warm" in err
     assert not out.exists()
+
+
+def test_a_model_the_data_cannot_feed_is_left_out_or_refused_when_named(tmp_path, capsys):
+    """genre_content on items without genres failed job by job, and took the speed section's epoch
+    and latency tables (every model's) with it."""
+    from gpt2rec.bench import BenchConfig
+    from gpt2rec.bench.runner import without_unusable_models
+    from gpt2rec.cli import main
+
+    no_genres = Dataset.from_frames("ratings", csv_frame(seed=0))
+    planned = without_unusable_models(BenchConfig(quick=True), no_genres)
+    assert "genre_content" not in planned.models and {"popularity", "ease", "bpr"} <= set(planned.models)
+
+    data = tmp_path / "my.csv"
+    csv_frame(seed=0).to_csv(data, index=False)
+    argv = ["bench", "--quick", "--dataset", str(data), "--models", "genre_content", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "model genre_content cannot run on my: the items have no genres" in err

@@ -56,6 +56,15 @@ def unusable_protocols(dataset: Dataset) -> dict[str, str]:
     return out
 
 
+def unusable_models(dataset: Dataset) -> dict[str, str]:
+    """Registry models `dataset` cannot feed, with why: the bench leaves them out (or refuses them
+    when named), rather than failing each of their jobs and the speed tables with them."""
+    genres = dataset.items["genres"] if "genres" in dataset.items.columns else []
+    if not any(isinstance(g, (list, tuple, np.ndarray)) and len(g) for g in genres):
+        return {"genre_content": "the items have no genres (pass --items with a genres column)"}
+    return {}
+
+
 def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:
     spec = PROTOCOLS[protocol]
     config = SplitConfig(kind=spec.split_kind, ratios=spec.ratios, seed=seed, cold_fraction=spec.cold_fraction)

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..utils.device import pick_device
 from . import faithfulness, plan, report, speed, tuning
 from .measure import load_average, machine_info
 from .plan import BenchConfig, Job, ModelEntry
-from .protocols import unusable_protocols
+from .protocols import unusable_models, unusable_protocols
 from .store import ResultStore
 from .training import BenchRun, run_job
 
@@ -159,14 +160,21 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     if asked:  # asked for by name: refuse before anything runs or is written
         raise UserError(f"protocol {asked[0]} cannot run on {dataset.name}: {skipped[asked[0]]}; "
                         f"leave it out of --protocols")  # fmt: skip
+    unusable = unusable_models(dataset)
+    named = [e for e in plan.entries(config) if config.models and e.model in unusable]
+    if named:  # the same for a model named in --models
+        raise UserError(f"model {named[0].name} cannot run on {dataset.name}: {unusable[named[0].model]}; "
+                        f"leave it out of --models")  # fmt: skip
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
     lms = bench_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
-    jobs = [j for j in plan.plan_jobs(config, lms) if j.protocol not in skipped]
+    planned = without_unusable_models(config, dataset)  # the signature stays the command's: it resumes
+    jobs = [j for j in plan.plan_jobs(planned, lms) if j.protocol not in skipped]
     if not jobs:  # refused before anything is written: a "done" over an empty report says nothing
-        raise UserError(nothing_to_run(config, skipped, lms))
+        raise UserError(nothing_to_run(planned, skipped, lms))
     check_dataset(store, dataset)
     check_signature(store, config)
+    config = planned
     run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
     previous = store.section("meta").get("last_run")
     if previous and previous.get("seconds") is not None and "runs" not in store.section("meta"):
@@ -211,6 +219,17 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     else:
         run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
     return {**paths, "failed": failed, "jobs": total}
+
+
+def without_unusable_models(config: BenchConfig, dataset: Dataset) -> BenchConfig:
+    """`config` with the entries whose model `dataset` cannot feed left out (each said once); named
+    in --models, such a model was refused before anything ran."""
+    unusable = unusable_models(dataset)
+    table = plan.entries(config)
+    dropped = [e for e in table if e.model in unusable]
+    for model in sorted({e.model for e in dropped}):
+        logging.getLogger(__name__).info("bench: model %s skipped: %s", model, unusable[model])
+    return replace(config, models=tuple(e.name for e in table if e not in dropped)) if dropped else config
 
 
 def nothing_to_run(config: BenchConfig, skipped: dict[str, str], lms: list[str]) -> str:
