@@ -54,6 +54,9 @@ def test_sparse_protocols_change_only_the_training_part():
     merged = sparse.train.merge(warm.train, on=["user", "item"])  # a subset of warm's training part
     assert len(merged) == len(sparse.train)
     assert plan.BenchConfig(protocols=("sparse",)).protocol_names == ("sparse-20", "sparse-50")
+    # each once, in the order first asked (the jobs of a repeated protocol ran twice)
+    assert plan.BenchConfig(protocols=("sparse-50", "sparse", "warm", "warm")).protocol_names == (
+        "sparse-50", "sparse-20", "warm")  # fmt: skip
 
 
 def test_paired_difference_and_its_interval_by_hand():

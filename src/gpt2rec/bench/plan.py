@@ -297,8 +297,10 @@ class BenchConfig:
 
     @property
     def protocol_names(self) -> tuple[str, ...]:
-        """The protocols asked for, aliases (e.g. sparse) expanded; () means all."""
-        return tuple(p for name in self.protocols for p in PROTOCOL_ALIASES.get(name, (name,)))
+        """The protocols asked for, aliases (e.g. sparse) expanded, each once (`sparse sparse-20` ran
+        sparse-20's jobs twice); () means all."""
+        expanded = (p for name in self.protocols for p in PROTOCOL_ALIASES.get(name, (name,)))
+        return tuple(dict.fromkeys(expanded))
 
     @property
     def stem(self) -> str:
