@@ -35,6 +35,7 @@ from ..eval.protocols import (
     sample_eval_negatives,
 )
 from ..eval.tail import tail_items
+from ..models.genre_content import genre_matrix
 from .plan import COLD_USER, KS, NCF, PROTOCOLS, SAMPLED_NEGATIVES, TAIL_HEAD_FRACTION
 
 
@@ -60,7 +61,7 @@ def unusable_models(dataset: Dataset) -> dict[str, str]:
     """Registry models `dataset` cannot feed, with why: the bench leaves them out (or refuses them
     when named), rather than failing each of their jobs and the speed tables with them."""
     genres = dataset.items["genres"] if "genres" in dataset.items.columns else []
-    if not any(isinstance(g, (list, tuple, np.ndarray)) and len(g) for g in genres):
+    if not genre_matrix(genres)[1]:  # no vocabulary: the check genre_content's builder makes
         return {"genre_content": "the items have no genres (pass --items with a genres column)"}
     return {}
 

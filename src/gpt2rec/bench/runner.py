@@ -160,15 +160,10 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     if asked:  # asked for by name: refuse before anything runs or is written
         raise UserError(f"protocol {asked[0]} cannot run on {dataset.name}: {skipped[asked[0]]}; "
                         f"leave it out of --protocols")  # fmt: skip
-    unusable = unusable_models(dataset)
-    named = [e for e in plan.entries(config) if config.models and e.model in unusable]
-    if named:  # the same for a model named in --models
-        raise UserError(f"model {named[0].name} cannot run on {dataset.name}: {unusable[named[0].model]}; "
-                        f"leave it out of --models")  # fmt: skip
+    planned = without_unusable_models(config, dataset)  # the signature stays the command's: it resumes
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
     lms = bench_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
-    planned = without_unusable_models(config, dataset)  # the signature stays the command's: it resumes
     jobs = [j for j in plan.plan_jobs(planned, lms) if j.protocol not in skipped]
     if not jobs:  # refused before anything is written: a "done" over an empty report says nothing
         raise UserError(nothing_to_run(planned, skipped, lms))
@@ -223,10 +218,13 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
 
 def without_unusable_models(config: BenchConfig, dataset: Dataset) -> BenchConfig:
     """`config` with the entries whose model `dataset` cannot feed left out (each said once); named
-    in --models, such a model was refused before anything ran."""
+    in --models, such a model is refused, as a protocol named in --protocols is."""
     unusable = unusable_models(dataset)
     table = plan.entries(config)
     dropped = [e for e in table if e.model in unusable]
+    if dropped and config.models:
+        raise UserError(f"model {dropped[0].name} cannot run on {dataset.name}: {unusable[dropped[0].model]}; "
+                        f"leave it out of --models")  # fmt: skip
     for model in sorted({e.model for e in dropped}):
         logging.getLogger(__name__).info("bench: model %s skipped: %s", model, unusable[model])
     return replace(config, models=tuple(e.name for e in table if e not in dropped)) if dropped else config
@@ -234,13 +232,13 @@ def without_unusable_models(config: BenchConfig, dataset: Dataset) -> BenchConfi
 
 def nothing_to_run(config: BenchConfig, skipped: dict[str, str], lms: list[str]) -> str:
     """Why a plan has no job: where each asked model runs, against the protocols asked."""
-    mode = " with --quick" if config.quick else ""
+    mode, table = " with --quick" if config.quick else "", plan.entries(config)
     where = "; ".join(
         f"{e.name} runs on {', '.join(p for p in (e.quick if config.quick else e.protocols) if p not in skipped) or 'none'}"
-        for e in plan.entries(config)
+        for e in table
     )  # fmt: skip
     asked = ", ".join(config.protocol_names or [p for p in plan.PROTOCOLS if p not in skipped])
-    if any(e.lm for e in plan.entries(config)) and not lms:
+    if any(e.lm for e in table) and not lms:
         where += " (and the text models had no language model: see the lines above)"
     return f"nothing to run on {asked}{mode}: {where}; pick protocols these models run on, or other --models"
 
