@@ -197,6 +197,19 @@ def test_train_config_takes_typed_values():
         TrainConfig(lr=float("nan"))
 
 
+def test_numpy_numbers_become_plain_ones_so_the_config_saves_as_json():
+    """SplitConfig(seed=np.int64(3)) was refused; TrainConfig kept np.float32 and failed when saved."""
+    from gpt2rec.models.bpr import BPRConfig
+    from gpt2rec.utils.config import to_dict
+
+    train = TrainConfig(seed=np.int64(3), lr=np.float32(0.5), epochs=np.int32(2))
+    split = SplitConfig(seed=np.int64(3))
+    model = BPRConfig(dim=np.int64(8), reg=np.float64(1e-3))
+    assert (type(train.seed), type(train.lr), type(split.seed), type(model.dim)) == (int, float, int, int)
+    assert json.loads(json.dumps(to_dict(train)))["lr"] == 0.5 and split.seed == 3
+    json.dumps(to_dict(model))
+
+
 def test_new_items_are_read_with_the_runs_item_column_and_ids_as_written(tmp_path):
     """A run trained with --item-col movie left a new-items file's movie column unread; "007" became 7."""
     from gpt2rec.coldstart import read_items

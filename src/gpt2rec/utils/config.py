@@ -111,8 +111,10 @@ _SCALARS = {bool: (bool, "true or false"), int: (numbers.Integral, "an integer")
 
 def check_field_types(config: Any, label: str) -> None:
     """For a config dataclass built directly rather than by `from_dict`: each scalar field holds a value
-    of its type (checked with `convert`, never converted): TrainConfig(epochs="5") failed on a bare
-    '>=', epochs=2.5 trained 3 epochs, batch_size=True a batch of 1. FieldTypeError naming the field."""
+    of its type (checked with `convert`, never converted from text): TrainConfig(epochs="5") failed on
+    a bare '>=', epochs=2.5 trained 3 epochs, batch_size=True a batch of 1. FieldTypeError naming the
+    field. A numpy number (seed=np.int64(3), lr=np.float32(0.01)) becomes the plain Python one: the
+    config is saved as JSON next to every checkpoint, which cannot hold numpy scalars."""
     for name, tp in field_types(type(config)).items():
         value = getattr(config, name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -127,6 +129,8 @@ def check_field_types(config: Any, label: str) -> None:
         # convert also reads strings ("5", "true"), 5.0 as 5 and 0 / 1 as booleans: typed values only here
         if not isinstance(value, kind) or isinstance(value, bool) and type(typed) is not bool:
             raise FieldTypeError(f"{label}: {name} must be {what}, got {value!r}")
+        if type(value) is not type(typed):  # np.int64(3) -> 3; 3 for a float -> 3.0
+            object.__setattr__(config, name, typed)  # frozen configs too
 
 
 def check_k(k: Any, name: str = "k") -> int:
