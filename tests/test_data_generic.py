@@ -298,3 +298,28 @@ def test_a_parquet_file_is_pointed_into_by_row_not_line(tmp_path, frame, where):
     with pytest.raises(UserError, match=f"x.parquet: {where}") as err:
         load_generic(tmp_path / "x.parquet")
     assert "line" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        ("user_id", [True, False, True], r"user ID \(user_id\) holds true/false values \(e.g. True\)"),
+        (
+            "item_id",
+            pd.to_datetime([1, 2, 3], unit="D"),
+            r"item ID \(item_id\) holds date-times \(e.g. 1970-01-02 00:00:00\)",
+        ),
+        ("user_id", [[1], [2], [1]], r"user ID \(user_id\) holds lists \(e.g. \[1\]\)"),
+    ],
+)
+def test_a_parquet_column_of_other_types_is_not_read_as_ids(tmp_path, column, values, message):
+    """Parquet keeps types CSV cannot: true/false users became 2 users (1 and 0, duplicates dropped),
+    date-time items became nanosecond counts, list users became IDs like '[0]' no --user could name."""
+    frame = pd.DataFrame({"user_id": [1, 2, 3], "item_id": [4, 5, 6]}).assign(**{column: values})
+    frame.to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(DataError, match=message + ", not IDs; IDs are whole numbers or text"):
+        load_generic(tmp_path / "x.parquet")
+    items = pd.DataFrame({"item_id": [True, False], "title": ["a", "b"]})
+    items.to_parquet(tmp_path / "items.parquet")
+    with pytest.raises(DataError, match="holds true/false values"):  # a users or items table too
+        load_generic(write(tmp_path / "ok.csv", "user_id,item_id\n1,2\n"), items=tmp_path / "items.parquet")

@@ -156,6 +156,7 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
     'B000123'), the whole column as stripped strings. `text` forces a kind (a users/items table
     follows its interactions: integer 7 and text "7" are different IDs). A missing ID names its line."""
     s = df[col]
+    _refuse_non_ids(s, path, fix, what)
     numeric = pd.api.types.is_numeric_dtype(s.dtype)
     written = None if numeric else s.astype(str).str.strip()
     if text is None and not numeric:  # the common case first: plain integers, in one cast
@@ -173,6 +174,23 @@ def id_column(df: pd.DataFrame, col: str, path: Path, fix: str, what: str, text:
         line = missing.idxmax()
         raise DataError(f"{path}: {at(path, line)}: {what} is missing; fill it in or drop that row; {fix}")
     return values.to_numpy(dtype=object)
+
+
+_NOT_IDS = (list, tuple, dict, set, np.ndarray, bool, np.bool_, pd.Timestamp, pd.Timedelta)
+
+
+def _refuse_non_ids(s: pd.Series, path: Path, fix: str, what: str) -> None:
+    """Parquet keeps types CSV cannot: true/false, date-times and lists are not IDs (they became
+    1 / 0, nanosecond counts and '[0]'), so such a column is most likely the wrong one."""
+    # one type per column (Parquet's lists come as arrays, all alike); a missing first ID is named later
+    value = s.iloc[0] if len(s) else None
+    if not isinstance(value, _NOT_IDS):
+        return
+    kind = ("true/false values" if isinstance(value, (bool, np.bool_)) else
+            "date-times" if isinstance(value, (pd.Timestamp, pd.Timedelta)) else "lists")  # fmt: skip
+    shown = value.tolist() if isinstance(value, np.ndarray) else value
+    raise DataError(f"{path}: {what} holds {kind} (e.g. {shown}), not IDs; IDs are whole numbers or text: "
+                    f"point at the ID column, or write the IDs as text; {fix}")  # fmt: skip
 
 
 def _plain_integers(s: pd.Series) -> np.ndarray | None:
