@@ -323,3 +323,29 @@ def test_a_parquet_column_of_other_types_is_not_read_as_ids(tmp_path, column, va
     items.to_parquet(tmp_path / "items.parquet")
     with pytest.raises(DataError, match="holds true/false values"):  # a users or items table too
         load_generic(write(tmp_path / "ok.csv", "user_id,item_id\n1,2\n"), items=tmp_path / "items.parquet")
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            "1,2,abc,5",
+            "rating (rating) 'abc' is not a number; fix it; ratings are read from column 'rating' "
+            r"\(set --rating-col for another\)$",
+        ),  # fmt: skip
+        (
+            "1,2,4,soon",
+            "timestamp (timestamp) 'soon' is neither Unix seconds nor a date-time; fix it; timestamps "
+            r"are read from column 'timestamp' \(set --timestamp-col for another\)$",
+        ),  # fmt: skip
+        ("1,2,4,5.5", r"5.5 is not an integer; fix it; timestamps are read from column 'timestamp'"),
+    ],
+)
+def test_a_bad_rating_or_timestamp_names_its_own_column_flag(tmp_path, rows, message):
+    """They ended with "(set --user-col/--item-col/--sep to match your file)", which fixes neither."""
+    inter = write(tmp_path / "x.csv", f"user_id,item_id,rating,timestamp\n{rows}\n2,3,4,6\n")
+    with pytest.raises(
+        DataError, match=message.replace("(rating)", r"\(rating\)").replace("(timestamp)", r"\(timestamp\)")
+    ) as err:
+        load_generic(inter)
+    assert "--user-col" not in str(err.value)

@@ -75,10 +75,12 @@ def load_generic(
     )
     rating_col = cols.rating or ("rating" if "rating" in df.columns else None)
     if rating_col:
-        inter["rating"] = float_column(df, rating_col, path, fix, f"rating ({rating_col})")
+        rating_fix = f"ratings are read from column '{rating_col}' (set --rating-col for another)"
+        inter["rating"] = float_column(df, rating_col, path, rating_fix, f"rating ({rating_col})")
     ts_col = cols.timestamp or ("timestamp" if "timestamp" in df.columns else None)
     if ts_col:
-        inter["timestamp"] = _timestamps(df, ts_col, path, fix)
+        ts_fix = f"timestamps are read from column '{ts_col}' (set --timestamp-col for another)"
+        inter["timestamp"] = _timestamps(df, ts_col, path, ts_fix)
     if ts_col:  # a repeated line (same time too) is an error; a pair seen again later keeps the latest
         check_unique(inter, ["user_id", "item_id", "timestamp"], path, fix)
         inter = keep_latest(inter, path)
@@ -163,7 +165,7 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
     missing = s.isna() | (s.astype(str).str.strip() == "")
     if missing.any():
         line = missing.idxmax()
-        raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) is missing; fill it in or drop that row")
+        raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) is missing; fill it in or drop that row; {fix}")
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all():
         return int_column(df, col, path, fix, f"timestamp ({col})")
@@ -180,7 +182,7 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
             raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) {value!r} is {what}, but most of the column "
                             f"holds {most}; write every timestamp the same way")  # fmt: skip
         raise DataError(f"{path}: {at(path, line)}: timestamp ({col}) {value!r} is neither Unix seconds nor a date-time; "
-                        "fix it")  # fmt: skip
+                        f"fix it; {fix}")  # fmt: skip
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 
 
