@@ -349,3 +349,17 @@ def test_a_bad_rating_or_timestamp_names_its_own_column_flag(tmp_path, rows, mes
     ) as err:
         load_generic(inter)
     assert "--user-col" not in str(err.value)
+
+
+def test_ages_that_cannot_be_years_of_age_are_refused(tmp_path):
+    """Birth years were read as ages: every user's profile said "Age group is 56+", and a new user's
+    profile with a birth year was refused as "between 0 and 120"."""
+    inter = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n2,3\n")
+    users = write(tmp_path / "users.csv", "user_id,age\n1,31\n2,1975\n")
+    with pytest.raises(DataError, match=r"users.csv: line 3: age 1975 is not an age in years \(0-120\); if the "
+                                        r"column holds birth years, write ages instead, or rename it"):  # fmt: skip
+        load_generic(inter, users=users)
+    renamed = write(tmp_path / "born.csv", "user_id,birth_year\n1,1993\n2,1975\n")
+    assert load_generic(inter, users=renamed).users["birth_year"].tolist() == ["1993", "1975"]
+    text = write(tmp_path / "bands.csv", "user_id,age\n1,18-24\n2,unknown\n")  # text ages are groups, as written
+    assert load_generic(inter, users=text).users["age"].tolist() == ["18-24", "unknown"]

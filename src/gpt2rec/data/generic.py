@@ -34,6 +34,7 @@ from .tables import (
 
 log = logging.getLogger(__name__)
 
+MAX_AGE = 120  # years; a profile's age is checked against the same bound
 _SEP_BY_SUFFIX = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".dat": "::", ".psv": "|"}
 
 
@@ -206,6 +207,15 @@ def _user_table(path: Path, cols: Columns, text: bool) -> pd.DataFrame:
     df = _keyed_table(path, cols, "user", cols.user, text)
     out = df.rename(columns={cols.user: "user_id"}).reset_index(drop=True)
     if "age" in out.columns:
+        written = pd.to_numeric(df["age"], errors="coerce")  # df's index: the file's lines
+        beyond = (written < 0) | (written > MAX_AGE)  # e.g. birth years: every user would read as "56+"
+        if beyond.any():
+            line = beyond.idxmax()
+            raise DataError(
+                f"{path}: {at(path, line)}: age {written.loc[line]:g} is not an age in years (0-{MAX_AGE}); "
+                f"if the column holds birth years, write ages instead, or rename it (e.g. birth_year) to read it "
+                f"as a plain field"
+            )
         age = pd.to_numeric(out["age"], errors="coerce")
         if age.notna().all() and (age % 1 == 0).all():
             out["age"] = age.astype(np.int64)

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.generic import MAX_AGE
 from ..text.templates import item_texts, user_texts
 
-MAX_AGE = 120
 _DERIVED = {"age_group": "age"}  # template field -> the profile column it comes from
 
 
