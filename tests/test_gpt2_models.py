@@ -395,3 +395,22 @@ def test_a_read_without_progress_shows_no_bar_through_the_cache(tiny_lm, tmp_pat
     capsys.readouterr()
     vecs = encode_rendered(encoder, list(item_texts(dataset)), None, use_cache=True, progress=False)  # a miss
     assert vecs.shape[0] == dataset.n_items and "encoding" not in capsys.readouterr().err
+
+
+def test_a_model_build_shows_the_encoding_bar_on_a_terminal_only(tiny_lm, tmp_path, monkeypatch, capsys):
+    """The bench's log (not a terminal) held every refresh of the encoding bar of each model build;
+    asked for (progress=True, as `gpt2rec encode` does), the bar still shows."""
+    from gpt2rec.models.text_features import encode_distinct, make_encoder
+    from gpt2rec.text.templates import item_texts
+    from gpt2rec.utils.config import from_dict
+
+    monkeypatch.setenv("GPT2REC_HOME", str(tmp_path / "home"))
+    dataset, _ = meta_data()
+    encoder = make_encoder(
+        from_dict(BasicConfig, {"lm": tiny_lm, "encode_batch_size": 1}), tiny_lm, torch.device("cpu"), "mean"
+    )
+    capsys.readouterr()
+    encode_distinct(encoder, list(item_texts(dataset)), None, use_cache=False)  # a build's call: the default
+    assert "encoding" not in capsys.readouterr().err  # pytest's stderr is not a terminal
+    encode_distinct(encoder, list(item_texts(dataset)), None, use_cache=False, progress=True)
+    assert "encoding" in capsys.readouterr().err

@@ -101,9 +101,11 @@ def render(settings: LMSettings, dataset, train=None) -> tuple[list[Rendered], l
 
 
 def encode_rendered(
-    encoder, rendered: list[Rendered], fields: list[str] | None, use_cache: bool, progress: bool = True
+    encoder, rendered: list[Rendered], fields: list[str] | None, use_cache: bool, progress: bool | None = None
 ):
     """Frozen-LM vectors of `rendered` without gradients: (N, D) or (N, F, D) for fields pooling.
+    `progress=None`: a bar on a terminal only (a model build inside a logged job, e.g. the bench's,
+    would otherwise write the bar's every refresh into the log).
 
     Goes through `gpt2rec.text.cache` when `use_cache` (vectors of a frozen LM never change)."""
     texts = [r.text for r in rendered]
@@ -150,7 +152,7 @@ LM_TRAIN_DEFAULTS = {"epochs": 40, "batch_size": 4096, "lr": 3e-3, "patience": 5
 
 
 def encode_distinct(
-    encoder, rendered: list[Rendered], fields, use_cache: bool, progress: bool = True
+    encoder, rendered: list[Rendered], fields, use_cache: bool, progress: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(vectors of the distinct texts (K, ...), (N,) row of each text): each distinct text through
     the LM once when texts repeat a lot (`text.distinct.DEDUP_SHARE`)."""

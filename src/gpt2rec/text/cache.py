@@ -110,7 +110,7 @@ class EmbeddingCache:
         texts: Sequence[str],
         spans=None,
         template: str = "",
-        progress: bool = True,
+        progress: bool | None = True,
         refresh: bool = False,
         fields: Sequence[str] | None = None,
         distributed: bool = False,
@@ -154,7 +154,8 @@ class EmbeddingCache:
             self.hits += 1
             return _unpack(found, encoder, key)
         self.misses += 1
-        value = encoder.encode(texts, spans, progress=progress and dist.is_main(), fields=fields, distributed=True)
+        shown = progress if dist.is_main() else False  # (None and False is None: a bar on every rank)
+        value = encoder.encode(texts, spans, progress=shown, fields=fields, distributed=True)
         if dist.is_main():
             tensors = {"states": value[0], "mask": value[1]} if isinstance(value, tuple) else {"embeddings": value}
             path = self.path(key)
@@ -171,7 +172,7 @@ def cached_encode(
     fields: Sequence[str] | None = None,
     template: str = "",
     cache: EmbeddingCache | None = None,
-    progress: bool = True,
+    progress: bool | None = True,
     refresh: bool = False,
 ):
     """`encoder.encode(...)` through `cache` (default: `EmbeddingCache()` under `home_dir()`)."""

@@ -212,11 +212,12 @@ class TextEncoder(nn.Module):
         self,
         texts: Sequence[str],
         spans: Sequence[Spans] | None = None,
-        progress: bool = True,
+        progress: bool | None = True,
         fields=None,
         distributed: bool = False,
     ):
         """Embed texts without gradients, in eval mode: (N, D), (N, F, D) or ((N, L, D), (N, L)).
+        `progress`: a bar (True), none (False), a bar on a terminal only (None).
 
         `distributed=True` under torchrun (every rank must call it): rank r runs every world-th batch
         of the distinct texts, the very batches one process would run, so the gathered vectors (on
