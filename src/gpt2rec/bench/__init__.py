@@ -5,6 +5,8 @@ Modules by role:
 - `protocols`: a protocol's split and its evaluation on valid / test.
 - `runner`: runs the jobs (hyperparameter choice on validation, training, test), resumable.
 - `store`: the results JSON, rewritten atomically after every record.
+- `resume`: what makes a results file safe to resume (`--out`, the dataset's fingerprint, the settings).
+- `tuning`: `gpt2rec bench tune`, a baseline's coordinate search on validation.
 - `speed`: throughput, epoch-time, latency and memory measurements.
 - `faithfulness`: the deletion test of the enhanced model's explanations.
 - `report` / `plots`: the Markdown report (with the targets, met or not) and the PNG figures.

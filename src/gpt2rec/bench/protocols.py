@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..data.splits import Split, SplitConfig, make_split
+from ..errors import DataError
 from ..eval.protocols import (
     evaluate_candidates,
     evaluate_full,
@@ -64,6 +65,49 @@ def unusable_models(dataset: Dataset) -> dict[str, str]:
     if not genre_matrix(genres)[1]:  # no vocabulary: the check genre_content's builder makes
         return {"genre_content": "the items have no genres (pass --items with a genres column)"}
     return {}
+
+
+def split_problem(dataset: Dataset, protocol: str) -> str | None:
+    """Why `protocol`'s first split (seed 0) of `dataset` leaves a part with nothing to train,
+    validate or test on, with what to do, in the bench's words (its splits are the protocol's, not
+    flags); None when the split is usable. Checked before any job, so each does not fail alike."""
+    spec = PROTOCOLS[protocol]
+    try:
+        split = protocol_split(dataset, protocol, 0)
+    except DataError:
+        return _split_failure(dataset, spec)
+    empty = [part for part in ("train", "valid", "test") if not len(getattr(split, part))]
+    if spec.evaluation == "candidates":  # scored among the part's cold items: none, nothing to rank
+        empty += [f"the cold items of {p}" for p in ("valid", "test") if p not in empty and not len(held_cold_items(split, p))]  # fmt: skip
+    if not empty:
+        return None
+    return f"its first split (seed 0) leaves {' and '.join(empty)} empty; {_more(spec)}"
+
+
+def _split_failure(dataset: Dataset, spec) -> str:
+    """What `make_split` refused, said for the protocol's fixed split."""
+    inter = dataset.interactions
+    if spec.split_kind in ("cold-item", "cold-user", "mixed"):
+        col = "user" if spec.split_kind == "cold-user" else "item"
+        present = inter[col].nunique()
+        held = int(np.floor(present * spec.cold_fraction + 0.5))
+        return (f"it holds out {spec.cold_fraction:.0%} of the {present} {col}s with interactions (half for valid, "
+                f"half for test), {held} here, and needs at least 2; {_more(spec)}")  # fmt: skip
+    most = int(inter.groupby("user").size().max()) if len(inter) else 0
+    if spec.split_kind == "loo":
+        why = f"leave-one-out needs users with 3 interactions (2 for test), and a user here has at most {most}"
+    else:
+        need = int(np.ceil(0.5 / min(spec.ratios[1:]) - 1e-9))
+        ratios = ":".join(f"{r * 10:g}" for r in spec.ratios)
+        why = (f"a per-user {ratios} split holds out one interaction only from users with {need} or more, "
+               f"and users here have at most {most}")  # fmt: skip
+    return f"its first split (seed 0) leaves valid and test empty: {why}; {_more(spec)}"
+
+
+def _more(spec) -> str:
+    if spec.split_kind in ("cold-item", "mixed"):
+        return "give it more items"
+    return "give it more users" if spec.split_kind == "cold-user" else "give it more interactions per user"
 
 
 def protocol_split(dataset: Dataset, protocol: str, seed: int) -> Split:

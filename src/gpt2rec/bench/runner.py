@@ -2,13 +2,12 @@
 
 Every finished record is written at once (atomic rewrite of the JSON), so running the same command
 again skips the records already there and goes on. The report and plots are rewritten after each
-phase, so a partial run still has a readable report.
+phase (and on Ctrl-C), so a partial run still has a readable report. What makes a file safe to
+resume (dataset, settings, stale failures) is `resume`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 import traceback
@@ -25,7 +24,8 @@ from ..utils.device import pick_device
 from . import faithfulness, plan, report, speed, tuning
 from .measure import load_average, machine_info
 from .plan import BenchConfig, Job, ModelEntry
-from .protocols import unusable_models, unusable_protocols
+from .protocols import split_problem, unusable_models, unusable_protocols
+from .resume import check_dataset, check_out_dir, check_signature
 from .store import ResultStore
 from .training import BenchRun, run_job
 
@@ -143,16 +143,22 @@ def run_bench(config: BenchConfig, dataset: Dataset | None = None, argv: list[st
 
     `dataset` may be injected (tests); otherwise it is loaded as `config.dataset` says.
     """
+    return _with_threads(config, _run_bench, config, dataset, argv)
+
+
+def _with_threads(config: BenchConfig, fn, *args):
+    """`fn(*args)` under `config.threads` torch threads, the process's own setting restored after."""
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(int(config.threads))
     try:
-        return _run_bench(config, dataset, argv)
+        return fn(*args)
     finally:
         torch.set_num_threads(threads)
 
 
 def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | None) -> dict:
+    check_out_dir(config.out_dir)
     device = pick_device(config.device)
     dataset = dataset if dataset is not None else load_bench_dataset(config)
     skipped = unusable_protocols(dataset)
@@ -164,7 +170,9 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
     lms = bench_lms(config, log=lambda m: logging.getLogger(__name__).info("bench: %s", m))
-    jobs = [j for j in plan.plan_jobs(planned, lms) if j.protocol not in skipped]
+    checked: set[str] = set()
+    jobs = usable_splits(dataset, [j for j in plan.plan_jobs(planned, lms) if j.protocol not in skipped], skipped,
+                         checked, named=config.protocol_names)  # fmt: skip
     if not jobs:  # refused before anything is written: a "done" over an empty report says nothing
         raise UserError(nothing_to_run(planned, skipped, lms))
     check_dataset(store, dataset)
@@ -184,13 +192,37 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
         run.log(f"protocol {protocol} skipped: {why}")
     for line in first_lm_only(jobs, lms):
         run.log(line)
+    try:
+        failed, total = _run_phases(run, jobs, skipped, checked)
+    except KeyboardInterrupt:  # a partial run still has a readable report of what is done
+        paths = report.write_all(run)
+        run.log(f"interrupted; report of what is done: {paths['md']} (run the same command again to resume)")
+        raise
+    seconds = time.perf_counter() - start
+    store.put("meta", "last_run", {**store.data["meta"]["last_run"], "seconds": seconds,
+                                   "load_average_end": load_average()})  # fmt: skip
+    started = store.data["meta"]["last_run"]["started"]
+    store.put("meta", "runs", store.section("meta").get("runs", []) + [{"started": started, "seconds": seconds}])
+    paths = report.write_all(run)
+    if failed:  # said last, so a run with failures never ends on a plain "done"
+        run.log(f"{failed} of {total} jobs failed (see the lines above); report: {paths['md']}")
+    else:
+        run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
+    return {**paths, "failed": failed, "jobs": total}
+
+
+def _run_phases(run: BenchRun, jobs: list[Job], skipped: dict[str, str], checked: set[str]) -> tuple[int, int]:
+    """The main table, the ablations of the best enhanced variant, speed and faithfulness; returns
+    (failed, total) jobs."""
+    config, store, lms = run.config, run.store, run.lms
     if config.speed:
         speed.measure_encoding(run, [lm for lm in lms if any(j.lm == lm for j in jobs)])
     failed, total = run_jobs(run, jobs), len(jobs)
     report.write_all(run)  # a readable report already, should the rest be interrupted
     run.best = best_enhanced(run)
-    if run.best is not None:
-        more = [j for j in plan.plan_jobs(config, lms, best=run.best) if j.protocol not in skipped]
+    more = [j for j in plan.plan_jobs(config, lms, best=run.best) if j.protocol not in skipped] if run.best else []
+    more = usable_splits(run.dataset, more, skipped, checked, log=run.log)
+    if more:
         failed, total = failed + run_jobs(run, more), total + len(more)
     if config.speed:
         before = load_average()
@@ -203,17 +235,26 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
             })  # fmt: skip
     if config.faithfulness:
         faithfulness.run_deletion_test(run)
-    seconds = time.perf_counter() - start
-    store.put("meta", "last_run", {**store.data["meta"]["last_run"], "seconds": seconds,
-                                   "load_average_end": load_average()})  # fmt: skip
-    started = store.data["meta"]["last_run"]["started"]
-    store.put("meta", "runs", store.section("meta").get("runs", []) + [{"started": started, "seconds": seconds}])
-    paths = report.write_all(run)
-    if failed:  # said last, so a run with failures never ends on a plain "done"
-        run.log(f"{failed} of {total} jobs failed (see the lines above); report: {paths['md']}")
-    else:
-        run.log(f"done in {time.perf_counter() - start:.0f}s; report: {paths['md']}")
-    return {**paths, "failed": failed, "jobs": total}
+    return failed, total
+
+
+def usable_splits(
+    dataset: Dataset, jobs: list[Job], skipped: dict[str, str], checked: set[str], named=(), log=None
+) -> list[Job]:
+    """`jobs` without those of a protocol whose first split leaves a part empty
+    (`protocols.split_problem`): such a protocol is refused when named in --protocols (`named`), else
+    added to `skipped` with why (and said with `log`, when given). `checked`: protocols already checked."""
+    for protocol in dict.fromkeys(j.protocol for j in jobs if j.protocol not in checked):
+        checked.add(protocol)
+        why = split_problem(dataset, protocol)
+        if why is None:
+            continue
+        if protocol in named:
+            raise UserError(f"protocol {protocol} cannot run on {dataset.name}: {why}, or leave it out of --protocols")
+        skipped[protocol] = why
+        if log is not None:
+            log(f"protocol {protocol} skipped: {why}")
+    return [j for j in jobs if j.protocol not in skipped]
 
 
 def without_unusable_models(config: BenchConfig, dataset: Dataset) -> BenchConfig:
@@ -243,61 +284,28 @@ def nothing_to_run(config: BenchConfig, skipped: dict[str, str], lms: list[str])
     return f"nothing to run on {asked}{mode}: {where}; pick protocols these models run on, or other --models"
 
 
-def dataset_fingerprint(dataset: Dataset) -> dict:
-    """Sizes and a sha256 of the interactions: tells apart two datasets whose files share a name."""
-    digest = hashlib.sha256()
-    for column in ("user", "item", "rating", "timestamp"):
-        digest.update(np.ascontiguousarray(dataset.interactions[column].to_numpy()).tobytes())
-    return {"users": dataset.n_users, "items": dataset.n_items, "interactions": len(dataset.interactions),
-            "sha256": digest.hexdigest()}  # fmt: skip
-
-
-def check_dataset(store: ResultStore, dataset: Dataset) -> None:
-    """Refuse to resume records made on another dataset (the results file is named after the
-    dataset's file or folder only). A file written before fingerprints is checked on the sizes its
-    last run recorded, then gets the fingerprint."""
-    new = dataset_fingerprint(dataset)
-    meta = store.data.get("meta", {})
-    old = meta.get("dataset_fingerprint")
-    if old is None:
-        last = (meta.get("last_run") or {}).get("dataset") or {}
-        old = {k: last[k] for k in ("users", "items", "interactions") if k in last}
-    if store.records and any(old[k] != new.get(k) for k in old):
-        show = lambda f: ", ".join(f"{k} {str(v)[:12]}" for k, v in f.items())  # noqa: E731
-        raise UserError(
-            f"{store.path} holds results of another dataset ({show(old)}; this one: {show(new)}); "
-            f"pass --out DIR to bench it elsewhere, or delete {store.path} to start afresh"
-        )
-    store.put("meta", "dataset_fingerprint", new)
-
-
-def check_signature(store: ResultStore, config: BenchConfig) -> None:
-    """Refuse to mix records made under other settings (quick vs full, epoch cap, training defaults)."""
-    sig = json.loads(json.dumps(config.signature()))
-    old = store.data.get("meta", {}).get("signature")
-    if store.records and old is not None and old != sig:
-        raise UserError(
-            f"{store.path} holds results made with other settings ({old}, now {sig}); "
-            "delete it (or pass --out DIR) to start afresh, or rerun with the same settings to resume"
-        )
-    store.put("meta", "signature", sig)
-
-
 def run_tuning(config: BenchConfig) -> dict:
     """`gpt2rec bench tune`: the coordinate search of each model of `tuning.TUNING` (or
-    `config.models`) into `config.out_dir`'s results store, then the report rewritten from the store."""
+    `config.models`) on its protocol (or each of `config.protocols`), into `config.out_dir`'s results
+    store, then the report rewritten from the store."""
     models = list(config.models or tuning.TUNING)
     bad = [m for m in models if m not in tuning.TUNING]
     if bad:
         raise UserError(f"no tuning grid for {bad}; tunable: {', '.join(tuning.TUNING)}")
-    if config.threads:
-        torch.set_num_threads(int(config.threads))
+    check_out_dir(config.out_dir)
+    return _with_threads(config, _run_tuning, config, models)
+
+
+def _run_tuning(config: BenchConfig, models: list[str]) -> dict:
+    dataset = load_bench_dataset(config)
+    targets = tuning.targets(config, models, dataset)  # refused here, before anything is written
     out_dir = Path(config.out_dir)
     store = ResultStore(out_dir / f"{config.stem}.json")
-    run = BenchRun(config, load_bench_dataset(config), store, pick_device(config.device), [], out_dir)
-    check_dataset(store, run.dataset)
-    for model in models:
-        protocol, start, axes = tuning.TUNING[model]
+    check_dataset(store, dataset)
+    check_signature(store, config)  # the points go into a quality run's file: under its settings only
+    run = BenchRun(config, dataset, store, pick_device(config.device), [], out_dir)
+    for model, protocol in targets:
+        _, start, axes = tuning.TUNING[model]
         result = tuning.tune(run, model, protocol, start, axes)
         run.log(f"tune {protocol}|{model}: chosen {result['chosen']} ({len(result['tried'])} points)")
     return report.write_all(run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from ..errors import UserError
 from ..models import bpr
 from ..train.search import Candidate, candidate_key, coordinate_search
 
@@ -25,17 +26,57 @@ TUNING: dict[str, tuple[str, Candidate, Mapping[str, tuple]]] = {
 }  # fmt: skip
 
 
+def targets(config, models: list[str], dataset) -> list[tuple[str, str]]:
+    """(model, protocol) pairs to tune: each model on its `TUNING` protocol, or on each protocol of
+    --protocols; one the model does not run on in the bench, or the data cannot split, is refused."""
+    from . import plan
+    from .protocols import split_problem, unusable_protocols
+
+    out, unusable = [], unusable_protocols(dataset)
+    for model in models:
+        entry = plan.entry_named(model)
+        for protocol in config.protocol_names or (TUNING[model][0],):
+            hint = "leave it out of --protocols" if config.protocols else "name another with --protocols"
+            if protocol not in entry.protocols:
+                raise UserError(f"bench tune: {model} does not run on {protocol} in the bench (it runs on "
+                                f"{', '.join(entry.protocols)}); name one of those with --protocols")  # fmt: skip
+            why = unusable.get(protocol) or split_problem(dataset, protocol)
+            if why:
+                raise UserError(f"bench tune: protocol {protocol} cannot run on {dataset.name}: {why}; {hint}")
+            out.append((model, protocol))
+    return out
+
+
+def settings(run, entry, seed: int) -> dict:
+    """What changes a point's score besides the dataset (fingerprinted by the store) and the point:
+    the epoch cap in force (--epochs, --quick), the bench's training defaults, the seed."""
+    from . import plan
+
+    return json.loads(json.dumps({"epochs": run.config.epochs_for(entry), "train": plan.TRAIN, "seed": seed}))
+
+
 def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple], seed: int = 0) -> dict:
     """Coordinate search for bench entry `model` on `protocol`'s first-seed VALIDATION; stored
-    under `tuning` as `protocol|model` (rerunning reuses the points already tried)."""
+    under `tuning` as `protocol|model` with the `settings` it was scored under (rerunning under the
+    same settings reuses the points already tried; under others, trains them again)."""
     from . import plan
     from .plan import Job
     from .training import _score, train_one
 
     entry = plan.entry_named(model)
-    key = f"{protocol}|{model}"
-    old = {candidate_key(t["candidate"]): t["valid"] for t in run.store.section("tuning").get(key, {}).get("tried", [])}
+    key, now = f"{protocol}|{model}", settings(run, entry, seed)
+    kept = run.store.section("tuning").get(key, {})
+    # points stored before their settings were (the committed search) were scored by the full bench
+    was = kept.get("settings", {**now, "epochs": plan.BenchConfig().epochs_for(entry)})
+    if kept.get("tried") and was != now:
+        differ = "not recorded" if not isinstance(was, dict) else ", ".join(
+            f"{k} {was.get(k)} there, {v} here" for k, v in now.items() if was.get(k) != v)  # fmt: skip
+        run.log(f"tune {key}: the {len(kept['tried'])} points stored were scored under other settings "
+                f"({differ}); training them again")  # fmt: skip
+        kept = {}
+    old = {candidate_key(t["candidate"]): t["valid"] for t in kept.get("tried", [])}
     job, split = Job(protocol, model, None, seed), run.split(protocol, seed)
+    fixed = {"seed": seed, "settings": now, "start": start, "axes": {k: list(v) for k, v in axes.items()}}
 
     def score(candidate: Candidate) -> float:
         if candidate_key(candidate) in old:
@@ -45,12 +86,11 @@ def tune(run, model: str, protocol: str, start: Candidate, axes: dict[str, tuple
         run.log(f"tune {key}: {candidate} -> {value:.4f} ({trained.info['epochs']} epochs)")
         old[candidate_key(candidate)] = value
         done = [{"candidate": json.loads(k), "valid": v} for k, v in old.items()]
-        partial = {"tried": done, "seed": seed, "start": start, "axes": {k: list(v) for k, v in axes.items()}}
-        run.store.put("tuning", key, {**run.store.section("tuning").get(key, {}), **partial})  # resumable
+        run.store.put("tuning", key, {**kept, **fixed, "tried": done, "chosen": None})  # resumable
         return value
 
     best, tried = coordinate_search(score, start, axes)
-    result = {"chosen": best, "tried": tried, "seed": seed, "axes": {k: list(v) for k, v in axes.items()},
-              "start": start, "metric": plan.PROTOCOLS[protocol].metric}  # fmt: skip
-    run.store.put("tuning", key, result)
+    result = {"chosen": best, "tried": tried, **fixed, "metric": plan.PROTOCOLS[protocol].metric}
+    note = {"note": kept["note"]} if kept.get("note") else {}  # a hand-written note on these very points
+    run.store.put("tuning", key, {**note, **result})
     return result

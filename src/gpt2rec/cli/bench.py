@@ -1,6 +1,7 @@
 """`gpt2rec bench [--quick]`: the benchmark (quality per protocol, ablations, speed, faithfulness).
 `gpt2rec bench scale [--quick]`: time and memory against data size (see gpt2rec.bench.scale).
-`gpt2rec bench tune [--models bpr]`: a baseline's coordinate search on validation (gpt2rec.bench.tuning).
+`gpt2rec bench tune [--models bpr] [--protocols warm]`: a baseline's coordinate search on validation
+(gpt2rec.bench.tuning).
 
 Writes benchmarks/results/<dataset>.json (one record per protocol, model, lm and seed), <dataset>.md
 and PNG figures. Interrupt it at any time: running the same command again resumes.
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "what", nargs="?", choices=["quality", "scale", "tune"], default="quality",
         help="quality (default): the ML benchmark; scale: time and memory on synthetic 10^5..10^7 interactions; "
-             "tune: a baseline's coordinate search on warm validation (written to the results store)",
+             "tune: a baseline's coordinate search on validation, on warm or each of --protocols (written to the results store)",
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
@@ -63,6 +64,9 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
     import sys
     from dataclasses import replace
 
+    from ..bench.resume import check_out_dir
+
+    check_out_dir(args.out)  # quality, tune and scale alike: one line, before any data is read
     if not sys.stderr.isatty():  # a log file: Hugging Face's "Loading weights" bars are only noise there
         from .train import quiet_hub_progress
 
