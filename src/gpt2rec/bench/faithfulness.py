@@ -149,6 +149,15 @@ def _genre_drops(model, hist, items, named, genres, rng) -> dict:
     return _summary(np.asarray(top), np.asarray(random))
 
 
+def genres_to_test(dataset) -> list[list[str]] | None:
+    """The items' genres for the shared-genre test, or None when no item has one: the explanation
+    never names a genre then, and the test would have no pair (every mean NaN)."""
+    from ..explain import item_genres
+
+    genres = item_genres(dataset)
+    return genres if genres is not None and any(genres) else None
+
+
 def _pair_scores(model, users, items, user=None, item=None) -> torch.Tensor:
     u, _ = model.represent("user", users, text=user)  # (B, d)
     i, _ = model.represent("item", items, text=item)  # (B, d)
@@ -179,9 +188,7 @@ def run_deletion_test(run) -> None:
         run.log(f"faithfulness: {key}")
         args = (trained.model, run.split(plan.WARM, 0), run.dataset.n_users, run.dataset.n_items, pairs)
         if entry.model in ITEM_ITEM:
-            from ..explain import item_genres
-
-            models[key] = history_deletion_test(*args, genres=item_genres(run.dataset))
+            models[key] = history_deletion_test(*args, genres=genres_to_test(run.dataset))
         else:
             models[key] = deletion_test(*args)
         run.store.put("faithfulness", "models", models)

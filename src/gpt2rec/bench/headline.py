@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import plan
-from .summary import Row, Target, find, rows
+from .summary import Row, Target, find, rows, scoped
 
 HEADLINES = plan.HEADLINE_CANDIDATES
 LM_MODEL = "l3ae"  # the candidate the bench runs with every LM (goal 6: decoder vs MiniLM)
@@ -67,8 +67,8 @@ ML100K = "ml-100k"  # the dataset the absolute thresholds (COLD_ITEM_FLOOR, FIT_
 
 
 def ml100k_only(t: Target, dataset_name: str) -> Target:
-    """`t` as is on ML-100K; elsewhere its value shown but not judged (an absolute ML-100K figure)."""
-    return t if dataset_name == ML100K else Target(t.name, t.value, None, "n/a (an ML-100K target)")
+    """`t` judged on ML-100K only (an absolute ML-100K figure); elsewhere its value kept, not judged."""
+    return scoped(t, ML100K, dataset_name)
 
 
 def targets(data: dict, dataset_name: str) -> list[Target]:
@@ -98,8 +98,8 @@ def targets(data: dict, dataset_name: str) -> list[Target]:
     cold = [r for r in rs if r.protocol == plan.COLD_ITEM and r.is_gpt2 and r.group == "main"]
     best = max(cold, key=lambda r: r.valid.get(METRIC, float("-inf")), default=None)
     name = f"cold-item: best GPT-2 ndcg@10 >= {COLD_ITEM_FLOOR} (no regression)"
-    out.append(Target(name, "not measured", None) if best is None else
-               ml100k_only(Target(name, f"{best.label} {best.mean[METRIC]:.4f}",
+    out.append(ml100k_only(Target(name, "not measured", None) if best is None else
+                           Target(name, f"{best.label} {best.mean[METRIC]:.4f}",
                                   round(best.mean[METRIC], 4) >= COLD_ITEM_FLOOR), dataset_name))  # fmt: skip
     out.extend(lm_targets(rs))
     out.extend(ml100k_only(t, dataset_name) for t in cost_targets(rs, data.get("speed", {})))
@@ -182,7 +182,8 @@ def lm_targets(rs: list[Row]) -> list[Target]:
             out.append(Target(name, "not measured", None))
             continue
         ratio = dec.mean[METRIC] / enc.mean[METRIC]
-        out.append(Target(name, f"{dec.mean[METRIC]:.4f} vs {enc.mean[METRIC]:.4f} (x{ratio:.3f})", ratio >= 0.97))
+        value = f"{dec.label} {dec.mean[METRIC]:.4f} vs {enc.label} {enc.mean[METRIC]:.4f} (x{ratio:.3f})"
+        out.append(Target(name, value, ratio >= 0.97))
     return out
 
 
@@ -228,7 +229,10 @@ def claim_verdicts(data: dict) -> list[list[str]]:
             continue
         yes = [p for p, v in mine if v == "confirmed"]
         no = [p for p, v in mine if v == "refuted"]
-        where = "; ".join(f"{p}: {v}" for p, v in mine)
+        # a protocol measured with several LMs names each row's model: "warm (l3ae [minilm]): confirmed; ..."
+        twice = {p for p, _ in mine if [q for q, _ in mine].count(p) > 1}
+        winners = [r[2].split(" vs ")[0] for r in body if r[0] == claim]
+        where = "; ".join(f"{p} ({a}): {v}" if p in twice else f"{p}: {v}" for (p, v), a in zip(mine, winners))
         if yes and len(yes) == len(mine):
             overall = "confirmed"
         elif yes:

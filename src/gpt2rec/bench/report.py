@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ..utils.io import write_text
 from . import headline, plan, tuning
-from .summary import Row, label, rows, targets, usable
+from .report_notes import Facts, facts_from_json, facts_of, header, not_run_section, run_times
+from .summary import REFERENCE_SIZES, Row, label, reference_dataset, rows, targets, usable
+
+__all__ = ["render", "run_times", "targets_section", "write_all"]
 
 QUALITY_METRICS = {
     "full": ("ndcg@10", "recall@10", "hit@10", "mrr@10", "ndcg@20", "coverage@10"),
@@ -84,11 +88,6 @@ def ablation_section(data: dict, rs: list[Row]) -> str:
     return "\n".join(lines) + "\n" + table(["protocol", "variant", "seeds", "test ndcg@10", "Δ vs full"], body) + "\n"
 
 
-def plan_main_lm(data: dict) -> str | None:
-    lms = (data.get("meta", {}).get("last_run") or {}).get("lms") or []
-    return lms[0] if lms else None
-
-
 def speed_section(data: dict, rs: list[Row]) -> str:
     speed = data.get("speed", {})
     parts = []
@@ -158,31 +157,43 @@ def faithfulness_section(data: dict) -> str:
         return "Not run.\n"
     if f.get("skipped"):
         return f"Not run: {f['skipped']}\n"
-    body = []
+    body, unmeasured = [], []
     for model, sides in f.get("models", {}).items():
         for side, v in sides.items():
             d = v["difference"]
-            share = ", ".join(f"{k} {x:.0%}" for k, x in v.get("top_field_share", {}).items())
             masked = {
                 "item": "item fields",
                 "user": "user fields",
                 "liked items": "liked items: the 2 named vs 2 others",
                 "shared genre": "liked items with the named genre vs as many without",
             }.get(side, side)
+            if not v["pairs"] or not math.isfinite(d["mean"]):  # no pair had the field (e.g. no item has a genre)
+                unmeasured.append(f"{model}, {masked}")
+                continue
+            share = ", ".join(f"{k} {x:.0%}" for k, x in v.get("top_field_share", {}).items())
+            low, high = d["ci95"]
+            ci = f"[{low:+.4f}, {high:+.4f}]" if math.isfinite(low) else "[n/a: 1 pair]"
             body.append([model, masked, v["pairs"], share or "—", _num(v["top_drop"]["mean"], 4),
-                         _num(v["random_drop"]["mean"], 4), f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
-                         "yes" if d["ci95"][0] > 0 else "no"])  # fmt: skip
+                         _num(v["random_drop"]["mean"], 4), f"{d['mean']:+.4f} {ci}",
+                         ("yes" if low > 0 else "no") if math.isfinite(low) else "—"])  # fmt: skip
     head = ["model", "masked", "pairs", "top field (share)", "mean drop (top / named)", "mean drop (random other)",
             "difference [95% CI]", "top > random"]  # fmt: skip
-    return f"{f.get('method', '')}\n\n" + table(head, body) + "\n"
+    out = f"{f.get('method', '')}\n\n" + (table(head, body) + "\n" if body else "")
+    if unmeasured:
+        out += f"\nNot measured (no such field in the data: no pair to test): {'; '.join(unmeasured)}.\n"
+    return out
 
 
-def plan_table() -> str:
-    """The model table as run: protocols, LMs, overrides, training settings, validation grid."""
+def plan_table(data: dict | None = None) -> str:
+    """The model table as run: protocols, LMs, overrides, training settings, validation grid; the
+    models with a record (or a failure) in `data` when it has any, else the whole plan."""
     from ..models.registry import get_spec
 
+    data = data or {}
+    ran = {r["model"].split("/")[0] for r in data.get("records", [])}
+    ran |= {k.split("|")[1].split("/")[0] for k in data.get("failures", {})}
     body = []
-    for e in plan.ENTRIES:
+    for e in [e for e in plan.ENTRIES if e.name in ran] or plan.ENTRIES:
         train = plan.train_settings(e)
         grid = "; ".join(json.dumps(c, sort_keys=True) for c in e.grid) or "—"
         for protocol, extra in e.extra_grid.items():
@@ -247,55 +258,56 @@ def tuning_section(data: dict) -> str:
     return "\n".join(parts)
 
 
-def targets_section(data: dict, dataset_name: str) -> str:
+def targets_section(data: dict, dataset: dict | str) -> str:
+    """The targets, met or not. One set on ML-100K's (ML-1M's) own figures, an absolute threshold, is
+    shown and judged only on that dataset (`summary.reference_dataset`); elsewhere one line says so."""
+    info = dataset if isinstance(dataset, dict) else {"name": dataset}
+    reference = reference_dataset(info) or ""
     mark = {True: "met", False: "NOT met", None: "not measured"}
-    every = targets(data, dataset_name) + headline.targets(data, dataset_name)
-    body = [[t.name, t.value, t.status or mark[t.met]] for t in every]
-    return table(["target", "value", "status"], body) + "\n"
+    every = targets(data, reference) + headline.targets(data, reference)
+    shown = [t for t in every if t.dataset in (None, reference)]
+    body = [[t.name, t.value, t.status or mark[t.met]] for t in shown]
+    out = table(["target", "value", "status"], body) + "\n"
+    others = {t.dataset for t in every if t.dataset not in (None, reference)}
+    elsewhere = [name.upper() for name in REFERENCE_SIZES if name in others]
+    if elsewhere:
+        out += (f"\nThe targets set on the figures of {' and '.join(elsewhere)} (absolute thresholds) are judged "
+                f"on {'that dataset' if len(elsewhere) == 1 else 'those datasets'} only, not on "
+                f"{info.get('name') or 'this dataset'}.\n")  # fmt: skip
+    return out
 
 
-def run_times(data: dict) -> str:
-    """'2299 s' for one run; '2629 s in 2 runs (2299 + 330 s, resumed)' when the results were
-    completed by resuming."""
-    meta = data.get("meta", {})
-    runs = [r["seconds"] for r in meta.get("runs", []) if r.get("seconds") is not None]
-    if len(runs) <= 1:
-        return f"{_num(meta.get('last_run', {}).get('seconds'), 0)} s in the last run"
-    return f"{_num(sum(runs), 0)} s in {len(runs)} runs ({' + '.join(_num(x, 0) for x in runs)} s, resumed)"
+def job_name(key: str) -> str:
+    """A `selections` / `failures` key as the tables name it: 'warm|l3ae|minilm' -> 'warm / l3ae
+    [minilm]', 'warm|bpr|None|0' -> 'warm / bpr / seed 0'."""
+    parts = key.split("|")
+    protocol, model, lm = (parts + ["", "", ""])[:3]
+    seed = parts[3:4]
+    return f"{protocol} / {label(model, None if lm in ('None', '') else lm)}" + (f" / seed {seed[0]}" if seed else "")
 
 
-def render(data: dict, stem: str, figures: list[str]) -> str:
-    meta = data.get("meta", {}).get("last_run", {})
-    machine = meta.get("machine", {})
-    ds = meta.get("dataset", {})
+def render(data: dict, stem: str, figures: list[str], facts: Facts | None = None) -> str:
+    """The report of results `data`; `facts` (`report_notes.facts_of(run)`) adds what the data could
+    not support; without them the report is rebuilt from `data` alone."""
+    facts = facts or facts_from_json(data)
     rs = rows(data.get("records", []))
-    out = [f"# Benchmark: {ds.get('name', stem)}", ""]
-    out.append(f"Produced by `{meta.get('command', 'gpt2rec bench')}` (started {meta.get('started', '?')}, "
-               f"{run_times(data)}) on {machine.get('platform', '?')}, "
-               f"{machine.get('cpu_count', '?')} CPUs ({machine.get('torch_threads', '?')} torch threads), "
-               f"device {machine.get('device', '?')}{' ' + machine['gpu'] if machine.get('gpu') else ''}, "
-               f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}.")  # fmt: skip
-    if meta.get("load_average_start") is not None:
-        out.append(f"\nMachine load average (1/5/15 min) at the start {meta['load_average_start']}, at the end "
-                   f"{meta.get('load_average_end', '—')}: timings are only comparable on an otherwise idle machine.")  # fmt: skip
-    if meta.get("quick"):
-        out.append("\n**Quick mode**: one seed, few epochs, a subset of models — a smoke run, not the benchmark.")
-    out.append(f"\nDataset: {ds.get('users', '?')} users, {ds.get('items', '?')} items, "
-               f"{ds.get('interactions', '?')} interactions. Language models: {', '.join(meta.get('lms') or []) or 'none'} "
-               f"(main LM: {plan_main_lm(data) or '—'}).")  # fmt: skip
-    out += ["", "## Targets", "", targets_section(data, ds.get("name", stem))]
-    out += ["## How it was run", "", plan.__doc__.split("\n\n", 1)[1].strip(), "", plan_table(), ""]
+    out = header(data, stem, facts)
+    skipped = not_run_section(data, facts)
+    if skipped:
+        out += ["", skipped.rstrip("\n")]
+    out += ["", "## Targets", "", targets_section(data, {"name": stem, **facts.dataset})]
+    out += ["## How it was run", "", plan.__doc__.split("\n\n", 1)[1].strip(), "", plan_table(data), ""]
     notes = data.get("notes", {})
     if notes:  # what a reader must know about records made under other settings (written by hand, dated)
         out += ["Notes:", ""] + [f"- {k}: {v}" for k, v in notes.items()] + [""]
     sel = {k: v for k, v in data.get("selections", {}).items() if k != "ablation_base"}
     if sel:
-        body = [[k.replace("|", " / "), v["chosen"], ", ".join(f"{t['candidate']}: {t['valid']:.4f}" for t in v["tried"])]
+        body = [[job_name(k), v["chosen"], ", ".join(f"{t['candidate']}: {t['valid']:.4f}" for t in v["tried"])]
                 for k, v in sel.items()]  # fmt: skip
         out += [
             "Choices made on validation (first seed):",
             "",
-            table(["protocol / model / lm", "chosen", "tried"], body),
+            table(["protocol / model", "chosen", "tried"], body),
             "",
         ]
     tuned = tuning_section(data)
@@ -312,7 +324,7 @@ def render(data: dict, stem: str, figures: list[str]) -> str:
     out += ["## Time spent", "", time_section(data)]
     failures = data.get("failures", {})
     if failures:
-        body = [[k.replace("|", " / "), v["error"].splitlines()[0][:160]] for k, v in failures.items()]
+        body = [[job_name(k), v["error"].splitlines()[0][:160]] for k, v in failures.items()]
         out += ["## Failures (retried by the next run)", "", table(["job", "error"], body), ""]
     if figures:
         out += ["## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures] + [""]
@@ -328,5 +340,5 @@ def write_all(run) -> dict:
 
         figures = write_plots(run.store.data, run.out_dir, stem)
     md = run.out_dir / f"{stem}.md"
-    write_text(md, render(run.store.data, stem, figures))
+    write_text(md, render(run.store.data, stem, figures, facts_of(run)))
     return {"json": run.store.path, "md": md, "figures": [Path(f) for f in figures]}
