@@ -17,17 +17,24 @@ def missing(user: int) -> int:
     return user % 6 + (1 if user <= 6 else 7)
 
 
-def write_data(folder: Path) -> dict:
+def text_id(kind: str, n: int) -> str:
+    """The text ID of user or item `n` in `write_data(text_ids=True)`: users "u1", items "001" (a
+    leading zero: the loaders keep such IDs as text)."""
+    return f"u{n}" if kind == "user" else f"{n:03d}"
+
+
+def write_data(folder: Path, text_ids: bool = False) -> dict:
+    user, item = (lambda n: text_id("user", n), lambda n: text_id("item", n)) if text_ids else (str, str)
     rows = []
     for u in range(1, 13):
         block = COMEDY if u <= 6 else HORROR
-        rows += [f"{u},{i},5,{1000 + i}" for i in block if i != missing(u)]
+        rows += [f"{user(u)},{item(i)},5,{1000 + i}" for i in block if i != missing(u)]
     (folder / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows) + "\n")
     occupations = ["student", "writer", "engineer"]
-    users = [f"{u},{'MF'[u % 2]},{18 + u},{occupations[u % 3]}" for u in range(1, 13)]
+    users = [f"{user(u)},{'MF'[u % 2]},{18 + u},{occupations[u % 3]}" for u in range(1, 13)]
     (folder / "users.csv").write_text("user_id,gender,age,occupation\n" + "\n".join(users) + "\n")
-    items = [f"{i},Funny Film {i} (199{i % 10}),Comedy" for i in COMEDY]
-    items += [f"{i},Scary Film {i} (198{i % 10}),Horror" for i in HORROR]
+    items = [f"{item(i)},Funny Film {i} (199{i % 10}),Comedy" for i in COMEDY]
+    items += [f"{item(i)},Scary Film {i} (198{i % 10}),Horror" for i in HORROR]
     (folder / "items.csv").write_text("item_id,title,genres\n" + "\n".join(items) + "\n")
     return {k: str(folder / f"{k if k != 'dataset' else 'ratings'}.csv") for k in ("dataset", "users", "items")}
 

@@ -53,12 +53,13 @@ def test_cli_recommend_explain_profile_items(tiny_lm, tmp_path, monkeypatch, cap
     )
     train_run(config, tmp_path / "run", verbose=False)
 
-    assert main(["recommend", str(tmp_path / "run"), "--user", "1", "-k", "2", "--explain", "--json"]) == 0
+    # user 2 has 4 of the 6 items (user 1 all 6: none is recommended back, whichever part it lies in)
+    assert main(["recommend", str(tmp_path / "run"), "--user", "2", "-k", "2", "--explain", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and all(abs(sum(r["user_fields"].values()) - 1) < 1e-5 for r in rows)
     assert all(r["reason"].endswith("weighed most.") for r in rows)
     # raw IDs only (internal indices "item": 215, "similar": [201] sat next to item_id 216): IDs are index + 1 here
-    trained = set(pd.read_csv(tmp_path / "run" / "split" / "train.tsv", sep="\t").query("user_id == 1")["item_id"])
+    trained = set(pd.read_csv(tmp_path / "run" / "split" / "train.tsv", sep="\t").query("user_id == 2")["item_id"])
     assert all("item" not in r and "similar_ids" not in r and set(r["similar"]) <= trained for r in rows)
     assert any(r["similar"] for r in rows)
     profile = json.dumps({"gender": "F", "age": 31, "occupation": "writer"})

@@ -192,6 +192,7 @@ def test_explanations_name_the_liked_items_that_carry_the_score_deletion_test(ti
 
     (e,) = explain(model, None, user, [item], history.tolist(), n_similar=1)
     assert e.similar == [int(history[top])]
+    assert explain(model, None, user, [], history.tolist()) == []  # nothing recommended: it raised IndexError
 
 
 def test_cold_item_is_scored_from_its_text(tiny_lm):

@@ -21,9 +21,10 @@ def test_recommend_query_ranks_the_named_genre_first(run_dir, capsys):
     assert main(["recommend", str(run_dir), "--query", "Horror", "-k", "6", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["item_id"] for r in rows} == set(range(7, 13))
-    assert main(["recommend", str(run_dir), "--query", "Horror", "--user", "1", "--blend", "1", "-k", "3"]) == 0
+    # blend 1: the user's own scores; user 1 likes comedies, and has 5 of the 6 (held-out ones too)
+    assert main(["recommend", str(run_dir), "--query", "Horror", "--user", "1", "--blend", "1", "-k", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [int(line.split()[1]) for line in lines] and all("Funny" in line for line in lines)  # user 1 likes comedies
+    assert [int(line.split()[1]) for line in lines] == [2] and "Funny" in lines[0]
     assert main(["recommend", str(run_dir), "--query", " "]) == 2
     assert "non-empty" in capsys.readouterr().err
 
@@ -94,3 +95,21 @@ def test_train_feedback_with_an_id_beyond_int64_is_one_line(run_dir, tmp_path, c
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(2**63) in err and "64-bit" in err
+
+
+def test_recommend_never_gives_back_a_users_held_out_items(run_dir, capsys):
+    """Only the training items were left out: user 1's valid and test films (5, 6), which are theirs
+    in the data file, came back as recommendations."""
+    assert main(["recommend", str(run_dir), "--user", "1", "-k", "100", "--json"]) == 0
+    got = {r["item_id"] for r in json.loads(capsys.readouterr().out)}
+    assert not got & {1, 3, 4, 5, 6} and got == {2, *range(7, 13)}
+
+
+def test_a_damaged_feedback_database_is_called_damaged(tmp_path):
+    """It said "file is not a database; check the folder's permissions", a fix that fixes nothing."""
+    from gpt2rec.data.feedback import DB_NAME, FeedbackStore
+    from gpt2rec.errors import DataError
+
+    (tmp_path / DB_NAME).write_bytes(b"not sqlite " * 500)
+    with pytest.raises(DataError, match=r"\(file is not a database\); it is damaged or not gpt2rec's: move it away"):
+        FeedbackStore(tmp_path)

@@ -73,6 +73,8 @@ def explain(
             f"explanations need a text model (basic, enhanced, l3ae, l3ae_mf); {type(model).__name__} reads no metadata"
         )
     items = [int(i) for i in items]
+    if not items:  # nothing recommended (a user who has nearly every item): nothing to explain
+        return []
     history = np.unique(np.asarray(history, dtype=np.int64))
     with torch.no_grad():
         if hasattr(model, "item_contributions"):  # item-item models: each liked item's exact share of the score

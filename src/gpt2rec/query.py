@@ -97,12 +97,12 @@ def mix(text: torch.Tensor, user: torch.Tensor, blend: float) -> torch.Tensor:
 
 def query_rows(run: Run, text: str, k: int = 10, raw_user=None, blend: float = 0.5) -> list[dict]:
     """Top-k catalogue rows for a plain-words request; with `raw_user`, blended with the user's own
-    scores and never one of the user's training items. Each row carries its `text_score`."""
+    scores and never one of the user's own items (`Run.owned`). Each row carries its `text_score`."""
     k = check_k(k)
     sim = text_match(encode_query(run.model, text), item_text_vectors(run.model))  # (I,)
     scores, seen = sim, ()
     if raw_user is not None:
         user = run.user_index(raw_user)
-        scores, seen = mix(sim, run.score_users([user])[0], blend), run.seen(user)
+        scores, seen = mix(sim, run.score_users([user])[0], blend), run.owned(user)
     items, values = top_k(scores, k, seen)
     return [{**run.row(i, v), "text_score": float(sim[i])} for i, v in zip(items, values)]

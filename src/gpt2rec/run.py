@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .data.dataset import display_titles
@@ -97,6 +98,10 @@ class Run:
         self._user_pos = {id_key(x): i for i, x in enumerate(self.user_ids)}
         self._item_pos = {id_key(x): i for i, x in enumerate(self.item_ids)}
         self.train_matrix = interaction_matrix(split.train, self.n_users, self.n_items)  # scipy CSR (U, I)
+        # every item of a user in the run's data, the valid and test parts too: none is recommended back
+        self.owned_matrix = self.train_matrix + interaction_matrix(
+            pd.concat([split.valid, split.test]), self.n_users, self.n_items
+        )  # (U, I) CSR
         self._retriever: Retriever | None = None
 
     @property
@@ -141,9 +146,14 @@ class Run:
 
     # ---- history and ranking ------------------------------------------------------------------
     def seen(self, user: int) -> np.ndarray:
-        """Internal indices of the items user `user` trained on (sorted)."""
-        m = self.train_matrix
-        return m.indices[m.indptr[user] : m.indptr[user + 1]].astype(np.int64)
+        """Internal indices of the items user `user` trained on (sorted): the history the model scores
+        them by, and explanations cite."""
+        return _row(self.train_matrix, user)
+
+    def owned(self, user: int) -> np.ndarray:
+        """Internal indices of every item of user `user` in the run's data (sorted): the training items
+        and those the split held out for validation and test. Recommendations leave them all out."""
+        return _row(self.owned_matrix, user)
 
     def score_users(self, users: Sequence[int]) -> torch.Tensor:
         """Scores (B, I) of every catalogue item for internal users `users` (one model call)."""
@@ -156,9 +166,9 @@ class Run:
         return [self.row(i, s) for i, s in zip(items, scores)]
 
     def top_items(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k unseen item indices and scores for internal user `user` (through `retriever()`: exact
-        below the ANN threshold, approximate above it for inner-product models)."""
-        items, scores = self.retriever().topk(np.array([user]), k, self.train_matrix[[user]])
+        """Top-k item indices and scores for internal user `user`, none of their own (`owned`), through
+        `retriever()`: exact below the ANN threshold, approximate above it for inner-product models."""
+        items, scores = self.retriever().topk(np.array([user]), k, self.owned_matrix[[user]])
         finite = np.isfinite(scores[0])  # a user who has seen nearly everything gets fewer than k
         return items[0][finite], scores[0][finite]
 
@@ -171,7 +181,8 @@ class Run:
         return self._retriever
 
     def recommend(self, raw_user, k: int = 10) -> list[dict]:
-        """Top-k rows {item_id, title, score} for a raw user ID, never an item the user trained on."""
+        """Top-k rows {item_id, title, score} for a raw user ID, never an item the user has in the run's
+        data (trained on, or held out for validation and test)."""
         k = check_k(k)
         user = self.user_index(raw_user)
         note = self.history_note(user)
@@ -193,3 +204,8 @@ class Run:
             f"no training interactions in this run, and {why}: this list says nothing about them; a model "
             "that reads profiles (l3ae, enhanced) with a users table can place them"
         )
+
+
+def _row(matrix, user: int) -> np.ndarray:
+    """Column indices of CSR row `user` (sorted), as int64."""
+    return matrix.indices[matrix.indptr[user] : matrix.indptr[user + 1]].astype(np.int64)

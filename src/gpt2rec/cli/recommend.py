@@ -1,4 +1,5 @@
-"""`gpt2rec recommend RUN_DIR --user ID -k 10`: top items for a user, never one they trained on.
+"""`gpt2rec recommend RUN_DIR --user ID -k 10`: top items for a user, never one they already have in
+the run's data.
 
 Also: `--explain`, a new user (`--profile JSON`), new items (`--items FILE`), and a request in plain
 words (`--query "a funny animated film for kids"`, blended with `--user` when given).

@@ -46,9 +46,11 @@ class FeedbackStore:
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except sqlite3.Error as exc:
-            raise DataError(
-                f"cannot open the feedback database {self.path} ({exc}); check the folder's permissions"
-            ) from None
+            # a damaged or foreign file ("file is not a database") is not a permissions problem
+            damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+            fix = ("it is damaged or not gpt2rec's: move it away (the run then starts with no feedback) or "
+                   "restore it from a backup") if damaged else "check the folder's permissions"  # fmt: skip
+            raise DataError(f"cannot open the feedback database {self.path} ({exc}); {fix}") from None
 
     def close(self) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ from ..errors import UserError
 from ..run import UnknownIdError
 from .batcher import MicroBatcher
 from .gate import KEY_MESSAGE, ApiError, JSONBytes, RequestGate, install_handlers, key_ok, known_params_only
+from .new_ids import Conflict
 from .schemas import (
     AddedInteraction,
     AddedItem,
@@ -41,7 +42,7 @@ from .schemas import (
     UserAnswer,
     UserRecord,
 )
-from .service import Conflict, Service
+from .service import Service
 
 STATIC = Path(__file__).parent / "static"
 WRITES = {"/v1/items", "/v1/interactions"}  # POSTs that need the API key when the server has one

@@ -136,6 +136,13 @@ def install_handlers(app: FastAPI) -> None:
         same = [e for e in exc.errors() if _place(e) == _place(first)]  # a union's members: one error each
         return error(422, f"{field}: {plain_words(same or [first])}", field)
 
+    @app.exception_handler(Exception)
+    async def _fault(request: Request, exc: Exception):
+        # a bug, not the client's input: the same JSON shape (the page shows `error`); Starlette
+        # still raises it on after this answer, so the traceback reaches the server's log
+        what = f"{request.method} {request.url.path}"
+        return error(500, f"the server failed on {what} ({type(exc).__name__}); its log has the details", None)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         method, path = request.method, request.url.path
@@ -176,6 +183,7 @@ _LIMITS = {
     "string_too_long": "is too long ({n} characters; at most {max_length})",
     "too_short": "must have at least {min_length} entries, got {n}",
     "too_long": "has too many entries ({n}; at most {max_length})",
+    "finite_number": "must be a finite number, got {got}",
 }
 
 
@@ -189,8 +197,9 @@ def plain_words(errors: list[dict]) -> str:
     if all(kinds):  # the value has none of the accepted types
         return f"must be {' or '.join(dict.fromkeys(kinds))}, got {got}"
     limit = next((e for e in errors if e.get("type") in _LIMITS), None)
-    if limit is None:
-        return first.get("msg", "invalid value")
+    if limit is None:  # a union's own check (an ID's text with a control character), not "not an integer"
+        own = next((e for e in errors if e.get("type") not in _KINDS), first)
+        return own.get("msg", "invalid value")
     value = limit.get("input")
     try:
         n = len(value) if isinstance(value, (str, list, dict)) else "?"

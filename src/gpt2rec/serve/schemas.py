@@ -39,9 +39,23 @@ def _readable(value: str) -> str:
     return value
 
 
+def _id_text(value: str) -> str:
+    """A new item's ID: readable text, and no tab or line break either (it goes into TSV files)."""
+    bad = next((c for c in value if c in "\t\n\r"), None)
+    if bad is not None:
+        raise PydanticCustomError("text_control", "holds the control character U+{code}; remove it",
+                                  {"code": f"{ord(bad):04X}"})  # fmt: skip
+    return _readable(value)
+
+
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), AfterValidator(_readable)]
 Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]  # orjson and the ID maps hold 64-bit integers
 RawId = Int64 | Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+# a new item's ID is stored for good, shown on the page and written to training files: readable text
+NewId = (
+    Int64
+    | Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), AfterValidator(_id_text)]
+)
 MAX_FIELD_TEXT = 200
 
 
@@ -49,7 +63,8 @@ def _field_value(value):
     """A profile value: a string or a finite number. Checked by hand because a union of int | float | str
     reports its first member's error ("should be a valid integer") whatever was actually wrong."""
     if value is None:
-        raise PydanticCustomError("field_null", "is null; give a string or a number, or leave the field out")
+        # not "leave it out": a run needs every field it reads (/v1/health: user_fields, item_fields)
+        raise PydanticCustomError("field_null", "is null; give a string or a number (the run reads every field)")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise PydanticCustomError("field_type", "must be a string or a number, not {kind}", {"kind": _kind(value)})
     if isinstance(value, str) and len(value) > MAX_FIELD_TEXT:
@@ -138,7 +153,7 @@ class QueryRequest(Strict):
 
 
 class NewItem(Strict):
-    item_id: RawId | None = Field(default=None, description="a fresh ID (default: the next free one)")
+    item_id: NewId | None = Field(default=None, description="a fresh ID (default: the next free one)")
     title: Text
     genres: list[Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]] = Field(
         default_factory=list, max_length=20

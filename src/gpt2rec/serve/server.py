@@ -37,6 +37,8 @@ def api_key_from_env(var: str | None) -> str | None:
 
 
 def check_bind(host: str, api_key: str | None) -> None:
+    if not host.strip():  # was "refusing to listen on  without an API key"
+        raise UserError("--host is empty; give an address like 127.0.0.1 (the default)")
     if not is_loopback(host) and api_key is None:
         raise UserError(
             f"refusing to listen on {host} without an API key: writes would be open to the network; "

@@ -27,12 +27,8 @@ from ..models.registry import get_spec
 from ..query import encode_query, item_text_vectors, mix, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
 from ..utils.ranking import ranked_topk
-
-MAX_CLIENT_ID = 2**63 - 2  # so the next free ID (max + 1) still fits the int64 the pipeline stores
-
-
-class Conflict(UserError):
-    """A write that contradicts what the run holds (e.g. an item ID already in use)."""
+from .derived import column_normalised, rating_range
+from .new_ids import client_item_id, fresh_item_id
 
 
 class Service:
@@ -57,8 +53,8 @@ class Service:
         # after their IDs are listed, so a scoring thread never sees a half-added item
         self._new: tuple | None = None
         self._extra_seen: dict[int, set[int]] = {}  # user -> items seen while serving (indices)
-        self._collab = _column_normalised(run)  # (U, I) CSR, unit-norm columns: item-item cosine
-        self.rating_range = _rating_range(run)
+        self._collab = column_normalised(run)  # (U, I) CSC, unit-norm columns: item-item cosine
+        self.rating_range = rating_range(run)
         self._reload()
 
     # ---- state ----------------------------------------------------------------------------------
@@ -104,8 +100,10 @@ class Service:
         return {"item_id": self.item_id(int(idx)), "title": self.title(int(idx)), "score": float(score)}
 
     def seen(self, user: int) -> np.ndarray:
+        """Items never recommended to `user`: their own in the run's data (`Run.owned`) and those
+        recorded while serving."""
         extra = self._extra_seen.get(user)
-        base = self.run.seen(user)
+        base = self.run.owned(user)
         return base if not extra else np.concatenate([base, np.array(list(extra), np.int64)])
 
     def health(self) -> dict:
@@ -177,7 +175,7 @@ class Service:
         history = self.run.seen(user)
         idx = [self.item_index(r["item_id"]) for r in rows]
         known = [i for i in idx if i < self.run.n_items]
-        with self._lock, torch.no_grad():
+        with self._lock, torch.no_grad():  # (known may be empty: only added items, which explain() skips)
             found = {e.item: e for e in explain(self.model, self.run.dataset, user, known, history)}
         out = []
         for r, i in zip(rows, idx):
@@ -273,7 +271,11 @@ class Service:
                 "train with --model l3ae or --model enhanced to add items while serving"
             )
         with self._lock:
-            item_id = self._new_item_id() if item_id is None else self._check_new_id(item_id)
+            catalogue, in_use = self.run.item_ids, self._in_use
+            if item_id is None:
+                item_id = fresh_item_id(catalogue, self.new_ids, in_use)
+            else:
+                item_id = client_item_id(item_id, catalogue, in_use)
             self._append_items([item_id], [meta])  # encodes first: a bad item is never stored
             self.store.add_item(item_id, meta)
         spec = self._spec()
@@ -306,33 +308,8 @@ class Service:
         if genres and "genres" not in self.model.profile_info.item_fields:
             raise UserError("this run's items have no genres (it does not read them); leave genres out")
 
-    def _check_new_id(self, raw):
-        if self.run.has_item(raw) or id_key(raw) in self._new_pos:
-            raise Conflict(f"item_id {raw!r} is already in use; leave item_id out to get a fresh one")
-        catalogue = self.run.item_ids
-        if catalogue and isinstance(catalogue[0], str):
-            return str(raw)  # a catalogue of text IDs stays text: 5 is "5"
-        if catalogue and isinstance(catalogue[0], int) and not isinstance(raw, int):
-            raise UserError(f"item_id must be an integer like the catalogue's IDs (e.g. {catalogue[0]}); got {raw!r}")
-        if isinstance(raw, int) and not -(2**63) <= raw <= MAX_CLIENT_ID:
-            raise UserError(f"item_id must be at most {MAX_CLIENT_ID}; leave item_id out to get a fresh one")
-        return raw
-
-    def _new_item_id(self):
-        ids = self.run.item_ids + self.new_ids
-        if ids and all(isinstance(x, int) for x in ids):
-            # the next integer after the catalogue's, past those added: one client's huge item_id
-            # (up to 2^63-2) must not use up the IDs every later add is given
-            taken, candidate = set(self.new_ids), max(self.run.item_ids, default=0) + 1
-            while candidate in taken:
-                candidate += 1
-            if candidate > 2**63 - 1:  # every ID above the catalogue's is taken (an old database)
-                raise UserError(f"no free integer item_id above {max(ids)}; pass an unused item_id")
-            return candidate
-        n = len(self.new_ids) + 1
-        while self.run.has_item(f"new-{n}") or f"new-{n}" in self._new_pos:  # a catalogue may hold "new-1"
-            n += 1
-        return f"new-{n}"
+    def _in_use(self, raw) -> bool:
+        return self.run.has_item(raw) or id_key(raw) in self._new_pos
 
     def _append_items(self, ids: list, metas: list[dict]) -> None:
         df = pd.DataFrame([{"item_id": i, **m} for i, m in zip(ids, metas)])
@@ -363,29 +340,6 @@ class Service:
 
     def _remember(self, user: int, item: int) -> None:
         self._extra_seen.setdefault(user, set()).add(item)
-
-
-def _rating_range(run: Run) -> tuple[float, float]:
-    """Ratings a client may send: from 0 (or the data's lowest, if below) to the data's highest (at
-    least 1, the default rating). 0 stays allowed: an implicit threshold may have dropped low ratings."""
-    ratings = run.dataset.interactions["rating"]
-    if not len(ratings):
-        return 0.0, 1.0
-    return min(0.0, float(ratings.min())), max(1.0, float(ratings.max()))
-
-
-def _column_normalised(run: Run):
-    """The training matrix with unit-norm item columns (U, I): X.T @ X is the item-item cosine."""
-    x = run.train_matrix.astype(np.float32).tocsc(copy=True)
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(0)).ravel())
-    norms[norms == 0] = 1.0
-    return (x @ _diag(1.0 / norms)).tocsc()
-
-
-def _diag(values):
-    import scipy.sparse as sp
-
-    return sp.diags(values.astype(np.float32))
 
 
 def load_service(run_dir: str | Path, device=None) -> Service:
