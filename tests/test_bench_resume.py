@@ -34,6 +34,8 @@ def test_a_protocol_whose_split_is_empty_is_refused_when_named_and_skipped_other
     assert "protocol warm skipped: its first split (seed 0) leaves valid and test empty" in caplog.text
     records = json.loads(paths["json"].read_text())["records"]
     assert {r["protocol"] for r in records} == {plan.COLD_ITEM, plan.MIXED}
+    section = paths["md"].read_text().split("## Not run on this data", 1)[1].split("\n## ", 1)[0]
+    assert "- protocol `warm`: its first split (seed 0) leaves valid and test empty" in section  # the report says so
 
     csv = tmp_path / "few.csv"  # the CLI: one line, exit 2; a cold-item draw too small for 3 items
     csv_frame(n_users=3, n_items=3, per_user=2).to_csv(csv, index=False)

@@ -27,7 +27,8 @@ def facts_of(run) -> Facts:
     config, dataset = run.config, run.dataset
     table = plan.entries(config)
     runs_on = {p for e in table for p in (e.quick if config.quick else e.protocols)}
-    protocols = {} if config.protocol_names else unusable_protocols(dataset)
+    # the runner's: what the dataset lacks, and splits that leave a part empty (`protocols.split_problem`)
+    protocols = {} if config.protocol_names else {**unusable_protocols(dataset), **getattr(run, "skipped", {})}
     # the runner narrows `models` to the plan minus what the data cannot feed: that plan is the default one
     default = plan.entries(replace(config, models=()))
     unusable = unusable_models(dataset)

@@ -178,7 +178,7 @@ def _run_bench(config: BenchConfig, dataset: Dataset | None, argv: list[str] | N
     check_dataset(store, dataset)
     check_signature(store, config)
     config = planned
-    run = BenchRun(config, dataset, store, device, lms, out_dir, argv)
+    run = BenchRun(config, dataset, store, device, lms, out_dir, argv, skipped=skipped)  # (ablations may add)
     previous = store.section("meta").get("last_run")
     if previous and previous.get("seconds") is not None and "runs" not in store.section("meta"):
         store.put("meta", "runs", [{"started": previous.get("started"), "seconds": previous["seconds"]}])  # older files

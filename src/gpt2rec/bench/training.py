@@ -51,6 +51,7 @@ class BenchRun:
     splits: dict = field(default_factory=dict)
     kept: dict = field(default_factory=dict)  # (model, lm) -> Trained, warm protocol first seed
     best: ModelEntry | None = None
+    skipped: dict = field(default_factory=dict)  # protocol -> why the data cannot support it (the report says)
 
     def split(self, protocol: str, seed: int) -> Split:
         key = (protocol, seed)
