@@ -150,6 +150,29 @@ def test_an_lm_the_bench_cannot_load_is_one_line_naming_its_flag(tmp_path, monke
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match=r"'no-such/lm' cannot be loaded .*\(--lms /path/to/lm,"):
         bench_lms(quick(tmp_path, models=("l3ae",), lms=("no-such/lm",)))
+    # no model reads text: a misspelt --lms was accepted without a word
+    with pytest.raises(UserError, match=r"'no-such/lm' cannot be loaded"):
+        bench_lms(quick(tmp_path, models=("popularity",), lms=("no-such/lm",)))
+    notes = []
+    assert bench_lms(quick(tmp_path, models=("popularity",), lms=(str(tmp_path),)), notes.append) == []
+    assert notes == [f"--lms {tmp_path} is not used: none of the models asked for reads text with an LM"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--threads", "-1"], "--threads must be >= 1, got -1"),
+        (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--protocols", "foo"], "--protocols: unknown protocol(s) ['foo']; choose from: warm,"),
+        (["--models", "foo"], "--models: unknown bench model(s) ['foo']; choose from: basic,"),
+    ],
+)
+def test_a_bad_bench_flag_is_named_by_its_flag(tmp_path, capsys, flags, message):
+    """They read "BenchConfig: threads must be >= 1", the config's words, not the command's."""
+    from gpt2rec.cli import main
+
+    assert main(["bench", "--quick", "--out", str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"gpt2rec: error: {message}")
 
 
 def test_a_csv_dataset_takes_its_users_table_and_other_file_options(tmp_path, capsys):

@@ -80,14 +80,19 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
 
     from ..bench import BenchConfig, run_bench
     from ..bench.datasets import datasets_to_run
+    from ..errors import UserError
     from ..utils.config import from_dict
 
-    base = from_dict(BenchConfig, dict(
+    values = dict(
         quick=args.quick, out_dir=args.out, protocols=tuple(args.protocols or ()), models=tuple(args.models or ()),
         lms=tuple(args.lms or ()), seeds=args.seeds, epochs=args.epochs, device=args.device, threads=args.threads,
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
         data=_file_options(args),
-    ))  # fmt: skip
+    )  # fmt: skip
+    try:
+        base = from_dict(BenchConfig, values)
+    except UserError as exc:  # in the flags' words: "--threads must be >= 1", not "BenchConfig: threads ..."
+        raise UserError(_in_flag_words(str(exc))) from None
     if args.what == "tune":
         from ..bench.runner import run_tuning
 
@@ -103,6 +108,19 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
             print(f"{config.stem}: {paths['failed']} of {paths['jobs']} jobs failed (see the lines above)")
             failed += paths["failed"]
     return 1 if failed else 0  # not 2: the input was fine, some jobs were not
+
+
+_FLAG_OF = {"unknown protocol(s)": "--protocols: unknown protocol(s)", "unknown bench model(s)": "--models: unknown "
+            "bench model(s)", "seeds ": "--seeds ", "threads ": "--threads ", "epochs ": "--epochs "}  # fmt: skip
+
+
+def _in_flag_words(message: str) -> str:
+    """A BenchConfig refusal as the command line gave it: the config's name dropped, a field named by its flag."""
+    message = message.removeprefix("BenchConfig: ")
+    for start, flag in _FLAG_OF.items():
+        if message.startswith(start):
+            return flag + message[len(start) :]
+    return message
 
 
 def _file_options(args) -> dict:
