@@ -278,3 +278,14 @@ def test_a_model_the_data_cannot_feed_is_left_out_or_refused_when_named(tmp_path
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "model genre_content cannot run on my: the items have no genres" in err
+
+
+def test_bench_scale_refuses_the_flags_it_would_ignore(tmp_path, capsys):
+    """`bench scale --dataset my.csv` timed the synthetic data without a word about my.csv."""
+    from gpt2rec.cli import main
+
+    argv = ["bench", "scale", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--dataset", "ml-1m", "--sep", ";", "--implicit-threshold", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gpt2rec: error: --dataset, --implicit-threshold, --sep: not used by bench scale")
+    assert not (tmp_path / "out").exists()

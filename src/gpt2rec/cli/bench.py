@@ -74,6 +74,8 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
     if args.what == "scale":
         from ..bench.scale import ScaleConfig, run_scale
 
+        _refuse_unused_by_scale(args)
+
         paths = run_scale(ScaleConfig(quick=args.quick, out_dir=args.out, threads=args.threads or 1))
         print(f"scale: {paths['md']} ({paths['json']}, {paths['png']})")
         return 0
@@ -108,6 +110,24 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
             print(f"{config.stem}: {paths['failed']} of {paths['jobs']} jobs failed (see the lines above)")
             failed += paths["failed"]
     return 1 if failed else 0  # not 2: the input was fine, some jobs were not
+
+
+# bench scale times synthetic data of its own sizes; only --quick, --out and --threads shape it
+_SCALE_IGNORES = ("dataset", "protocols", "models", "lms", "seeds", "epochs", "device", "no_speed", "no_faithfulness",
+                  "no_plots", "implicit_threshold")  # fmt: skip
+
+
+def _refuse_unused_by_scale(args) -> None:
+    """One line for flags `bench scale` would ignore (it ran without a word, on other data than asked)."""
+    from ..errors import UserError
+    from .data_options import given_file_options
+
+    unused = [n for n in _SCALE_IGNORES if getattr(args, n, None) is not None and getattr(args, n) is not False]
+    unused += list(given_file_options(args))
+    if unused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
+        raise UserError(f"{flags}: not used by bench scale, which times synthetic data of 10^5..10^7 "
+                        f"interactions (only --quick, --out and --threads apply); leave them out")  # fmt: skip
 
 
 _FLAG_OF = {"unknown protocol(s)": "--protocols: unknown protocol(s)", "unknown bench model(s)": "--models: unknown "
