@@ -55,6 +55,9 @@ def unusable_protocols(dataset: Dataset) -> dict[str, str]:
     if unseen < SAMPLED_NEGATIVES:
         out[NCF] = (f"it ranks each held-out item among {SAMPLED_NEGATIVES} unseen items, and a user here "
                     f"has only {unseen} unseen items ({dataset.n_items} in all)")  # fmt: skip
+    elif dataset.interactions["timestamp"].nunique() < 2:  # the "latest" would be the highest item ID
+        out[NCF] = ("it holds out each user's latest interaction, and the data has no timestamps (pass the "
+                    "interactions' time column with --timestamp-col)")  # fmt: skip
     return out
 
 

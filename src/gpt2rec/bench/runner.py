@@ -126,10 +126,9 @@ def available_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> 
 
 def bench_lms(config: BenchConfig, log=logging.getLogger(__name__).info) -> list[str]:
     """`available_lms`, or none when no selected model reads text with an LM (then --lms, if given,
-    is still checked, and said to be unused)."""
+    is said to be unused; it is not loaded)."""
     if not any(e.lm for e in plan.entries(config)):
         if config.lms:
-            available_lms(config, log)  # a misspelt name is still refused
             log(f"--lms {' '.join(config.lms)} is not used: none of the models asked for reads text with an LM")
         return []
     return available_lms(config, log)
