@@ -47,8 +47,8 @@ def unusable_protocols(dataset: Dataset) -> dict[str, str]:
     if not [c for c in dataset.users.columns if c != "user_id"]:
         # a new user is known by the users table alone: without it every text model scores all items alike
         out[COLD_USER] = (
-            "the dataset has no users table to read for a new user (every one would get the same scores; "
-            "pass yours with --users)"
+            "the dataset has no users table to read for a new user, or one with IDs only (every one would get "
+            "the same scores; pass yours with --users, with profile columns besides the ID)"
         )
     pairs = dataset.interactions[["user", "item"]].drop_duplicates()
     unseen = dataset.n_items - (int(pairs.groupby("user").size().max()) if len(pairs) else 0)
