@@ -3,6 +3,8 @@ differences and targets, on numbers worked by hand."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -161,6 +163,10 @@ def test_validation_halves_split_the_users_and_keep_train_and_test():
     assert tune.train.equals(split.train) and select.test.equals(split.test)
     again, other = halve_validation(split, 1)[1], halve_validation(split, 2)[1]
     assert again.valid.equals(select.valid) and not other.valid.equals(select.valid)
+    one = split.valid[
+        split.valid["user"] == split.valid["user"].iloc[0]
+    ]  # one validation user: its select half was empty
+    assert all(len(h.valid) == len(one) for h in halve_validation(replace(split, valid=one), 1))
     # only the headline candidates and their ablations, only where a headline is chosen
     assert plan.tunes_on_half("l3ae_mf-text-off", plan.SPARSE_20) and plan.tunes_on_half("l3ae", plan.WARM_TAIL)
     assert not plan.tunes_on_half("l3ae", plan.COLD_ITEM) and not plan.tunes_on_half("ease", plan.WARM)

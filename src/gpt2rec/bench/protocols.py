@@ -133,8 +133,11 @@ def subsample(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
 def halve_validation(split: Split, seed: int) -> tuple[Split, Split]:
     """(tune, select): `split` with its validation part cut in two by user, a seeded half of the
     users with validation interactions going to `select`. Train and test are `split`'s; evaluate
-    test on `split` itself, whose seen items include both halves."""
+    test on `split` itself, whose seen items include both halves. With fewer than 2 validation users
+    there is nothing to halve: both are `split` (the choice is then tuned and selected on the same user)."""
     users = np.unique(split.valid["user"].to_numpy())
+    if len(users) < 2:
+        return split, split
     rng = np.random.default_rng([seed, 50_50])
     chosen = rng.choice(users, size=len(users) // 2, replace=False)
     mask = split.valid["user"].isin(chosen).to_numpy()
