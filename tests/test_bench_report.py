@@ -162,3 +162,15 @@ def test_one_name_per_model_in_every_table():
     epochs = {"enhanced-cached [minilm]": {"seconds": 0.9}, "bpr": {"seconds": 0.3}}
     cost = [t for t in speed_targets({"epoch": epochs}) if t.name.startswith("cost:")]
     assert cost[0].value == "enhanced-cached [minilm] 0.90 s vs bpr 0.30 s (x3.00)"
+
+
+def test_the_header_names_the_lms_of_the_records_not_only_the_last_slice():
+    """After a resumed slice with --lms gemma3-270m, the header said "Language models: gemma3-270m (main
+    LM: gemma3-270m)" over a file whose records were mostly minilm's."""
+    records = [rec("warm", "l3ae", 0.3, s, lm="minilm") for s in range(3)] + [
+        rec("warm", "l3ae", 0.3, lm="gemma3-270m")
+    ]
+    data = {"records": records, "meta": {"last_run": {"lms": ["gemma3-270m"], "command": "gpt2rec bench"}}}
+    md = render(data, "ml-100k", [])
+    assert ("Language models in the records: minilm (3 records), gemma3-270m (1 record) (the last run's: "
+            "gemma3-270m).") in md  # fmt: skip

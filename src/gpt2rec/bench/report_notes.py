@@ -80,9 +80,14 @@ def run_times(data: dict) -> str:
     return f"{_num(sum(runs))} s in {len(runs)} runs ({' + '.join(_num(x) for x in runs)} s, resumed)"
 
 
-def plan_main_lm(data: dict) -> str | None:
-    lms = (data.get("meta", {}).get("last_run") or {}).get("lms") or []
-    return lms[0] if lms else None
+def lm_counts(data: dict) -> str:
+    """'minilm (210 records), gemma3-270m (40 records)': each LM the records used, most used first."""
+    counts: dict[str, int] = {}
+    for r in data.get("records", []):
+        if r.get("lm"):
+            counts[r["lm"]] = counts.get(r["lm"], 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{lm} ({n} record{'s' if n != 1 else ''})" for lm, n in ranked)
 
 
 def machine_text(machine: dict) -> str:
@@ -118,9 +123,12 @@ def header(data: dict, stem: str, facts: Facts) -> list[str]:
     if meta.get("quick"):
         out.append("\n**Quick mode**: one seed, few epochs, a subset of models — a smoke run, not the benchmark.")
     sizes = ", ".join(f"{ds[k]} {k}" for k in ("users", "items", "interactions") if ds.get(k) is not None)
-    lms = ""
-    if "lms" in meta:
-        lms = f"Language models: {', '.join(meta['lms'] or []) or 'none'} (main LM: {plan_main_lm(data) or '—'})."
+    lms = lm_counts(data)
+    if lms or "lms" in meta:  # the records' LMs: a resumed slice's --lms says what it ran, not what is here
+        lms = f"Language models in the records: {lms or 'none'}"
+        if meta.get("lms") is not None:
+            lms += f" (the last run's: {', '.join(meta['lms']) or 'none'})"
+        lms += "."
     line = " ".join(x for x in ((f"Dataset: {sizes}." if sizes else ""), lms) if x)
     if line:
         out.append("\n" + line)
