@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -72,3 +74,25 @@ def model_device(model) -> torch.device:
         for tensor in list(model.parameters()) + list(model.buffers()):
             return tensor.device
     return torch.device("cpu")
+
+
+@contextmanager
+def deterministic_kernels(device: torch.device) -> Iterator[None]:
+    """torch's deterministic kernels inside the block on CPU (the previous setting restored after):
+    two trainings with one seed and one thread count then end with identical weights. Measured: the
+    enhanced model [minilm] on ML-100K cold-item, 3 epochs on 2 threads, ended up to 7.5e-5 apart run
+    to run, and 0.0 apart with these kernels, at the same epoch time. A different thread count still
+    sums in another order. CUDA is left as set: its deterministic cuBLAS needs an environment variable
+    set before the process starts (CUBLAS_WORKSPACE_CONFIG)."""
+    if device.type != "cpu":
+        yield
+        return
+    before, warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)  # an op without such a kernel warns, never fails
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
