@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_cli_tune_keeps_the_chosen_settings_and_lists_every_point(tmp_path, caps
     assert tuning["point"] == first_best and config["model_config"]["reg"] == first_best["reg"]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train"]["tuned"] == first_best
-    assert f"tuned on validation: reg={first_best['reg']:g}" in capsys.readouterr().out
+    assert re.search(rf"tuned on validation \(search [\d.]+s\): reg={first_best['reg']:g}\n", capsys.readouterr().out)
     assert main(argv) == 0  # the same command again: the same choice, the same run
     capsys.readouterr()
     # another run's folder is refused before the grid's minutes (it was refused after them)
@@ -204,7 +205,8 @@ def test_cli_tune_of_a_gradient_model_runs_short_points_then_the_chosen_one_in_f
     assert config["train"]["lr"] == point["train"]["lr"] and config["model_config"]["dim"] == point["model"]["dim"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["train"]["epochs_run"] == 6  # the chosen settings trained in full, not 2 epochs
-    assert f"tuned on validation: lr={point['train']['lr']:g}, dim={point['model']['dim']}" in capsys.readouterr().out
+    shown = f"lr={point['train']['lr']:g}, dim={point['model']['dim']}"
+    assert re.search(rf"tuned on validation \(search [\d.]+s\): {shown}\n", capsys.readouterr().out)
     # the same command again (e.g. after an interrupted final training) resumes without searching again
     monkeypatch.setattr("gpt2rec.pipeline.axis_search", lambda *a, **k: pytest.fail("searched again"))
     assert main(argv) == 0

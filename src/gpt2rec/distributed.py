@@ -10,6 +10,7 @@ every helper answers as a single process, so the same code runs with and without
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -51,17 +52,59 @@ def teardown(finished: bool = True) -> None:
         dist.destroy_process_group()
 
 
+class PeerLostError(UserError):
+    """Another process of the torchrun job stopped (killed, crashed, interrupted) while this one
+    waited for it: one line here instead of the transport's traceback."""
+
+
+# what gloo / nccl say when the process at the other end of a collective is gone
+PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "/gloo/", "NCCL")
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """True when `exc` is a collective's failure (another rank stopped), not this rank's own fault."""
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in PEER_LOST_MARKERS)
+
+
 def run_ranked(func, device: str | None = None) -> int:
     """`func(this rank's device or None)` inside torchrun's process group (or in one process), leaving
-    the group cleanly: after every rank finished, or at once on an error."""
+    the group cleanly: after every rank finished, or at once on an error.
+
+    Under torchrun rank 0 reports: the other ranks' gpt2rec log (the same warnings again) shows
+    errors only, and their Ctrl-C ends them quietly (exit 130; rank 0 says it once). A rank whose
+    peer stopped raises `PeerLostError` (one line: run the command again to resume)."""
     dev = setup(device)
+    world, me = world_size(), rank()
+    logger = logging.getLogger("gpt2rec")
+    level = logger.level
+    if me != 0:
+        logger.setLevel(logging.ERROR)
     try:
         code = func(dev)
-    except BaseException:
+    except KeyboardInterrupt:
         teardown(finished=False)
+        if me != 0:
+            return 130
         raise
+    except BaseException as exc:
+        teardown(finished=False)
+        if world > 1 and peer_lost(exc):
+            raise PeerLostError(
+                f"another process of this torchrun job stopped (rank {me} lost contact with it: {_reason(exc)}); "
+                "run the same command again to resume from the last saved epoch"
+            ) from None
+        raise
+    finally:
+        logger.setLevel(level)
     teardown()
     return code
+
+
+def _reason(exc: BaseException) -> str:
+    """The transport's words for a lost peer (its message also holds a source path and advice)."""
+    return next((m for m in PEER_LOST_MARKERS if m in str(exc) and not m.startswith("/")), type(exc).__name__)
 
 
 def rank() -> int:
@@ -105,7 +148,10 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     if int(nproc) < 1:
         raise UserError(f"--nproc must be >= 1, got {nproc}")
     cmd = [sys.executable, "-c", "from gpt2rec.distributed import torchrun; torchrun()"]
-    return subprocess.call([*cmd, "--standalone", f"--nproc-per-node={int(nproc)}", "-m", "gpt2rec", *argv])
+    try:
+        return subprocess.call([*cmd, "--standalone", f"--nproc-per-node={int(nproc)}", "-m", "gpt2rec", *argv])
+    except KeyboardInterrupt:  # Ctrl-C reached the job too, whose rank 0 has said so: not a second line
+        return 130
 
 
 def torchrun() -> None:
@@ -124,9 +170,22 @@ def torchrun() -> None:
         worker, failure = exc.get_first_failure()
         if failure.exitcode == 2:
             sys.exit(2)
-        how = f"was killed by signal {-failure.exitcode}" if failure.exitcode < 0 else f"exited with {failure.exitcode}"
-        print(f"gpt2rec: error: torchrun worker {worker} {how}; see its output above", file=sys.stderr)
+        print(f"gpt2rec: error: torchrun worker {worker} {_how(failure.exitcode)}", file=sys.stderr)
         sys.exit(1)
+
+
+def _how(exitcode: int) -> str:
+    """How a worker ended, for the launcher's one line (a killed worker wrote nothing to look at)."""
+    if exitcode >= 0:
+        return f"exited with {exitcode}; see its output above"
+    import signal
+
+    try:
+        name = f" ({signal.Signals(-exitcode).name})"
+    except ValueError:
+        name = ""
+    return (f"was killed by signal {-exitcode}{name}, e.g. by hand or for lack of memory; run the same command "
+            "again to resume from the last saved epoch")  # fmt: skip
 
 
 def without_nproc(argv: Sequence[str]) -> list[str]:

@@ -199,7 +199,13 @@ def train_run(
         if tune:
             check_same_search(out, None if spec.fit is not None else tune_epochs)
         dataset = load_dataset(config.data)
-        split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
+        # a run in `out` (unfinished or done) keeps the split it was started on: splitting the data
+        # again (rows in another order, rows added) would train on, or score against, other parts
+        resuming = dist.broadcast_object((out / ckpt.CONFIG).is_file())
+        if resuming:
+            split = read_split(dataset, out / SPLIT_DIR, run=out)
+        else:
+            split = read_split(dataset, config.split_dir) if config.split_dir else make_split(dataset, config.split)
         if len(split.train) == 0:
             raise UserError("the split left no training interactions; choose another split or ratios")
         if tune and len(split.valid) == 0:  # every point would score 0 and the first would be "chosen"
@@ -209,10 +215,12 @@ def train_run(
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
         search = saved_search(out, None if spec.fit is not None else tune_epochs) if tune else None
-        if tune and search is None and spec.fit is not None:
+        fresh, start = tune and search is None, time.perf_counter()  # (a resumed run reuses its tuning.json)
+        if fresh and spec.fit is not None:
             search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)
-        elif tune and search is None:
+        elif fresh:
             search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, tune_epochs, verbose)
+        tune_seconds = time.perf_counter() - start  # reported beside the final fit's own time
         if search is not None:
             try:
                 chosen = _model_config(config.model, search.chosen)
@@ -251,14 +259,27 @@ def train_run(
                 raise
             if search is not None:
                 fit_info["tuned"] = search.settings()
+                if fresh:
+                    fit_info["tune_seconds"] = tune_seconds
             if not main:
                 return {"train": fit_info}
             metrics = evaluate_model(model, split, dataset.n_users, dataset.n_items, config.train, spec)
             metrics["train"] = fit_info
+            if resuming:  # resumed with other epochs / patience / device: config.json says what it ran with
+                _record_train_settings(work, cfg["train"])
             ckpt.save_model(work, model)
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
     return metrics
+
+
+def _record_train_settings(run_dir: Path, train: dict) -> None:
+    """The run's config.json with the training settings of the command that resumed it (those that
+    may change on resume, `train.config.RESUMABLE_CHANGES`), so a retrain from it runs as this run did."""
+    path = run_dir / ckpt.CONFIG
+    saved = runfolder.read_json_file(path, dict)
+    if saved.get("train") != train:
+        ckpt.save_config(run_dir, {**saved, "train": train})
 
 
 def with_written_split(config: RunConfig) -> RunConfig:
@@ -324,7 +345,7 @@ def load_run(run_dir: str | Path, device=None):
         raise runfolder.damaged(run_dir / ckpt.MODEL, "holds NaN/inf weights") from None
     if not (run_dir / SPLIT_DIR / "split.json").is_file():  # its own parts, not a split to write anew
         raise runfolder.damaged(run_dir / SPLIT_DIR, "is missing or incomplete (the run's own train/valid/test parts)")
-    split = read_split(dataset, run_dir / SPLIT_DIR)
+    split = read_split(dataset, run_dir / SPLIT_DIR, run=run_dir)
     return config, dataset, model, split
 
 

@@ -302,7 +302,8 @@ def _train(args) -> int:
     print(f"trained in {info.get('seconds', 0.0):.1f}s{extra}")
     if "tuned" in info:
         shown = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in info["tuned"].items())
-        print("tuned on validation: " + ", ".join(shown))
+        took = f" (search {info['tune_seconds']:.1f}s)" if "tune_seconds" in info else ""
+        print(f"tuned on validation{took}: " + ", ".join(shown))
     print(metrics_table(metrics))
     print(f"saved to {args.out}")
     return 0

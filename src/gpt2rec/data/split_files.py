@@ -43,27 +43,38 @@ def write_split(split: Split, dataset: Dataset, out_dir: str | Path) -> Path:
     return out
 
 
-def read_split(dataset: Dataset, split_dir: str | Path) -> Split:
+def read_split(dataset: Dataset, split_dir: str | Path, run: str | Path | None = None) -> Split:
     """Read a split written by `write_split`, mapping raw IDs back to `dataset`'s indices.
 
     Each file must match the row count (and sha256, when recorded) in split.json: a truncated or
-    edited file is an error, never a silently smaller test set."""
+    edited file is an error, never a silently smaller test set. `run`: the run folder whose own split
+    this is (evaluate, a resumed train): a bad file there is mended by restoring the folder or
+    retraining, not by writing a new split, and data that no longer fit it changed since training."""
     folder = Path(split_dir)
-    config, sizes, digests = _split_meta(folder)
-    _check_same_data(dataset, folder, sum(sizes.values()))
-    frames = [_read_part(dataset, folder / f"{name}.tsv", sizes[name], digests.get(name)) for name in PARTS]
+    fix = _SPLIT_FIX if run is None else f"restore run folder {run} from a copy, or retrain into a new --out"
+    config, sizes, digests = _split_meta(folder, fix)
+    _check_same_data(dataset, folder, sum(sizes.values()), run)
+    frames = [_read_part(dataset, folder / f"{name}.tsv", sizes[name], digests.get(name), fix, run) for name in PARTS]
     split = Split(*frames, config=config)
     set_cold(split, dataset.n_users, dataset.n_items)
     return split
 
 
-def _check_same_data(dataset: Dataset, folder: Path, written: int) -> None:
+def _data_changed(run: str | Path) -> str:
+    return (f"the data files changed since run folder {run} was trained; put them back as they were (its "
+            "config.json's data entries), or retrain on these data into a new --out")  # fmt: skip
+
+
+def _check_same_data(dataset: Dataset, folder: Path, written: int, run: str | Path | None = None) -> None:
     """Every split kind puts each interaction in one part, so a split of these data holds all of
     them: another count means the split was made from other data (or another implicit threshold),
     whose extra interactions would be dropped without a word, or whose IDs would not read."""
     have = len(dataset.interactions)
     if have == written:
         return
+    if run is not None:
+        raise DataError(f"the split in {folder} holds {written:,} interactions but {dataset.name} now has {have:,}: "
+                        f"{_data_changed(run)}")  # fmt: skip
     try:
         source = str(read_json(folder / "split.json").get("dataset"))
     except (ValueError, OSError, AttributeError):
@@ -77,26 +88,25 @@ def _check_same_data(dataset: Dataset, folder: Path, written: int) -> None:
 
 def read_split_config(split_dir: str | Path) -> SplitConfig:
     """The settings a written split was made with (its split.json), without reading its parts."""
-    return _split_meta(Path(split_dir))[0]
+    return _split_meta(Path(split_dir), _SPLIT_FIX)[0]
 
 
-def _split_meta(folder: Path) -> tuple[SplitConfig, dict[str, int], dict]:
+def _split_meta(folder: Path, fix: str) -> tuple[SplitConfig, dict[str, int], dict]:
     """(config, row count of each part, sha256 of each part) from `folder`/split.json."""
     meta_path = folder / "split.json"
     if not meta_path.is_file():
-        raise DataError(f"no split found at {folder} (missing split.json); {_SPLIT_FIX}")
+        raise DataError(f"no split found at {folder} (missing split.json); {fix}")
     try:
         meta = read_json(meta_path)
         config = from_dict(SplitConfig, meta["config"])
         sizes = {name: int(meta["sizes"][name]) for name in PARTS}
         digests = meta.get("sha256") or {}
     except (ValueError, KeyError, TypeError, AttributeError, UserError) as exc:
-        raise DataError(f"{meta_path} is not a valid split.json ({exc}); {_SPLIT_FIX}") from None
+        raise DataError(f"{meta_path} is not a valid split.json ({exc}); {fix}") from None
     return config, sizes, digests
 
 
-def _read_part(dataset: Dataset, path: Path, size: int, digest: str | None) -> pd.DataFrame:
-    fix = _SPLIT_FIX
+def _read_part(dataset: Dataset, path: Path, size: int, digest: str | None, fix: str, run=None) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"split file {path} is missing; {fix}")
     data = path.read_bytes()
@@ -104,7 +114,7 @@ def _read_part(dataset: Dataset, path: Path, size: int, digest: str | None) -> p
         rows = max(0, data.count(b"\n") - 1)
         raise DataError(
             f"{path} does not match the checksum in split.json ({rows} rows, {size} recorded): it was truncated or "
-            f"edited; restore it or {fix}"
+            f"edited; {'' if run else 'restore it or '}{fix}"
         )
     header, _, body = data.partition(b"\n")
     if header.decode("utf-8", "replace").rstrip("\r").split("\t") != list(FILE_HEADER):
@@ -123,7 +133,7 @@ def _read_part(dataset: Dataset, path: Path, size: int, digest: str | None) -> p
     out = {}
     for col, ids, kind in (("user_id", dataset.user_ids, "user"), ("item_id", dataset.item_ids, "item")):
         values = raw[col] if ids.dtype.kind not in "iu" or not len(raw) else int_column(raw, col, path, fix)
-        out[kind] = _to_index(np.asarray(values), ids, kind, path, dataset.name)
+        out[kind] = _to_index(np.asarray(values), ids, kind, path, dataset.name, run)
     empty = not len(raw)
     rating = np.zeros(0) if empty else float_column(raw, "rating", path, fix)
     ts = np.zeros(0, dtype=np.int64) if empty else int_column(raw, "timestamp", path, fix)
@@ -131,7 +141,7 @@ def _read_part(dataset: Dataset, path: Path, size: int, digest: str | None) -> p
     return df[list(INTERACTION_COLUMNS)]
 
 
-def _to_index(raw: np.ndarray, ids: np.ndarray, kind: str, path: Path, name: str) -> np.ndarray:
+def _to_index(raw: np.ndarray, ids: np.ndarray, kind: str, path: Path, name: str, run=None) -> np.ndarray:
     """Raw IDs -> internal indices (`ids` is sorted); unknown IDs are a DataError."""
     if len(raw) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -143,8 +153,9 @@ def _to_index(raw: np.ndarray, ids: np.ndarray, kind: str, path: Path, name: str
     bad = ids[pos] != raw
     if bad.any():
         examples = ", ".join(str(x) for x in np.unique(raw[bad])[:5])
+        why = ("the split was made from another dataset: split this one again with gpt2rec data split"
+               if run is None else _data_changed(run))  # fmt: skip
         raise DataError(
-            f"{path} has {int(bad.sum())} rows with {kind} IDs not in dataset {name!r} (e.g. {examples}); "
-            "the split was made from another dataset: split this one again with gpt2rec data split"
+            f"{path} has {int(bad.sum())} rows with {kind} IDs not in dataset {name!r} (e.g. {examples}); {why}"
         )
     return pos.astype(np.int64)

@@ -12,6 +12,8 @@ With a world size of 1 nothing is wrapped and `Replicas` passes the batch throug
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -54,12 +56,15 @@ class Replicas:
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.ddp = DistributedDataParallel(
-                self.step,
-                device_ids=[device] if device.type == "cuda" else None,
-                broadcast_buffers=False,  # buffers (text tables) are identical on every rank and large
-                find_unused_parameters=may_skip_parameters(model),
-            )
+            with warnings.catch_warnings():  # torch 2.13 deprecates broadcast_buffers, but its successor
+                # (forward_sync_buffers) still sends every buffer once at start: the text tables, needlessly
+                warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+                self.ddp = DistributedDataParallel(
+                    self.step,
+                    device_ids=[device] if device.type == "cuda" else None,
+                    broadcast_buffers=False,  # buffers (text tables) are identical on every rank and large
+                    find_unused_parameters=may_skip_parameters(model),
+                )
 
     @property
     def main(self) -> bool:

@@ -55,7 +55,10 @@ def check_same_run(out: Path, config: dict, tuned: bool = False, tuned_train=(),
     }
     if strip(old) != strip(config):
         what = _first_difference(strip(old), strip(config))
-        raise UserError(f"{out} already holds a different run ({what}); choose a new --out folder or delete {out}")
+        fix = f"choose a new --out folder or delete {out}"
+        if not tuned and (out / TUNING).is_file():  # (after a search its settings are the run's: no hint)
+            fix = f"its settings were chosen by --tune ({TUNING}): add --tune to resume or re-evaluate it, or {fix}"
+        raise UserError(f"{out} already holds a different run ({what}); {fix}")
 
 
 def _first_difference(old, new, path: str = "") -> str:

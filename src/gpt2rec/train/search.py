@@ -67,8 +67,8 @@ class SearchResult:
 
 
 TUNE_ALONE = (
-    "--tune runs its short trainings in one process; tune without --nproc, then train the chosen settings "
-    "(the run's config.json) with --nproc"
+    "--tune runs its short trainings in one process; tune without --nproc (or torchrun), then train the chosen "
+    "settings (the run's config.json: --config RUN/config.json) with --nproc"
 )
 
 

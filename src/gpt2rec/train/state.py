@@ -136,6 +136,12 @@ def load_checkpoint(run_dir: Path, model, optimizer, randomness: Randomness, con
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UserError(f"{run_dir} holds a run with different training settings ({', '.join(diff)}); {fix}")
+    if state["epoch"] > config.epochs:  # its weights have trained longer than asked: say so, never hand them out
+        raise UserError(f"{run_dir} has already trained {state['epoch']} epochs, more than epochs={config.epochs}; "
+                        f"resume it with --epochs {state['epoch']} or more, or {fix}")  # fmt: skip
+    # patience may change on resume: whether the run has stopped is the new patience's call (a run
+    # stopped at patience 2 goes on with patience 0 (off) or 5; "no gain for 0 epochs" was a dead end)
+    state["stopped_early"] = config.patience > 0 and state["bad_epochs"] >= config.patience
     weights = _weights_from(tensors)
     try:
         load_weights(model, *weights)
