@@ -72,3 +72,16 @@ def test_cli_writes_parquet_the_generic_loader_reads(tmp_path):
     # internal indices map back to the raw IDs row for row
     assert (ds.user_ids[ds.interactions["user"]] == raw["user_id"].to_numpy()).all()
     assert (ds.item_ids[ds.interactions["item"]] == raw["item_id"].to_numpy()).all()
+
+
+def test_cli_names_its_flags_and_keeps_out_of_a_run_folder(tmp_path, capsys):
+    """ "SynthConfig: synth n_clusters must be in 1..20": the flag is --clusters; and --out RUN wrote
+    the Parquet files in beside a run's own files without a word."""
+    assert main(["data", "synth", "--clusters", "0", "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip() == "gpt2rec: error: --clusters must be in 1..20, got 0"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert main(["data", "synth", "--users", "50", "--items", "40", "--interactions", "400", "--out",
+                 str(tmp_path / "run")]) == 2  # fmt: skip
+    assert "holds a run (config.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]

@@ -74,12 +74,22 @@ def synth_cmd(args) -> int:
     """Write a synthetic catalog (power-law popularity, taste clusters named in the metadata) as Parquet;
     train on it with `gpt2rec train --dataset DIR/interactions.parquet --users DIR/users.parquet
     --items DIR/items.parquet`."""
+    from pathlib import Path
+
     from ..data.synth import SynthConfig, write
+    from ..errors import UserError
     from ..utils.config import from_dict
 
-    cfg = from_dict(SynthConfig, dict(
-        users=args.users, items=args.items, interactions=args.interactions, seed=args.seed, n_clusters=args.clusters
-    ))  # fmt: skip
+    try:
+        cfg = from_dict(SynthConfig, dict(
+            users=args.users, items=args.items, interactions=args.interactions, seed=args.seed, n_clusters=args.clusters
+        ))  # fmt: skip
+    except UserError as exc:  # in the flags' words: "--clusters must be in 1..20", not "SynthConfig: synth n_clusters"
+        message = str(exc).removeprefix("SynthConfig: ").removeprefix("synth ").replace("n_clusters", "clusters", 1)
+        named = message.split(" ", 1)[0] in ("users", "items", "interactions", "seed", "clusters")
+        raise UserError(("--" if named else "") + message) from None
+    if (Path(args.out) / "config.json").is_file():  # its Parquet files went in beside a run's files
+        raise UserError(f"--out {args.out} holds a run (config.json); write the synthetic data to a folder of its own")
     summary = write(cfg, args.out)
     print(f"wrote {summary['written_interactions']} interactions, {cfg.users} users, {cfg.items} items to {args.out}")
     return 0
