@@ -116,3 +116,23 @@ def test_an_empty_host_is_named(served_run_dir, capsys):
     assert main(["serve", str(served_run_dir), "--host", ""]) == 2
     err = capsys.readouterr().err
     assert "--host is empty; give an address like 127.0.0.1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_request_in_words_on_items_known_by_id_alone_is_refused(tiny_lm, tmp_path, capsys):
+    """Without an items table l3ae read "Item: 7." for every item: the plain-words ranking was noise
+    shown as an answer, in the CLI and on the server. Once an item with a title is added, words match it."""
+    from gpt2rec.cli import main
+    from gpt2rec.pipeline import RunConfig, train_run
+
+    files = write_data(tmp_path)
+    config = RunConfig.create(model="l3ae", model_config={"lm": tiny_lm, "text_cache": False},
+                              data={"dataset": files["dataset"]}, split={"kind": "loo"})  # fmt: skip
+    train_run(config, tmp_path / "run", verbose=False)
+    assert main(["recommend", str(tmp_path / "run"), "--query", "a funny film", "-k", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "this run's items have nothing but their IDs" in err and "--items FILE" in err
+    client = served_copy(tmp_path / "run", tmp_path / "served")
+    answer = client.post("/v1/recommendations/query", json={"query": "a funny film", "k": 2})
+    assert answer.status_code == 422 and "nothing but their IDs" in answer.json()["error"]
+    assert client.post("/v1/items", json={"title": "Funny Film 13 (1999)"}).status_code == 201
+    assert client.post("/v1/recommendations/query", json={"query": "a funny film", "k": 2}).status_code == 200

@@ -40,6 +40,18 @@ def require_text_model(model) -> None:
     )
 
 
+def require_item_text(items) -> None:
+    """Refuse a request in words on a catalogue known by its IDs alone: the LM then read "Item: B0026."
+    for every item, and the ranking it gave was noise that looked like an answer."""
+    from .text.templates import describes_items
+
+    if not describes_items(items):
+        raise UserError(
+            "this run's items have nothing but their IDs (no titles, genres or other columns), so a request in "
+            "words has nothing to match; retrain with --items FILE holding titles, genres or descriptions"
+        )
+
+
 def item_text_vectors(model) -> torch.Tensor:
     """(I, F, D) the LM vectors a request is matched against: the enhanced model's per-field
     vectors, or l3ae's one vector per item."""
@@ -99,6 +111,7 @@ def query_rows(run: Run, text: str, k: int = 10, raw_user=None, blend: float = 0
     """Top-k catalogue rows for a plain-words request; with `raw_user`, blended with the user's own
     scores and never one of the user's own items (`Run.owned`). Each row carries its `text_score`."""
     k = check_k(k)
+    require_item_text(run.dataset.items)
     sim = text_match(encode_query(run.model, text), item_text_vectors(run.model))  # (I,)
     scores, seen = sim, ()
     if raw_user is not None:

@@ -24,8 +24,9 @@ from ..data.feedback import FeedbackStore
 from ..errors import UserError
 from ..explain import explain
 from ..models.registry import get_spec
-from ..query import encode_query, item_text_vectors, mix, standardise, text_match
+from ..query import encode_query, item_text_vectors, mix, require_item_text, standardise, text_match
 from ..run import Run, UnknownIdError, id_key, top_k
+from ..text.templates import describes_items
 from ..utils.ranking import ranked_topk
 from .derived import column_normalised, rating_range
 from .new_ids import client_item_id, fresh_item_id
@@ -55,6 +56,7 @@ class Service:
         self._extra_seen: dict[int, set[int]] = {}  # user -> items seen while serving (indices)
         self._collab = column_normalised(run)  # (U, I) CSC, unit-norm columns: item-item cosine
         self.rating_range = rating_range(run)
+        self._bare_catalogue = not describes_items(run.dataset.items)  # IDs alone: requests in words refused
         self._reload()
 
     # ---- state ----------------------------------------------------------------------------------
@@ -239,6 +241,8 @@ class Service:
 
     def query(self, text: str, k: int, user: int | None, blend: float) -> list[dict]:
         """A plain-words request, over catalogue and added items; blended with `user`'s scores."""
+        if self._bare_catalogue and not self.new_ids:  # (added items always have a title: words match those)
+            require_item_text(self.run.dataset.items)
         with self._lock:
             vec = encode_query(self.model, text)  # (D,)
         sim = text_match(vec, self._item_text())  # (I + N,)
