@@ -1,6 +1,6 @@
-"""QA of `train` run again on its --out folder (issue: a QA sweep of train with one's own files):
-the run keeps the split it started on, a resume's changed settings are honoured and recorded, and
-a run folder's own split names the run folder's fix, not `gpt2rec data split`."""
+"""`train` run again on its --out folder: the run keeps the split it started on, a resume's changed
+settings are honoured and recorded, and a run folder's own split names the run folder's fix, not
+`gpt2rec data split`."""
 
 from __future__ import annotations
 

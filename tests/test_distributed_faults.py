@@ -1,7 +1,6 @@
-"""QA of `train` under torchrun, in process (issue: a QA sweep of train with one's own files): a rank
-whose peer died says so in one line, the other ranks do not repeat rank 0's warnings or its Ctrl-C
-line, DDP's deprecation notice of broadcast_buffers is not shown, and the launcher's line for a
-killed worker does not point at output the worker never wrote."""
+"""`train` under torchrun, in process: a rank whose peer died says so in one line, the other ranks
+do not repeat rank 0's warnings or its Ctrl-C line, DDP's deprecation notice of broadcast_buffers is
+not shown, and the launcher's line for a killed worker does not point at output it never wrote."""
 
 from __future__ import annotations
 
