@@ -130,8 +130,12 @@ def _refuse_unused_by_scale(args) -> None:
                         f"interactions (only --quick, --out and --threads apply); leave them out")  # fmt: skip
 
 
-_FLAG_OF = {"unknown protocol(s)": "--protocols: unknown protocol(s)", "unknown bench model(s)": "--models: unknown "
-            "bench model(s)", "seeds ": "--seeds ", "threads ": "--threads ", "epochs ": "--epochs "}  # fmt: skip
+# how a BenchConfig refusal starts -> the same words led by the flag
+_FLAG_OF = {
+    "unknown protocol(s)": "--protocols: unknown protocol(s)",
+    "unknown bench model(s)": "--models: unknown bench model(s)",
+    **{f"{name} ": f"--{name} " for name in ("seeds", "threads", "epochs")},
+}
 
 
 def _in_flag_words(message: str) -> str:
