@@ -82,7 +82,6 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
 
     from ..bench import BenchConfig, run_bench
     from ..bench.datasets import datasets_to_run
-    from ..errors import UserError
     from ..utils.config import from_dict
 
     values = dict(
@@ -91,10 +90,7 @@ def bench_cmd(args, argv: list[str] | None = None) -> int:
         speed=not args.no_speed, faithfulness=not args.no_faithfulness, plots=not args.no_plots,
         data=_file_options(args),
     )  # fmt: skip
-    try:
-        base = from_dict(BenchConfig, values)
-    except UserError as exc:  # in the flags' words: "--threads must be >= 1", not "BenchConfig: threads ..."
-        raise UserError(_in_flag_words(str(exc))) from None
+    base = from_dict(BenchConfig, values, flags=_FLAG_OF)  # "--threads must be >= 1", not "BenchConfig: threads"
     if args.what == "tune":
         from ..bench.runner import run_tuning
 
@@ -136,15 +132,6 @@ _FLAG_OF = {
     "unknown bench model(s)": "--models: unknown bench model(s)",
     **{f"{name} ": f"--{name} " for name in ("seeds", "threads", "epochs")},
 }
-
-
-def _in_flag_words(message: str) -> str:
-    """A BenchConfig refusal as the command line gave it: the config's name dropped, a field named by its flag."""
-    message = message.removeprefix("BenchConfig: ")
-    for start, flag in _FLAG_OF.items():
-        if message.startswith(start):
-            return flag + message[len(start) :]
-    return message
 
 
 def _file_options(args) -> dict:

@@ -80,14 +80,12 @@ def synth_cmd(args) -> int:
     from ..errors import UserError
     from ..utils.config import from_dict
 
-    try:
-        cfg = from_dict(SynthConfig, dict(
-            users=args.users, items=args.items, interactions=args.interactions, seed=args.seed, n_clusters=args.clusters
-        ))  # fmt: skip
-    except UserError as exc:  # in the flags' words: "--clusters must be in 1..20", not "SynthConfig: synth n_clusters"
-        message = str(exc).removeprefix("SynthConfig: ").removeprefix("synth ").replace("n_clusters", "clusters", 1)
-        named = message.split(" ", 1)[0] in ("users", "items", "interactions", "seed", "clusters")
-        raise UserError(("--" if named else "") + message) from None
+    # in the flags' words: "--clusters must be in 1..20", not "SynthConfig: synth n_clusters must be ..."
+    flags = {f"synth {name} ": f"--{name} " for name in ("users", "items", "interactions", "seed")}
+    flags |= {"synth n_clusters ": "--clusters ", "synth ": ""}
+    cfg = from_dict(SynthConfig, dict(
+        users=args.users, items=args.items, interactions=args.interactions, seed=args.seed, n_clusters=args.clusters
+    ), flags=flags)  # fmt: skip
     if (Path(args.out) / "config.json").is_file():  # its Parquet files went in beside a run's files
         raise UserError(f"--out {args.out} holds a run (config.json); write the synthetic data to a folder of its own")
     summary = write(cfg, args.out)

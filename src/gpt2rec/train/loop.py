@@ -112,23 +112,23 @@ def fit(
     if state["history"]:  # resumed (a new run resumes after its first epoch): the bar shows where it stands
         _show(bar, state["history"][-1], config, refresh=True)
     try:
-        with deterministic_kernels(device):  # one seed, one thread count: the same weights every run
-            last = config.epochs if stop_after is None else min(stop_after, config.epochs)
-            while state["epoch"] < last and not state["stopped_early"]:
-                epoch = state["epoch"] + 1
-                start = time.perf_counter()
+        last = config.epochs if stop_after is None else min(stop_after, config.epochs)
+        while state["epoch"] < last and not state["stopped_early"]:
+            epoch = state["epoch"] + 1
+            start = time.perf_counter()
+            with deterministic_kernels(device):  # one seed, one thread count: the same weights every run
                 loss = _train_epoch(model, optimizer, split, sampler, config, randomness, replicas, epoch, device)
-                valid = replicas.from_main(_validate(model, validate, config.metric) if replicas.main else None)
-                record = {"epoch": epoch, "loss": loss, **valid, "seconds": time.perf_counter() - start}
-                improved = _record_epoch(state, record, config)
-                if improved:
-                    best_state = snapshot(model)
-                if run_dir is not None and replicas.main:  # rank 0 writes the run folder
-                    save_checkpoint(run_dir, model, optimizer, randomness, state, write_best=improved)
-                if replicas.main:
-                    _report(bar, record, config, improved)
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch, record)
+            valid = replicas.from_main(_validate(model, validate, config.metric) if replicas.main else None)
+            record = {"epoch": epoch, "loss": loss, **valid, "seconds": time.perf_counter() - start}
+            improved = _record_epoch(state, record, config)
+            if improved:
+                best_state = snapshot(model)
+            if run_dir is not None and replicas.main:  # rank 0 writes the run folder
+                save_checkpoint(run_dir, model, optimizer, randomness, state, write_best=improved)
+            if replicas.main:
+                _report(bar, record, config, improved)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
     finally:
         bar.close()
     if best_state is not None:

@@ -32,8 +32,12 @@ def field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
 
 
-def from_dict(cls: type[T], data: dict) -> T:
-    """Build `cls` from a dict of JSON values or strings; UserError on any bad field or value."""
+def from_dict(cls: type[T], data: dict, flags: dict[str, str] | None = None) -> T:
+    """Build `cls` from a dict of JSON values or strings; UserError on any bad field or value.
+
+    `flags` (a command's): how a refusal starts -> the command line's words for it ("threads " ->
+    "--threads "; the first that matches); with it the refusal drops the config's name, which means
+    nothing on the command line."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
     types_ = field_types(cls)
@@ -45,6 +49,10 @@ def from_dict(cls: type[T], data: dict) -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # what __post_init__ rejects
         message, label = str(exc), f"{cls.__name__}: "
+        if flags is not None:
+            message = message.removeprefix(label)
+            start = next((k for k in flags if message.startswith(k)), "")
+            raise UserError(flags.get(start, "") + message[len(start) :]) from None
         raise UserError(message if message.startswith(label) else label + message) from None  # named once
 
 
