@@ -24,7 +24,7 @@ from test_failures import TRAIN, cli, leftovers, one_line_error
     ],
 )
 def test_flags_that_would_be_ignored_or_fail_late_are_one_line(ml, tmp_path, capsys, monkeypatch, flags, needle):  # noqa: F811
-    monkeypatch.setattr("gpt2rec.distributed.launch", lambda *a: pytest.fail("torchrun started"))
+    monkeypatch.setattr("gpt2rec.distributed.launch", lambda *a, **k: pytest.fail("torchrun started"))
     out = tmp_path / "run"
     one_line_error(capsys, main(["train", "--dataset", str(ml), "--out", str(out), *flags]), needle)
     assert not out.exists()

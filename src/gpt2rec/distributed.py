@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -142,16 +142,28 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
-def launch(nproc: int, argv: Sequence[str]) -> int:
+def launch(nproc: int, argv: Sequence[str], threads: int | None = None) -> int:
     """Run `gpt2rec ARGV` as `torchrun --standalone --nproc-per-node NPROC -m gpt2rec ARGV`; its exit code
-    (2 when a worker stopped on a gpt2rec error, which it has printed: no torchrun traceback)."""
+    (2 when a worker stopped on a gpt2rec error, which it has printed: no torchrun traceback).
+    `threads`: the command's --threads, each worker's OMP_NUM_THREADS (`launch_env`)."""
     if int(nproc) < 1:
         raise UserError(f"--nproc must be >= 1, got {nproc}")
     cmd = [sys.executable, "-c", "from gpt2rec.distributed import torchrun; torchrun()"]
+    args = [*cmd, "--standalone", f"--nproc-per-node={int(nproc)}", "-m", "gpt2rec", *argv]
     try:
-        return subprocess.call([*cmd, "--standalone", f"--nproc-per-node={int(nproc)}", "-m", "gpt2rec", *argv])
+        return subprocess.call(args, env=launch_env(int(nproc), threads))
     except KeyboardInterrupt:  # Ctrl-C reached the job too, whose rank 0 has said so: not a second line
         return 130
+
+
+def launch_env(nproc: int, threads: int | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment torchrun starts with (`environ`, default ours), with OMP_NUM_THREADS set where
+    torchrun would set it itself (more than one process, the user set none): the workers' threads as
+    before (`threads`, else torchrun's own 1), without the 4-line banner torchrun prints as it sets it."""
+    env = dict(os.environ if environ is None else environ)
+    if nproc > 1 and "OMP_NUM_THREADS" not in env:  # (a user's value, even empty, is torchrun's to read)
+        env["OMP_NUM_THREADS"] = str(threads or 1)
+    return env
 
 
 def torchrun() -> None:

@@ -30,7 +30,7 @@ from .train import checkpoint as ckpt
 from .train import runfolder
 from .train.config import TUNE_EPOCHS, TrainConfig, default_train
 from .train.loop import fit
-from .train.out_folder import SPLIT_DIR, TUNING, check_same_run, check_same_search, saved_search
+from .train.out_folder import SPLIT_DIR, TUNING, SearchRecord, check_same_run, check_same_search, saved_search
 from .train.search import axis_search, check_searchable, grid_search
 from .utils.config import check_k, from_dict, to_dict
 from .utils.device import pick_device
@@ -183,7 +183,8 @@ def train_run(
     `tune`: first search the model's settings on validation (`train.search`: a closed-form model's
     `tune_grid`, a gradient model's `tune_axes` by runs of at most `tune_epochs` epochs); the run
     keeps the chosen settings, and `tuning.json` every point tried (which the same command reuses to
-    resume the run without searching again).
+    resume the run without searching again). Until then each scored point is recorded beside `out`
+    (`out_folder.SearchRecord`), so the same command resumes an interrupted search at its next point.
     """
     out = Path(out_dir)
     # reloads of this run see the same feedback, and find its files from any directory
@@ -196,8 +197,12 @@ def train_run(
         tuned_train, tuned_model = searched_settings(spec, config.split.kind) if tune else ([], [])
         # a tuned run: again once its settings are chosen
         check_same_run(out, to_dict(config), tune, tuned_train, tuned_model)
+        budget = None if spec.fit is not None else tune_epochs
+        record, done = SearchRecord(out, to_dict(config), tuned_train, tuned_model, budget), []
         if tune:
-            check_same_search(out, None if spec.fit is not None else tune_epochs)
+            check_same_search(out, budget)
+            if not (out / ckpt.CONFIG).is_file():  # a new run: its search may have been interrupted
+                done = record.load()  # (every rank reads it before rank 0 writes: the broadcast below)
         dataset = load_dataset(config.data)
         # a run in `out` (unfinished or done) keeps the split it was started on: splitting the data
         # again (rows in another order, rows added) would train on, or score against, other parts
@@ -214,12 +219,16 @@ def train_run(
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
-        search = saved_search(out, None if spec.fit is not None else tune_epochs) if tune else None
+        search = saved_search(out, budget) if tune else None
         fresh, start = tune and search is None, time.perf_counter()  # (a resumed run reuses its tuning.json)
+        recorded = {"done": done, "on_point": record.save if main else None}
         if fresh and spec.fit is not None:
-            search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, progress=verbose)
+            search = grid_search(spec, config.model_config_obj(), ctx, split, config.train, verbose, **recorded)
         elif fresh:
-            search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, tune_epochs, verbose)
+            search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, budget, verbose,
+                                 **recorded)  # fmt: skip
+        if tune and main and (out / TUNING).is_file():  # left by a start killed as its run was published
+            record.remove()
         tune_seconds = time.perf_counter() - start  # reported beside the final fit's own time
         if search is not None:
             try:
@@ -249,6 +258,8 @@ def train_run(
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out) if main else out
                     created = main
+                    if tune and main:  # the run's tuning.json holds the search now
+                        record.remove()
                     dist.barrier()  # published before any rank looks for its checkpoint
             try:
                 fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
@@ -270,6 +281,8 @@ def train_run(
             ckpt.save_model(work, model)
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
+            if tune:  # the run's tuning.json holds the search now
+                record.remove()
     return metrics
 
 

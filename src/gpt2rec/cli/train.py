@@ -67,7 +67,10 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="training seed (initialisation, sampling)")
     p.add_argument("--device", help="cuda / cpu (default: CUDA when present)")
     p.add_argument(
-        "--threads", type=int, help="torch CPU threads per process (default: torch's choice, about one per core)"
+        "--threads",
+        type=int,
+        help="torch CPU threads per process (default: torch's choice, about one per core; 1 under --nproc N "
+        "or torchrun, unless OMP_NUM_THREADS is set)",
     )
     p.add_argument("--dim", type=int, help="embedding size (shortcut for --set dim=N)")
     p.add_argument(
@@ -251,7 +254,7 @@ def run(args) -> int:
 
     if args.nproc is not None and not dist.launched():
         _checked_config(args, nproc=args.nproc)  # bad flags: one line here, before torchrun starts
-        return dist.launch(args.nproc, dist.without_nproc(args.argv))
+        return dist.launch(args.nproc, dist.without_nproc(args.argv), threads=args.threads)
     return dist.run_ranked(lambda device: _train(args), args.device)
 
 

@@ -1,6 +1,7 @@
 """What `train_run` finds in its --out folder before it writes: another run (refused, naming the first
-setting that differs), a tuned run's search (reused by the same command), or a folder of the user's
-own files (never written over)."""
+setting that differs), a tuned run's search (reused by the same command), an interrupted search's
+points (`SearchRecord`: resumed by the same command), or a folder of the user's own files (never
+written over)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from ..data.load import DataConfig, absolute_paths
 from ..errors import DataError, UserError
 from ..utils.config import from_dict, to_dict
+from ..utils.io import read_json, write_json
 from . import checkpoint as ckpt
 from . import runfolder
 from .config import resumable_view
@@ -96,3 +98,77 @@ def saved_search(out: Path, budget: int | None) -> SearchResult | None:
     except (KeyError, TypeError, ValueError):
         raise runfolder.damaged(path, "is not a tuning record") from None
     return saved if saved.budget == budget else None
+
+
+def partial_search_path(out: Path) -> Path:
+    """Where a `--tune` search into `out` records its points as it goes: beside the folder (like its
+    lock), because a new run's folder appears only after the search has chosen."""
+    return out.parent / f".{out.name}.{TUNING}"
+
+
+def search_identity(config: dict, tuned_train, tuned_model, budget: int | None) -> dict:
+    """What a point's validation score depends on: the run's settings (`to_dict(RunConfig)`) but those
+    the search sets, eval_batch_size, and epochs beyond what a point trains (the budget; none for a grid)."""
+    config = json.loads(json.dumps(config))  # tuples -> lists, as read back from JSON
+    train = config.get("train") or {}
+    short = {k: v for k, v in train.items() if k not in (*tuned_train, "eval_batch_size", "epochs")}
+    if budget is not None:
+        short["epochs"] = min(train.get("epochs", budget), budget)
+    model = {k: v for k, v in (config.get("model_config") or {}).items() if k not in tuned_model}
+    return {**config, "model_config": model, "train": short, "budget_epochs": budget}
+
+
+class SearchRecord:
+    """The points a `--tune` search into `out` has scored so far, rewritten whole and atomically after
+    each (`partial_search_path`), so that the same command run again after an interruption scores only
+    the rest; removed once the run's own tuning.json holds the finished search."""
+
+    def __init__(self, out: Path, config: dict, tuned_train=(), tuned_model=(), budget: int | None = None):
+        self.out, self.path = out, partial_search_path(out)
+        self.search = search_identity(config, tuned_train, tuned_model, budget)
+
+    def load(self) -> list[dict]:
+        """The points this search already scored (rows of `SearchResult.tried`; [] when none). A record
+        of a search made otherwise is refused, naming the first setting that differs, like a run
+        folder holding another run; a damaged one is refused too (never read as half a search)."""
+        if not self.path.is_file():
+            return []
+        fix = f"delete {self.path} to start the search over"
+        try:
+            data = read_json(self.path)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise DataError(f"{self.path}, the points of an interrupted --tune search, is not valid JSON "
+                            f"(truncated?); {fix}") from None  # fmt: skip
+        problem = _record_problem(data)
+        if problem is None and data["search"] != self.search:
+            what = _first_difference(data["search"], self.search)
+            raise UserError(f"{self.path} holds an interrupted --tune search into {self.out} made with other "
+                            f"settings ({what}); run that command again to resume it, or {fix}")  # fmt: skip
+        metric = self.search["train"].get("metric")
+        if problem is None:
+            problem = next((f"point {i} has no valid {metric}" for i, row in enumerate(data["tried"], start=1)
+                            if not _is_score(row["valid"].get(metric))), None)  # fmt: skip
+        if problem is not None:  # edited by hand, or another program's file
+            raise DataError(f"{self.path}, the points of an interrupted --tune search, is damaged ({problem}); {fix}")
+        return data["tried"]
+
+    def save(self, tried: list[dict]) -> None:
+        write_json(self.path, {"search": self.search, "tried": tried})
+
+    def remove(self) -> None:
+        """Once the run's tuning.json holds the search (nothing stale left beside the run)."""
+        self.path.unlink(missing_ok=True)
+
+
+def _is_score(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _record_problem(data) -> str | None:
+    """What makes `data` no record `SearchRecord.save` wrote, or None."""
+    if not (isinstance(data, dict) and isinstance(data.get("search"), dict) and isinstance(data.get("tried"), list)):
+        return "no 'search' object and 'tried' list"
+    for i, row in enumerate(data["tried"], start=1):
+        if not (isinstance(row, dict) and isinstance(row.get("settings"), dict) and isinstance(row.get("valid"), dict)):
+            return f"point {i} has no 'settings' and 'valid' objects"
+    return None

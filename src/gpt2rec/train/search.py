@@ -9,6 +9,10 @@ Gradient models (`axis_search`): a coordinate search over `ModelSpec.tune_axes` 
 the others held at the best point so far, until a round moves nothing), each point a short run of at
 most `budget` epochs with the run's early stopping, scored by its best validation epoch. A budget
 favours settings that learn fast (a higher learning rate); the chosen settings then train in full.
+
+Both take the points an interrupted search already scored (`done`, rows of `tried`) and report each
+new one (`on_point`, every row so far), so `train_run` can record a search point by point and resume
+it: a recorded point is not scored again, and the search ends as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,28 +87,50 @@ def check_searchable(spec: ModelSpec, processes: int = 1) -> None:
         raise UserError(TUNE_ALONE)
 
 
+OnPoint = Callable[[list[dict]], None]  # called with every row of `tried` so far, after each new point
+
+
+def recorded_value(row: dict, metric: str) -> float:
+    """A recorded point's validation `metric` (None, a diverged run: -inf, as when it was scored)."""
+    value = row["valid"][metric]
+    return -np.inf if value is None else float(value)
+
+
 def grid_search(
-    spec: ModelSpec, model_config, ctx: ModelContext, split: Split, train: TrainConfig, progress: bool = True
-) -> SearchResult:
+    spec: ModelSpec, model_config, ctx: ModelContext, split: Split, train: TrainConfig, progress: bool = True,
+    done: Sequence[dict] = (), on_point: OnPoint | None = None,
+) -> SearchResult:  # fmt: skip
     """Fit `spec` at every point of its grid for this split kind (`ModelSpec.tune_points`) over
-    `model_config` (a typed config) and keep the point with the best `train.metric` on `split.valid`."""
+    `model_config` (a typed config) and keep the point with the best `train.metric` on `split.valid`.
+    `done`: points already scored (rows of `tried`), not fitted again; `on_point`: told of each new one."""
     check_searchable(spec)
     base = to_dict(model_config)
     ks = tuple(sorted({10, metric_k(train.metric)}))
     pop = np.bincount(split.train["item"].to_numpy(np.int64), minlength=ctx.n_items)
     tried, best, best_value = [], None, -np.inf
     points = spec.tune_points(split.config.kind)
+    known = {candidate_key(row["settings"]): row for row in done}
+    resumed = sum(candidate_key(dict(point)) in known for point in points)
+    if resumed:
+        log.info("resuming the search: %d of %d points already scored", resumed, len(points))
     for point in progress_bar(points, desc=f"tuning {spec.name}", unit="fit", show=progress, leave=False):
-        config = dataclasses.replace(model_config, **point)
-        model = spec.build(config, ctx)
-        spec.fit(model, ctx)
-        valid = evaluate_part(model, split, "valid", ctx.n_users, ctx.n_items, ks, train.eval_batch_size, pop)
-        value = float(valid[train.metric])
-        tried.append({"settings": dict(point), "valid": {train.metric: value, "n_users": valid["n_users"]}})
+        row = known.get(candidate_key(dict(point)))
+        if row is None:
+            config = dataclasses.replace(model_config, **point)
+            model = spec.build(config, ctx)
+            spec.fit(model, ctx)
+            valid = evaluate_part(model, split, "valid", ctx.n_users, ctx.n_items, ks, train.eval_batch_size, pop)
+            del model
+            tried.append({"settings": dict(point), "valid": {train.metric: float(valid[train.metric]),
+                                                             "n_users": valid["n_users"]}})  # fmt: skip
+            if on_point is not None:
+                on_point(tried)
+        else:
+            tried.append({"settings": dict(point), "valid": dict(row["valid"])})
+        value = recorded_value(tried[-1], train.metric)
         log.debug("tune %s %s: valid %s %.4f", spec.name, point, train.metric, value)
         if value > best_value:
             best, best_value = point, value
-        del model
     if best is None:
         raise UserError(f"no point of {spec.name}'s grid gave a finite validation {train.metric}; check the data")
     log.info("tuned %s on validation over %d points: %s (%s %.4f)", spec.name, len(tried), best, train.metric,
@@ -156,11 +182,12 @@ def coordinate_search(
 
 def axis_search(
     spec: ModelSpec, model_config, ctx: ModelContext, split: Split, train: TrainConfig, budget: int,
-    progress: bool = True,
+    progress: bool = True, done: Sequence[dict] = (), on_point: OnPoint | None = None,
 ) -> SearchResult:  # fmt: skip
     """Coordinate search over `spec.tune_axes` from the run's own settings, each point a run of at
     most `budget` epochs (same seed) scored by its best validation `train.metric`; a point whose
-    loss diverges scores -inf."""
+    loss diverges scores -inf. `done`: points already scored (rows of `tried`), not trained again
+    (the search takes the same path through them); `on_point`: told of each new one."""
     check_searchable(spec)
     if budget < 1:
         raise UserError(f"the tuning budget must be >= 1 epoch, got {budget}; e.g. --tune-epochs 30")
@@ -169,7 +196,10 @@ def axis_search(
     for axis in spec.tune_axes:  # the run's own value on each axis, so it is not trained twice
         section, _, name = axis.partition(".")
         start = with_value(start, axis, own[section][name])
-    epochs: dict[str, int] = {}
+    known = {candidate_key(row["settings"]): row for row in done}
+    if known:
+        log.info("resuming the search: %d point%s already scored", len(known), "s" if len(known) != 1 else "")
+    rows: dict[str, dict] = {}  # candidate_key -> its row of `tried`, in the order scored
     bar = progress_bar(
         desc=f"tuning {spec.name} ({budget} epoch{'s' if budget != 1 else ''} a point)",
         unit="run",
@@ -178,28 +208,35 @@ def axis_search(
     )
 
     def score(candidate: Candidate) -> float:
+        key = candidate_key(candidate)
+        if key in known:  # scored before the search was interrupted
+            rows[key] = {"settings": candidate, "epochs": known[key].get("epochs"), "valid": dict(known[key]["valid"])}
+            return recorded_value(rows[key], train.metric)
         config = dataclasses.replace(model_config, **candidate["model"])
         short = dataclasses.replace(train, **candidate["train"], epochs=min(train.epochs, budget))
         torch.manual_seed(train.seed)
         model = spec.build(config, ctx)
         try:
             result = fit(model, ctx, split, short, None)
+            value, epochs = float(result.best_valid[train.metric]), result.epochs_run
+            log.debug("tune %s %s: valid %s %.4f (%d epochs)", spec.name, candidate, train.metric, value, epochs)
         except NonFiniteLossError:
             log.info("tune %s %s: diverged", spec.name, candidate)
-            return -np.inf
+            value, epochs = -np.inf, None  # the diverged run records no epochs
         finally:
             bar.update()
-        epochs[candidate_key(candidate)] = result.epochs_run
-        value = float(result.best_valid[train.metric])
-        log.debug("tune %s %s: valid %s %.4f (%d epochs)", spec.name, candidate, train.metric, value, result.epochs_run)
+        # None: diverged (JSON has no -inf)
+        rows[key] = {"settings": candidate, "epochs": epochs,
+                     "valid": {train.metric: value if np.isfinite(value) else None}}  # fmt: skip
+        if on_point is not None:
+            on_point(list(rows.values()))
         return value
 
     with bar:
         best, tried = coordinate_search(score, start, spec.tune_axes)
     if not np.isfinite(max(t["valid"] for t in tried)):
         raise UserError(f"every {spec.name} run of the search diverged; lower --lr or check the data")
-    rows = [{"settings": t["candidate"], "epochs": epochs.get(candidate_key(t["candidate"])),
-             "valid": {train.metric: t["valid"] if np.isfinite(t["valid"]) else None}}  # None: diverged
-            for t in tried]  # fmt: skip
-    log.info("tuned %s on validation over %d short runs: %s", spec.name, len(rows), best)
-    return SearchResult({**own["model"], **best["model"]}, best, train.metric, rows, dict(best["train"]), budget)
+    tried_rows = [rows[candidate_key(t["candidate"])] for t in tried]
+    log.info("tuned %s on validation over %d short runs: %s", spec.name, len(tried_rows), best)
+    return SearchResult({**own["model"], **best["model"]}, best, train.metric, tried_rows, dict(best["train"]),
+                        budget)  # fmt: skip
