@@ -299,6 +299,18 @@ def test_new_items_are_read_in_the_format_of_the_runs_files(tmp_path):
     assert df.to_dict("records") == [{"item_id": "7", "title": "Amélie (2001)"}]
 
 
+def test_a_new_items_file_without_a_separator_is_read_by_its_suffix_as_the_runs_tables_are(tmp_path):
+    """A .dat file is '::' and a .psv '|' for the run's own tables; new items were read with ','."""
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "new.dat").write_text("item_id::title::genres\n7::Heat, the sequel (2001)::Action|Crime\n")
+    (tmp_path / "new.psv").write_text("item_id|title\n8|Up, again (2010)\n")
+    assert read_items(tmp_path / "new.dat").to_dict("records") == [
+        {"item_id": "7", "title": "Heat, the sequel (2001)", "genres": "Action|Crime"}
+    ]
+    assert read_items(tmp_path / "new.psv").to_dict("records") == [{"item_id": "8", "title": "Up, again (2010)"}]
+
+
 def test_a_json_items_file_may_hold_one_object(tmp_path):
     """One object is one new item (pandas refused it: "If using all scalar values, you must pass an index")."""
     from gpt2rec.coldstart import read_items

@@ -129,7 +129,8 @@ def test_protocols_the_dataset_cannot_support_are_skipped_or_refused(tmp_path, c
     assert paths["failed"] == 0
     assert "protocol cold-user skipped: the dataset has no users table" in caplog.text
     records = json.loads(paths["json"].read_text())["records"]
-    assert {r["protocol"] for r in records} == set(plan.PROTOCOLS) - {plan.COLD_USER, plan.NCF}
+    # (cold-item: 4 new items a part, too few to rank: test_bench_resume)
+    assert {r["protocol"] for r in records} == set(plan.PROTOCOLS) - {plan.COLD_USER, plan.NCF, plan.COLD_ITEM}
     users = pd.DataFrame({"user_id": np.arange(1, 31), "age": 30})
     assert unusable_protocols(Dataset.from_frames("r", csv_frame(n_items=200), users=users)) == {}
 
@@ -194,6 +195,26 @@ def test_a_csv_dataset_takes_its_users_table_and_other_file_options(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert "--users: describe your own files; pass your interactions file with --dataset FILE" in err
     assert len(err.splitlines()) == 1
+
+
+def test_the_bench_reads_a_users_table_in_its_own_separator(tmp_path, capsys):
+    """The users table's separator apart from the interactions' (--users-sep): read, kept in the results
+    file's settings (a resumed run must read the files alike), and refused by `bench scale`."""
+    from gpt2rec.cli import main
+
+    csv_frame().to_csv(tmp_path / "ratings.csv", index=False)
+    ages = pd.DataFrame({"user_id": np.arange(1, 31), "age": np.arange(1, 31) % 5 * 10 + 20})
+    ages.to_csv(tmp_path / "people.txt", sep="|", index=False)  # .txt: ',' by its suffix
+    argv = ["bench", "--dataset", str(tmp_path / "ratings.csv"), "--quick", "--protocols", "cold-user",
+            "--models", "popularity", "--out", str(tmp_path / "out"), "--no-speed", "--no-faithfulness", "--no-plots",
+            "--users", str(tmp_path / "people.txt")]  # fmt: skip
+    assert main(argv) == 2 and "(set --users-sep for another)" in capsys.readouterr().err
+    assert main([*argv, "--users-sep", "|"]) == 0
+    stored = json.loads((tmp_path / "out" / "ratings.csv-quick.json").read_text())
+    assert [r["protocol"] for r in stored["records"]] == [plan.COLD_USER]
+    assert stored["meta"]["signature"]["data"]["users_sep"] == "|"
+    assert main(["bench", "scale", "--out", str(tmp_path / "scale"), "--users-sep", "|"]) == 2
+    assert "--users-sep: not used by bench scale" in capsys.readouterr().err
 
 
 def test_an_epoch_timing_keeps_the_fastest_of_its_repeats():

@@ -33,7 +33,7 @@ def test_a_protocol_whose_split_is_empty_is_refused_when_named_and_skipped_other
     assert paths["failed"] == 0
     assert "protocol warm skipped: its first split (seed 0) leaves valid and test empty" in caplog.text
     records = json.loads(paths["json"].read_text())["records"]
-    assert {r["protocol"] for r in records} == {plan.COLD_ITEM, plan.MIXED}
+    assert {r["protocol"] for r in records} == {plan.MIXED}  # (cold-item: 7 new items, too few to rank)
     section = paths["md"].read_text().split("## Not run on this data", 1)[1].split("\n## ", 1)[0]
     assert "- protocol `warm`: its first split (seed 0) leaves valid and test empty" in section  # the report says so
 
@@ -44,6 +44,52 @@ def test_a_protocol_whose_split_is_empty_is_refused_when_named_and_skipped_other
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "protocol cold-item cannot run on few: it holds out 20% of the 3" in err
     assert "give it more items, or leave it out of --protocols" in err and "--cold-fraction" not in err
+
+
+def _every_item_seen(n_items: int, n_users: int = 30) -> pd.DataFrame:
+    """Each item with two users: a cold-item split holds out round(20% of n_items), half of them
+    (rounded down) in valid, the rest in test, each with interactions in its part."""
+    rows = [(u, i + 1, 4.0, 1000 * u + i) for i in range(n_items) for u in (i % n_users + 1, (i + 7) % n_users + 1)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def test_a_cold_item_part_with_too_few_new_items_to_rank_is_skipped_or_refused(tmp_path, caplog, capsys):
+    """On a small catalogue cold-item ranked 10 or fewer new items a part: every one in the top 10, so
+    recall@10 was 1 for every user whatever the model, and the report showed those figures without a word."""
+    from gpt2rec.bench.protocols import split_problem
+    from gpt2rec.cli import main
+
+    few = Dataset.from_frames("few", _every_item_seen(105))  # 21 held out: 10 in valid, 11 in test
+    why = split_problem(few, plan.COLD_ITEM)
+    assert why == ("its first split (seed 0) has only 10 new items to rank in valid, so every one is in the top 10 "
+                   "and recall@10 is 1 for every user, whatever the model; give it more items")  # fmt: skip
+    assert split_problem(Dataset.from_frames("enough", _every_item_seen(110)), plan.COLD_ITEM) is None  # 11 and 11
+    assert split_problem(few, plan.MIXED) is None  # mixed ranks every known item too (~104 here)
+
+    with pytest.raises(UserError) as refused:  # named: refused before anything is written
+        run_bench(quick(tmp_path / "a", protocols=("cold-item",)), dataset=few)
+    assert str(refused.value) == f"protocol cold-item cannot run on few: {why}, or leave it out of --protocols"
+    assert not (tmp_path / "a").exists()
+
+    caplog.set_level("INFO")  # not named: skipped, said in the log and in the report's notes
+    paths = run_bench(quick(tmp_path / "b", protocols=()), dataset=few)
+    assert f"protocol cold-item skipped: {why}" in caplog.text
+    assert plan.COLD_ITEM not in {r["protocol"] for r in json.loads(paths["json"].read_text())["records"]}
+    section = paths["md"].read_text().split("## Not run on this data", 1)[1].split("\n## ", 1)[0]
+    assert f"- protocol `cold-item`: {why}." in section
+
+    small = tmp_path / "small.csv"  # the CLI: one line naming only flags bench has
+    csv_frame().to_csv(small, index=False)  # 40 items: 4 new items a part
+    argv = ["bench", "--quick", "--dataset", str(small), "--models", "popularity", "--out", str(tmp_path / "c")]
+    assert main([*argv, "--protocols", "cold-item"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot run on small: its first split (seed 0) has only 4 new" in err
+    assert err.endswith("give it more items, or leave it out of --protocols") and "--cold-fraction" not in err
+
+    enough = Dataset.from_frames("enough", _every_item_seen(110))  # 11 new items a part: it runs
+    paths = run_bench(quick(tmp_path / "d", protocols=("cold-item",)), dataset=enough)
+    result = json.loads(paths["json"].read_text())
+    assert [r["protocol"] for r in result["records"]] == [plan.COLD_ITEM] and not result.get("failures")
 
 
 def _items(titles: str) -> pd.DataFrame:

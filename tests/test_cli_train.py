@@ -193,6 +193,31 @@ def test_a_run_trained_on_relative_paths_opens_from_anywhere(tmp_path, capsys, m
     assert len(err.splitlines()) == 1 and "config.json: data.dataset" in err and "put the file back" in err
 
 
+def test_a_run_saved_before_per_table_separators_still_opens_and_resumes(tmp_path, capsys):
+    """config.json of a run made before --users-sep / --items-sep has no such keys: it must still
+    open (evaluate, recommend), read every file as it did (--sep, else the suffix), and resume."""
+    from gpt2rec.pipeline import open_run
+
+    rows = [(u, i) for u in range(1, 9) for i in range(1, 13) if (u + i) % 3]
+    (tmp_path / "inter.txt").write_text("user_id;item_id\n" + "".join(f"{u};{i}\n" for u, i in rows))
+    (tmp_path / "items.txt").write_text("item_id;title\n" + "".join(f"{i};Film {i}\n" for i in range(1, 13)))
+    run = tmp_path / "run"
+    argv = ["train", "--model", "popularity", "--dataset", str(tmp_path / "inter.txt"), "--items",
+            str(tmp_path / "items.txt"), "--sep", ";", "--quiet", "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["data"].pop("users_sep"), config["data"].pop("items_sep")) == (None, None)
+    (run / "config.json").write_text(json.dumps(config))  # as written before the keys existed
+    data = open_run(run).config.data
+    assert (data.sep, data.users_sep, data.items_sep) == (";", None, None)
+    assert main(["evaluate", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["recommend", str(run), "--user", "1", "-k", "1", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["title"] == f"Film {row['item_id']}"  # the items table read in ';' still
+    assert main(argv) == 0  # the same command: the same run (resumed), not "a different run"
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_one_progress_bar_per_run_and_epoch_lines_only_with_v(ml_folder, tmp_path, capsys, verbose):
     argv = ["train", "--model", "bpr", "--dataset", str(ml_folder), "--epochs", "3", "--batch-size", "16",

@@ -120,6 +120,44 @@ def test_wrong_separator_named(tmp_path):
         load_generic(path)
 
 
+def test_each_table_may_have_its_own_separator(tmp_path):
+    """--sep was every file's: users.txt in '|' next to ratings.dat in '::' could not be read at all."""
+    inter = write(tmp_path / "ratings.dat", "user_id::item_id\n1::10\n2::20\n")  # '::' from the suffix
+    users = write(tmp_path / "users.txt", "user_id|age|city\n1|31|Lyon, FR\n2|25|Graz\n")  # (a comma inside)
+    items = write(tmp_path / "items.txt", "item_id;title\n10;Heat (1995)\n20;Alien (1979)\n")
+    ds = load_generic(inter, users, items, Columns(users_sep="|", items_sep=";"))
+    assert ds.users[["user_id", "age", "city"]].values.tolist() == [[1, 31, "Lyon, FR"], [2, 25, "Graz"]]
+    assert ds.items["title"].tolist() == ["Heat (1995)", "Alien (1979)"] and ds.n_items == 2
+    # --sep is still every file's where a table has no separator of its own
+    inter = write(tmp_path / "ratings.txt", "user_id;item_id\n1;10\n2;20\n")
+    ds = load_generic(inter, users, items, Columns(sep=";", users_sep="|"))
+    assert ds.users["city"].tolist() == ["Lyon, FR", "Graz"] and ds.items["title"].tolist()[0] == "Heat (1995)"
+    config = from_dict(DataConfig, {"dataset": str(inter), "sep": ";", "users_sep": "|"})
+    assert config.columns().users_sep == "|" and config.columns().items_sep is None
+
+
+def test_a_table_read_with_the_wrong_separator_names_its_own_flag(tmp_path):
+    """The hint said --sep, which would have broken the interactions file ('::') to fix the users table."""
+    inter = write(tmp_path / "ratings.dat", "user_id::item_id\n1::10\n")
+    users = write(tmp_path / "users.txt", "user_id|age\n1|31\n")
+    with pytest.raises(DataError) as err:
+        load_generic(inter, users=users)
+    assert str(err.value) == (
+        f"{users}: missing column(s) ['user_id']; found ['user_id|age']; the header looks pipe-separated, not "
+        "comma-separated; the users table needs the user column 'user_id' with one row per user; its fields were "
+        "split on the comma separator (set --users-sep for another)"
+    )
+    items = write(tmp_path / "items.txt", "item_id\ttitle\n10\tHeat\n")
+    with pytest.raises(DataError, match=r"split on the '::' separator \(set --items-sep for another\)$") as err:
+        load_generic(inter, items=items, columns=Columns(sep="::"))
+    assert "--sep" not in str(err.value)
+    for field in ("users_sep", "items_sep"):  # checked as --sep is
+        with pytest.raises(UserError, match=f"{field} '\"' cannot separate fields"):
+            from_dict(DataConfig, {"dataset": "x.csv", field: '"'})
+        with pytest.raises(UserError, match=f"{field} is empty"):
+            from_dict(DataConfig, {"dataset": "x.csv", field: ""})
+
+
 def test_text_ids_are_ids(tmp_path):
     """Text IDs ('u1', ASIN-like 'B01' next to '7') are read as text, the whole column; the items
     table follows the interactions' kind, so its '7' is the interactions' '7'."""

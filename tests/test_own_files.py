@@ -127,6 +127,39 @@ def test_an_items_table_with_its_own_columns_places_new_items(tiny_lm, tmp_path,
     assert "this server knows 14 items (12 from its run" in unknown.json()["error"]
 
 
+def test_each_file_in_its_own_separator_end_to_end(tiny_lm, tmp_path, capsys):
+    """Interactions in '::' (ratings.dat), users in '|' and items in ';' (.txt: ',' by suffix): --sep
+    was every file's, so such users and items tables could not be read next to those interactions."""
+    files = write_data(tmp_path)
+    for key, name, sep in (("dataset", "ratings.dat", "::"), ("users", "users.txt", "|"), ("items", "items.txt", ";")):
+        (tmp_path / name).write_text(Path(files[key]).read_text().replace(",", sep))
+    data = ["--dataset", str(tmp_path / "ratings.dat"), "--users", str(tmp_path / "users.txt"), "--users-sep", "|",
+            "--items", str(tmp_path / "items.txt"), "--items-sep", ";"]  # fmt: skip
+
+    assert main(["data", "info", *data[1:]]) == 0
+    out = capsys.readouterr().out
+    assert "users: 12\nitems: 12\n" in out and "user_columns: gender, age, occupation\n" in out
+    assert "item_columns: title, genres, year\n" in out
+    no_own = data[:4] + data[6:]  # users.txt read in the interactions' '::' (its suffix gives ','): named
+    assert main(["data", "info", *no_own[1:], "--sep", "::"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("split on the '::' separator (set --users-sep for another)")
+
+    run = tmp_path / "run"
+    train = ["train", "--model", "l3ae", "--lm", tiny_lm, "--set", "text_cache=false", "--set", "reg=1.0",
+             "--set", "text_weight=1.0", "--split", "loo", "--quiet", "--out", str(run), *data]  # fmt: skip
+    assert main(train) == 0
+    saved = json.loads((run / "config.json").read_text())["data"]
+    assert (saved["sep"], saved["users_sep"], saved["items_sep"]) == (None, "|", ";")
+    capsys.readouterr()
+    # new items come in the run's items table's separator: a comedy for the comedy fan, horror for the other
+    new = tmp_path / "new.txt"
+    new.write_text("item_id;title;genres\n13;Funny Film 13 (1999);Comedy\n14;Scary Film 14 (1989);Horror\n")
+    for user, first in (("1", "13"), ("7", "14")):
+        assert main(["recommend", str(run), "--user", user, "--items", str(new), "-k", "2", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["item_id"] == int(first)
+
+
 def test_a_profile_s_reason_names_its_nearest_users_only_when_they_were_picked(tiny_lm, tmp_path, capsys):
     """With cold_user_k below the known users, a new user's rows count their nearest profiles; at or
     above it every user is a neighbour, and the reason says "all" (it claimed "nearest" then too)."""

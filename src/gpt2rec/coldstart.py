@@ -149,13 +149,14 @@ def read_items(
     """New items from a CSV/TSV, Parquet or JSON list: the columns the run's items are read by
     (MovieLens: title, genres 'A|B'), optional item IDs in `id_column` (the run's item column; as
     `item_id` in the table returned, read as written: "007" stays text). `sep` and `encoding`: the
-    run's own files' (`rank_new_items` passes them), else from the suffix and UTF-8."""
+    run's own items table's (`rank_new_items` passes them), else from the suffix and UTF-8."""
     path = Path(path)
     if path.is_dir():  # was reported as "does not exist"
         raise UserError(f"items file {path} is a directory; pass a CSV/TSV/JSON file with a 'title' column")
     if not path.is_file():
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
     from .data.files import check_text_file
+    from .data.generic import suffix_sep
     from .data.tables import PARQUET_SUFFIXES
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
@@ -166,10 +167,11 @@ def read_items(
         elif path.suffix.lower() == ".json":
             df = _json_items(path, json.loads(path.read_text(encoding=encoding)))
         else:
-            sep = sep or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+            sep = sep or suffix_sep(path)  # as the run's own tables are read
             df = pd.read_csv(
                 path,
-                sep=sep,
+                sep=re.escape(sep) if len(sep) > 1 else sep,  # "::": a pattern, read by the python engine
+                engine="python" if len(sep) > 1 else "c",
                 encoding=encoding,
                 dtype={id_column: str, "item_id": str},
                 keep_default_na=False,
@@ -237,8 +239,9 @@ def rank_new_items(run_dir, raw_user, items, k: int = 10, device=None) -> list[d
 
     k = check_k(k)  # before the run is loaded
     run = open_run(run_dir, device)
-    data = getattr(run.config, "data", None)  # new items come in the format of the run's own files
-    fmt = {"id_column": getattr(data, "item_col", "item_id"), "sep": getattr(data, "sep", None),
+    data = getattr(run.config, "data", None)  # new items come in the format of the run's own items table
+    sep = getattr(data, "items_sep", None) or getattr(data, "sep", None)  # (its --items-sep, else --sep)
+    fmt = {"id_column": getattr(data, "item_col", "item_id"), "sep": sep,
            "encoding": getattr(data, "encoding", "utf-8")}  # fmt: skip
     df = items if isinstance(items, pd.DataFrame) else read_items(items, **fmt)
     info = getattr(run.model, "profile_info", None)

@@ -72,8 +72,9 @@ def unusable_models(dataset: Dataset) -> dict[str, str]:
 
 def split_problem(dataset: Dataset, protocol: str) -> str | None:
     """Why `protocol`'s first split (seed 0) of `dataset` leaves a part with nothing to train,
-    validate or test on, with what to do, in the bench's words (its splits are the protocol's, not
-    flags); None when the split is usable. Checked before any job, so each does not fail alike."""
+    validate or test on, or too few candidates to rank for its figures to mean anything, with what to
+    do, in the bench's words (its splits are the protocol's, not flags); None when the split is usable.
+    Checked before any job, so each does not fail alike (or score alike)."""
     spec = PROTOCOLS[protocol]
     try:
         split = protocol_split(dataset, protocol, 0)
@@ -82,9 +83,35 @@ def split_problem(dataset: Dataset, protocol: str) -> str | None:
     empty = [part for part in ("train", "valid", "test") if not len(getattr(split, part))]
     if spec.evaluation == "candidates":  # scored among the part's cold items: none, nothing to rank
         empty += [f"the cold items of {p}" for p in ("valid", "test") if p not in empty and not len(held_cold_items(split, p))]  # fmt: skip
-    if not empty:
+    if empty:
+        return f"its first split (seed 0) leaves {' and '.join(empty)} empty; {_more(spec)}"
+    return _too_few_candidates(dataset, split, spec)
+
+
+def _too_few_candidates(dataset: Dataset, split: Split, spec) -> str | None:
+    """Why a protocol that ranks each part among candidates of its own measures nothing: with no more
+    of them than the k of its metric, every one is in the top k (recall@10 is 1 for every user, whatever
+    the model). None when each part has more. A cold-item part of a small catalogue is the real case
+    (20% of the items held out, half per part: about 110 items or fewer); mixed ranks the known items too,
+    29 or more once its split holds out any, and is checked alike."""
+    if spec.evaluation not in ("candidates", "mixed"):  # the others rank every item, 100 (ncf) or the tail
         return None
-    return f"its first split (seed 0) leaves {' and '.join(empty)} empty; {_more(spec)}"
+    k = int(spec.metric.rpartition("@")[2])
+    counts = {part: len(part_candidates(split, spec, part, dataset.n_items)) for part in ("valid", "test")}
+    few = {part: n for part, n in counts.items() if n <= k}
+    if not few:
+        return None
+    kind = "new items" if spec.evaluation == "candidates" else "items"
+    parts = [f"{n} {kind} to rank in {part}" if not i else f"{n} in {part}" for i, (part, n) in enumerate(few.items())]
+    return (f"its first split (seed 0) has only {' and '.join(parts)}, so every one is in the top {k} and "
+            f"recall@{k} is 1 for every user, whatever the model; {_more(spec)}")  # fmt: skip
+
+
+def part_candidates(split: Split, spec, part: str, n_items: int) -> np.ndarray:
+    """The items `part` is ranked among under a `candidates` or `mixed` evaluation."""
+    if spec.evaluation == "candidates":
+        return held_cold_items(split, part)
+    return mixed_candidates(split, part, n_items)
 
 
 def _split_failure(dataset: Dataset, spec) -> str:
@@ -169,10 +196,10 @@ def evaluate(
         )
         return evaluate_sampled(model, target, negatives, ks=(10,), batch_size=256)  # x100 candidate pairs
     if spec.evaluation == "candidates":
-        cand = held_cold_items(split, part)
+        cand = part_candidates(split, spec, part, n_items)
         return evaluate_candidates(model, target, seen_for(split, part), cand, n_users, n_items, KS, batch_size, pop)
     if spec.evaluation == "mixed":
-        cand, seen = mixed_candidates(split, part, n_items), seen_for(split, part)
+        cand, seen = part_candidates(split, spec, part, n_items), seen_for(split, part)
         out = evaluate_candidates(model, target, seen, cand, n_users, n_items, KS, batch_size, pop)
         new = target[target["item"].isin(split.cold_items)]
         if len(new):

@@ -7,8 +7,11 @@ import argparse
 
 # DataConfig fields (and flag destinations) that describe the user's own files
 FILE_OPTIONS = (
-    "users", "items", "user_col", "item_col", "rating_col", "timestamp_col", "sep", "genres_sep", "encoding",
+    "users", "items", "user_col", "item_col", "rating_col", "timestamp_col", "sep", "users_sep", "items_sep",
+    "genres_sep", "encoding",
 )  # fmt: skip
+# the separator options, typed on a shell (`\\t` for tab): unescaped before they reach DataConfig
+SEP_OPTIONS = ("sep", "users_sep", "items_sep", "genres_sep")
 
 
 def add_data_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
@@ -25,7 +28,10 @@ def add_data_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--item-col", default=d.get("item_col"), help="item ID column" + shown.format("item_id"))
     p.add_argument("--rating-col", default=None, help="rating column (default: 'rating' if present)")
     p.add_argument("--timestamp-col", default=None, help="timestamp column (default: 'timestamp' if present)")
-    p.add_argument("--sep", default=None, help="field separator (default: from the suffix; .csv ',' .tsv tab)")
+    p.add_argument("--sep", default=None, help="field separator of every file (default: from each one's suffix; "
+                   ".csv ',' .tsv tab .dat '::')")  # fmt: skip
+    p.add_argument("--users-sep", default=None, help="the users table's separator (default: --sep, else its suffix)")
+    p.add_argument("--items-sep", default=None, help="the items table's separator (default: --sep, else its suffix)")
     p.add_argument("--genres-sep", default=d.get("genres_sep"), help="separator inside the genres column ('\\t': tab)")
     p.add_argument("--encoding", default=d.get("encoding"), help="text encoding of your files")
 
@@ -68,22 +74,25 @@ def _printable(text: str) -> str:
 
 
 def given_file_options(args) -> dict:
-    """The FILE_OPTIONS set on the command line (unset ones left out), the separator unescaped."""
+    """The FILE_OPTIONS set on the command line (unset ones left out), the separators unescaped."""
     given = {name: getattr(args, name) for name in FILE_OPTIONS if getattr(args, name) is not None}
-    if "sep" in given:
-        given["sep"] = unescape_sep(given["sep"])
-    if "genres_sep" in given:
-        given["genres_sep"] = unescape_sep(given["genres_sep"], "--genres-sep")
+    for name in SEP_OPTIONS:
+        if name in given:
+            given[name] = unescape_sep(given[name], _flag(name))
     return given
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def data_config(args) -> DataConfig:  # noqa: F821
     from ..data.load import DataConfig
     from ..utils.config import from_dict
 
-    sep, genres_sep = unescape_sep(args.sep), unescape_sep(args.genres_sep, "--genres-sep")
+    seps = {name: unescape_sep(getattr(args, name), _flag(name)) for name in SEP_OPTIONS}
     return from_dict(DataConfig, dict(
         dataset=args.dataset, implicit_threshold=args.implicit_threshold, users=args.users, items=args.items,
         user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col,
-        timestamp_col=args.timestamp_col, sep=sep, genres_sep=genres_sep, encoding=args.encoding,
+        timestamp_col=args.timestamp_col, encoding=args.encoding, **seps,
     ))  # fmt: skip

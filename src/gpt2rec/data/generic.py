@@ -30,6 +30,7 @@ from .tables import (
     keep_latest,
     read_delimited,
     require_columns,
+    sep_name,
 )
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Columns:
     rating: str | None = None  # None: use a column named "rating" if there is one
     timestamp: str | None = None  # None: use a column named "timestamp" if there is one
     sep: str | None = None  # None: from the file suffix (.csv ',', .tsv '\t', .dat '::'), else ','
+    users_sep: str | None = None  # the users table's own; None: `sep`, else from its suffix
+    items_sep: str | None = None  # the items table's own; None: `sep`, else from its suffix
     genres_sep: str = "|"
     encoding: str = "utf-8"
     title: str = "title"
@@ -134,11 +137,20 @@ def _fix(cols: Columns) -> str:
     )
 
 
-def _sep(path: Path, cols: Columns) -> str:
-    return cols.sep or _SEP_BY_SUFFIX.get(path.suffix.lower(), ",")
+def _sep(path: Path, cols: Columns, kind: str | None = None) -> str:
+    """The separator of the interactions file (kind None) or of the `kind` ("user", "item") table."""
+    own = {"user": cols.users_sep, "item": cols.items_sep}.get(kind) if kind else None
+    return own or cols.sep or suffix_sep(path)
 
 
-def _read(path: Path, cols: Columns, fix: str, as_text: bool | list[str] = False) -> pd.DataFrame:
+def suffix_sep(path: Path) -> str:
+    """A delimited file's separator by its suffix (.csv ',', .tsv tab, .dat '::', .psv '|'; else ',')."""
+    return _SEP_BY_SUFFIX.get(path.suffix.lower(), ",")
+
+
+def _read(
+    path: Path, cols: Columns, fix: str, as_text: bool | list[str] = False, kind: str | None = None
+) -> pd.DataFrame:
     if path.suffix.lower() in PARQUET_SUFFIXES:
         check_file(path, fix)
         with open(path, "rb") as fh:
@@ -152,7 +164,7 @@ def _read(path: Path, cols: Columns, fix: str, as_text: bool | list[str] = False
             raise DataError(f"{path}: file has no data rows; {fix}")
         df.index = np.arange(len(df)) + 1  # row numbers, as `at` names them
         return df
-    return read_delimited(path, _sep(path, cols), header=True, encoding=cols.encoding, as_text=as_text, fix=fix)
+    return read_delimited(path, _sep(path, cols, kind), header=True, encoding=cols.encoding, as_text=as_text, fix=fix)
 
 
 def _timestamps(df: pd.DataFrame, col: str, path: Path, fix: str) -> np.ndarray:
@@ -196,8 +208,13 @@ def _keyed_table(path: Path, cols: Columns, kind: str, key: str, text: bool) -> 
     are) checked present and unique."""
     check_file(path, f"check the path of the {kind}s table")
     fix = f"the {kind}s table needs the {kind} column '{key}' with one row per {kind}"
-    df = _read(path, cols, fix, as_text=True)
-    require_columns(df, path, [key], _sep(path, cols), fix)
+    sep = _sep(path, cols, kind)
+    # where a wrong separator is the likely cause, name the table's own flag: --sep may suit the interactions
+    read_fix = fix if path.suffix.lower() in PARQUET_SUFFIXES else (
+        f"{fix}; its fields were split on the {sep_name(sep)} separator (set --{kind}s-sep for another)"
+    )  # fmt: skip
+    df = _read(path, cols, read_fix, as_text=True, kind=kind)
+    require_columns(df, path, [key], sep, read_fix)
     df = df.assign(**{key: id_column(df, key, path, fix, f"{kind} ID ({key})", text=text)})
     check_unique(df, [key], path, fix)
     return df

@@ -36,6 +36,13 @@ class DataConfig:
         default=None, metadata={"help": "timestamp column (default: 'timestamp' if present)"}
     )
     sep: str | None = field(default=None, metadata={"help": "field separator (default: from the file suffix)"})
+    # (added later: a run's config.json without them loads as None, which reads every file as before)
+    users_sep: str | None = field(
+        default=None, metadata={"help": "the users table's field separator (default: sep, else from its suffix)"}
+    )
+    items_sep: str | None = field(
+        default=None, metadata={"help": "the items table's field separator (default: sep, else from its suffix)"}
+    )
     genres_sep: str = field(default="|", metadata={"help": "separator inside the items' genres column"})
     encoding: str = field(default="utf-8", metadata={"help": "text encoding of your files"})
     feedback: str | None = field(
@@ -52,10 +59,8 @@ class DataConfig:
         t = self.implicit_threshold
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
             raise ValueError(f"implicit_threshold {t!r} is not a number; give e.g. 4 or leave it unset")
-        if self.sep == "":
-            raise ValueError("sep is empty; give a separator such as ',' or '\\t', or leave it unset")
-        if self.sep is not None and (not isinstance(self.sep, str) or set(self.sep) & set('\r\n"')):
-            raise ValueError(f"sep {self.sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
+        for name in ("sep", "users_sep", "items_sep"):
+            _check_sep(name, getattr(self, name))
         if not self.user_col or not self.item_col:
             raise ValueError("user_col and item_col must name columns of your interactions file")
         if self.user_col == self.item_col:
@@ -73,8 +78,16 @@ class DataConfig:
     def columns(self) -> Columns:
         return Columns(
             user=self.user_col, item=self.item_col, rating=self.rating_col, timestamp=self.timestamp_col,
-            sep=self.sep, genres_sep=self.genres_sep, encoding=self.encoding,
+            sep=self.sep, users_sep=self.users_sep, items_sep=self.items_sep, genres_sep=self.genres_sep,
+            encoding=self.encoding,
         )  # fmt: skip
+
+
+def _check_sep(name: str, sep) -> None:
+    if sep == "":
+        raise ValueError(f"{name} is empty; give a separator such as ',' or '\\t', or leave it unset")
+    if sep is not None and (not isinstance(sep, str) or set(sep) & set('\r\n"')):
+        raise ValueError(f"{name} {sep!r} cannot separate fields (line ends or quotes); use e.g. ',' or '\\t'")
 
 
 def pin_feedback(config: DataConfig) -> DataConfig:
