@@ -136,3 +136,15 @@ def test_a_request_in_words_on_items_known_by_id_alone_is_refused(tiny_lm, tmp_p
     assert answer.status_code == 422 and "nothing but their IDs" in answer.json()["error"]
     assert client.post("/v1/items", json={"title": "Funny Film 13 (1999)"}).status_code == 201
     assert client.post("/v1/recommendations/query", json={"query": "a funny film", "k": 2}).status_code == 200
+
+
+def test_automatic_text_ids_count_only_their_own():
+    """'new-N' follows the last automatic ID: client IDs in between took numbers ('new-1', then 'new-4')."""
+    from gpt2rec.serve.new_ids import fresh_item_id
+
+    catalogue, added = ["m1", "new-2"], []
+    in_use = lambda x: x in catalogue or x in added  # noqa: E731
+    for client_ids in ([], ["x", "y"], ["new-7"], []):
+        added += client_ids
+        added.append(fresh_item_id(catalogue, added, in_use))
+    assert added == ["new-1", "x", "y", "new-3", "new-7", "new-8", "new-9"]  # new-2 is the catalogue's

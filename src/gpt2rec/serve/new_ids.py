@@ -10,6 +10,7 @@ from ..errors import UserError
 
 MAX_CLIENT_ID = 2**63 - 2  # so the next free ID (max + 1) still fits the int64 the pipeline stores
 _WHOLE = re.compile(r"[+-]?\d+")
+_AUTO = re.compile(r"new-(\d+)")  # the text IDs `fresh_item_id` gives
 
 
 class Conflict(UserError):
@@ -45,7 +46,8 @@ def fresh_item_id(catalogue: list, added: list, in_use: Callable[[object], bool]
         if candidate > 2**63 - 1:  # every ID above the catalogue's is taken (an old database)
             raise UserError(f"no free integer item_id above {max(ids)}; pass an unused item_id")
         return candidate
-    n = len(added) + 1
+    # after the last one given, so a client's own IDs in between take no number
+    n = 1 + max((int(m.group(1)) for x in added if (m := _AUTO.fullmatch(str(x)))), default=0)
     while in_use(f"new-{n}"):  # a catalogue may hold "new-1"
         n += 1
     return f"new-{n}"
