@@ -311,6 +311,16 @@ def test_a_new_items_file_without_a_separator_is_read_by_its_suffix_as_the_runs_
     assert read_items(tmp_path / "new.psv").to_dict("records") == [{"item_id": "8", "title": "Up, again (2010)"}]
 
 
+def test_a_new_items_file_in_another_separator_is_named_as_such(tmp_path):
+    """A run's items in '|' and a comma-separated new-items file: 'new items lack column(s) title, genres'."""
+    from gpt2rec.coldstart import read_items
+
+    (tmp_path / "new.csv").write_text("title,genres\nHeat (1995),Action\n")
+    with pytest.raises(DataError, match="split on pipe; the header looks comma-separated, not pipe-separated; "
+                                        "write it with pipe"):  # fmt: skip
+        read_items(tmp_path / "new.csv", sep="|")
+
+
 def test_a_json_items_file_may_hold_one_object(tmp_path):
     """One object is one new item (pandas refused it: "If using all scalar values, you must pass an index")."""
     from gpt2rec.coldstart import read_items

@@ -136,6 +136,16 @@ def test_each_table_may_have_its_own_separator(tmp_path):
     assert config.columns().users_sep == "|" and config.columns().items_sep is None
 
 
+def test_a_quoted_field_keeps_a_multi_character_separator(tmp_path):
+    """'::' inside quotes came back as an invisible control character ("Star\x1fWars")."""
+    inter = write(tmp_path / "ratings.dat", "user_id::item_id\n1::10\n2::20\n")
+    users = write(tmp_path / "users.dat", 'user_id::job\n1::"free::lancer"\n2::artist\n')
+    items = write(tmp_path / "items.dat", 'item_id::title\n10::"Star::Wars (1977)"\n20::Alien (1979)\n')
+    ds = load_generic(inter, users, items, Columns())
+    assert ds.users["job"].tolist() == ["free::lancer", "artist"]
+    assert ds.items["title"].tolist() == ["Star::Wars (1977)", "Alien (1979)"]
+
+
 def test_a_table_read_with_the_wrong_separator_names_its_own_flag(tmp_path):
     """The hint said --sep, which would have broken the interactions file ('::') to fix the users table."""
     inter = write(tmp_path / "ratings.dat", "user_id::item_id\n1::10\n")

@@ -154,10 +154,50 @@ def test_a_search_s_record_ignores_only_what_cannot_change_a_point_s_score(tmp_p
         changed = {**config, "train": {**config["train"], **train}}
         return SearchRecord(tmp_path / "run", changed, ["lr"], ["dim"], budget=30)
 
-    record().save([{"settings": {"model": {"dim": 8}, "train": {"lr": 1e-3}}, "valid": {"ndcg@10": 0.5}}])
-    assert record(lr=0.1, epochs=80, eval_batch_size=64).load() == record().load()
-    assert len(record().load()) == 1
+    first = record()
+    first.data = "digest"  # (`load` sets it from the split before the search saves)
+    first.save([{"settings": {"model": {"dim": 8}, "train": {"lr": 1e-3}}, "valid": {"ndcg@10": 0.5}}])
+    assert record(lr=0.1, epochs=80, eval_batch_size=64).load("digest") == record().load("digest")
+    assert len(record().load("digest")) == 1
     with pytest.raises(Exception, match=r"train.epochs: 30 there, 20 here"):
-        record(epochs=20).load()
+        record(epochs=20).load("digest")
     with pytest.raises(Exception, match=r"train.patience: 5 there, 9 here"):
-        record(patience=9).load()
+        record(patience=9).load("digest")
+    with pytest.raises(Exception, match=r"made on other data .*; delete .* to start the search over"):
+        record().load("other")
+
+
+def test_a_search_on_changed_data_is_not_resumed(ml, tmp_path, capsys, monkeypatch):
+    """Rows cut from the interactions file between the two commands: the old scores were resumed and
+    mixed with scores on the new data."""
+    argv = ["train", "--model", "ease", "--dataset", str(ml), "--tune", "--quiet", "--out", str(tmp_path / "run")]
+    with monkeypatch.context() as m:
+        ease_with_fit(m, stop_at=3)
+        assert main(argv) == 130
+    ratings = ml / "u.data"
+    rows = ratings.read_text().splitlines(keepends=True)
+    ratings.write_text("".join(rows[: len(rows) - 40]))
+    capsys.readouterr()
+    fits = ease_with_fit(monkeypatch)
+    assert main(argv) == 2 and not fits
+    assert "made on other data (the interactions, their split or the users / items tables have changed)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_out_dot_records_beside_the_folder_and_a_plain_run_there_drops_the_record(ml, tmp_path, capsys,
+                                                                                  monkeypatch):  # fmt: skip
+    """--out . wrote '..tuning.json' (and '..lock') inside the folder, which --out with the folder's
+    own path never found; a run trained without --tune into the folder left the record behind."""
+    folder = tmp_path / "here"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    argv = ["train", "--model", "ease", "--dataset", str(ml), "--quiet", "--out"]
+    with monkeypatch.context() as m:
+        ease_with_fit(m, stop_at=3)
+        assert main([*argv, ".", "--tune"]) == 130
+    assert (tmp_path / ".here.tuning.json").is_file() and not list(folder.iterdir())
+    capsys.readouterr()
+    assert main([*argv, str(folder)]) == 0  # the folder's own path, no --tune
+    assert not (tmp_path / ".here.tuning.json").exists()
+    assert "removed" in capsys.readouterr().err

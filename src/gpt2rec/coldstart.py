@@ -157,10 +157,11 @@ def read_items(
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
     from .data.files import check_text_file
     from .data.generic import suffix_sep
-    from .data.tables import PARQUET_SUFFIXES
+    from .data.tables import PARQUET_SUFFIXES, header_sep_hint, sep_name
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
         check_text_file(path, encoding, "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
+    hint = ""  # a delimited file read as one column: what its header's separator looks like
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             df = pd.read_parquet(path)
@@ -177,8 +178,12 @@ def read_items(
                 keep_default_na=False,
                 na_values=[""],
             )  # a title "NA" or "null" is a word, as in training
+            hint = header_sep_hint([str(c) for c in df.columns], sep)
     except (ValueError, RecursionError, pd.errors.ParserError, OSError) as exc:  # (pyarrow's errors are these)
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None
+    if hint:  # its rows would be refused as lacking every column the run reads
+        raise DataError(f"items file {path}: its fields were split on {sep_name(sep)}{hint}; write it with "
+                        f"{sep_name(sep)} (the run's items separator, else its suffix's), or as JSON")  # fmt: skip
     if id_column != "item_id" and id_column in df.columns and "item_id" not in df.columns:
         df = df.rename(columns={id_column: "item_id"})  # the run's own item column (train --item-col)
     if "title" in df.columns:  # an empty title was read as NaN and shown (and encoded) as "nan"

@@ -30,7 +30,15 @@ from .train import checkpoint as ckpt
 from .train import runfolder
 from .train.config import TUNE_EPOCHS, TrainConfig, default_train
 from .train.loop import fit
-from .train.out_folder import SPLIT_DIR, TUNING, SearchRecord, check_same_run, check_same_search, saved_search
+from .train.out_folder import (
+    SPLIT_DIR,
+    TUNING,
+    SearchRecord,
+    check_same_run,
+    check_same_search,
+    saved_search,
+    split_digest,
+)  # fmt: skip
 from .train.search import axis_search, check_searchable, grid_search
 from .utils.config import check_k, from_dict, to_dict
 from .utils.device import pick_device
@@ -201,8 +209,6 @@ def train_run(
         record, done = SearchRecord(out, to_dict(config), tuned_train, tuned_model, budget), []
         if tune:
             check_same_search(out, budget)
-            if not (out / ckpt.CONFIG).is_file():  # a new run: its search may have been interrupted
-                done = record.load()  # (every rank reads it before rank 0 writes: the broadcast below)
         dataset = load_dataset(config.data)
         # a run in `out` (unfinished or done) keeps the split it was started on: splitting the data
         # again (rows in another order, rows added) would train on, or score against, other parts
@@ -216,6 +222,8 @@ def train_run(
         if tune and len(split.valid) == 0:  # every point would score 0 and the first would be "chosen"
             raise UserError("--tune chooses on validation, but the split's valid part is empty; give it a share "
                             "(e.g. --ratios 0.8 0.1 0.1) or drop --tune")  # fmt: skip
+        if tune and not resuming:  # a new run: its search may have been interrupted
+            done = record.load(split_digest(dataset, split))  # (every rank reads it before rank 0 writes)
         device = pick_device(config.train.device)
         torch.manual_seed(config.train.seed)
         ctx = ModelContext(dataset.n_users, dataset.n_items, dataset, split.train, device, new_items=split.cold_items)
@@ -258,8 +266,8 @@ def train_run(
                     check_finite(model, config.train)
                     work = runfolder.publish(work, out) if main else out
                     created = main
-                    if tune and main:  # the run's tuning.json holds the search now
-                        record.remove()
+                    if main:
+                        _drop_record(record, tune)
                     dist.barrier()  # published before any rank looks for its checkpoint
             try:
                 fit_info = fit_model(spec, model, ctx, split, config.train, work, verbose=verbose)
@@ -281,9 +289,16 @@ def train_run(
             ckpt.save_model(work, model)
             ckpt.save_metrics(work, metrics)
             runfolder.publish(work, out)
-            if tune:  # the run's tuning.json holds the search now
-                record.remove()
+            _drop_record(record, tune)
     return metrics
+
+
+def _drop_record(record: SearchRecord, tune: bool) -> None:
+    """A run is published in `out`: an interrupted search's record beside it is done with (a tuned
+    run's tuning.json holds the search; beside an untuned run it can never resume)."""
+    if record.remove() and not tune:
+        log.info("removed %s: the interrupted --tune search into %s cannot resume beside a run trained "
+                 "without --tune", record.path, record.out)  # fmt: skip
 
 
 def _record_train_settings(run_dir: Path, train: dict) -> None:

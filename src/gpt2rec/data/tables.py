@@ -62,7 +62,7 @@ def read_delimited(
     check_text_file(path, encoding, fix)
     refuse_json(path)
     source: object = path
-    psep = sep
+    psep, restore = sep, False
     if len(sep) > 1:  # pandas' C parser wants one character: rewrite, e.g. "::" -> "\x1f"
         raw = path.read_bytes()
         try:
@@ -73,6 +73,7 @@ def read_delimited(
         except UnicodeError as exc:
             raise DataError(f"{path}: cannot be read as {encoding} ({exc}); check --encoding; {fix}") from None
         source, psep = io.StringIO(text.replace(sep, _PLACEHOLDER)), _PLACEHOLDER
+        restore = quoting and '"' in text  # a quoted field may hold the separator: put it back after parsing
     kwargs = dict(
         sep=psep,
         header=0 if header else None,
@@ -103,6 +104,8 @@ def read_delimited(
                 f"fix that line; {fix}"
             ) from None
         raise DataError(f"{path}: cannot parse ({str(exc).strip()}); {fix}") from None
+    if restore:
+        df = _restore_separator(df, sep)
     if header:
         _refuse_repeated_names(path, df, sep, fix)
     df.index = np.arange(len(df)) + (2 if header else 1)
@@ -113,6 +116,17 @@ def read_delimited(
         if df.shape[1] != len(names):
             raise column_count_error(path, sep, df.shape[1], names, fix)
         df.columns = names
+    return df
+
+
+def _restore_separator(df: pd.DataFrame, sep: str) -> pd.DataFrame:
+    """`df` with the multi-character separator put back where a quoted field held it (parsing saw
+    `_PLACEHOLDER` there: "Star::Wars" would read as "Star\x1fWars")."""
+    back = lambda v: v.replace(_PLACEHOLDER, sep) if isinstance(v, str) else v  # noqa: E731
+    df = df.rename(columns=back)
+    for col in df.columns:
+        if pd.api.types.is_object_dtype(df[col]) or pd.api.types.is_string_dtype(df[col]):
+            df[col] = df[col].map(back)
     return df
 
 
@@ -137,13 +151,18 @@ def require_columns(df: pd.DataFrame, path: Path, columns: list[str], sep: str, 
     if not missing:
         return
     found = [str(c) for c in df.columns]
-    hint = ""
-    if len(found) == 1:
-        for cand in _CANDIDATES:
-            if cand != sep and cand in found[0]:
-                hint = f"; the header looks {sep_name(cand)}-separated, not {sep_name(sep)}-separated"
-                break
+    hint = header_sep_hint(found, sep)
     raise DataError(f"{path}: missing column(s) {missing}; found {found}{hint}; {fix}")
+
+
+def header_sep_hint(columns: list[str], sep: str) -> str:
+    """ "; the header looks X-separated, not Y-separated" when a header read as one column holds
+    another common separator; "" otherwise."""
+    if len(columns) == 1:
+        for cand in _CANDIDATES:
+            if cand != sep and cand in columns[0]:
+                return f"; the header looks {sep_name(cand)}-separated, not {sep_name(sep)}-separated"
+    return ""
 
 
 # integers a float64 holds exactly: a larger float-valued ID may already have lost digits

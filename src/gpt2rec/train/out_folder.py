@@ -5,8 +5,11 @@ written over)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+
+import numpy as np
 
 from ..data.load import DataConfig, absolute_paths
 from ..errors import DataError, UserError
@@ -103,6 +106,7 @@ def saved_search(out: Path, budget: int | None) -> SearchResult | None:
 def partial_search_path(out: Path) -> Path:
     """Where a `--tune` search into `out` records its points as it goes: beside the folder (like its
     lock), because a new run's folder appears only after the search has chosen."""
+    out = Path(out).resolve()  # "--out ." names the folder, not "" (the record would land inside it)
     return out.parent / f".{out.name}.{TUNING}"
 
 
@@ -126,11 +130,14 @@ class SearchRecord:
     def __init__(self, out: Path, config: dict, tuned_train=(), tuned_model=(), budget: int | None = None):
         self.out, self.path = out, partial_search_path(out)
         self.search = search_identity(config, tuned_train, tuned_model, budget)
+        self.data: str | None = None  # `split_digest` of the data searched on, set by `load`
 
-    def load(self) -> list[dict]:
-        """The points this search already scored (rows of `SearchResult.tried`; [] when none). A record
-        of a search made otherwise is refused, naming the first setting that differs, like a run
-        folder holding another run; a damaged one is refused too (never read as half a search)."""
+    def load(self, data: str) -> list[dict]:
+        """The points this search already scored (rows of `SearchResult.tried`; [] when none) on the
+        data whose `split_digest` is `data`. A record of a search made otherwise is refused, naming the
+        first setting that differs, like a run folder holding another run; one made on other data or
+        damaged is refused too (never read as half a search)."""
+        self.data = data
         if not self.path.is_file():
             return []
         fix = f"delete {self.path} to start the search over"
@@ -150,14 +157,33 @@ class SearchRecord:
                             if not _is_score(row["valid"].get(metric))), None)  # fmt: skip
         if problem is not None:  # edited by hand, or another program's file
             raise DataError(f"{self.path}, the points of an interrupted --tune search, is damaged ({problem}); {fix}")
+        if data.get("data") != self.data:  # its scores were made on other rows: mixing them would mislead
+            raise UserError(f"{self.path} holds an interrupted --tune search into {self.out} made on other data "
+                            f"(the interactions, their split or the users / items tables have changed); {fix}")  # fmt: skip
         return data["tried"]
 
     def save(self, tried: list[dict]) -> None:
-        write_json(self.path, {"search": self.search, "tried": tried})
+        write_json(self.path, {"search": self.search, "data": self.data, "tried": tried})
 
-    def remove(self) -> None:
-        """Once the run's tuning.json holds the search (nothing stale left beside the run)."""
+    def remove(self) -> bool:
+        """Once a run in `out` is published (its tuning.json holds the search, or it is not tuned and
+        the search can no longer resume there): nothing stale left beside the run. Whether there was one."""
+        there = self.path.is_file()
         self.path.unlink(missing_ok=True)
+        return there
+
+
+def split_digest(dataset, split) -> str:
+    """sha256 of what a search point's score depends on in the data: the split's parts (users, items,
+    their order) and the users / items tables."""
+    digest = hashlib.sha256()
+    for part in (split.train, split.valid, split.test):
+        for column in ("user", "item"):
+            digest.update(np.ascontiguousarray(part[column].to_numpy(np.int64)).tobytes())
+        digest.update(b"|")
+    for table in (dataset.items, dataset.users):
+        digest.update(b"-" if table is None else table.to_csv(index=False).encode())
+    return digest.hexdigest()
 
 
 def _is_score(value) -> bool:

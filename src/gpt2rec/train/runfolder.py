@@ -23,6 +23,7 @@ from ..errors import DataError, UserError
 
 
 def lock_path(out: Path) -> Path:
+    out = Path(out).resolve()  # "--out ." names the folder, not "" (the lock would land inside it)
     return out.parent / f".{out.name}.lock"
 
 

@@ -123,12 +123,12 @@ def grid_search(
             del model
             tried.append({"settings": dict(point), "valid": {train.metric: float(valid[train.metric]),
                                                              "n_users": valid["n_users"]}})  # fmt: skip
+            log.debug("tune %s %s: valid %s %.4f", spec.name, point, train.metric, tried[-1]["valid"][train.metric])
             if on_point is not None:
                 on_point(tried)
         else:
             tried.append({"settings": dict(point), "valid": dict(row["valid"])})
         value = recorded_value(tried[-1], train.metric)
-        log.debug("tune %s %s: valid %s %.4f", spec.name, point, train.metric, value)
         if value > best_value:
             best, best_value = point, value
     if best is None:
