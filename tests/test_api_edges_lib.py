@@ -303,10 +303,10 @@ def test_a_new_items_file_without_a_separator_is_read_by_its_suffix_as_the_runs_
     """A .dat file is '::' and a .psv '|' for the run's own tables; new items were read with ','."""
     from gpt2rec.coldstart import read_items
 
-    (tmp_path / "new.dat").write_text("item_id::title::genres\n7::Heat, the sequel (2001)::Action|Crime\n")
+    (tmp_path / "new.dat").write_text('item_id::title::genres\n7::"Heat::the sequel, (2001)"::Action|Crime\n')
     (tmp_path / "new.psv").write_text("item_id|title\n8|Up, again (2010)\n")
     assert read_items(tmp_path / "new.dat").to_dict("records") == [
-        {"item_id": "7", "title": "Heat, the sequel (2001)", "genres": "Action|Crime"}
+        {"item_id": "7", "title": "Heat::the sequel, (2001)", "genres": "Action|Crime"}  # (quotes kept '::' whole)
     ]
     assert read_items(tmp_path / "new.psv").to_dict("records") == [{"item_id": "8", "title": "Up, again (2010)"}]
 

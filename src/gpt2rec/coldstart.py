@@ -157,7 +157,7 @@ def read_items(
         raise UserError(f"items file {path} does not exist; pass a CSV/TSV/JSON file with a 'title' column")
     from .data.files import check_text_file
     from .data.generic import suffix_sep
-    from .data.tables import PARQUET_SUFFIXES, header_sep_hint, sep_name
+    from .data.tables import PARQUET_SUFFIXES, header_sep_hint, read_delimited, sep_name
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
         check_text_file(path, encoding, "pass a CSV/TSV/JSON file with a 'title' column", encoding_flag=False)
@@ -168,16 +168,9 @@ def read_items(
         elif path.suffix.lower() == ".json":
             df = _json_items(path, json.loads(path.read_text(encoding=encoding)))
         else:
-            sep = sep or suffix_sep(path)  # as the run's own tables are read
-            df = pd.read_csv(
-                path,
-                sep=re.escape(sep) if len(sep) > 1 else sep,  # "::": a pattern, read by the python engine
-                engine="python" if len(sep) > 1 else "c",
-                encoding=encoding,
-                dtype={id_column: str, "item_id": str},
-                keep_default_na=False,
-                na_values=[""],
-            )  # a title "NA" or "null" is a word, as in training
+            sep = sep or suffix_sep(path)  # read as the run's own tables are (quotes, "::", a title "NA")
+            df = read_delimited(path, sep, header=True, encoding=encoding, as_text=[id_column, "item_id"],
+                                fix="use CSV with a header row (title,genres)").reset_index(drop=True)  # fmt: skip
             hint = header_sep_hint([str(c) for c in df.columns], sep)
     except (ValueError, RecursionError, pd.errors.ParserError, OSError) as exc:  # (pyarrow's errors are these)
         raise DataError(f"cannot read items file {path} ({exc}); use CSV with a header row (title,genres)") from None

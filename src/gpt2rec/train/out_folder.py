@@ -142,25 +142,25 @@ class SearchRecord:
             return []
         fix = f"delete {self.path} to start the search over"
         try:
-            data = read_json(self.path)
+            saved = read_json(self.path)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise DataError(f"{self.path}, the points of an interrupted --tune search, is not valid JSON "
                             f"(truncated?); {fix}") from None  # fmt: skip
-        problem = _record_problem(data)
-        if problem is None and data["search"] != self.search:
-            what = _first_difference(data["search"], self.search)
+        problem = _record_problem(saved)
+        if problem is None and saved["search"] != self.search:
+            what = _first_difference(saved["search"], self.search)
             raise UserError(f"{self.path} holds an interrupted --tune search into {self.out} made with other "
                             f"settings ({what}); run that command again to resume it, or {fix}")  # fmt: skip
         metric = self.search["train"].get("metric")
         if problem is None:
-            problem = next((f"point {i} has no valid {metric}" for i, row in enumerate(data["tried"], start=1)
+            problem = next((f"point {i} has no valid {metric}" for i, row in enumerate(saved["tried"], start=1)
                             if not _is_score(row["valid"].get(metric))), None)  # fmt: skip
         if problem is not None:  # edited by hand, or another program's file
             raise DataError(f"{self.path}, the points of an interrupted --tune search, is damaged ({problem}); {fix}")
-        if data.get("data") != self.data:  # its scores were made on other rows: mixing them would mislead
+        if saved.get("data") != self.data:  # its scores were made on other rows: mixing them would mislead
             raise UserError(f"{self.path} holds an interrupted --tune search into {self.out} made on other data "
                             f"(the interactions, their split or the users / items tables have changed); {fix}")  # fmt: skip
-        return data["tried"]
+        return saved["tried"]
 
     def save(self, tried: list[dict]) -> None:
         write_json(self.path, {"search": self.search, "data": self.data, "tried": tried})
