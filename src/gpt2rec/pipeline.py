@@ -235,8 +235,6 @@ def train_run(
         elif fresh:
             search = axis_search(spec, config.model_config_obj(), ctx, split, config.train, budget, verbose,
                                  **recorded)  # fmt: skip
-        if tune and main and (out / TUNING).is_file():  # left by a start killed as its run was published
-            record.remove()
         tune_seconds = time.perf_counter() - start  # reported beside the final fit's own time
         if search is not None:
             try:
